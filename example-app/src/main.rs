@@ -1,0 +1,2 @@
+//! The example app.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Migrations for the tables `octany-actix` keeps in the host's database.

@@ -1,0 +1,103 @@
+//! The Octany REST client (API.md sections 1 to 4, 7 and 9).
+//!
+//! One async method per endpoint, typed requests and responses, retries by
+//! [`RetryPolicy`], list-after-write for the two writes that create money
+//! movements, and a `tracing` span per request (method, path template,
+//! status, attempt, elapsed; never the key or personal data).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), octany_actix::OctanyError> {
+//! use futures_util::TryStreamExt;
+//! use octany_actix::api::{OctanyClient, SubscriptionFilter};
+//! use octany_actix::config::OctanyConfig;
+//!
+//! let client = OctanyClient::new(OctanyConfig::from_env()?)?;
+//! let mine: Vec<_> = client
+//!     .stream_subscriptions(SubscriptionFilter::reference_id("user:42"))
+//!     .try_collect()
+//!     .await?;
+//! # Ok(()) }
+//! ```
+
+mod checkout;
+mod orders;
+mod pagination;
+mod products;
+mod retry;
+mod subscriptions;
+mod transport;
+mod webhooks;
+
+use std::sync::Arc;
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::OctanyConfig;
+use crate::error::Result;
+
+pub use checkout::CheckoutRequest;
+pub use orders::NewOrder;
+pub use pagination::{Page, Pagination};
+pub use products::ProductUpdate;
+pub use retry::RetryPolicy;
+pub use subscriptions::{NewSubscription, SubscriptionFilter};
+pub use webhooks::WebhookEndpoint;
+
+/// A client for one Octany account. Cheap to clone (it is an `Arc`).
+#[derive(Clone, Debug)]
+pub struct OctanyClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    config: OctanyConfig,
+    base: url::Url,
+    clock: SharedClock,
+}
+
+impl OctanyClient {
+    /// A client on the system clock.
+    pub fn new(config: OctanyConfig) -> Result<Self> {
+        Self::with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// A client whose back-off waits and retry deadlines run on `clock`.
+    pub fn with_clock(config: OctanyConfig, clock: SharedClock) -> Result<Self> {
+        install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("octany-actix/", env!("CARGO_PKG_VERSION")))
+            .timeout(config.request_timeout())
+            .connect_timeout(config.connect_timeout())
+            .build()
+            .map_err(|source| crate::error::OctanyError::Transport {
+                attempts: 0,
+                source,
+            })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                base: config.api_base(),
+                http,
+                config,
+                clock,
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &OctanyConfig {
+        &self.inner.config
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.clock
+    }
+}
+
+/// Installs rustls' ring provider once per process, so that every TLS user
+/// in the process (this client, sqlx) agrees on one; a provider already
+/// installed by the host is kept.
+pub(crate) fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
