@@ -17,7 +17,7 @@ pub mod config;
 pub mod error;
 pub mod model;
 
-pub use api::OctanyClient;
+pub use api::{OctanyClient, install_crypto_provider};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::OctanyConfig;
 pub use error::OctanyError;

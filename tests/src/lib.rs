@@ -1,1 +1,193 @@
-//! Test helpers.
+//! Helpers for octany-actix's cross-crate and database integration tests.
+//!
+//! [`db_test!`] writes one test per backend: SQLite always; PostgreSQL when
+//! `OCTANY_TEST_POSTGRES_URL` is set; MySQL/MariaDB when
+//! `OCTANY_TEST_MYSQL_URL` is set. A backend without a URL is compiled as an
+//! ignored test, so `cargo test` reports it as skipped. Each test gets a
+//! database (or schema) of its own, so tests run in parallel.
+//!
+//! ```text
+//! octany_actix_tests::db_test!(async fn it_works(db: TestDb) {
+//!     assert!(db.ping().await.is_ok());
+//! });
+//! ```
+
+use std::future::Future;
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
+};
+
+pub use sea_orm;
+
+/// The database servers the tests run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A temporary SQLite file.
+    Sqlite,
+    /// A fresh schema on the server at `OCTANY_TEST_POSTGRES_URL`.
+    Postgres,
+    /// A fresh database on the server at `OCTANY_TEST_MYSQL_URL`.
+    MySql,
+}
+
+impl Backend {
+    fn url_var(self) -> Option<&'static str> {
+        match self {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some("OCTANY_TEST_POSTGRES_URL"),
+            Backend::MySql => Some("OCTANY_TEST_MYSQL_URL"),
+        }
+    }
+}
+
+/// A database of one test's own, dropped when the test has passed.
+pub struct TestDb {
+    /// The connection.
+    pub conn: DatabaseConnection,
+    /// Which backend it is.
+    pub backend: Backend,
+    cleanup: Option<(DatabaseConnection, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    /// A fresh, empty database on `backend`.
+    pub async fn new(backend: Backend) -> TestDb {
+        octany_actix::install_crypto_provider();
+        let name = format!("octany_t_{}", uuid::Uuid::new_v4().simple());
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temporary directory");
+                let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
+                TestDb {
+                    conn: connect(ConnectOptions::new(url)).await,
+                    backend,
+                    cleanup: None,
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres => {
+                let url = server_url(backend);
+                let admin = connect(ConnectOptions::new(url.clone())).await;
+                exec(&admin, &format!("CREATE SCHEMA {name}")).await;
+                let mut options = ConnectOptions::new(url);
+                options.set_schema_search_path(name.clone());
+                TestDb {
+                    conn: connect(options).await,
+                    backend,
+                    cleanup: Some((admin, format!("DROP SCHEMA {name} CASCADE"))),
+                    _dir: None,
+                }
+            }
+            Backend::MySql => {
+                let url = server_url(backend);
+                let admin = connect(ConnectOptions::new(url.clone())).await;
+                exec(&admin, &format!("CREATE DATABASE {name}")).await;
+                let mut own = url::Url::parse(&url).expect("OCTANY_TEST_MYSQL_URL is a URL");
+                own.set_path(&format!("/{name}"));
+                TestDb {
+                    conn: connect(ConnectOptions::new(own.to_string())).await,
+                    backend,
+                    cleanup: Some((admin, format!("DROP DATABASE {name}"))),
+                    _dir: None,
+                }
+            }
+        }
+    }
+
+    /// A fresh database with octany-actix's migrations applied.
+    pub async fn migrated(backend: Backend) -> TestDb {
+        let db = TestDb::new(backend).await;
+        use octany_actix_migrations::MigratorTrait;
+        octany_actix_migrations::Migrator::up(&db.conn, None)
+            .await
+            .expect("migrations apply");
+        db
+    }
+
+    /// The sea-orm backend of the connection.
+    pub fn db_backend(&self) -> DbBackend {
+        self.conn.get_database_backend()
+    }
+
+    /// Drops the database (or schema).
+    pub async fn drop_database(self) {
+        self.conn.close_by_ref().await.ok();
+        if let Some((admin, statement)) = &self.cleanup {
+            exec(admin, statement).await;
+            admin.close_by_ref().await.ok();
+        }
+    }
+}
+
+fn server_url(backend: Backend) -> String {
+    let var = backend.url_var().expect("a server backend");
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!(
+            "{var} was set when the tests were built but is not set now: set it again, or rebuild"
+        )
+    })
+}
+
+async fn connect(mut options: ConnectOptions) -> DatabaseConnection {
+    options
+        .max_connections(5)
+        .min_connections(0)
+        .sqlx_logging(false);
+    let url = options.get_url().to_owned();
+    Database::connect(options).await.unwrap_or_else(|e| {
+        panic!("cannot connect to the test database ({e}); is the server at {url} up?")
+    })
+}
+
+async fn exec(conn: &DatabaseConnection, sql: &str) {
+    conn.execute_raw(Statement::from_string(
+        conn.get_database_backend(),
+        sql.to_owned(),
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("`{sql}` failed: {e}"));
+}
+
+/// Runs `test` on a fresh migrated database of `backend`, then drops it.
+pub async fn run<F, Fut>(backend: Backend, test: F)
+where
+    F: FnOnce(TestDb) -> Fut,
+    Fut: Future<Output = TestDb>,
+{
+    let db = TestDb::migrated(backend).await;
+    test(db).await.drop_database().await;
+}
+
+/// One test per backend; see the crate docs. The body receives a migrated
+/// [`TestDb`] and must give it back at the end, so it can be dropped.
+#[macro_export]
+macro_rules! db_test {
+    ($(#[$meta:meta])* async fn $name:ident($db:ident : TestDb) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn body($db: $crate::TestDb) -> $crate::TestDb $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $crate::run($crate::Backend::Sqlite, body).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[cfg_attr(not(octany_postgres), ignore = "OCTANY_TEST_POSTGRES_URL is not set")]
+            async fn postgres() {
+                $crate::run($crate::Backend::Postgres, body).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[cfg_attr(not(octany_mysql), ignore = "OCTANY_TEST_MYSQL_URL is not set")]
+            async fn mysql() {
+                $crate::run($crate::Backend::MySql, body).await
+            }
+        }
+    };
+}

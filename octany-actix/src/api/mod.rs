@@ -97,7 +97,8 @@ impl OctanyClient {
 
 /// Installs rustls' ring provider once per process, so that every TLS user
 /// in the process (this client, sqlx) agrees on one; a provider already
-/// installed by the host is kept.
-pub(crate) fn install_crypto_provider() {
+/// installed by the host is kept. Every client constructor calls it; call it
+/// yourself before building other rustls clients.
+pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }

@@ -1,1 +1,2 @@
+//! The fake Octany, standalone (built in the next step).
 fn main() {}
