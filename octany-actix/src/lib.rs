@@ -21,3 +21,7 @@ pub use api::{OctanyClient, install_crypto_provider};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::OctanyConfig;
 pub use error::OctanyError;
+pub mod webhook;
+
+#[cfg(feature = "fake")]
+pub mod fake;

@@ -34,7 +34,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::OctanyConfig;
 use crate::error::Result;
 
-pub use checkout::CheckoutRequest;
+pub use checkout::{CheckoutRequest, MAX_REFERENCE_ID_LEN, is_acceptable_success_url};
 pub use orders::NewOrder;
 pub use pagination::{Page, Pagination};
 pub use products::ProductUpdate;

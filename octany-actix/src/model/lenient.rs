@@ -45,6 +45,17 @@ pub(crate) fn serialize_id<S: Serializer>(id: &str, s: S) -> Result<S::Ok, S::Er
     }
 }
 
+/// Serializes an optional id-like value as [`serialize_id`] does.
+pub(crate) fn serialize_opt_id<S: Serializer>(
+    id: &Option<String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match id {
+        Some(id) => serialize_id(id, s),
+        None => s.serialize_none(),
+    }
+}
+
 /// An integer amount from a number or a numeric string; `null` is 0.
 pub(crate) fn int<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     Ok(opt_int(d)?.unwrap_or(0))

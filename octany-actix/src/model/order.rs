@@ -37,7 +37,11 @@ pub struct Order {
     /// Its id.
     pub id: OrderId,
     /// Octany's customer id.
-    #[serde(default, deserialize_with = "lenient::opt_string")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::opt_string",
+        serialize_with = "lenient::serialize_opt_id"
+    )]
     pub customer_id: Option<String>,
     /// Total in minor units, VAT excluded.
     #[serde(default, deserialize_with = "lenient::int")]

@@ -44,7 +44,11 @@ pub struct Subscription {
     /// Its id.
     pub id: SubscriptionId,
     /// Octany's customer id.
-    #[serde(default, deserialize_with = "lenient::opt_string")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::opt_string",
+        serialize_with = "lenient::serialize_opt_id"
+    )]
     pub customer_id: Option<String>,
     /// Price in minor units, VAT excluded.
     #[serde(default, deserialize_with = "lenient::int")]
