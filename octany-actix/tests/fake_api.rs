@@ -130,7 +130,7 @@ async fn subscriptions_filter_by_reference_email_and_customer() {
         .iter()
         .map(|s| s["id"].to_string())
         .collect();
-    assert_eq!(ids, [mine.clone()]);
+    assert_eq!(ids, [mine]);
     let (_, body) = api(
         &fake,
         "GET",

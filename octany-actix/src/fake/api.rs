@@ -85,12 +85,17 @@ async fn handle(
             .account_index(&account_uuid)
             .filter(|a| !key.is_empty() && state.accounts[*a].api_key == key);
         let Some(account) = account else {
-            return Err(message(StatusCode::UNAUTHORIZED, "Unauthenticated."));
+            return Err(Box::new(message(
+                StatusCode::UNAUTHORIZED,
+                "Unauthenticated.",
+            )));
         };
         if let Some(wait) = state.rate_limited(&key, transport_now) {
-            return Err(HttpResponse::TooManyRequests()
-                .insert_header(("Retry-After", wait.to_string()))
-                .json(json!({"message": "Too Many Attempts."})));
+            return Err(Box::new(
+                HttpResponse::TooManyRequests()
+                    .insert_header(("Retry-After", wait.to_string()))
+                    .json(json!({"message": "Too Many Attempts."})),
+            ));
         }
         let error_rate = state.faults.api_error_rate;
         if state.roll(error_rate) {
@@ -99,21 +104,23 @@ async fn handle(
             } else {
                 StatusCode::SERVICE_UNAVAILABLE
             };
-            return Err(message(status, "Server Error"));
+            return Err(Box::new(message(status, "Server Error")));
         }
-        let reply =
-            apply(state, account, now).map_err(|refusal| refusal_response(&refusal, swedish))?;
+        let reply = apply(state, account, now)
+            .map_err(|refusal| Box::new(refusal_response(&refusal, swedish)))?;
         let lost_rate = state.faults.lost_response_rate;
         if write && state.roll(lost_rate) {
-            return Err(HttpResponse::BadGateway()
-                .content_type("text/html")
-                .body("<html><body><h1>502 Bad Gateway</h1></body></html>"));
+            return Err(Box::new(
+                HttpResponse::BadGateway()
+                    .content_type("text/html")
+                    .body("<html><body><h1>502 Bad Gateway</h1></body></html>"),
+            ));
         }
         Ok((reply, state.legacy))
     });
     match outcome {
         Ok((reply, legacy)) => envelope(reply, legacy, shared),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 

@@ -58,6 +58,10 @@ fn problem(status: StatusCode, title: &str, message: impl Into<String>) -> HttpR
     )
 }
 
+fn boxed_problem(status: StatusCode, title: &str, message: impl Into<String>) -> Box<HttpResponse> {
+    Box::new(problem(status, title, message))
+}
+
 pub(crate) fn money(minor: i64, currency: &str) -> String {
     format!(
         "{},{:02} {}",
@@ -79,7 +83,7 @@ fn read(
     shared: &Shared,
     req: &HttpRequest,
     query: &HashMap<String, String>,
-) -> Result<Checkout, HttpResponse> {
+) -> Result<Checkout, Box<HttpResponse>> {
     let account = req.match_info().get("account").unwrap_or_default();
     let product: Option<i64> = req.match_info().get("product").and_then(|p| p.parse().ok());
     let found = shared.with_state(|s, _| {
@@ -88,14 +92,14 @@ fn read(
         Some((account, product))
     });
     let Some((account, product)) = found else {
-        return Err(problem(
+        return Err(boxed_problem(
             StatusCode::NOT_FOUND,
             "Not found",
             "No such account or product.",
         ));
     };
     let Some(success) = query.get("successUrl") else {
-        return Err(problem(
+        return Err(boxed_problem(
             StatusCode::BAD_REQUEST,
             "Missing successUrl",
             "The checkout URL needs a successUrl.",
@@ -104,7 +108,7 @@ fn read(
     let success_url = match url::Url::parse(success) {
         Ok(url) if is_acceptable_success_url(&url) => url,
         _ => {
-            return Err(problem(
+            return Err(boxed_problem(
                 StatusCode::BAD_REQUEST,
                 "Refused successUrl",
                 format!(
@@ -117,7 +121,7 @@ fn read(
     let amount = match text("amount").map(|a| a.parse::<i64>()) {
         Some(Ok(a)) if a > 0 => Some(a),
         Some(_) => {
-            return Err(problem(
+            return Err(boxed_problem(
                 StatusCode::BAD_REQUEST,
                 "Bad amount",
                 "amount must be a positive whole number of minor units.",
@@ -141,7 +145,7 @@ fn read(
         .as_ref()
         .is_some_and(|r| r.chars().count() > 250)
     {
-        return Err(problem(
+        return Err(boxed_problem(
             StatusCode::BAD_REQUEST,
             "Bad referenceId",
             "referenceId may be at most 250 characters.",
@@ -192,7 +196,7 @@ async fn page(
 ) -> HttpResponse {
     match read(&shared, &req, &query) {
         Ok(checkout) => render_page(&checkout, &req, StatusCode::OK, None),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
@@ -204,7 +208,7 @@ async fn pay(
 ) -> HttpResponse {
     let mut checkout = match read(&shared, &req, &query) {
         Ok(checkout) => checkout,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let outcome: CheckoutOutcome = match form.get("outcome").map(|o| o.parse()) {
         Some(Ok(outcome)) => outcome,
