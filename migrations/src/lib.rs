@@ -1,13 +1,42 @@
-//! Migrations for the tables octany-actix keeps in the host's database.
+//! Migrations for the tables octany-actix keeps in the host's database:
+//! `octany_subscriptions`, `octany_orders`, `octany_products`,
+//! `octany_webhook_deliveries` and `octany_checkouts`.
 //!
 //! The [`Migrator`] records its history in its own table,
 //! `octany_actix_migrations`, so it never collides with the host's
-//! `seaql_migrations`.
+//! `seaql_migrations`. Two ways to use it:
+//!
+//! 1. **Beside the host's migrator** (simplest): run both at start-up.
+//!
+//! ```no_run
+//! # async fn demo(db: &sea_orm_migration::sea_orm::DatabaseConnection) -> Result<(), sea_orm_migration::DbErr> {
+//! use octany_actix_migrations::{Migrator, MigratorTrait};
+//! Migrator::up(db, None).await?; // then the host's own: HostMigrator::up(db, None)
+//! # Ok(()) }
+//! ```
+//!
+//! 2. **Spliced into the host's migrator**: add [`migrations()`] to the
+//!    host's list. Their history then lives in the host's table.
+//!
+//! ```ignore
+//! fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+//!     let mut all = octany_actix_migrations::migrations();
+//!     all.push(Box::new(m20260101_create_users::Migration));
+//!     all
+//! }
+//! ```
 
 pub use sea_orm_migration::MigratorTrait;
 use sea_orm_migration::prelude::*;
 
-/// octany-actix's migrations.
+mod m20261123_000001_create_octany_tables;
+
+/// octany-actix's migrations, oldest first, to splice into a host's migrator.
+pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+    vec![Box::new(m20261123_000001_create_octany_tables::Migration)]
+}
+
+/// octany-actix's migrator, with its own history table.
 pub struct Migrator;
 
 #[sea_orm_migration::async_trait::async_trait]
@@ -17,6 +46,6 @@ impl MigratorTrait for Migrator {
     }
 
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![]
+        migrations()
     }
 }

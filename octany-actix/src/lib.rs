@@ -14,8 +14,10 @@ extern crate self as octany_actix;
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod entity;
 pub mod error;
 pub mod model;
+pub mod sync;
 
 pub use api::{OctanyClient, install_crypto_provider};
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -191,3 +191,5 @@ macro_rules! db_test {
         }
     };
 }
+
+pub mod harness;

@@ -41,7 +41,7 @@ impl OctanyClient {
         )
         .query("page", page.max(1))
         .query("per_page", per_page.clamp(1, 100));
-        self.body(call).await
+        self.page(call).await
     }
 
     /// Every order of a subscription, one page in memory at a time.

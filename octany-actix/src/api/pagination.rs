@@ -13,6 +13,9 @@ pub struct Page<T> {
     /// Where this page stands; absent means "the only page".
     #[serde(default)]
     pub pagination: Pagination,
+    /// When the page was true, by Octany's clock (its `Date` header), if sent.
+    #[serde(skip)]
+    pub observed_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Pagination in either spelling Octany uses (`per_page` or `perPage`, ...;

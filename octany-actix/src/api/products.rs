@@ -24,7 +24,7 @@ pub struct ProductUpdate {
 impl OctanyClient {
     /// `GET /products`: one page (100 a page).
     pub async fn list_products(&self, page: u32) -> Result<Page<Product>> {
-        self.body(
+        self.page(
             Call::get("products", "product list", "products".into()).query("page", page.max(1)),
         )
         .await

@@ -79,7 +79,7 @@ impl OctanyClient {
     ) -> Result<Page<Subscription>> {
         let call = Call::get("subscriptions", "subscription list", "subscriptions".into())
             .query("page", page.max(1));
-        self.body(filter.apply(call)).await
+        self.page(filter.apply(call)).await
     }
 
     /// Every subscription matching `filter`, page after page, one page in
@@ -98,6 +98,21 @@ impl OctanyClient {
     /// `GET /subscription/{id}`.
     pub async fn get_subscription(&self, id: &SubscriptionId) -> Result<Subscription> {
         self.data(Call::get(
+            "subscription/{id}",
+            "subscription",
+            format!("subscription/{id}"),
+        ))
+        .await
+    }
+
+    /// `GET /subscription/{id}`, with the instant the answer was true by
+    /// Octany's clock (its `Date` header), when it sends one. The mirror
+    /// orders updates by it.
+    pub async fn get_subscription_observed(
+        &self,
+        id: &SubscriptionId,
+    ) -> Result<(Subscription, Option<chrono::DateTime<chrono::Utc>>)> {
+        self.data_observed(Call::get(
             "subscription/{id}",
             "subscription",
             format!("subscription/{id}"),

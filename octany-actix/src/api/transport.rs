@@ -54,6 +54,14 @@ impl<'a> Call<'a> {
     }
 }
 
+/// What came back: status, body, and Octany's `Date` (the instant the
+/// answer was true, in Octany's clock).
+pub(crate) struct Answer {
+    pub status: u16,
+    pub body: Bytes,
+    pub date: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// `{"data": ...}`, with or without the older `status`/`success` beside it.
 #[derive(Deserialize)]
 struct Data<T> {
@@ -72,14 +80,32 @@ struct ErrorBody {
 impl OctanyClient {
     /// Sends `call` and parses `data` out of the envelope.
     pub(crate) async fn data<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T> {
-        let (status, body) = self.send(&call).await?;
-        decode::<Data<T>>(status, &body).map(|d| d.data)
+        self.data_observed(call).await.map(|(data, _)| data)
     }
 
-    /// Sends `call` and parses the whole body.
-    pub(crate) async fn body<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T> {
-        let (status, body) = self.send(&call).await?;
-        decode(status, &body)
+    /// [`OctanyClient::data`] with Octany's `Date` of the answer.
+    pub(crate) async fn data_observed<T: DeserializeOwned>(
+        &self,
+        call: Call<'_>,
+    ) -> Result<(T, Option<chrono::DateTime<chrono::Utc>>)> {
+        let answer = self.send(&call).await?;
+        decode::<Data<T>>(answer.status, &answer.body).map(|d| (d.data, answer.date))
+    }
+
+    /// Sends `call` and parses the whole body, with Octany's `Date`.
+    pub(crate) async fn body_observed<T: DeserializeOwned>(
+        &self,
+        call: Call<'_>,
+    ) -> Result<(T, Option<chrono::DateTime<chrono::Utc>>)> {
+        let answer = self.send(&call).await?;
+        decode(answer.status, &answer.body).map(|body| (body, answer.date))
+    }
+
+    /// Sends `call` and parses a page of a list, noting when it was true.
+    pub(crate) async fn page<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<super::Page<T>> {
+        let (mut page, date): (super::Page<T>, _) = self.body_observed(call).await?;
+        page.observed_at = date;
+        Ok(page)
     }
 
     /// Sends `call` and ignores the body.
@@ -88,7 +114,7 @@ impl OctanyClient {
     }
 
     /// Sends `call`, retrying as the policy allows, within one span.
-    async fn send(&self, call: &Call<'_>) -> Result<(u16, Bytes)> {
+    async fn send(&self, call: &Call<'_>) -> Result<Answer> {
         let span = tracing::debug_span!(
             "octany.request",
             method = %call.method,
@@ -100,7 +126,7 @@ impl OctanyClient {
         self.send_with_retries(call).instrument(span).await
     }
 
-    async fn send_with_retries(&self, call: &Call<'_>) -> Result<(u16, Bytes)> {
+    async fn send_with_retries(&self, call: &Call<'_>) -> Result<Answer> {
         let policy = self.config().retry();
         let clock = self.clock();
         let started = clock.now();
@@ -114,7 +140,7 @@ impl OctanyClient {
             span.record("attempt", attempts);
             span.record("elapsed_ms", sent.elapsed().as_millis() as u64);
             match &outcome {
-                Ok((status, _)) => span.record("status", status),
+                Ok(answer) => span.record("status", answer.status),
                 Err(e) => span.record("status", e.status().unwrap_or(0)),
             };
             let delay = match &outcome {
@@ -147,7 +173,7 @@ impl OctanyClient {
         }
     }
 
-    async fn attempt(&self, call: &Call<'_>, attempts: u32) -> Result<(u16, Bytes)> {
+    async fn attempt(&self, call: &Call<'_>, attempts: u32) -> Result<Answer> {
         let url = self
             .inner
             .base
@@ -180,9 +206,15 @@ impl OctanyClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
+        let date = response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+            .map(|d| d.to_utc());
         let body = response.bytes().await.map_err(transport)?;
         if (200..300).contains(&status) {
-            return Ok((status, body));
+            return Ok(Answer { status, body, date });
         }
         Err(status_error(
             status,

@@ -116,10 +116,20 @@ async fn handle(
                     .body("<html><body><h1>502 Bad Gateway</h1></body></html>"),
             ));
         }
-        Ok((reply, state.legacy))
+        Ok((reply, state.legacy, now))
     });
     match outcome {
-        Ok((reply, legacy)) => envelope(reply, legacy, shared),
+        Ok((reply, legacy, now)) => {
+            let mut response = envelope(reply, legacy, shared);
+            // Octany's clock is the fake's virtual one, so is its `Date`.
+            let date = now.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+            if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&date) {
+                response
+                    .headers_mut()
+                    .insert(actix_web::http::header::DATE, value);
+            }
+            response
+        }
         Err(response) => *response,
     }
 }

@@ -170,6 +170,16 @@ impl Shared {
     }
 }
 
+/// Reads the fake's virtual time; waits in real time.
+#[derive(Debug)]
+struct VirtualNow(ManualClock);
+
+impl Clock for VirtualNow {
+    fn now(&self) -> DateTime<Utc> {
+        self.0.now()
+    }
+}
+
 /// Configures and starts a [`FakeOctany`].
 #[must_use]
 pub struct FakeOctanyBuilder {
@@ -409,6 +419,19 @@ impl FakeOctany {
     /// fine: the life cycle catches up on the fake's next use.
     pub fn clock(&self) -> ManualClock {
         self.shared.clock.clone()
+    }
+
+    /// A clock for an app that talks to this fake: it reads the fake's
+    /// virtual time (so "now" agrees with Octany's) but waits in real time
+    /// (so the app's back-off does not move billing time).
+    pub fn app_clock(&self) -> SharedClock {
+        Arc::new(VirtualNow(self.shared.clock.clone()))
+    }
+
+    /// A client of this fake, on [`FakeOctany::app_clock`].
+    pub fn client(&self) -> crate::api::OctanyClient {
+        crate::api::OctanyClient::with_clock(self.config(), self.app_clock())
+            .expect("the fake's client builds")
     }
 
     /// The virtual now.

@@ -4,11 +4,24 @@ use super::SubscriptionStatus;
 use crate::clock::Clock;
 
 /// What the guard allows beyond Octany's own rule.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AccessPolicy {
     /// Keep access while a renewal is `delayed` (Octany retrying a failed
     /// charge), as Laravel Cashier does for past-due. Off by default.
     pub delayed_keeps_access: bool,
+    /// How long past `renews_at` a subscription keeps access with no
+    /// renewal seen (webhooks may be late or lost); after that it waits for
+    /// a sync to confirm it. `None` trusts `renews_at` forever. Default 2 days.
+    pub renewal_grace: Option<std::time::Duration>,
+}
+
+impl Default for AccessPolicy {
+    fn default() -> Self {
+        Self {
+            delayed_keeps_access: false,
+            renewal_grace: Some(std::time::Duration::from_secs(2 * 86_400)),
+        }
+    }
 }
 
 /// The entitlement rules of API.md section 6, for anything that has a
@@ -24,7 +37,7 @@ pub struct AccessPolicy {
 ///
 /// struct Row { status: SubscriptionStatus, ends_at: Option<DateTime<Utc>> }
 /// impl Entitlement for Row {
-///     fn status(&self) -> &SubscriptionStatus { &self.status }
+///     fn status(&self) -> SubscriptionStatus { self.status.clone() }
 ///     fn ends_at(&self) -> Option<DateTime<Utc>> { self.ends_at }
 /// }
 ///
@@ -39,10 +52,28 @@ pub struct AccessPolicy {
 /// ```
 pub trait Entitlement {
     /// The status.
-    fn status(&self) -> &SubscriptionStatus;
+    fn status(&self) -> SubscriptionStatus;
 
     /// When it ends, if it does.
     fn ends_at(&self) -> Option<DateTime<Utc>>;
+
+    /// When it renews next, if known.
+    fn renews_at(&self) -> Option<DateTime<Utc>> {
+        None
+    }
+
+    /// Whether a renewal was due more than the policy's grace ago and has
+    /// not been seen: such a state is stale until a sync confirms it.
+    fn renewal_overdue(&self, clock: &dyn Clock, policy: AccessPolicy) -> bool {
+        match (self.renews_at(), policy.renewal_grace) {
+            (Some(due), Some(grace)) => {
+                let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+                due.checked_add_signed(grace)
+                    .is_some_and(|limit| limit < clock.now())
+            }
+            _ => false,
+        }
+    }
 
     /// Whether `ends_at` is still ahead (or there is none).
     #[doc(hidden)]
@@ -60,12 +91,12 @@ pub trait Entitlement {
 
     /// In a free trial that has not ended.
     fn on_trial(&self, clock: &dyn Clock) -> bool {
-        *self.status() == SubscriptionStatus::Trialing && self.runs_at(clock.now())
+        self.status() == SubscriptionStatus::Trialing && self.runs_at(clock.now())
     }
 
     /// Cancelled, but paid until an `ends_at` still ahead.
     fn on_grace_period(&self, clock: &dyn Clock) -> bool {
-        *self.status() == SubscriptionStatus::Cancelled
+        self.status() == SubscriptionStatus::Cancelled
             && self.ends_at().is_some_and(|end| end > clock.now())
     }
 
@@ -77,10 +108,13 @@ pub trait Entitlement {
             tracing::warn!(status = %status, "unknown subscription status; denying access");
             return false;
         }
+        if self.renewal_overdue(clock, policy) {
+            return false;
+        }
         self.is_paying(clock)
             || self.on_grace_period(clock)
             || (policy.delayed_keeps_access
-                && *self.status() == SubscriptionStatus::Delayed
+                && self.status() == SubscriptionStatus::Delayed
                 && self.runs_at(clock.now()))
     }
 
@@ -100,8 +134,8 @@ mod tests {
 
     struct Row(SubscriptionStatus, Option<DateTime<Utc>>);
     impl Entitlement for Row {
-        fn status(&self) -> &SubscriptionStatus {
-            &self.0
+        fn status(&self) -> SubscriptionStatus {
+            self.0.clone()
         }
         fn ends_at(&self) -> Option<DateTime<Utc>> {
             self.1

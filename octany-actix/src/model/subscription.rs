@@ -125,11 +125,15 @@ impl Subscription {
 }
 
 impl Entitlement for Subscription {
-    fn status(&self) -> &SubscriptionStatus {
-        &self.status
+    fn status(&self) -> SubscriptionStatus {
+        self.status.clone()
     }
 
     fn ends_at(&self) -> Option<DateTime<Utc>> {
         self.ends_at
+    }
+
+    fn renews_at(&self) -> Option<DateTime<Utc>> {
+        self.renews_at
     }
 }

@@ -1,0 +1,453 @@
+//! The webhook receiver: verify, dedupe, apply in one transaction with
+//! recording the delivery, then run listeners.
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use futures_util::StreamExt;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, ExprTrait,
+    QueryFilter, TransactionTrait,
+};
+use serde_json::json;
+
+use super::listeners::{Delivered, Listeners};
+use super::signature::{SIGNATURE_HEADER, verify};
+use crate::config::{ConfigError, Secret};
+use crate::entity::webhook_delivery;
+use crate::model::{EventName, WebhookEnvelope};
+use crate::sync::apply::insert_if_absent;
+use crate::sync::{Effects, SyncError, Syncer};
+
+/// The default largest body accepted: 1 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// A delivery the receiver refused or could not apply. Each maps to one
+/// HTTP status, in [`ResponseError`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WebhookError {
+    /// Missing, empty or wrong `Octany-Signature` (401). Nothing is stored.
+    #[error(
+        "the Octany-Signature header is missing or does not match: check OCTANY_WEBHOOK_SECRET against the endpoint's secret in Octany's admin"
+    )]
+    BadSignature,
+    /// The body is over the limit (413).
+    #[error("the webhook body is larger than the {limit}-byte limit")]
+    TooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// The body is not a webhook envelope (400).
+    #[error("the webhook body is not an Octany envelope: {0}")]
+    Malformed(String),
+    /// Applying failed (500, so that Octany retries); recorded on the delivery.
+    #[error("applying the delivery failed; Octany will retry it: {0}")]
+    Apply(#[from] SyncError),
+}
+
+impl ResponseError for WebhookError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            WebhookError::BadSignature => StatusCode::UNAUTHORIZED,
+            WebhookError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            WebhookError::Malformed(_) => StatusCode::BAD_REQUEST,
+            WebhookError::Apply(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        // The apply error's detail stays in the log and on the delivery row.
+        let message = match self {
+            WebhookError::Apply(_) => "applying the delivery failed; it will be retried".to_owned(),
+            other => other.to_string(),
+        };
+        HttpResponse::build(self.status_code()).json(json!({ "error": message }))
+    }
+}
+
+/// What the receiver did with an accepted delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// Applied (a known event).
+    Applied,
+    /// An event this version does not know: stored, acknowledged.
+    Stored,
+    /// Seen and applied before: acknowledged, not applied again.
+    Duplicate,
+}
+
+/// What a replay did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplayReport {
+    /// Deliveries replayed.
+    pub replayed: u64,
+    /// Of those, the ones that failed again.
+    pub failed: u64,
+}
+
+/// Receives Octany's webhooks. Register it with `App::app_data` as
+/// `web::Data<WebhookReceiver>` and route `POST .../webhook` to [`handle`].
+#[derive(Clone, Debug)]
+pub struct WebhookReceiver {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    syncer: Syncer,
+    secrets: Vec<Secret>,
+    insecure: bool,
+    body_limit: usize,
+    listeners: Listeners,
+}
+
+impl WebhookReceiver {
+    /// A receiver verifying deliveries against `secrets` (several while
+    /// rotating). With no secret it refuses: an app must not start open.
+    pub fn new(syncer: Syncer, secrets: &[Secret]) -> Result<Self, ConfigError> {
+        let secrets: Vec<Secret> = secrets
+            .iter()
+            .filter(|s| !s.expose().is_empty())
+            .cloned()
+            .collect();
+        if secrets.is_empty() {
+            return Err(ConfigError::Missing {
+                var: "OCTANY_WEBHOOK_SECRET",
+                what: "the webhook endpoint's secret from Octany's admin (or enable insecure development mode explicitly)",
+            });
+        }
+        Ok(Self::build(syncer, secrets, false))
+    }
+
+    /// A receiver that does not check signatures: for development only.
+    /// Anyone who can reach the endpoint can then write billing state.
+    pub fn insecure_development_mode(syncer: Syncer) -> Self {
+        tracing::warn!("webhook signatures are NOT checked (insecure development mode)");
+        Self::build(syncer, Vec::new(), true)
+    }
+
+    fn build(syncer: Syncer, secrets: Vec<Secret>, insecure: bool) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                syncer,
+                secrets,
+                insecure,
+                body_limit: DEFAULT_BODY_LIMIT,
+                listeners: Listeners::new(),
+            }),
+        }
+    }
+
+    fn map(self, f: impl FnOnce(&mut Inner)) -> Self {
+        let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+            syncer: shared.syncer.clone(),
+            secrets: shared.secrets.clone(),
+            insecure: shared.insecure,
+            body_limit: shared.body_limit,
+            listeners: shared.listeners.clone(),
+        });
+        f(&mut inner);
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The largest body accepted (default [`DEFAULT_BODY_LIMIT`]).
+    pub fn with_body_limit(self, bytes: usize) -> Self {
+        self.map(|inner| inner.body_limit = bytes)
+    }
+
+    /// Runs these listeners after each delivery's state is committed.
+    pub fn with_listeners(self, listeners: Listeners) -> Self {
+        self.map(|inner| inner.listeners = listeners)
+    }
+
+    /// The largest body accepted.
+    pub fn body_limit(&self) -> usize {
+        self.inner.body_limit
+    }
+
+    /// The syncer deliveries are applied with.
+    pub fn syncer(&self) -> &Syncer {
+        &self.inner.syncer
+    }
+
+    /// Verifies and applies one delivery: its `Octany-Signature` header value
+    /// and its body exactly as received.
+    pub async fn receive(
+        &self,
+        signature: Option<&str>,
+        body: &[u8],
+    ) -> Result<Received, WebhookError> {
+        if body.len() > self.inner.body_limit {
+            return Err(WebhookError::TooLarge {
+                limit: self.inner.body_limit,
+            });
+        }
+        if !self.inner.insecure {
+            let signature = signature.unwrap_or_default();
+            if !verify(&self.inner.secrets, body, signature) {
+                tracing::warn!(
+                    signature_present = !signature.is_empty(),
+                    bytes = body.len(),
+                    "refused a webhook with a bad signature; nothing stored"
+                );
+                return Err(WebhookError::BadSignature);
+            }
+        }
+        let envelope: WebhookEnvelope =
+            serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+        let text = std::str::from_utf8(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+        self.process(&envelope, text, false).await
+    }
+
+    /// Claims, applies and records a delivery in one transaction; then
+    /// tells caches, re-fetches conflicts, and runs listeners.
+    async fn process(
+        &self,
+        envelope: &WebhookEnvelope,
+        body: &str,
+        replay: bool,
+    ) -> Result<Received, WebhookError> {
+        let syncer = &self.inner.syncer;
+        let id = envelope.id.to_string();
+        let now = syncer.clock().now();
+        let txn = syncer.db().begin().await.map_err(SyncError::from)?;
+        if !claim(&txn, envelope, body, now, replay)
+            .await
+            .map_err(SyncError::from)?
+        {
+            txn.commit().await.map_err(SyncError::from)?;
+            tracing::debug!(delivery = %id, "duplicate webhook delivery acknowledged");
+            return Ok(Received::Duplicate);
+        }
+        let effects = match syncer.apply_event(&txn, envelope).await {
+            Ok(effects) => effects,
+            Err(error) => {
+                txn.rollback().await.ok();
+                record_failure(syncer, envelope, body, now, &error.to_string()).await;
+                tracing::error!(delivery = %id, event = %envelope.name, %error, "applying a webhook failed; answering 500 so Octany retries");
+                return Err(error.into());
+            }
+        };
+        webhook_delivery::Entity::update_many()
+            .col_expr(
+                webhook_delivery::Column::ProcessedAt,
+                Expr::value(Some(now)),
+            )
+            .col_expr(
+                webhook_delivery::Column::LastError,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(webhook_delivery::Column::DeliveryId.eq(&id))
+            .exec(&txn)
+            .await
+            .map_err(SyncError::from)?;
+        if let Err(error) = txn.commit().await {
+            let error = SyncError::from(error);
+            record_failure(syncer, envelope, body, now, &error.to_string()).await;
+            return Err(error.into());
+        }
+        self.after_commit(envelope, &effects).await;
+        Ok(match envelope.event_name() {
+            EventName::Unknown(name) => {
+                tracing::info!(delivery = %id, event = %name, "stored a webhook event this version does not know");
+                Received::Stored
+            }
+            _ => Received::Applied,
+        })
+    }
+
+    async fn after_commit(&self, envelope: &WebhookEnvelope, effects: &Effects) {
+        let syncer = &self.inner.syncer;
+        syncer.finish(effects).await;
+        let Ok(event) = envelope.event() else { return };
+        let delivered = Arc::new(Delivered {
+            envelope: envelope.clone(),
+            event,
+        });
+        let failures = self.inner.listeners.run(delivered).await;
+        let listener_error = (!failures.is_empty()).then(|| failures.join("; "));
+        if let Some(error) = &listener_error {
+            tracing::error!(delivery = %envelope.id, event = %envelope.name, %error, "a webhook listener failed; the state stays applied and the error is recorded for replay");
+        }
+        let recorded = webhook_delivery::Entity::update_many()
+            .col_expr(
+                webhook_delivery::Column::ListenerError,
+                Expr::value(listener_error),
+            )
+            .filter(webhook_delivery::Column::DeliveryId.eq(envelope.id.as_str()))
+            .exec(syncer.db())
+            .await;
+        if let Err(error) = recorded {
+            tracing::error!(delivery = %envelope.id, %error, "could not record the listeners' outcome");
+        }
+    }
+
+    /// Re-applies one stored delivery (and runs its listeners again), as if
+    /// it had just arrived. Its signature was checked when it was stored.
+    pub async fn replay(&self, delivery_id: &str) -> Result<Received, WebhookError> {
+        let db = self.inner.syncer.db();
+        let row = webhook_delivery::Entity::find_by_id(delivery_id)
+            .one(db)
+            .await
+            .map_err(SyncError::from)?
+            .ok_or_else(|| {
+                WebhookError::Malformed(format!("no stored delivery `{delivery_id}`"))
+            })?;
+        let envelope: WebhookEnvelope =
+            serde_json::from_str(&row.body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+        self.process(&envelope, &row.body, true).await
+    }
+
+    /// Replays every delivery whose applying or listeners failed.
+    pub async fn replay_failed(&self) -> Result<ReplayReport, WebhookError> {
+        let failed: Vec<String> = webhook_delivery::Entity::find()
+            .filter(
+                Condition::any()
+                    .add(webhook_delivery::Column::ProcessedAt.is_null())
+                    .add(webhook_delivery::Column::ListenerError.is_not_null()),
+            )
+            .all(self.inner.syncer.db())
+            .await
+            .map_err(SyncError::from)?
+            .into_iter()
+            .map(|row| row.delivery_id)
+            .collect();
+        let mut report = ReplayReport::default();
+        for id in failed {
+            report.replayed += 1;
+            if let Err(error) = self.replay(&id).await {
+                report.failed += 1;
+                tracing::warn!(delivery = %id, %error, "replay failed again");
+            }
+        }
+        Ok(report)
+    }
+}
+
+fn delivery_row(
+    envelope: &WebhookEnvelope,
+    body: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    error: Option<String>,
+) -> webhook_delivery::ActiveModel {
+    webhook_delivery::ActiveModel {
+        delivery_id: Set(envelope.id.to_string()),
+        event: Set(envelope.name.clone()),
+        body: Set(body.to_owned()),
+        received_at: Set(now),
+        processed_at: Set(None),
+        attempts: Set(1),
+        last_error: Set(error),
+        listener_error: Set(None),
+    }
+}
+
+/// Records the delivery, or finds it: true when it is to be applied now
+/// (new, failed before, or replayed), false when it was applied already.
+async fn claim(
+    txn: &DatabaseTransaction,
+    envelope: &WebhookEnvelope,
+    body: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    replay: bool,
+) -> Result<bool, sea_orm::DbErr> {
+    let id = envelope.id.to_string();
+    let row = delivery_row(envelope, body, now, None);
+    if insert_if_absent(txn, row).await? {
+        return Ok(true);
+    }
+    let existing = webhook_delivery::Entity::find_by_id(&id).one(txn).await?;
+    if existing
+        .as_ref()
+        .is_some_and(|row| row.processed_at.is_some())
+        && !replay
+    {
+        return Ok(false);
+    }
+    webhook_delivery::Entity::update_many()
+        .col_expr(
+            webhook_delivery::Column::Attempts,
+            Expr::col(webhook_delivery::Column::Attempts).add(1),
+        )
+        .filter(webhook_delivery::Column::DeliveryId.eq(&id))
+        .exec(txn)
+        .await?;
+    Ok(true)
+}
+
+/// Keeps a delivery whose applying failed, with the error, for Octany's
+/// retry and for replay.
+async fn record_failure(
+    syncer: &Syncer,
+    envelope: &WebhookEnvelope,
+    body: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    error: &str,
+) {
+    let db = syncer.db();
+    let id = envelope.id.to_string();
+    let result = async {
+        let row = delivery_row(envelope, body, now, Some(error.to_owned()));
+        if !insert_if_absent(db, row).await? {
+            webhook_delivery::Entity::update_many()
+                .col_expr(
+                    webhook_delivery::Column::LastError,
+                    Expr::value(Some(error.to_owned())),
+                )
+                .col_expr(
+                    webhook_delivery::Column::ProcessedAt,
+                    Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+                )
+                .filter(webhook_delivery::Column::DeliveryId.eq(&id))
+                .exec(db)
+                .await?;
+        }
+        Ok::<_, sea_orm::DbErr>(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::error!(delivery = %id, error = %e, "could not record a failed webhook delivery");
+    }
+}
+
+/// The actix handler for `POST {prefix}/webhook`. Needs a
+/// `web::Data<WebhookReceiver>` registered on the app.
+pub async fn handle(
+    receiver: web::Data<WebhookReceiver>,
+    req: HttpRequest,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, WebhookError> {
+    let limit = receiver.body_limit();
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(WebhookError::TooLarge { limit });
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| WebhookError::Malformed(e.to_string()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(WebhookError::TooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let signature = req
+        .headers()
+        .get(SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok());
+    let received = receiver.receive(signature, &body).await?;
+    let status = match received {
+        Received::Applied => "applied",
+        Received::Stored => "stored",
+        Received::Duplicate => "duplicate",
+    };
+    Ok(HttpResponse::Ok().json(json!({ "status": status })))
+}

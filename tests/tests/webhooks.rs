@@ -1,0 +1,623 @@
+//! The webhook receiver on every backend: each event applied, dedupe under
+//! concurrency, ordering, signatures, limits, listeners and replay.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use actix_web::{App, test as actix_test, web};
+use octany_actix::entity::{order, product, subscription, webhook_delivery};
+use octany_actix::webhook::{Listeners, Received, WebhookError, handle};
+use octany_actix_tests::harness::*;
+use octany_actix_tests::sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait, Statement};
+use octany_actix_tests::{TestDb, db_test};
+use serde_json::json;
+
+async fn count<E>(db: &TestDb) -> u64
+where
+    E: EntityTrait,
+    E::Model: Sync,
+{
+    E::find().count(&db.conn).await.unwrap()
+}
+
+async fn deliver(h: &Harness, envelope: &serde_json::Value) -> Result<Received, WebhookError> {
+    let (body, signature) = signed(envelope);
+    h.receiver.receive(Some(&signature), &body).await
+}
+
+db_test!(
+    async fn every_event_type_is_applied(db: TestDb) {
+        let h = Harness::new(db).await;
+        let t = at("2026-05-25T09:29:51Z");
+        let sub = subscription_json(76963688, "user:42", "active", None);
+        assert_eq!(
+            deliver(&h, &envelope(1, "subscription.created", t, sub.clone()))
+                .await
+                .unwrap(),
+            Received::Applied
+        );
+        let row = subscription::Entity::find_by_id("76963688")
+            .one(&h.db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (row.status.as_str(), row.billable_ref.as_deref()),
+            ("active", Some("user:42"))
+        );
+        assert_eq!(
+            (row.price, row.vat, row.product_id),
+            (9900, 2475, Some(1225))
+        );
+        assert_eq!(row.billing_method_type.as_deref(), Some("stripe"));
+        assert_eq!(
+            row.cancel_url.as_deref(),
+            Some("https://app.octany.com/portal/cancel/abc")
+        );
+        assert_eq!(row.renews_at, Some(at("2026-06-25T09:29:51Z")));
+
+        let mut swapped = sub.clone();
+        swapped["product"]["id"] = json!(1226);
+        swapped["price"] = json!(99000);
+        deliver(
+            &h,
+            &envelope(
+                2,
+                "subscription.updated",
+                t + chrono::Duration::seconds(1),
+                swapped,
+            ),
+        )
+        .await
+        .unwrap();
+        let mut renewed = sub.clone();
+        renewed["renews_at"] = json!("2026-07-25T09:29:51+00:00");
+        deliver(
+            &h,
+            &envelope(
+                3,
+                "subscription.renewed",
+                t + chrono::Duration::seconds(2),
+                renewed,
+            ),
+        )
+        .await
+        .unwrap();
+        let row = subscription::Entity::find_by_id("76963688")
+            .one(&h.db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (row.product_id, row.renews_at),
+            (Some(1225), Some(at("2026-07-25T09:29:51Z")))
+        );
+        let cancelled = subscription_json(
+            76963688,
+            "user:42",
+            "cancelled",
+            Some("2026-07-25T09:29:51+00:00"),
+        );
+        deliver(
+            &h,
+            &envelope(
+                4,
+                "subscription.cancelled",
+                t + chrono::Duration::seconds(3),
+                cancelled,
+            ),
+        )
+        .await
+        .unwrap();
+        let row = subscription::Entity::find_by_id("76963688")
+            .one(&h.db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (row.status.as_str(), row.renews_at, row.ends_at),
+            ("cancelled", None, Some(at("2026-07-25T09:29:51Z")))
+        );
+
+        deliver(
+            &h,
+            &envelope(
+                5,
+                "order.confirmed",
+                t,
+                order_json(88120001, "user:42", "confirmed"),
+            ),
+        )
+        .await
+        .unwrap();
+        deliver(
+            &h,
+            &envelope(
+                6,
+                "order.paid",
+                t + chrono::Duration::seconds(1),
+                order_json(88120001, "user:42", "paid"),
+            ),
+        )
+        .await
+        .unwrap();
+        let o = order::Entity::find_by_id("88120001")
+            .one(&h.db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                o.state.as_str(),
+                o.total_with_vat,
+                o.billable_ref.as_deref()
+            ),
+            ("paid", 12375, Some("user:42"))
+        );
+
+        let p = json!({"id": 1225, "name": "Pro", "type": "subscription", "interval": "month", "price": 10900, "currency": "sek", "vat_rate": 2500});
+        deliver(&h, &envelope(7, "product.updated", t, p.clone()))
+            .await
+            .unwrap();
+        assert_eq!(
+            product::Entity::find_by_id(1225)
+                .one(&h.db.conn)
+                .await
+                .unwrap()
+                .unwrap()
+                .price,
+            10900
+        );
+        deliver(
+            &h,
+            &envelope(8, "product.deleted", t + chrono::Duration::seconds(1), p),
+        )
+        .await
+        .unwrap();
+        assert!(
+            product::Entity::find_by_id(1225)
+                .one(&h.db.conn)
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        let group = json!({"id": 3, "name": "Pro", "products": []});
+        assert_eq!(
+            deliver(&h, &envelope(9, "product-group.updated", t, group.clone()))
+                .await
+                .unwrap(),
+            Received::Applied
+        );
+        assert_eq!(
+            deliver(&h, &envelope(10, "product-group.deleted", t, group))
+                .await
+                .unwrap(),
+            Received::Applied
+        );
+        assert_eq!(
+            deliver(&h, &envelope(11, "test.hook", t, json!({"hello": "world"})))
+                .await
+                .unwrap(),
+            Received::Applied
+        );
+        // An unknown event: stored and acknowledged.
+        assert_eq!(
+            deliver(&h, &envelope(12, "customer.merged", t, json!({"from": 1})))
+                .await
+                .unwrap(),
+            Received::Stored
+        );
+        let stored = webhook_delivery::Entity::find_by_id("12")
+            .one(&h.db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.event, "customer.merged");
+        assert!(stored.processed_at.is_some());
+        assert_eq!(count::<webhook_delivery::Entity>(&h.db).await, 12);
+        h.finish().await
+    }
+);
+
+db_test!(
+    async fn the_same_delivery_fifty_times_at_once_is_applied_once(db: TestDb) {
+        let applied = Arc::new(AtomicUsize::new(0));
+        let seen = applied.clone();
+        let listeners = Listeners::new().on_subscription_created(move |_| {
+            let seen = seen.clone();
+            async move {
+                seen.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        });
+        let h = Harness::with_listeners(db, listeners).await;
+        let (body, signature) = signed(&envelope(
+            77,
+            "subscription.created",
+            at("2026-05-25T09:29:51Z"),
+            subscription_json(1, "user:1", "active", None),
+        ));
+        let attempts = (0..50).map(|_| h.receiver.receive(Some(&signature), &body));
+        let outcomes = futures_util::future::join_all(attempts).await;
+        let applied_count = outcomes
+            .iter()
+            .filter(|o| matches!(o, Ok(Received::Applied)))
+            .count();
+        let duplicates = outcomes
+            .iter()
+            .filter(|o| matches!(o, Ok(Received::Duplicate)))
+            .count();
+        assert_eq!((applied_count, duplicates), (1, 49), "{outcomes:?}");
+        assert_eq!(applied.load(Ordering::SeqCst), 1, "listeners ran once");
+        assert_eq!(count::<subscription::Entity>(&h.db).await, 1);
+        assert_eq!(count::<webhook_delivery::Entity>(&h.db).await, 1);
+        h.finish().await
+    }
+);
+
+db_test!(
+    async fn created_updated_cancelled_in_every_order_end_cancelled(db: TestDb) {
+        let h = Harness::new(db).await;
+        let t = at("2026-05-25T09:29:51Z");
+        let mut updated = subscription_json(0, "", "active", None);
+        updated["product"]["id"] = json!(1226);
+        let events = [
+            (
+                "subscription.created",
+                subscription_json(0, "", "active", None),
+                0,
+            ),
+            ("subscription.updated", updated, 60),
+            (
+                "subscription.cancelled",
+                subscription_json(0, "", "cancelled", Some("2026-06-25T09:29:51+00:00")),
+                120,
+            ),
+        ];
+        let orders: [[usize; 3]; 6] = [
+            [0, 1, 2],
+            [0, 2, 1],
+            [1, 0, 2],
+            [1, 2, 0],
+            [2, 0, 1],
+            [2, 1, 0],
+        ];
+        for (n, order) in orders.iter().enumerate() {
+            let id = 500 + n as u64;
+            for (k, &i) in order.iter().enumerate() {
+                let (name, data, offset) = &events[i];
+                let mut data = data.clone();
+                data["id"] = json!(id);
+                data["reference_id"] = json!(format!("user:{n}"));
+                let delivery = id * 10 + k as u64;
+                deliver(
+                    &h,
+                    &envelope(delivery, name, t + chrono::Duration::seconds(*offset), data),
+                )
+                .await
+                .unwrap();
+            }
+            let row = subscription::Entity::find_by_id(id.to_string())
+                .one(&h.db.conn)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(row.status, "cancelled", "order {order:?}");
+            assert_eq!(
+                row.product_id,
+                Some(1225),
+                "the cancelled payload's product, order {order:?}"
+            );
+            assert_eq!(
+                row.sync_mark,
+                (t + chrono::Duration::seconds(120)).timestamp_micros()
+            );
+        }
+        h.finish().await
+    }
+);
+
+db_test!(
+    async fn signature_failures_are_401_and_write_nothing(db: TestDb) {
+        let h = Harness::new(db).await;
+        let app = actix_test::init_service(
+            App::new()
+                .app_data(web::Data::new(h.receiver.clone()))
+                .route("/billing/webhook", web::post().to(handle)),
+        )
+        .await;
+        let (body, signature) = signed(&envelope(
+            1,
+            "subscription.created",
+            at("2026-05-25T09:29:51Z"),
+            subscription_json(1, "user:1", "active", None),
+        ));
+        let mut tampered = body.clone();
+        let at_price = tampered.windows(4).position(|w| w == b"9900").unwrap();
+        tampered[at_price] = b'1';
+        let wrong_secret = octany_actix::webhook::signature::sign(
+            &octany_actix::config::Secret::new("another-secret"),
+            &body,
+        );
+        let cases: Vec<(&str, Vec<u8>, Option<String>)> = vec![
+            ("bad signature", body.clone(), Some("deadbeef".into())),
+            ("tampered body", tampered, Some(signature.clone())),
+            ("missing header", body.clone(), None),
+            ("empty header", body.clone(), Some(String::new())),
+            ("wrong secret", body.clone(), Some(wrong_secret)),
+        ];
+        for (case, body, signature) in cases {
+            let mut request = actix_test::TestRequest::post()
+                .uri("/billing/webhook")
+                .set_payload(body);
+            if let Some(signature) = signature {
+                request = request.insert_header(("Octany-Signature", signature));
+            }
+            let response = actix_test::call_service(&app, request.to_request()).await;
+            assert_eq!(response.status(), 401, "{case}");
+        }
+        assert_eq!(count::<webhook_delivery::Entity>(&h.db).await, 0);
+        assert_eq!(count::<subscription::Entity>(&h.db).await, 0);
+
+        // The right signature over the same bytes is accepted.
+        let response = actix_test::call_service(
+            &app,
+            actix_test::TestRequest::post()
+                .uri("/billing/webhook")
+                .insert_header(("Octany-Signature", signature))
+                .set_payload(body)
+                .to_request(),
+        )
+        .await;
+        assert_eq!(response.status(), 200);
+        let reply: serde_json::Value = actix_test::read_body_json(response).await;
+        assert_eq!(reply, json!({"status": "applied"}));
+        assert_eq!(count::<subscription::Entity>(&h.db).await, 1);
+        h.finish().await
+    }
+);
+
+db_test!(
+    async fn over_the_limit_is_413_and_malformed_is_400(db: TestDb) {
+        let h = Harness::new(db).await;
+        let receiver = h.receiver.clone().with_body_limit(512);
+        let app = actix_test::init_service(
+            App::new()
+                .app_data(web::Data::new(receiver))
+                .route("/billing/webhook", web::post().to(handle)),
+        )
+        .await;
+        let (big, signature) = signed(&envelope(
+            1,
+            "subscription.created",
+            at("2026-05-25T09:29:51Z"),
+            subscription_json(1, "user:1", "active", None),
+        ));
+        assert!(big.len() > 512);
+        let response = actix_test::call_service(
+            &app,
+            actix_test::TestRequest::post()
+                .uri("/billing/webhook")
+                .insert_header(("Octany-Signature", signature))
+                .set_payload(big)
+                .to_request(),
+        )
+        .await;
+        assert_eq!(response.status(), 413);
+        let garbage = b"{not json".to_vec();
+        let signature = octany_actix::webhook::signature::sign(
+            &octany_actix::config::Secret::new(SECRET),
+            &garbage,
+        );
+        let response = actix_test::call_service(
+            &app,
+            actix_test::TestRequest::post()
+                .uri("/billing/webhook")
+                .insert_header(("Octany-Signature", signature))
+                .set_payload(garbage)
+                .to_request(),
+        )
+        .await;
+        assert_eq!(response.status(), 400);
+        assert_eq!(count::<webhook_delivery::Entity>(&h.db).await, 0);
+        h.finish().await
+    }
+);
+
+db_test!(
+    async fn the_documented_payloads_signed_the_php_way_are_accepted(db: TestDb) {
+        let h = Harness::new(db).await;
+        for (i, fixture) in [
+            include_str!("../../octany-actix/tests/fixtures/webhook_subscription_created.json"),
+            include_str!("../../octany-actix/tests/fixtures/webhook_order_paid_uuid.json"),
+            include_str!("../../octany-actix/tests/fixtures/webhook_unknown.json"),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let value: serde_json::Value = serde_json::from_str(fixture).unwrap();
+            let (body, signature) = signed(&value);
+            assert!(
+                h.receiver.receive(Some(&signature), &body).await.is_ok(),
+                "fixture {i}"
+            );
+        }
+        // With non-ASCII and slashes, PHP's bytes differ from serde_json's: the
+        // signature is over exactly those bytes.
+        let asa = envelope(
+            4,
+            "subscription.updated",
+            at("2026-05-25T09:29:53Z"),
+            subscription_json(76963688, "user:42", "active", None),
+        );
+        let (body, signature) = signed(&asa);
+        let text = std::str::from_utf8(&body).unwrap();
+        assert!(
+            text.contains(r"\u00c5sa") && text.contains(r"https:\/\/app.octany.com"),
+            "{text}"
+        );
+        assert_ne!(body, serde_json::to_vec(&asa).unwrap());
+        assert!(h.receiver.receive(Some(&signature), &body).await.is_ok());
+        assert_eq!(count::<subscription::Entity>(&h.db).await, 1);
+        assert_eq!(count::<order::Entity>(&h.db).await, 1);
+        let delivery = webhook_delivery::Entity::find_by_id("3f2c9a1e-5b7d-4c8e-9f10-2a3b4c5d6e7f")
+            .one(&h.db.conn)
+            .await
+            .unwrap();
+        assert!(delivery.is_some(), "a UUID delivery id is kept as text");
+        h.finish().await
+    }
+);
+
+db_test!(
+    async fn a_failing_listener_leaves_the_state_and_is_recorded(db: TestDb) {
+        let fail = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let switch = fail.clone();
+        let listeners = Listeners::new().on_order_paid(move |_| {
+            let fail = switch.load(Ordering::SeqCst);
+            async move {
+                if fail {
+                    Err("the mailer is down".into())
+                } else {
+                    Ok(())
+                }
+            }
+        });
+        let h = Harness::with_listeners(db, listeners).await;
+        let outcome = deliver(
+            &h,
+            &envelope(
+                9,
+                "order.paid",
+                at("2026-05-25T09:29:51Z"),
+                order_json(1, "user:1", "paid"),
+            ),
+        )
+        .await;
+        assert_eq!(
+            outcome.unwrap(),
+            Received::Applied,
+            "Octany is told it was received"
+        );
+        assert_eq!(
+            order::Entity::find_by_id("1")
+                .one(&h.db.conn)
+                .await
+                .unwrap()
+                .unwrap()
+                .state,
+            "paid"
+        );
+        let row = webhook_delivery::Entity::find_by_id("9")
+            .one(&h.db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.listener_error.as_deref(), Some("the mailer is down"));
+        assert!(row.processed_at.is_some());
+        // Replaying once the mailer is back clears the error.
+        fail.store(false, Ordering::SeqCst);
+        let report = h.receiver.replay_failed().await.unwrap();
+        assert_eq!((report.replayed, report.failed), (1, 0));
+        let row = webhook_delivery::Entity::find_by_id("9")
+            .one(&h.db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.listener_error, None);
+        h.finish().await
+    }
+);
+
+db_test!(
+    async fn a_failed_apply_is_500_recorded_and_replayed(db: TestDb) {
+        let h = Harness::new(db).await;
+        let backend = h.db.db_backend();
+        let rename = |from: &str, to: &str| {
+            Statement::from_string(backend, format!("ALTER TABLE {from} RENAME TO {to}"))
+        };
+        h.db.conn
+            .execute_raw(rename("octany_orders", "octany_orders_away"))
+            .await
+            .unwrap();
+        let paid = envelope(
+            31,
+            "order.paid",
+            at("2026-05-25T09:29:51Z"),
+            order_json(1, "user:1", "paid"),
+        );
+        let error = deliver(&h, &paid).await.unwrap_err();
+        assert!(matches!(error, WebhookError::Apply(_)), "{error:?}");
+        assert_eq!(actix_web::ResponseError::status_code(&error), 500);
+        let row = webhook_delivery::Entity::find_by_id("31")
+            .one(&h.db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(row.processed_at.is_none());
+        assert!(
+            row.last_error.is_some(),
+            "the error is recorded on the delivery"
+        );
+        h.db.conn
+            .execute_raw(rename("octany_orders_away", "octany_orders"))
+            .await
+            .unwrap();
+
+        let report = h.receiver.replay_failed().await.unwrap();
+        assert_eq!((report.replayed, report.failed), (1, 0));
+        assert_eq!(
+            order::Entity::find_by_id("1")
+                .one(&h.db.conn)
+                .await
+                .unwrap()
+                .unwrap()
+                .state,
+            "paid"
+        );
+        let row = webhook_delivery::Entity::find_by_id("31")
+            .one(&h.db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(row.processed_at.is_some() && row.last_error.is_none());
+        assert_eq!(row.attempts, 2);
+        // Octany's own retry of the same delivery is now a duplicate.
+        assert_eq!(deliver(&h, &paid).await.unwrap(), Received::Duplicate);
+        // And one stored delivery can be replayed by id.
+        assert_eq!(h.receiver.replay("31").await.unwrap(), Received::Applied);
+        h.finish().await
+    }
+);
+
+#[test]
+fn no_secret_refuses_to_start() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let db = TestDb::migrated(octany_actix_tests::Backend::Sqlite).await;
+        let fake = octany_actix::fake::FakeOctany::builder()
+            .start()
+            .await
+            .unwrap();
+        let syncer = octany_actix::sync::Syncer::new(db.conn.clone(), fake.client());
+        let refused = octany_actix::webhook::WebhookReceiver::new(syncer.clone(), &[]).unwrap_err();
+        assert!(
+            refused.to_string().contains("OCTANY_WEBHOOK_SECRET"),
+            "{refused}"
+        );
+        // Explicitly insecure development mode accepts unsigned deliveries.
+        let open = octany_actix::webhook::WebhookReceiver::insecure_development_mode(syncer);
+        let body = serde_json::to_vec(&envelope(
+            1,
+            "test.hook",
+            at("2026-01-01T00:00:00Z"),
+            json!({}),
+        ))
+        .unwrap();
+        assert_eq!(open.receive(None, &body).await.unwrap(), Received::Applied);
+    });
+}
