@@ -189,6 +189,7 @@ mod tests {
                         &clock,
                         AccessPolicy {
                             delayed_keeps_access: true,
+                            ..AccessPolicy::default()
                         },
                     ),
                     row.has_ended(&clock),
@@ -202,6 +203,41 @@ mod tests {
             }
         }
         assert_eq!(checked, 9 * 4);
+    }
+
+    struct Renewing(DateTime<Utc>);
+    impl Entitlement for Renewing {
+        fn status(&self) -> SubscriptionStatus {
+            SubscriptionStatus::Active
+        }
+        fn ends_at(&self) -> Option<DateTime<Utc>> {
+            None
+        }
+        fn renews_at(&self) -> Option<DateTime<Utc>> {
+            Some(self.0)
+        }
+    }
+
+    #[test]
+    fn an_overdue_renewal_stops_access_after_the_grace() {
+        let clock = ManualClock::at(now());
+        let policy = AccessPolicy::default();
+        let one_day_late = Renewing(now() - chrono::Duration::days(1));
+        assert!(
+            one_day_late.has_access(&clock, policy),
+            "within the 2-day grace"
+        );
+        let three_days_late = Renewing(now() - chrono::Duration::days(3));
+        assert!(!three_days_late.has_access(&clock, policy));
+        assert!(
+            three_days_late.is_paying(&clock),
+            "Octany's own rule is untouched"
+        );
+        let trusting = AccessPolicy {
+            renewal_grace: None,
+            ..policy
+        };
+        assert!(three_days_late.has_access(&clock, trusting));
     }
 
     #[test]

@@ -1,8 +1,6 @@
 //! Backfilling the whole account: streaming, resumable, progress reported.
 
-use sea_orm::TransactionTrait;
-
-use super::{Effects, Source, SyncError, Syncer, apply};
+use super::{SyncError, Syncer, apply};
 use crate::api::SubscriptionFilter;
 
 /// Where a backfill starts and what it includes.
@@ -65,12 +63,7 @@ impl Syncer {
         loop {
             let page = self.client().list_subscriptions(&filter, page_no).await?;
             let mark = apply::mark(page.observed_at.unwrap_or_else(|| self.now()));
-            let mut effects = Effects::default();
-            let txn = self.db().begin().await?;
-            for s in &page.data {
-                effects.merge(self.record_subscription(&txn, s, mark, Source::Api).await?);
-            }
-            txn.commit().await?;
+            let effects = self.record_subscriptions(&page.data, mark).await?;
             if options.with_orders {
                 for s in &page.data {
                     state.orders += self.sync_orders_of(&s.id).await?.orders;

@@ -32,6 +32,57 @@ pub use apply::{Applied, Source};
 pub use backfill::{BackfillOptions, BackfillProgress};
 pub use reconcile::ReconcileReport;
 
+/// Opens a transaction: `READ COMMITTED` on MySQL (fewer gap locks, so
+/// fewer deadlocks between concurrent upserts), the default elsewhere.
+pub(crate) async fn begin(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction, DbErr> {
+    match db.get_database_backend() {
+        sea_orm::DbBackend::MySql => {
+            db.begin_with_config(Some(sea_orm::IsolationLevel::ReadCommitted), None)
+                .await
+        }
+        _ => db.begin().await,
+    }
+}
+
+/// Whether a database error means "run the transaction again": a deadlock
+/// or serialization failure, or SQLite's lock contention.
+pub(crate) fn is_transient(error: &DbErr) -> bool {
+    let text = error.to_string();
+    [
+        "40001",
+        "40P01",
+        "1213",
+        "Deadlock",
+        "deadlock",
+        "database is locked",
+        "could not serialize",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
+}
+
+/// Runs `attempt` (which opens and commits its own transaction) again when
+/// it fails transiently, up to 5 times with a short growing pause.
+pub(crate) async fn retrying<T, F, Fut>(clock: &SharedClock, mut attempt: F) -> Result<T, SyncError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SyncError>>,
+{
+    let mut tries = 0u32;
+    loop {
+        tries += 1;
+        match attempt().await {
+            Err(SyncError::Database(error)) if tries < 5 && is_transient(&error) => {
+                tracing::debug!(tries, %error, "transient database conflict; running the transaction again");
+                clock
+                    .sleep(std::time::Duration::from_millis(5 * u64::from(tries)))
+                    .await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Syncing failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -303,6 +354,25 @@ impl Syncer {
         Ok(effects)
     }
 
+    /// Writes a page of subscriptions read from the API in one transaction
+    /// (run again on a transient conflict).
+    pub(crate) async fn record_subscriptions(
+        &self,
+        page: &[Subscription],
+        mark: i64,
+    ) -> Result<Effects, SyncError> {
+        retrying(self.clock(), || async {
+            let txn = begin(self.db()).await?;
+            let mut written = Effects::default();
+            for s in page {
+                written.merge(self.record_subscription(&txn, s, mark, Source::Api).await?);
+            }
+            txn.commit().await?;
+            Ok(written)
+        })
+        .await
+    }
+
     /// Syncs the subscriptions of one billable (`filter[reference_id]`, all
     /// pages): what the success page's poll and the status route run.
     pub async fn sync_billable_subscriptions(&self, billable: &str) -> Result<Effects, SyncError> {
@@ -325,11 +395,7 @@ impl Syncer {
         loop {
             let page = self.client().list_subscriptions(&filter, page_no).await?;
             let mark = self.api_mark(page.observed_at);
-            let txn = self.db().begin().await?;
-            for s in &page.data {
-                effects.merge(self.record_subscription(&txn, s, mark, Source::Api).await?);
-            }
-            txn.commit().await?;
+            effects.merge(self.record_subscriptions(&page.data, mark).await?);
             if with_orders {
                 for s in &page.data {
                     effects.merge(self.sync_orders_of(&s.id).await?);

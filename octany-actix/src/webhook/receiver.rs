@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, ExprTrait,
-    QueryFilter, TransactionTrait,
+    QueryFilter,
 };
 use serde_json::json;
 
@@ -19,7 +19,7 @@ use crate::config::{ConfigError, Secret};
 use crate::entity::webhook_delivery;
 use crate::model::{EventName, WebhookEnvelope};
 use crate::sync::apply::insert_if_absent;
-use crate::sync::{Effects, SyncError, Syncer};
+use crate::sync::{Effects, SyncError, Syncer, begin, retrying};
 
 /// The default largest body accepted: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -204,8 +204,9 @@ impl WebhookReceiver {
         self.process(&envelope, text, false).await
     }
 
-    /// Claims, applies and records a delivery in one transaction; then
-    /// tells caches, re-fetches conflicts, and runs listeners.
+    /// Claims, applies and records a delivery in one transaction (run again
+    /// on a transient conflict); then tells caches, re-fetches conflicts,
+    /// and runs listeners.
     async fn process(
         &self,
         envelope: &WebhookEnvelope,
@@ -213,26 +214,49 @@ impl WebhookReceiver {
         replay: bool,
     ) -> Result<Received, WebhookError> {
         let syncer = &self.inner.syncer;
-        let id = envelope.id.to_string();
         let now = syncer.clock().now();
-        let txn = syncer.db().begin().await.map_err(SyncError::from)?;
-        if !claim(&txn, envelope, body, now, replay)
-            .await
-            .map_err(SyncError::from)?
-        {
-            txn.commit().await.map_err(SyncError::from)?;
-            tracing::debug!(delivery = %id, "duplicate webhook delivery acknowledged");
-            return Ok(Received::Duplicate);
-        }
-        let effects = match syncer.apply_event(&txn, envelope).await {
-            Ok(effects) => effects,
+        let applied = retrying(syncer.clock(), || {
+            self.apply_once(envelope, body, replay, now)
+        })
+        .await;
+        let effects = match applied {
+            Ok(Some(effects)) => effects,
+            Ok(None) => {
+                tracing::debug!(delivery = %envelope.id, "duplicate webhook delivery acknowledged");
+                return Ok(Received::Duplicate);
+            }
             Err(error) => {
-                txn.rollback().await.ok();
                 record_failure(syncer, envelope, body, now, &error.to_string()).await;
-                tracing::error!(delivery = %id, event = %envelope.name, %error, "applying a webhook failed; answering 500 so Octany retries");
+                tracing::error!(delivery = %envelope.id, event = %envelope.name, %error, "applying a webhook failed; answering 500 so Octany retries");
                 return Err(error.into());
             }
         };
+        self.after_commit(envelope, &effects).await;
+        Ok(match envelope.event_name() {
+            EventName::Unknown(name) => {
+                tracing::info!(delivery = %envelope.id, event = %name, "stored a webhook event this version does not know");
+                Received::Stored
+            }
+            _ => Received::Applied,
+        })
+    }
+
+    /// One transaction: claim the delivery (`None` if it was applied
+    /// already), apply it, mark it processed.
+    async fn apply_once(
+        &self,
+        envelope: &WebhookEnvelope,
+        body: &str,
+        replay: bool,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<Effects>, SyncError> {
+        let syncer = &self.inner.syncer;
+        let txn = begin(syncer.db()).await?;
+        if !claim(&txn, envelope, body, now, replay).await? {
+            txn.commit().await?;
+            return Ok(None);
+        }
+        let effects = syncer.apply_event(&txn, envelope).await?;
         webhook_delivery::Entity::update_many()
             .col_expr(
                 webhook_delivery::Column::ProcessedAt,
@@ -242,23 +266,11 @@ impl WebhookReceiver {
                 webhook_delivery::Column::LastError,
                 Expr::value(Option::<String>::None),
             )
-            .filter(webhook_delivery::Column::DeliveryId.eq(&id))
+            .filter(webhook_delivery::Column::DeliveryId.eq(envelope.id.as_str()))
             .exec(&txn)
-            .await
-            .map_err(SyncError::from)?;
-        if let Err(error) = txn.commit().await {
-            let error = SyncError::from(error);
-            record_failure(syncer, envelope, body, now, &error.to_string()).await;
-            return Err(error.into());
-        }
-        self.after_commit(envelope, &effects).await;
-        Ok(match envelope.event_name() {
-            EventName::Unknown(name) => {
-                tracing::info!(delivery = %id, event = %name, "stored a webhook event this version does not know");
-                Received::Stored
-            }
-            _ => Received::Applied,
-        })
+            .await?;
+        txn.commit().await?;
+        Ok(Some(effects))
     }
 
     async fn after_commit(&self, envelope: &WebhookEnvelope, effects: &Effects) {

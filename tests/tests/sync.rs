@@ -1,0 +1,390 @@
+//! The one sync path on every backend, against the fake Octany: polling
+//! alone converges, polls and webhooks agree, nothing goes backwards.
+
+use octany_actix::entity::{checkout, order, product, subscription};
+use octany_actix::fake::{CheckoutOutcome, CheckoutParams};
+use octany_actix::model::{AccessPolicy, Entitlement, SubscriptionId};
+use octany_actix::sync::{BackfillOptions, Source, apply};
+use octany_actix_tests::harness::*;
+use octany_actix_tests::sea_orm::{ActiveValue::Set, EntityTrait, PaginatorTrait};
+use octany_actix_tests::{TestDb, db_test};
+
+fn buyer(reference: &str) -> CheckoutParams {
+    CheckoutParams {
+        reference_id: Some(reference.into()),
+        email: Some("ada@example.com".into()),
+        ..Default::default()
+    }
+}
+
+async fn row(h: &Harness, id: &str) -> subscription::Model {
+    subscription::Entity::find_by_id(id)
+        .one(&h.db.conn)
+        .await
+        .unwrap()
+        .expect("mirrored")
+}
+
+db_test!(
+    async fn polling_alone_converges_through_the_life_cycle(db: TestDb) {
+        let h = Harness::new(db).await;
+        let bought = h
+            .fake
+            .checkout(1225, &buyer("user:7"), CheckoutOutcome::Succeed)
+            .unwrap();
+        let id = bought.subscription.unwrap().id.to_string();
+        // No webhook endpoint at all: only polls.
+        let effects = h.syncer.sync_billable("user:7").await.unwrap();
+        assert!(effects.changed.contains("user:7"));
+        assert_eq!((effects.subscriptions, effects.orders), (1, 1));
+        let clock = h.syncer.clock().clone();
+        assert!(
+            row(&h, &id)
+                .await
+                .has_access(clock.as_ref(), AccessPolicy::default())
+        );
+
+        // A renewal happens at Octany; the reconcile notices renews_at passed.
+        h.fake.advance_months(1);
+        let report = h.syncer.reconcile().await.unwrap();
+        assert_eq!((report.synced, report.failed), (1, 0));
+        assert_eq!(
+            row(&h, &id).await.renews_at.unwrap().to_rfc3339(),
+            "2026-03-01T00:00:00+00:00"
+        );
+        assert_eq!(
+            h.syncer.reconcile().await.unwrap().synced,
+            0,
+            "nothing due twice"
+        );
+
+        // Cancelled at Octany: the next poll sees it.
+        h.syncer
+            .client()
+            .cancel_subscription(&SubscriptionId::new(id.clone()))
+            .await
+            .unwrap();
+        h.syncer.sync_billable("user:7").await.unwrap();
+        let cancelled = row(&h, &id).await;
+        assert_eq!(cancelled.status, "cancelled");
+        assert!(cancelled.on_grace_period(clock.as_ref()));
+        // It expires at Octany; the reconcile notices ends_at passed.
+        h.fake.advance_months(1);
+        assert_eq!(h.syncer.reconcile().await.unwrap().synced, 1);
+        let expired = row(&h, &id).await;
+        assert_eq!(expired.status, "expired");
+        assert!(!expired.has_access(clock.as_ref(), AccessPolicy::default()));
+        assert_eq!(order::Entity::find().count(&h.db.conn).await.unwrap(), 2);
+        h.finish().await
+    }
+);
+
+db_test!(
+    async fn a_poll_and_a_webhook_at_the_same_moment_make_one_row(db: TestDb) {
+        let h = Harness::new(db).await;
+        let bought = h
+            .fake
+            .checkout(1225, &buyer("user:8"), CheckoutOutcome::Succeed)
+            .unwrap();
+        let sub = bought.subscription.unwrap();
+        let data = serde_json::to_value(&sub).unwrap();
+        for round in 0..10u64 {
+            let (body, signature) = signed(&envelope(
+                1000 + round,
+                "subscription.updated",
+                h.fake.now(),
+                data.clone(),
+            ));
+            let (poll, hook) = tokio::join!(
+                h.syncer.sync_billable_subscriptions("user:8"),
+                h.receiver.receive(Some(&signature), &body)
+            );
+            poll.unwrap();
+            hook.unwrap();
+        }
+        assert_eq!(
+            subscription::Entity::find()
+                .count(&h.db.conn)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(row(&h, &sub.id.to_string()).await.status, "active");
+        h.finish().await
+    }
+);
+
+db_test!(
+    async fn an_older_poll_never_overwrites_a_newer_webhook(db: TestDb) {
+        let h = Harness::new(db).await;
+        let sub = h
+            .fake
+            .checkout(1225, &buyer("user:9"), CheckoutOutcome::Succeed)
+            .unwrap()
+            .subscription
+            .unwrap();
+        let mut cancelled = sub.clone();
+        cancelled.status = octany_actix::model::SubscriptionStatus::Cancelled;
+        cancelled.ends_at = sub.renews_at;
+        cancelled.renews_at = None;
+        let t1 = apply::mark(at("2026-01-01T00:00:10Z"));
+        let t0 = apply::mark(at("2026-01-01T00:00:05Z"));
+        let now = h.fake.now();
+        assert_eq!(
+            apply::apply_subscription(&h.db.conn, &cancelled, t1, Source::Webhook, now)
+                .await
+                .unwrap(),
+            apply::Applied::Inserted
+        );
+        // A poll answered at t0 (before the cancellation) arrives late.
+        assert_eq!(
+            apply::apply_subscription(&h.db.conn, &sub, t0, Source::Api, now)
+                .await
+                .unwrap(),
+            apply::Applied::Stale
+        );
+        assert_eq!(row(&h, &sub.id.to_string()).await.status, "cancelled");
+        // The same state again is a no-op; a newer one is applied.
+        assert_eq!(
+            apply::apply_subscription(&h.db.conn, &cancelled, t1, Source::Webhook, now)
+                .await
+                .unwrap(),
+            apply::Applied::Unchanged
+        );
+        let t2 = apply::mark(at("2026-01-01T00:00:20Z"));
+        assert_eq!(
+            apply::apply_subscription(&h.db.conn, &sub, t2, Source::Api, now)
+                .await
+                .unwrap(),
+            apply::Applied::Updated
+        );
+        h.finish().await
+    }
+);
+
+db_test!(
+    async fn disagreeing_webhooks_of_one_instant_are_settled_by_the_api(db: TestDb) {
+        let h = Harness::new(db).await;
+        let sub = h
+            .fake
+            .checkout(1225, &buyer("user:3"), CheckoutOutcome::Succeed)
+            .unwrap()
+            .subscription
+            .unwrap();
+        let cancelled = h
+            .syncer
+            .client()
+            .cancel_subscription(&sub.id)
+            .await
+            .unwrap();
+        // Both stamped with the same instant, delivered cancelled-first.
+        let now = h.fake.now();
+        for (delivery, name, data) in [
+            (1, "subscription.cancelled", &cancelled),
+            (2, "subscription.created", &sub),
+        ] {
+            let (body, signature) = signed(&envelope(
+                delivery,
+                name,
+                now,
+                serde_json::to_value(data).unwrap(),
+            ));
+            h.receiver.receive(Some(&signature), &body).await.unwrap();
+        }
+        let settled = row(&h, &sub.id.to_string()).await;
+        assert_eq!(settled.status, "cancelled", "re-fetched from Octany");
+        assert!(!settled.needs_sync);
+        h.finish().await
+    }
+);
+
+db_test!(
+    async fn a_checkout_intent_completes_when_its_subscription_appears(db: TestDb) {
+        let h = Harness::new(db).await;
+        let now = h.fake.now();
+        checkout::Entity::insert(checkout::ActiveModel {
+            id: Set("c-1".into()),
+            billable_ref: Set("user:5".into()),
+            product_id: Set(1225),
+            status: Set(checkout::PENDING.into()),
+            subscription_id: Set(None),
+            order_id: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+            completed_at: Set(None),
+        })
+        .exec_without_returning(&h.db.conn)
+        .await
+        .unwrap();
+        let sub = h
+            .fake
+            .checkout(1225, &buyer("user:5"), CheckoutOutcome::Invoice)
+            .unwrap()
+            .subscription
+            .unwrap();
+        h.syncer
+            .sync_billable_subscriptions("user:5")
+            .await
+            .unwrap();
+        let intent = checkout::Entity::find_by_id("c-1")
+            .one(&h.db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(intent.status, checkout::COMPLETED);
+        assert_eq!(intent.subscription_id, Some(sub.id.to_string()));
+        assert_eq!(
+            row(&h, &sub.id.to_string()).await.status,
+            "pending",
+            "completed is not paid"
+        );
+        h.finish().await
+    }
+);
+
+db_test!(
+    async fn old_pending_checkouts_are_abandoned_by_the_reconcile(db: TestDb) {
+        let h = Harness::new(db).await;
+        let now = h.fake.now();
+        checkout::Entity::insert(checkout::ActiveModel {
+            id: Set("c-2".into()),
+            billable_ref: Set("user:6".into()),
+            product_id: Set(1227),
+            status: Set(checkout::PENDING.into()),
+            subscription_id: Set(None),
+            order_id: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+            completed_at: Set(None),
+        })
+        .exec_without_returning(&h.db.conn)
+        .await
+        .unwrap();
+        assert_eq!(h.syncer.reconcile().await.unwrap().abandoned, 0);
+        h.fake.advance_days(2);
+        assert_eq!(h.syncer.reconcile().await.unwrap().abandoned, 1);
+        let intent = checkout::Entity::find_by_id("c-2")
+            .one(&h.db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(intent.status, checkout::ABANDONED);
+        h.finish().await
+    }
+);
+
+db_test!(
+    async fn an_overdue_renewal_stops_access_until_a_sync_confirms_it(db: TestDb) {
+        let h = Harness::new(db).await;
+        let id = h
+            .fake
+            .checkout(1225, &buyer("user:4"), CheckoutOutcome::Succeed)
+            .unwrap()
+            .subscription
+            .unwrap()
+            .id
+            .to_string();
+        h.syncer
+            .sync_billable_subscriptions("user:4")
+            .await
+            .unwrap();
+        let clock = h.syncer.clock().clone();
+        h.fake.advance_days(31 + 1);
+        assert!(
+            row(&h, &id)
+                .await
+                .has_access(clock.as_ref(), AccessPolicy::default()),
+            "within the 2-day grace"
+        );
+        h.fake.advance_days(2);
+        let stale = row(&h, &id).await;
+        assert!(
+            stale.is_paying(clock.as_ref()),
+            "by Octany's rule alone it still looks paid"
+        );
+        assert!(
+            !stale.has_access(clock.as_ref(), AccessPolicy::default()),
+            "but no renewal was seen"
+        );
+        h.syncer
+            .sync_billable_subscriptions("user:4")
+            .await
+            .unwrap();
+        assert!(
+            row(&h, &id)
+                .await
+                .has_access(clock.as_ref(), AccessPolicy::default()),
+            "the sync confirmed the renewal"
+        );
+        h.finish().await
+    }
+);
+
+db_test!(
+    async fn backfill_walks_every_page_and_resumes(db: TestDb) {
+        let h = Harness::new(db).await;
+        for i in 0..45 {
+            h.fake
+                .checkout(1227, &buyer(&format!("user:{i}")), CheckoutOutcome::Succeed)
+                .unwrap();
+        }
+        let mut pages = Vec::new();
+        let done = h
+            .syncer
+            .backfill(
+                BackfillOptions {
+                    start_page: 2,
+                    ..BackfillOptions::default()
+                },
+                |p| pages.push((p.page, p.next_page)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(pages, [(2, Some(3)), (3, None)], "resumed from page 2");
+        assert_eq!(done.subscriptions, 25);
+        assert_eq!(
+            subscription::Entity::find()
+                .count(&h.db.conn)
+                .await
+                .unwrap(),
+            25
+        );
+        assert_eq!(
+            product::Entity::find().count(&h.db.conn).await.unwrap(),
+            5,
+            "the product cache too"
+        );
+        let all = h
+            .syncer
+            .backfill(BackfillOptions::default(), |_| {})
+            .await
+            .unwrap();
+        assert_eq!((all.subscriptions, all.total_pages), (45, Some(3)));
+        assert_eq!(
+            subscription::Entity::find()
+                .count(&h.db.conn)
+                .await
+                .unwrap(),
+            45
+        );
+        h.finish().await
+    }
+);
+
+#[tokio::test]
+async fn migrations_go_down_and_up_again() {
+    use octany_actix_migrations::{Migrator, MigratorTrait};
+    let db = TestDb::migrated(octany_actix_tests::Backend::Sqlite).await;
+    Migrator::down(&db.conn, None).await.unwrap();
+    assert!(
+        subscription::Entity::find().count(&db.conn).await.is_err(),
+        "tables dropped"
+    );
+    Migrator::up(&db.conn, None).await.unwrap();
+    assert_eq!(
+        subscription::Entity::find().count(&db.conn).await.unwrap(),
+        0
+    );
+    let statuses = Migrator::get_migration_with_status(&db.conn).await.unwrap();
+    assert_eq!(statuses.len(), 1);
+}
