@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::api::RetryPolicy;
+use crate::api::{RateLimit, RetryPolicy};
 
 /// The production REST host (the part before `/api`).
 pub const DEFAULT_API_URL: &str = "https://api.octany.com";
@@ -127,6 +127,7 @@ pub struct OctanyConfig {
     connect_timeout: Duration,
     webhook_secrets: Vec<Secret>,
     retry: RetryPolicy,
+    rate_limit: Option<RateLimit>,
 }
 
 impl OctanyConfig {
@@ -158,6 +159,7 @@ impl OctanyConfig {
             connect_timeout: Duration::from_secs(5),
             webhook_secrets: Vec::new(),
             retry: RetryPolicy::default(),
+            rate_limit: Some(RateLimit::default()),
         })
     }
 
@@ -262,6 +264,25 @@ impl OctanyConfig {
         self
     }
 
+    /// Paces requests client-side (default [`RateLimit::default`]: 110 a
+    /// minute, bursts of 10), so the app stays under Octany's limit.
+    pub fn with_rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate_limit = Some(limit);
+        self
+    }
+
+    /// Sends requests as fast as the app makes them (429s are still waited
+    /// out). For tests against a fake without a limit.
+    pub fn without_rate_limit(mut self) -> Self {
+        self.rate_limit = None;
+        self
+    }
+
+    /// The client-side pacing, if any.
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        self.rate_limit
+    }
+
     /// The account UUID.
     pub fn account(&self) -> &str {
         &self.account
@@ -327,6 +348,7 @@ impl fmt::Debug for OctanyConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("webhook_secrets", &self.webhook_secrets.len())
             .field("retry", &self.retry)
+            .field("rate_limit", &self.rate_limit)
             .finish()
     }
 }

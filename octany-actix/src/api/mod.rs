@@ -21,6 +21,7 @@
 
 mod checkout;
 mod orders;
+mod pacer;
 mod pagination;
 mod products;
 mod retry;
@@ -36,6 +37,7 @@ use crate::error::Result;
 
 pub use checkout::{CheckoutRequest, MAX_REFERENCE_ID_LEN, is_acceptable_success_url};
 pub use orders::NewOrder;
+pub use pacer::RateLimit;
 pub use pagination::{Page, Pagination};
 pub use products::ProductUpdate;
 pub use retry::RetryPolicy;
@@ -54,6 +56,7 @@ struct Inner {
     config: OctanyConfig,
     base: url::Url,
     clock: SharedClock,
+    pacer: Option<pacer::Pacer>,
 }
 
 impl OctanyClient {
@@ -77,6 +80,7 @@ impl OctanyClient {
         Ok(Self {
             inner: Arc::new(Inner {
                 base: config.api_base(),
+                pacer: config.rate_limit().map(pacer::Pacer::new),
                 http,
                 config,
                 clock,

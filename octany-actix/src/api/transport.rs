@@ -174,6 +174,9 @@ impl OctanyClient {
     }
 
     async fn attempt(&self, call: &Call<'_>, attempts: u32) -> Result<Answer> {
+        if let Some(pacer) = &self.inner.pacer {
+            pacer.wait(self.clock()).await;
+        }
         let url = self
             .inner
             .base

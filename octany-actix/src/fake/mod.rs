@@ -385,10 +385,13 @@ impl FakeOctany {
     }
 
     /// A configuration that talks to this fake, with the secrets of every
-    /// registered endpoint.
+    /// registered endpoint, and no client-side pacing (add it back with
+    /// [`OctanyConfig::with_rate_limit`] when testing against the fake's
+    /// rate-limit fault).
     pub fn config(&self) -> OctanyConfig {
         let mut config = OctanyConfig::new(self.account_id(), self.api_key())
             .expect("the fake's account is valid")
+            .without_rate_limit()
             .with_api_url(&self.api_url())
             .expect("the fake's URL is valid")
             .with_checkout_url(&self.checkout_url())
