@@ -18,7 +18,7 @@
 //! 2. **Spliced into the host's migrator**: add [`migrations()`] to the
 //!    host's list. Their history then lives in the host's table.
 //!
-//! ```ignore
+//! ```text
 //! fn migrations() -> Vec<Box<dyn MigrationTrait>> {
 //!     let mut all = octany_actix_migrations::migrations();
 //!     all.push(Box::new(m20260101_create_users::Migration));

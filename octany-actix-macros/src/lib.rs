@@ -1,1 +1,213 @@
-//! Derive macros for `octany-actix`.
+//! Derive macros for `octany-actix`: [`Billable`](derive@Billable) and
+//! [`Plan`](derive@Plan). Use them through `octany_actix`, which re-exports
+//! both.
+
+use heck::ToKebabCase;
+use proc_macro::TokenStream;
+use proc_macro2::Span;
+use quote::quote;
+use syn::{Data, DeriveInput, Error, Fields, Ident, LitInt, LitStr, Path, parse_macro_input};
+
+/// Implements `octany_actix::Billable` for a struct (e.g. a sea-orm model).
+///
+/// `#[billable(type = "user", id = "id", email = "email", name = "name")]`:
+/// `id` names the field holding the stable id (default `id`); `email` and
+/// `name` name `String` or `Option<String>` fields to pre-fill checkout;
+/// `type` is the billable's kind (default `user`); `crate` overrides the
+/// path of `octany_actix`.
+#[proc_macro_derive(Billable, attributes(billable))]
+pub fn derive_billable(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    billable(&input).unwrap_or_else(Error::into_compile_error).into()
+}
+
+/// Implements `octany_actix::Plan` for an enum of unit variants, each
+/// `#[plan(product = 1225)]` (and optionally `slug = "pro"`; by default the
+/// variant's name in kebab case). Derive `Clone` and `Copy` beside it.
+#[proc_macro_derive(Plan, attributes(plan))]
+pub fn derive_plan(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    plan(&input).unwrap_or_else(Error::into_compile_error).into()
+}
+
+fn default_crate() -> Path {
+    syn::parse_quote!(::octany_actix)
+}
+
+fn billable(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
+    let Data::Struct(data) = &input.data else {
+        return Err(Error::new_spanned(&input.ident, "#[derive(Billable)] works on structs with named fields"));
+    };
+    let Fields::Named(fields) = &data.fields else {
+        return Err(Error::new_spanned(&input.ident, "#[derive(Billable)] needs named fields"));
+    };
+    let field_names: Vec<String> = fields.named.iter().filter_map(|f| f.ident.as_ref().map(Ident::to_string)).collect();
+    let mut kind = LitStr::new("user", Span::call_site());
+    let mut id: Option<LitStr> = None;
+    let (mut email, mut name): (Option<LitStr>, Option<LitStr>) = (None, None);
+    let mut krate = default_crate();
+    for attr in input.attrs.iter().filter(|a| a.path().is_ident("billable")) {
+        attr.parse_nested_meta(|meta| {
+            let key = meta.path.get_ident().map(Ident::to_string).unwrap_or_default();
+            match key.as_str() {
+                "type" => {
+                    let value: LitStr = meta.value()?.parse()?;
+                    let text = value.value();
+                    if text.is_empty() || text.contains(':') {
+                        return Err(Error::new_spanned(&value, "`type` must be a non-empty name without `:` (e.g. \"user\" or \"team\")"));
+                    }
+                    kind = value;
+                }
+                "id" => id = Some(meta.value()?.parse()?),
+                "email" => email = Some(meta.value()?.parse()?),
+                "name" => name = Some(meta.value()?.parse()?),
+                "crate" => {
+                    let value: LitStr = meta.value()?.parse()?;
+                    krate = value.parse()?;
+                }
+                _ => {
+                    return Err(meta.error(format!(
+                        "unknown billable attribute `{key}`: expected `type`, `id`, `email`, `name` or `crate`"
+                    )));
+                }
+            }
+            Ok(())
+        })?;
+    }
+    let field = |lit: &LitStr, role: &str| -> syn::Result<Ident> {
+        let value = lit.value();
+        if field_names.contains(&value) {
+            Ok(Ident::new(&value, lit.span()))
+        } else {
+            Err(Error::new_spanned(
+                lit,
+                format!("`{}` has no field `{value}` to use as the billable's {role}", input.ident),
+            ))
+        }
+    };
+    let id = match &id {
+        Some(lit) => field(lit, "id")?,
+        None if field_names.iter().any(|f| f == "id") => Ident::new("id", Span::call_site()),
+        None => {
+            return Err(Error::new_spanned(
+                &input.ident,
+                "no field `id`: name the field holding the billable's id with #[billable(id = \"...\")]",
+            ));
+        }
+    };
+    let text_method = |method: &str, lit: &Option<LitStr>, role: &str| -> syn::Result<proc_macro2::TokenStream> {
+        let method = Ident::new(method, Span::call_site());
+        Ok(match lit {
+            Some(lit) => {
+                let f = field(lit, role)?;
+                quote! {
+                    fn #method(&self) -> ::core::option::Option<::std::string::String> {
+                        #krate::billable::BillingText::billing_text(&self.#f)
+                    }
+                }
+            }
+            None => quote! {},
+        })
+    };
+    let email = text_method("billing_email", &email, "e-mail")?;
+    let name = text_method("billing_name", &name, "name")?;
+    let ident = &input.ident;
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+    Ok(quote! {
+        impl #impl_generics #krate::Billable for #ident #ty_generics #where_clause {
+            fn billable_id(&self) -> ::std::string::String {
+                ::std::string::ToString::to_string(&self.#id)
+            }
+            fn billable_type(&self) -> &'static str {
+                #kind
+            }
+            #email
+            #name
+        }
+    })
+}
+
+fn plan(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
+    let Data::Enum(data) = &input.data else {
+        return Err(Error::new_spanned(&input.ident, "#[derive(Plan)] works on enums whose variants are plans"));
+    };
+    if data.variants.is_empty() {
+        return Err(Error::new_spanned(&input.ident, "a plan enum needs at least one variant"));
+    }
+    let mut krate = default_crate();
+    for attr in input.attrs.iter().filter(|a| a.path().is_ident("plan")) {
+        attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("crate") {
+                let value: LitStr = meta.value()?.parse()?;
+                krate = value.parse()?;
+                Ok(())
+            } else {
+                Err(meta.error("on the enum, #[plan] takes only `crate`; put `product` on each variant"))
+            }
+        })?;
+    }
+    let mut variants = Vec::new();
+    let mut products: Vec<(i64, Ident)> = Vec::new();
+    let mut slugs: Vec<String> = Vec::new();
+    for variant in &data.variants {
+        if !matches!(variant.fields, Fields::Unit) {
+            return Err(Error::new_spanned(&variant.ident, "a plan variant carries no data"));
+        }
+        let mut product: Option<LitInt> = None;
+        let mut slug: Option<LitStr> = None;
+        for attr in variant.attrs.iter().filter(|a| a.path().is_ident("plan")) {
+            attr.parse_nested_meta(|meta| {
+                if meta.path.is_ident("product") {
+                    product = Some(meta.value()?.parse()?);
+                    Ok(())
+                } else if meta.path.is_ident("slug") {
+                    slug = Some(meta.value()?.parse()?);
+                    Ok(())
+                } else {
+                    Err(meta.error("unknown plan attribute: expected `product = <Octany product id>` or `slug = \"...\"`"))
+                }
+            })?;
+        }
+        let Some(product) = product else {
+            return Err(Error::new_spanned(
+                &variant.ident,
+                format!("`{}` needs #[plan(product = <Octany product id>)]", variant.ident),
+            ));
+        };
+        let id: i64 = product.base10_parse()?;
+        if id <= 0 {
+            return Err(Error::new_spanned(&product, "an Octany product id is a positive integer"));
+        }
+        if let Some((_, other)) = products.iter().find(|(p, _)| *p == id) {
+            return Err(Error::new_spanned(&product, format!("product {id} is already the plan `{other}`")));
+        }
+        let slug = slug.map(|s| s.value()).unwrap_or_else(|| variant.ident.to_string().to_kebab_case());
+        if slugs.contains(&slug) {
+            return Err(Error::new_spanned(&variant.ident, format!("the slug `{slug}` is used twice")));
+        }
+        products.push((id, variant.ident.clone()));
+        slugs.push(slug.clone());
+        variants.push((variant.ident.clone(), id, slug));
+    }
+    let ident = &input.ident;
+    let names: Vec<&Ident> = variants.iter().map(|(v, _, _)| v).collect();
+    let ids: Vec<i64> = variants.iter().map(|(_, id, _)| *id).collect();
+    let slug_lits: Vec<&String> = variants.iter().map(|(_, _, s)| s).collect();
+    Ok(quote! {
+        impl #krate::Plan for #ident {
+            fn product_id(&self) -> #krate::model::ProductId {
+                match self {
+                    #( Self::#names => #krate::model::ProductId(#ids), )*
+                }
+            }
+            fn slug(&self) -> &'static str {
+                match self {
+                    #( Self::#names => #slug_lits, )*
+                }
+            }
+            fn all() -> &'static [Self] {
+                &[ #( Self::#names ),* ]
+            }
+        }
+    })
+}

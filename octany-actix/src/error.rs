@@ -148,3 +148,108 @@ impl OctanyError {
 
 /// A result of a call to Octany.
 pub type Result<T, E = OctanyError> = std::result::Result<T, E>;
+
+/// A billing action or question of the host failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BillingError {
+    /// No `web::Data<Octany>` on the app.
+    #[error(
+        "octany_actix::Octany is not registered: call App::app_data(web::Data::new(octany.clone())) on the App itself \
+         (state registered inside a scope is invisible to routes outside it)"
+    )]
+    NotRegistered,
+    /// The mirror's database failed.
+    #[error("the billing database is unavailable ({0}); try again shortly")]
+    Database(#[from] sea_orm::DbErr),
+    /// Octany refused or failed.
+    #[error(transparent)]
+    Octany(#[from] OctanyError),
+    /// Syncing failed.
+    #[error(transparent)]
+    Sync(#[from] crate::sync::SyncError),
+    /// No such plan in the catalog.
+    #[error("there is no plan `{0}`: configure it with OctanyBuilder::plans")]
+    UnknownPlan(String),
+    /// The billable already has access to that plan.
+    #[error("already subscribed to this plan")]
+    AlreadySubscribed,
+    /// The action needs a subscription and there is none.
+    #[error("there is no subscription to do that with")]
+    NoSubscription,
+    /// The configuration does not allow it.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+mod http {
+    //! Every error's HTTP answer, in one place.
+
+    use actix_web::http::StatusCode;
+    use actix_web::{HttpResponse, ResponseError};
+    use serde_json::json;
+
+    use super::{BillingError, OctanyError};
+    use crate::sync::SyncError;
+    use crate::webhook::WebhookError;
+
+    impl ResponseError for BillingError {
+        fn status_code(&self) -> StatusCode {
+            match self {
+                BillingError::NotRegistered | BillingError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                BillingError::Database(_) | BillingError::Sync(SyncError::Database(_)) => StatusCode::SERVICE_UNAVAILABLE,
+                BillingError::Octany(OctanyError::Validation { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
+                BillingError::Octany(_) | BillingError::Sync(_) => StatusCode::BAD_GATEWAY,
+                BillingError::UnknownPlan(_) => StatusCode::NOT_FOUND,
+                BillingError::AlreadySubscribed | BillingError::NoSubscription => StatusCode::CONFLICT,
+            }
+        }
+
+        fn error_response(&self) -> HttpResponse {
+            let code = match self {
+                BillingError::NotRegistered => "octany_not_registered",
+                BillingError::Database(_) | BillingError::Sync(SyncError::Database(_)) => "billing_unavailable",
+                BillingError::Octany(_) | BillingError::Sync(_) => "octany_failed",
+                BillingError::UnknownPlan(_) => "unknown_plan",
+                BillingError::AlreadySubscribed => "already_subscribed",
+                BillingError::NoSubscription => "no_subscription",
+                BillingError::Config(_) => "misconfigured",
+            };
+            // Database and Octany details go to the log, not to the browser.
+            let message = match self {
+                BillingError::Database(_) | BillingError::Sync(_) | BillingError::Octany(_) => {
+                    tracing::error!(error = %self, "billing request failed");
+                    match self {
+                        BillingError::Octany(OctanyError::Validation { .. }) => self.to_string(),
+                        BillingError::Database(_) | BillingError::Sync(SyncError::Database(_)) => {
+                            "billing is unavailable; try again shortly".to_owned()
+                        }
+                        _ => "Octany could not be reached; try again shortly".to_owned(),
+                    }
+                }
+                other => other.to_string(),
+            };
+            HttpResponse::build(self.status_code()).json(json!({ "error": code, "message": message }))
+        }
+    }
+
+    impl ResponseError for WebhookError {
+        fn status_code(&self) -> StatusCode {
+            match self {
+                WebhookError::BadSignature => StatusCode::UNAUTHORIZED,
+                WebhookError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                WebhookError::Malformed(_) => StatusCode::BAD_REQUEST,
+                WebhookError::Apply(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            }
+        }
+
+        fn error_response(&self) -> HttpResponse {
+            // The apply error's detail stays in the log and on the delivery row.
+            let message = match self {
+                WebhookError::Apply(_) => "applying the delivery failed; it will be retried".to_owned(),
+                other => other.to_string(),
+            };
+            HttpResponse::build(self.status_code()).json(json!({ "error": message }))
+        }
+    }
+}

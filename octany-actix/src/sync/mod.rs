@@ -20,7 +20,6 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
 /// A connection or transaction the sync can write through.
 pub trait Conn: ConnectionTrait + TransactionTrait {}
 impl<T: ConnectionTrait + TransactionTrait> Conn for T {}
-use tokio::sync::broadcast;
 
 use crate::api::{OctanyClient, SubscriptionFilter};
 use crate::clock::SharedClock;
@@ -145,13 +144,23 @@ pub struct Syncer {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
     db: DatabaseConnection,
     client: OctanyClient,
     clock: SharedClock,
-    changes: broadcast::Sender<String>,
+    hooks: std::sync::RwLock<Vec<ChangeHook>>,
     options: SyncOptions,
+}
+
+type ChangeHook = Arc<dyn Fn(&str) + Send + Sync>;
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Syncer")
+            .field("client", &self.client)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How the syncer behaves.
@@ -183,13 +192,12 @@ impl Syncer {
         client: OctanyClient,
         options: SyncOptions,
     ) -> Self {
-        let (changes, _) = broadcast::channel(1024);
         Self {
             inner: Arc::new(Inner {
                 clock: client.clock().clone(),
                 db,
                 client,
-                changes,
+                hooks: std::sync::RwLock::default(),
                 options,
             }),
         }
@@ -210,9 +218,14 @@ impl Syncer {
         &self.inner.clock
     }
 
-    /// The billables whose mirrored state changes from now on (for caches).
-    pub fn changes(&self) -> broadcast::Receiver<String> {
-        self.inner.changes.subscribe()
+    /// Calls `hook` with each billable whose mirrored state a sync changed,
+    /// right after the change is committed (caches drop their entry here).
+    pub fn on_change(&self, hook: impl Fn(&str) + Send + Sync + 'static) {
+        self.inner
+            .hooks
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(hook));
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -338,8 +351,11 @@ impl Syncer {
 
     /// Tells caches which billables changed.
     fn notify(&self, effects: &Effects) {
+        let hooks = self.inner.hooks.read().unwrap_or_else(|e| e.into_inner()).clone();
         for billable in &effects.changed {
-            let _ = self.inner.changes.send(billable.clone());
+            for hook in &hooks {
+                hook(billable);
+            }
         }
     }
 

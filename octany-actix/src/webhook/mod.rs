@@ -9,3 +9,4 @@ pub use listeners::{Delivered, ListenerError, Listeners};
 pub use receiver::{
     DEFAULT_BODY_LIMIT, Received, ReplayReport, WebhookError, WebhookReceiver, handle,
 };
+pub(crate) use receiver::receive_http;

@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -25,7 +24,7 @@ use crate::sync::{Effects, SyncError, Syncer, begin, retrying};
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
 /// A delivery the receiver refused or could not apply. Each maps to one
-/// HTTP status, in [`ResponseError`].
+/// HTTP status (401, 413, 400, 500), in `octany_actix::error`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WebhookError {
@@ -46,26 +45,6 @@ pub enum WebhookError {
     /// Applying failed (500, so that Octany retries); recorded on the delivery.
     #[error("applying the delivery failed; Octany will retry it: {0}")]
     Apply(#[from] SyncError),
-}
-
-impl ResponseError for WebhookError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            WebhookError::BadSignature => StatusCode::UNAUTHORIZED,
-            WebhookError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            WebhookError::Malformed(_) => StatusCode::BAD_REQUEST,
-            WebhookError::Apply(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        // The apply error's detail stays in the log and on the delivery row.
-        let message = match self {
-            WebhookError::Apply(_) => "applying the delivery failed; it will be retried".to_owned(),
-            other => other.to_string(),
-        };
-        HttpResponse::build(self.status_code()).json(json!({ "error": message }))
-    }
 }
 
 /// What the receiver did with an accepted delivery.
@@ -428,10 +407,20 @@ async fn record_failure(
 }
 
 /// The actix handler for `POST {prefix}/webhook`. Needs a
-/// `web::Data<WebhookReceiver>` registered on the app.
+/// `web::Data<WebhookReceiver>` registered on the app. (Apps that mount
+/// [`crate::routes`] get it there, from their `Octany`.)
 pub async fn handle(
     receiver: web::Data<WebhookReceiver>,
     req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, WebhookError> {
+    receive_http(&receiver, &req, payload).await
+}
+
+/// Reads a delivery's body within the limit and receives it.
+pub(crate) async fn receive_http(
+    receiver: &WebhookReceiver,
+    req: &HttpRequest,
     mut payload: web::Payload,
 ) -> Result<HttpResponse, WebhookError> {
     let limit = receiver.body_limit();

@@ -1,0 +1,6 @@
+#[derive(octany_actix_macros::Billable)]
+struct Team {
+    uuid: String,
+}
+
+fn main() {}

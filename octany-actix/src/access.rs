@@ -1,0 +1,115 @@
+//! What the guard reads: a billable's mirrored subscriptions and pending
+//! checkout, cached for a short time and dropped by every sync of it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder};
+
+use crate::billable::PlanSet;
+use crate::clock::Clock;
+use crate::entity::{checkout, subscription};
+use crate::model::{AccessPolicy, Entitlement, ProductId};
+
+/// A billable's billing state, as the local mirror has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessState {
+    /// Every mirrored subscription, newest first.
+    pub subscriptions: Vec<subscription::Model>,
+    /// The newest checkout still waiting for Octany, if any.
+    pub pending_checkout: Option<checkout::Model>,
+}
+
+impl AccessState {
+    /// Reads it from the database (two indexed queries).
+    pub async fn load(db: &DatabaseConnection, billable: &str) -> Result<Self, DbErr> {
+        let subscriptions = subscription::Entity::find()
+            .filter(subscription::Column::BillableRef.eq(billable))
+            .order_by_desc(subscription::Column::CreatedAt)
+            .order_by_desc(subscription::Column::Id)
+            .all(db)
+            .await?;
+        let pending_checkout = checkout::Entity::find()
+            .filter(checkout::Column::BillableRef.eq(billable))
+            .filter(checkout::Column::Status.eq(checkout::PENDING))
+            .order_by_desc(checkout::Column::CreatedAt)
+            .one(db)
+            .await?;
+        Ok(Self {
+            subscriptions,
+            pending_checkout,
+        })
+    }
+
+    /// The subscription that grants access to a plan of `P`, if any.
+    pub fn granting<P: PlanSet>(&self, clock: &dyn Clock, policy: AccessPolicy) -> Option<&subscription::Model> {
+        self.subscriptions
+            .iter()
+            .find(|s| P::admits(s.product_id.map(ProductId)) && s.has_access(clock, policy))
+    }
+
+    /// The current subscription: the one granting access, else the newest.
+    pub fn current(&self, clock: &dyn Clock, policy: AccessPolicy) -> Option<&subscription::Model> {
+        self.granting::<crate::billable::AnyPlan>(clock, policy)
+            .or(self.subscriptions.first())
+    }
+
+    /// Whether a payment is still on its way: a pending checkout, or a
+    /// subscription Octany reports `pending` (an unpaid first invoice).
+    pub fn payment_pending(&self) -> bool {
+        self.pending_checkout.is_some()
+            || self
+                .subscriptions
+                .iter()
+                .any(|s| s.subscription_status() == crate::model::SubscriptionStatus::Pending)
+    }
+}
+
+/// The guard's per-billable cache: answers for `ttl` (on the clock), and is
+/// emptied for a billable whenever a sync changes it.
+#[derive(Debug)]
+pub(crate) struct AccessCache {
+    ttl: Duration,
+    entries: RwLock<HashMap<String, (Arc<AccessState>, DateTime<Utc>)>>,
+}
+
+impl AccessCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: RwLock::default(),
+        }
+    }
+
+    pub fn get(&self, billable: &str, now: DateTime<Utc>) -> Option<Arc<AccessState>> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(billable)
+            .filter(|(_, expires)| *expires > now)
+            .map(|(state, _)| state.clone())
+    }
+
+    pub fn put(&self, billable: &str, state: Arc<AccessState>, now: DateTime<Utc>) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let expires = now + chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::MAX);
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        if entries.len() > 100_000 {
+            entries.retain(|_, (_, e)| *e > now);
+        }
+        entries.insert(billable.to_owned(), (state, expires));
+    }
+
+    pub fn invalidate(&self, billable: &str) {
+        self.entries
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(billable);
+    }
+}

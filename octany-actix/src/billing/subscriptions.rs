@@ -1,0 +1,99 @@
+//! Subscriptions: questions and the actions on the current one.
+
+use super::Billing;
+use crate::billable::{AnyPlan, Billable, Plan};
+use crate::entity::subscription;
+use crate::error::BillingError;
+use crate::model::{Entitlement, SubscriptionId};
+
+impl<U: Billable> Billing<'_, U> {
+    /// Every mirrored subscription, newest first.
+    pub async fn subscriptions(&self) -> Result<Vec<subscription::Model>, BillingError> {
+        Ok(self.state().await?.subscriptions.clone())
+    }
+
+    /// The current subscription: the one granting access, else the newest.
+    pub async fn subscription(&self) -> Result<Option<subscription::Model>, BillingError> {
+        let state = self.state().await?;
+        let settings = self.octany.settings();
+        Ok(state.current(self.octany.clock().as_ref(), settings.policy).cloned())
+    }
+
+    /// Whether it has access (paying, on trial or on a grace period).
+    pub async fn subscribed(&self) -> Result<bool, BillingError> {
+        let state = self.state().await?;
+        Ok(state
+            .granting::<AnyPlan>(self.octany.clock().as_ref(), self.octany.settings().policy)
+            .is_some())
+    }
+
+    /// Whether it has access to `plan`.
+    pub async fn subscribed_to<P: Plan>(&self, plan: P) -> Result<bool, BillingError> {
+        let state = self.state().await?;
+        let clock = self.octany.clock();
+        let policy = self.octany.settings().policy;
+        Ok(state
+            .subscriptions
+            .iter()
+            .any(|s| s.product_id == Some(plan.product_id().0) && s.has_access(clock.as_ref(), policy)))
+    }
+
+    async fn current_is(&self, test: impl Fn(&subscription::Model) -> bool) -> Result<bool, BillingError> {
+        Ok(self.subscription().await?.as_ref().is_some_and(test))
+    }
+
+    /// In a free trial.
+    pub async fn on_trial(&self) -> Result<bool, BillingError> {
+        let clock = self.octany.clock().clone();
+        self.current_is(|s| s.on_trial(clock.as_ref())).await
+    }
+
+    /// Cancelled but paid until a date still ahead.
+    pub async fn on_grace_period(&self) -> Result<bool, BillingError> {
+        let clock = self.octany.clock().clone();
+        self.current_is(|s| s.on_grace_period(clock.as_ref())).await
+    }
+
+    /// Paying by Octany's own rule.
+    pub async fn is_paying(&self) -> Result<bool, BillingError> {
+        let clock = self.octany.clock().clone();
+        self.current_is(|s| s.is_paying(clock.as_ref())).await
+    }
+
+    pub(super) async fn live_subscription(&self) -> Result<subscription::Model, BillingError> {
+        let clock = self.octany.clock().clone();
+        self.subscription()
+            .await?
+            .filter(|s| !s.has_ended(clock.as_ref()))
+            .ok_or(BillingError::NoSubscription)
+    }
+
+    async fn synced(&self, id: &SubscriptionId) -> Result<subscription::Model, BillingError> {
+        self.octany.syncer().sync_subscription(id).await?;
+        self.octany.forget(&self.reference());
+        subscription::Entity::find_by_id(id.as_str())
+            .one(self.octany.syncer().db())
+            .await?
+            .ok_or(BillingError::NoSubscription)
+    }
+
+    /// Cancels the current subscription at the end of its paid period; it
+    /// keeps access until then (a grace period).
+    pub async fn cancel(&self) -> Result<subscription::Model, BillingError> {
+        let id = SubscriptionId::new(self.live_subscription().await?.id);
+        self.octany.client().cancel_subscription(&id).await?;
+        self.synced(&id).await
+    }
+
+    /// Moves the current subscription to `plan`.
+    pub async fn swap<P: Plan>(&self, plan: P) -> Result<subscription::Model, BillingError> {
+        let id = SubscriptionId::new(self.live_subscription().await?.id);
+        self.octany
+            .client()
+            .swap_subscription_product(&id, plan.product_id())
+            .await?;
+        self.synced(&id).await
+    }
+}
+
+use sea_orm::EntityTrait;

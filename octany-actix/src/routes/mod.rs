@@ -1,0 +1,158 @@
+//! The billing routes a host mounts under a prefix of its choice:
+//!
+//! ```no_run
+//! # #[derive(Clone)] struct CurrentUser;
+//! # impl octany_actix::Billable for CurrentUser { fn billable_id(&self) -> String { "1".into() } }
+//! # impl actix_web::FromRequest for CurrentUser { type Error = actix_web::Error; type Future = std::future::Ready<Result<Self, Self::Error>>;
+//! #   fn from_request(_: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future { std::future::ready(Ok(CurrentUser)) } }
+//! use actix_web::web;
+//! let billing = web::scope("/billing").configure(octany_actix::routes::<CurrentUser>);
+//! ```
+//!
+//! - `GET checkout/{plan}`: records the intent, 303 to Octany's checkout
+//!   (409 if the plan is already held);
+//! - `GET success`: waits for the payment to settle, then forwards;
+//! - `GET status`: the current user's billing state as JSON (syncs at
+//!   most every few seconds per user);
+//! - `POST webhook`: the signed webhook receiver.
+
+use std::collections::HashMap;
+
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use askama::Template;
+use sea_orm::EntityTrait;
+use serde_json::json;
+
+use crate::billable::{AnyPlan, Billable};
+use crate::billing::{is_local_path, CheckoutOptions};
+use crate::entity::checkout;
+use crate::error::BillingError;
+use crate::model::{format_timestamp, Entitlement};
+use crate::octany::Octany;
+
+/// Mounts the billing routes; `U` is the host's user extractor.
+pub fn routes<U: Billable + FromRequest + 'static>(cfg: &mut web::ServiceConfig) {
+    cfg.route("/checkout/{plan}", web::get().to(start_checkout::<U>))
+        .route("/success", web::get().to(success::<U>))
+        .route("/status", web::get().to(status::<U>))
+        .route("/webhook", web::post().to(webhook));
+}
+
+type Query = web::Query<HashMap<String, String>>;
+
+fn next_path(query: &HashMap<String, String>, octany: &Octany) -> String {
+    query
+        .get("next")
+        .filter(|next| is_local_path(next))
+        .cloned()
+        .unwrap_or_else(|| octany.settings().after_checkout_path.clone())
+}
+
+async fn start_checkout<U: Billable + FromRequest + 'static>(
+    req: HttpRequest,
+    user: U,
+    plan: web::Path<String>,
+    query: Query,
+) -> Result<HttpResponse, BillingError> {
+    let octany = Octany::from_request(&req)?;
+    let slug = plan.into_inner();
+    let product = octany
+        .catalog()
+        .iter()
+        .find(|p| p.slug == slug)
+        .map(|p| p.product)
+        .ok_or(BillingError::UnknownPlan(slug))?;
+    let options = CheckoutOptions {
+        next: query.get("next").filter(|n| is_local_path(n)).cloned(),
+        ..CheckoutOptions::default()
+    };
+    let url = octany.billing(&user).checkout_url_for(product, options).await?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, url.as_str()))
+        .finish())
+}
+
+#[derive(Template)]
+#[template(path = "octany/success.html")]
+struct SuccessPage {
+    status_url: String,
+    next: String,
+    pricing_path: String,
+    poll_ms: u64,
+    timed_out: bool,
+}
+
+async fn success<U: Billable + FromRequest + 'static>(req: HttpRequest, user: U, query: Query) -> Result<HttpResponse, BillingError> {
+    let octany = Octany::from_request(&req)?;
+    let billable = user.billable_ref();
+    octany.sync_throttled(&billable).await;
+    let state = octany.access(&billable).await?;
+    let next = next_path(&query, &octany);
+    let settings = octany.settings();
+    if state.granting::<AnyPlan>(octany.clock().as_ref(), settings.policy).is_some() {
+        return Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, next)).finish());
+    }
+    // How long has the payment been on its way?
+    let named = match query.get("checkout") {
+        Some(id) => checkout::Entity::find_by_id(id.as_str())
+            .one(octany.syncer().db())
+            .await?
+            .filter(|c| c.billable_ref == billable),
+        None => None,
+    };
+    let now = octany.clock().now();
+    let started = named
+        .or_else(|| state.pending_checkout.clone())
+        .map(|c| c.created_at)
+        .unwrap_or(now);
+    let timed_out = (now - started).to_std().unwrap_or_default() > settings.success_timeout;
+    let page = SuccessPage {
+        status_url: format!("{}/status", settings.billing_path),
+        next,
+        pricing_path: settings.pricing_path.clone(),
+        poll_ms: 2500,
+        timed_out,
+    };
+    let body = page.render().map_err(|e| crate::config::ConfigError::Invalid {
+        var: "templates",
+        reason: e.to_string(),
+    })?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .content_type("text/html; charset=utf-8")
+        .body(body))
+}
+
+async fn status<U: Billable + FromRequest + 'static>(req: HttpRequest, user: U) -> Result<HttpResponse, BillingError> {
+    let octany = Octany::from_request(&req)?;
+    let billable = user.billable_ref();
+    octany.sync_throttled(&billable).await;
+    let state = octany.access(&billable).await?;
+    let clock = octany.clock().as_ref();
+    let policy = octany.settings().policy;
+    let current = state.current(clock, policy);
+    let plan = current
+        .and_then(|s| s.product_id)
+        .and_then(|id| octany.catalog().iter().find(|p| p.product.0 == id))
+        .map(|p| p.slug.clone());
+    let access = state.granting::<AnyPlan>(clock, policy).is_some();
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({
+            "access": access,
+            "pending": !access && state.payment_pending(),
+            "status": current.map(|s| s.status.clone()),
+            "plan": plan,
+            "product_id": current.and_then(|s| s.product_id),
+            "on_trial": current.is_some_and(|s| s.on_trial(clock)),
+            "on_grace_period": current.is_some_and(|s| s.on_grace_period(clock)),
+            "renews_at": current.and_then(|s| s.renews_at).map(|t| format_timestamp(&t)),
+            "ends_at": current.and_then(|s| s.ends_at).map(|t| format_timestamp(&t)),
+        })))
+}
+
+async fn webhook(req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, actix_web::Error> {
+    let octany = Octany::from_request(&req)?;
+    Ok(crate::webhook::receive_http(octany.receiver(), &req, payload).await?)
+}
