@@ -18,7 +18,9 @@ use syn::{Data, DeriveInput, Error, Fields, Ident, LitInt, LitStr, Path, parse_m
 #[proc_macro_derive(Billable, attributes(billable))]
 pub fn derive_billable(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
-    billable(&input).unwrap_or_else(Error::into_compile_error).into()
+    billable(&input)
+        .unwrap_or_else(Error::into_compile_error)
+        .into()
 }
 
 /// Implements `octany_actix::Plan` for an enum of unit variants, each
@@ -27,7 +29,9 @@ pub fn derive_billable(input: TokenStream) -> TokenStream {
 #[proc_macro_derive(Plan, attributes(plan))]
 pub fn derive_plan(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
-    plan(&input).unwrap_or_else(Error::into_compile_error).into()
+    plan(&input)
+        .unwrap_or_else(Error::into_compile_error)
+        .into()
 }
 
 fn default_crate() -> Path {
@@ -36,12 +40,22 @@ fn default_crate() -> Path {
 
 fn billable(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
     let Data::Struct(data) = &input.data else {
-        return Err(Error::new_spanned(&input.ident, "#[derive(Billable)] works on structs with named fields"));
+        return Err(Error::new_spanned(
+            &input.ident,
+            "#[derive(Billable)] works on structs with named fields",
+        ));
     };
     let Fields::Named(fields) = &data.fields else {
-        return Err(Error::new_spanned(&input.ident, "#[derive(Billable)] needs named fields"));
+        return Err(Error::new_spanned(
+            &input.ident,
+            "#[derive(Billable)] needs named fields",
+        ));
     };
-    let field_names: Vec<String> = fields.named.iter().filter_map(|f| f.ident.as_ref().map(Ident::to_string)).collect();
+    let field_names: Vec<String> = fields
+        .named
+        .iter()
+        .filter_map(|f| f.ident.as_ref().map(Ident::to_string))
+        .collect();
     let mut kind = LitStr::new("user", Span::call_site());
     let mut id: Option<LitStr> = None;
     let (mut email, mut name): (Option<LitStr>, Option<LitStr>) = (None, None);
@@ -81,7 +95,10 @@ fn billable(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
         } else {
             Err(Error::new_spanned(
                 lit,
-                format!("`{}` has no field `{value}` to use as the billable's {role}", input.ident),
+                format!(
+                    "`{}` has no field `{value}` to use as the billable's {role}",
+                    input.ident
+                ),
             ))
         }
     };
@@ -95,20 +112,21 @@ fn billable(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
             ));
         }
     };
-    let text_method = |method: &str, lit: &Option<LitStr>, role: &str| -> syn::Result<proc_macro2::TokenStream> {
-        let method = Ident::new(method, Span::call_site());
-        Ok(match lit {
-            Some(lit) => {
-                let f = field(lit, role)?;
-                quote! {
-                    fn #method(&self) -> ::core::option::Option<::std::string::String> {
-                        #krate::billable::BillingText::billing_text(&self.#f)
+    let text_method =
+        |method: &str, lit: &Option<LitStr>, role: &str| -> syn::Result<proc_macro2::TokenStream> {
+            let method = Ident::new(method, Span::call_site());
+            Ok(match lit {
+                Some(lit) => {
+                    let f = field(lit, role)?;
+                    quote! {
+                        fn #method(&self) -> ::core::option::Option<::std::string::String> {
+                            #krate::billable::BillingText::billing_text(&self.#f)
+                        }
                     }
                 }
-            }
-            None => quote! {},
-        })
-    };
+                None => quote! {},
+            })
+        };
     let email = text_method("billing_email", &email, "e-mail")?;
     let name = text_method("billing_name", &name, "name")?;
     let ident = &input.ident;
@@ -129,10 +147,16 @@ fn billable(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
 
 fn plan(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
     let Data::Enum(data) = &input.data else {
-        return Err(Error::new_spanned(&input.ident, "#[derive(Plan)] works on enums whose variants are plans"));
+        return Err(Error::new_spanned(
+            &input.ident,
+            "#[derive(Plan)] works on enums whose variants are plans",
+        ));
     };
     if data.variants.is_empty() {
-        return Err(Error::new_spanned(&input.ident, "a plan enum needs at least one variant"));
+        return Err(Error::new_spanned(
+            &input.ident,
+            "a plan enum needs at least one variant",
+        ));
     }
     let mut krate = default_crate();
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("plan")) {
@@ -142,7 +166,9 @@ fn plan(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
                 krate = value.parse()?;
                 Ok(())
             } else {
-                Err(meta.error("on the enum, #[plan] takes only `crate`; put `product` on each variant"))
+                Err(meta.error(
+                    "on the enum, #[plan] takes only `crate`; put `product` on each variant",
+                ))
             }
         })?;
     }
@@ -151,7 +177,10 @@ fn plan(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
     let mut slugs: Vec<String> = Vec::new();
     for variant in &data.variants {
         if !matches!(variant.fields, Fields::Unit) {
-            return Err(Error::new_spanned(&variant.ident, "a plan variant carries no data"));
+            return Err(Error::new_spanned(
+                &variant.ident,
+                "a plan variant carries no data",
+            ));
         }
         let mut product: Option<LitInt> = None;
         let mut slug: Option<LitStr> = None;
@@ -171,19 +200,33 @@ fn plan(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
         let Some(product) = product else {
             return Err(Error::new_spanned(
                 &variant.ident,
-                format!("`{}` needs #[plan(product = <Octany product id>)]", variant.ident),
+                format!(
+                    "`{}` needs #[plan(product = <Octany product id>)]",
+                    variant.ident
+                ),
             ));
         };
         let id: i64 = product.base10_parse()?;
         if id <= 0 {
-            return Err(Error::new_spanned(&product, "an Octany product id is a positive integer"));
+            return Err(Error::new_spanned(
+                &product,
+                "an Octany product id is a positive integer",
+            ));
         }
         if let Some((_, other)) = products.iter().find(|(p, _)| *p == id) {
-            return Err(Error::new_spanned(&product, format!("product {id} is already the plan `{other}`")));
+            return Err(Error::new_spanned(
+                &product,
+                format!("product {id} is already the plan `{other}`"),
+            ));
         }
-        let slug = slug.map(|s| s.value()).unwrap_or_else(|| variant.ident.to_string().to_kebab_case());
+        let slug = slug
+            .map(|s| s.value())
+            .unwrap_or_else(|| variant.ident.to_string().to_kebab_case());
         if slugs.contains(&slug) {
-            return Err(Error::new_spanned(&variant.ident, format!("the slug `{slug}` is used twice")));
+            return Err(Error::new_spanned(
+                &variant.ident,
+                format!("the slug `{slug}` is used twice"),
+            ));
         }
         products.push((id, variant.ident.clone()));
         slugs.push(slug.clone());

@@ -44,7 +44,11 @@ impl AccessState {
     }
 
     /// The subscription that grants access to a plan of `P`, if any.
-    pub fn granting<P: PlanSet>(&self, clock: &dyn Clock, policy: AccessPolicy) -> Option<&subscription::Model> {
+    pub fn granting<P: PlanSet>(
+        &self,
+        clock: &dyn Clock,
+        policy: AccessPolicy,
+    ) -> Option<&subscription::Model> {
         self.subscriptions
             .iter()
             .find(|s| P::admits(s.product_id.map(ProductId)) && s.has_access(clock, policy))
@@ -72,8 +76,11 @@ impl AccessState {
 #[derive(Debug)]
 pub(crate) struct AccessCache {
     ttl: Duration,
-    entries: RwLock<HashMap<String, (Arc<AccessState>, DateTime<Utc>)>>,
+    entries: RwLock<HashMap<String, Cached>>,
 }
+
+/// A cached state and when it stops being trusted.
+type Cached = (Arc<AccessState>, DateTime<Utc>);
 
 impl AccessCache {
     pub fn new(ttl: Duration) -> Self {

@@ -100,7 +100,10 @@ pub trait Plan: Copy + Send + Sync + 'static {
 
     /// The plan of a product, if it is one of these.
     fn from_product(product: ProductId) -> Option<Self> {
-        Self::all().iter().copied().find(|p| p.product_id() == product)
+        Self::all()
+            .iter()
+            .copied()
+            .find(|p| p.product_id() == product)
     }
 
     /// The plan with this slug.

@@ -196,19 +196,29 @@ mod http {
     impl ResponseError for BillingError {
         fn status_code(&self) -> StatusCode {
             match self {
-                BillingError::NotRegistered | BillingError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
-                BillingError::Database(_) | BillingError::Sync(SyncError::Database(_)) => StatusCode::SERVICE_UNAVAILABLE,
-                BillingError::Octany(OctanyError::Validation { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
+                BillingError::NotRegistered | BillingError::Config(_) => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+                BillingError::Database(_) | BillingError::Sync(SyncError::Database(_)) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                BillingError::Octany(OctanyError::Validation { .. }) => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
                 BillingError::Octany(_) | BillingError::Sync(_) => StatusCode::BAD_GATEWAY,
                 BillingError::UnknownPlan(_) => StatusCode::NOT_FOUND,
-                BillingError::AlreadySubscribed | BillingError::NoSubscription => StatusCode::CONFLICT,
+                BillingError::AlreadySubscribed | BillingError::NoSubscription => {
+                    StatusCode::CONFLICT
+                }
             }
         }
 
         fn error_response(&self) -> HttpResponse {
             let code = match self {
                 BillingError::NotRegistered => "octany_not_registered",
-                BillingError::Database(_) | BillingError::Sync(SyncError::Database(_)) => "billing_unavailable",
+                BillingError::Database(_) | BillingError::Sync(SyncError::Database(_)) => {
+                    "billing_unavailable"
+                }
                 BillingError::Octany(_) | BillingError::Sync(_) => "octany_failed",
                 BillingError::UnknownPlan(_) => "unknown_plan",
                 BillingError::AlreadySubscribed => "already_subscribed",
@@ -229,7 +239,8 @@ mod http {
                 }
                 other => other.to_string(),
             };
-            HttpResponse::build(self.status_code()).json(json!({ "error": code, "message": message }))
+            HttpResponse::build(self.status_code())
+                .json(json!({ "error": code, "message": message }))
         }
     }
 
@@ -246,7 +257,9 @@ mod http {
         fn error_response(&self) -> HttpResponse {
             // The apply error's detail stays in the log and on the delivery row.
             let message = match self {
-                WebhookError::Apply(_) => "applying the delivery failed; it will be retried".to_owned(),
+                WebhookError::Apply(_) => {
+                    "applying the delivery failed; it will be retried".to_owned()
+                }
                 other => other.to_string(),
             };
             HttpResponse::build(self.status_code()).json(json!({ "error": message }))

@@ -30,15 +30,15 @@ pub mod config;
 pub mod entity;
 pub mod error;
 pub mod guard;
+pub mod model;
 mod octany;
 mod routes;
-pub mod model;
 pub mod sync;
 
 pub use api::{OctanyClient, install_crypto_provider};
+pub use billable::{AnyPlan, Billable, Plan};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::OctanyConfig;
-pub use billable::{AnyPlan, Billable, Plan};
 pub use error::{BillingError, OctanyError};
 pub use guard::RequireSubscription;
 pub use octany::{CatalogPlan, Octany, OctanyBuilder, RejectionHandler, Settings};

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 use url::Url;
@@ -23,7 +23,8 @@ use crate::sync::Syncer;
 use crate::webhook::{Listeners, WebhookReceiver};
 
 /// How a refusal of the guard is answered; see [`OctanyBuilder::on_rejection`].
-pub type RejectionHandler = Arc<dyn Fn(&HttpRequest, &Denial, &Settings) -> HttpResponse + Send + Sync>;
+pub type RejectionHandler =
+    Arc<dyn Fn(&HttpRequest, &Denial, &Settings) -> HttpResponse + Send + Sync>;
 
 /// Where things are, and how long things last.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,7 +128,11 @@ pub struct OctanyBuilder {
 
 fn local_path(path: &str) -> String {
     let path = path.trim();
-    if path.starts_with('/') { path.trim_end_matches('/').to_owned() } else { format!("/{}", path.trim_end_matches('/')) }
+    if path.starts_with('/') {
+        path.trim_end_matches('/').to_owned()
+    } else {
+        format!("/{}", path.trim_end_matches('/'))
+    }
 }
 
 impl Octany {
@@ -265,7 +270,9 @@ impl OctanyBuilder {
             if !crate::api::is_acceptable_success_url(&parsed) {
                 return Err(ConfigError::Invalid {
                     var: "public_base_url",
-                    reason: format!("`{url}` must be https (http only for localhost), as Octany requires of success URLs"),
+                    reason: format!(
+                        "`{url}` must be https (http only for localhost), as Octany requires of success URLs"
+                    ),
                 });
             }
             self.settings.public_base_url = parsed;
@@ -274,9 +281,11 @@ impl OctanyBuilder {
             Some(clock) => clock,
             None => Arc::new(crate::clock::SystemClock),
         };
-        let client = OctanyClient::with_clock(self.config.clone(), clock.clone()).map_err(|e| ConfigError::Invalid {
-            var: "OCTANY_API_URL",
-            reason: e.to_string(),
+        let client = OctanyClient::with_clock(self.config.clone(), clock.clone()).map_err(|e| {
+            ConfigError::Invalid {
+                var: "OCTANY_API_URL",
+                reason: e.to_string(),
+            }
         })?;
         let syncer = Syncer::new(self.db, client.clone());
         let receiver = if self.insecure_webhooks {
@@ -368,9 +377,14 @@ impl Octany {
     /// failure is logged and the local state stands.
     pub async fn sync_throttled(&self, billable: &str) -> bool {
         let now = self.inner.clock.now();
-        let interval = chrono::Duration::from_std(self.inner.settings.status_sync_interval).unwrap_or(chrono::Duration::MAX);
+        let interval = chrono::Duration::from_std(self.inner.settings.status_sync_interval)
+            .unwrap_or(chrono::Duration::MAX);
         {
-            let mut last = self.inner.last_sync.lock().unwrap_or_else(|e| e.into_inner());
+            let mut last = self
+                .inner
+                .last_sync
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             if last.get(billable).is_some_and(|at| *at + interval > now) {
                 return false;
             }
@@ -379,7 +393,12 @@ impl Octany {
             }
             last.insert(billable.to_owned(), now);
         }
-        if let Err(error) = self.inner.syncer.sync_billable_subscriptions(billable).await {
+        if let Err(error) = self
+            .inner
+            .syncer
+            .sync_billable_subscriptions(billable)
+            .await
+        {
             tracing::warn!(%error, "syncing a billable from Octany failed; answering from the local mirror");
         }
         true

@@ -192,4 +192,5 @@ macro_rules! db_test {
     };
 }
 
+pub mod app;
 pub mod harness;

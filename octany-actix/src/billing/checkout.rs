@@ -40,27 +40,36 @@ impl<U: Billable> Billing<'_, U> {
 
     /// Records a checkout intent for `plan` and returns the hosted-checkout
     /// URL to redirect to. Refuses when `plan` is already held.
-    pub async fn checkout_url<P: Plan>(&self, plan: P, options: CheckoutOptions) -> Result<Url, BillingError> {
+    pub async fn checkout_url<P: Plan>(
+        &self,
+        plan: P,
+        options: CheckoutOptions,
+    ) -> Result<Url, BillingError> {
         self.checkout_url_for(plan.product_id(), options).await
     }
 
     /// [`Billing::checkout_url`] by product id (for catalogs not typed as a [`Plan`]).
-    pub async fn checkout_url_for(&self, product: ProductId, options: CheckoutOptions) -> Result<Url, BillingError> {
+    pub async fn checkout_url_for(
+        &self,
+        product: ProductId,
+        options: CheckoutOptions,
+    ) -> Result<Url, BillingError> {
         let state = self.state().await?;
         let clock = self.octany.clock();
         let settings = self.octany.settings();
-        if state
-            .subscriptions
-            .iter()
-            .any(|s| s.product_id == Some(product.0) && s.has_access(clock.as_ref(), settings.policy))
-        {
+        if state.subscriptions.iter().any(|s| {
+            s.product_id == Some(product.0) && s.has_access(clock.as_ref(), settings.policy)
+        }) {
             return Err(BillingError::AlreadySubscribed);
         }
         let now = clock.now();
         let id = uuid::Uuid::new_v4().to_string();
         let mut success = settings
             .public_base_url
-            .join(&format!("{}/success", settings.billing_path.trim_start_matches('/')))
+            .join(&format!(
+                "{}/success",
+                settings.billing_path.trim_start_matches('/')
+            ))
             .map_err(|e| crate::config::ConfigError::Invalid {
                 var: "billing_path",
                 reason: e.to_string(),
@@ -110,7 +119,14 @@ mod tests {
         for ok in ["/", "/dashboard", "/a/b?c=d"] {
             assert!(is_local_path(ok), "{ok}");
         }
-        for bad in ["//evil.example", "https://evil.example", "evil", "/\\evil.example", "", "/a\nb"] {
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "evil",
+            "/\\evil.example",
+            "",
+            "/a\nb",
+        ] {
             assert!(!is_local_path(bad), "{bad:?}");
         }
     }

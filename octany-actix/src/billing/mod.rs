@@ -40,7 +40,10 @@ impl<'a, U: Billable> Billing<'a, U> {
 
     /// Re-reads this billable's subscriptions and orders from Octany.
     pub async fn sync(&self) -> Result<(), BillingError> {
-        self.octany.syncer().sync_billable(&self.reference()).await?;
+        self.octany
+            .syncer()
+            .sync_billable(&self.reference())
+            .await?;
         Ok(())
     }
 }

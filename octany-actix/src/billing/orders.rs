@@ -41,7 +41,9 @@ impl<U: Billable> Billing<'_, U> {
         let made = self.octany.client().create_order(&id, &new).await?;
         let syncer = self.octany.syncer();
         let mark = apply::mark(self.octany.clock().now());
-        syncer.record_order(syncer.db(), &made, Some(id.as_str()), mark).await?;
+        syncer
+            .record_order(syncer.db(), &made, Some(id.as_str()), mark)
+            .await?;
         self.octany.forget(&self.reference());
         order::Entity::find_by_id(made.id.as_str())
             .one(syncer.db())

@@ -16,7 +16,9 @@ impl<U: Billable> Billing<'_, U> {
     pub async fn subscription(&self) -> Result<Option<subscription::Model>, BillingError> {
         let state = self.state().await?;
         let settings = self.octany.settings();
-        Ok(state.current(self.octany.clock().as_ref(), settings.policy).cloned())
+        Ok(state
+            .current(self.octany.clock().as_ref(), settings.policy)
+            .cloned())
     }
 
     /// Whether it has access (paying, on trial or on a grace period).
@@ -32,13 +34,15 @@ impl<U: Billable> Billing<'_, U> {
         let state = self.state().await?;
         let clock = self.octany.clock();
         let policy = self.octany.settings().policy;
-        Ok(state
-            .subscriptions
-            .iter()
-            .any(|s| s.product_id == Some(plan.product_id().0) && s.has_access(clock.as_ref(), policy)))
+        Ok(state.subscriptions.iter().any(|s| {
+            s.product_id == Some(plan.product_id().0) && s.has_access(clock.as_ref(), policy)
+        }))
     }
 
-    async fn current_is(&self, test: impl Fn(&subscription::Model) -> bool) -> Result<bool, BillingError> {
+    async fn current_is(
+        &self,
+        test: impl Fn(&subscription::Model) -> bool,
+    ) -> Result<bool, BillingError> {
         Ok(self.subscription().await?.as_ref().is_some_and(test))
     }
 

@@ -8,7 +8,10 @@ use actix_web::{Error, FromRequest};
 use super::RequireSubscription;
 use crate::billable::{AnyPlan, Billable, Plan, PlanSet};
 
-async fn guard<U, P, B>(req: ServiceRequest, next: Next<B>) -> Result<ServiceResponse<EitherBody<B>>, Error>
+async fn guard<U, P, B>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, Error>
 where
     U: Billable + FromRequest + 'static,
     P: PlanSet,
@@ -22,7 +25,9 @@ where
             let req = ServiceRequest::from_parts(http, payload);
             Ok(next.call(req).await?.map_into_left_body())
         }
-        Err(refused) => Ok(ServiceResponse::new(http, refused.error_response()).map_into_right_body()),
+        Err(refused) => {
+            Ok(ServiceResponse::new(http, refused.error_response()).map_into_right_body())
+        }
     }
 }
 
@@ -38,7 +43,10 @@ where
 /// use actix_web::{middleware::from_fn, web};
 /// let app = web::scope("/app").wrap(from_fn(octany_actix::guard::require_subscription::<CurrentUser, _>));
 /// ```
-pub async fn require_subscription<U, B>(req: ServiceRequest, next: Next<B>) -> Result<ServiceResponse<EitherBody<B>>, Error>
+pub async fn require_subscription<U, B>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, Error>
 where
     U: Billable + FromRequest + 'static,
     B: MessageBody + 'static,
@@ -47,7 +55,10 @@ where
 }
 
 /// Guards a scope for subscribers to a plan of `P`.
-pub async fn require_plan<U, P, B>(req: ServiceRequest, next: Next<B>) -> Result<ServiceResponse<EitherBody<B>>, Error>
+pub async fn require_plan<U, P, B>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, Error>
 where
     U: Billable + FromRequest + 'static,
     P: Plan,

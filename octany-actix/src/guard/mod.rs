@@ -130,7 +130,10 @@ impl<U: std::fmt::Debug, P> std::fmt::Debug for RequireSubscription<U, P> {
 
 /// The guard's decision for a billable, shared by the extractor and the
 /// middleware.
-pub(crate) async fn check<P: PlanSet>(octany: &Octany, billable: &str) -> Result<subscription::Model, Denial> {
+pub(crate) async fn check<P: PlanSet>(
+    octany: &Octany,
+    billable: &str,
+) -> Result<subscription::Model, Denial> {
     let state = octany.access(billable).await.map_err(|error| {
         tracing::error!(%error, "the guard could not read billing state; denying");
         Denial::Unavailable

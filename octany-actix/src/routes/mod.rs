@@ -19,16 +19,16 @@
 use std::collections::HashMap;
 
 use actix_web::http::header;
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use askama::Template;
-use sea_orm::EntityTrait;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::json;
 
 use crate::billable::{AnyPlan, Billable};
-use crate::billing::{is_local_path, CheckoutOptions};
+use crate::billing::{CheckoutOptions, is_local_path};
 use crate::entity::checkout;
 use crate::error::BillingError;
-use crate::model::{format_timestamp, Entitlement};
+use crate::model::{Entitlement, format_timestamp};
 use crate::octany::Octany;
 
 /// Mounts the billing routes; `U` is the host's user extractor.
@@ -67,7 +67,10 @@ async fn start_checkout<U: Billable + FromRequest + 'static>(
         next: query.get("next").filter(|n| is_local_path(n)).cloned(),
         ..CheckoutOptions::default()
     };
-    let url = octany.billing(&user).checkout_url_for(product, options).await?;
+    let url = octany
+        .billing(&user)
+        .checkout_url_for(product, options)
+        .await?;
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, url.as_str()))
         .finish())
@@ -83,29 +86,48 @@ struct SuccessPage {
     timed_out: bool,
 }
 
-async fn success<U: Billable + FromRequest + 'static>(req: HttpRequest, user: U, query: Query) -> Result<HttpResponse, BillingError> {
+async fn success<U: Billable + FromRequest + 'static>(
+    req: HttpRequest,
+    user: U,
+    query: Query,
+) -> Result<HttpResponse, BillingError> {
     let octany = Octany::from_request(&req)?;
     let billable = user.billable_ref();
     octany.sync_throttled(&billable).await;
     let state = octany.access(&billable).await?;
     let next = next_path(&query, &octany);
     let settings = octany.settings();
-    if state.granting::<AnyPlan>(octany.clock().as_ref(), settings.policy).is_some() {
-        return Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, next)).finish());
+    if state
+        .granting::<AnyPlan>(octany.clock().as_ref(), settings.policy)
+        .is_some()
+    {
+        return Ok(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, next))
+            .finish());
     }
-    // How long has the payment been on its way?
+    // How long has the payment been on its way? Since the checkout named in
+    // the URL, else the user's newest (completed only means Octany has
+    // reported it, not that it is paid).
+    let db = octany.syncer().db();
     let named = match query.get("checkout") {
         Some(id) => checkout::Entity::find_by_id(id.as_str())
-            .one(octany.syncer().db())
+            .one(db)
             .await?
             .filter(|c| c.billable_ref == billable),
         None => None,
     };
+    let newest = match named {
+        Some(named) => Some(named),
+        None => {
+            checkout::Entity::find()
+                .filter(checkout::Column::BillableRef.eq(billable.as_str()))
+                .order_by_desc(checkout::Column::CreatedAt)
+                .one(db)
+                .await?
+        }
+    };
     let now = octany.clock().now();
-    let started = named
-        .or_else(|| state.pending_checkout.clone())
-        .map(|c| c.created_at)
-        .unwrap_or(now);
+    let started = newest.map(|c| c.created_at).unwrap_or(now);
     let timed_out = (now - started).to_std().unwrap_or_default() > settings.success_timeout;
     let page = SuccessPage {
         status_url: format!("{}/status", settings.billing_path),
@@ -114,17 +136,22 @@ async fn success<U: Billable + FromRequest + 'static>(req: HttpRequest, user: U,
         poll_ms: 2500,
         timed_out,
     };
-    let body = page.render().map_err(|e| crate::config::ConfigError::Invalid {
-        var: "templates",
-        reason: e.to_string(),
-    })?;
+    let body = page
+        .render()
+        .map_err(|e| crate::config::ConfigError::Invalid {
+            var: "templates",
+            reason: e.to_string(),
+        })?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .content_type("text/html; charset=utf-8")
         .body(body))
 }
 
-async fn status<U: Billable + FromRequest + 'static>(req: HttpRequest, user: U) -> Result<HttpResponse, BillingError> {
+async fn status<U: Billable + FromRequest + 'static>(
+    req: HttpRequest,
+    user: U,
+) -> Result<HttpResponse, BillingError> {
     let octany = Octany::from_request(&req)?;
     let billable = user.billable_ref();
     octany.sync_throttled(&billable).await;
@@ -152,7 +179,10 @@ async fn status<U: Billable + FromRequest + 'static>(req: HttpRequest, user: U) 
         })))
 }
 
-async fn webhook(req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, actix_web::Error> {
+async fn webhook(
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, actix_web::Error> {
     let octany = Octany::from_request(&req)?;
     Ok(crate::webhook::receive_http(octany.receiver(), &req, payload).await?)
 }

@@ -351,7 +351,12 @@ impl Syncer {
 
     /// Tells caches which billables changed.
     fn notify(&self, effects: &Effects) {
-        let hooks = self.inner.hooks.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let hooks = self
+            .inner
+            .hooks
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         for billable in &effects.changed {
             for hook in &hooks {
                 hook(billable);

@@ -6,7 +6,7 @@ mod receiver;
 pub mod signature;
 
 pub use listeners::{Delivered, ListenerError, Listeners};
+pub(crate) use receiver::receive_http;
 pub use receiver::{
     DEFAULT_BODY_LIMIT, Received, ReplayReport, WebhookError, WebhookReceiver, handle,
 };
-pub(crate) use receiver::receive_http;

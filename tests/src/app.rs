@@ -1,0 +1,128 @@
+//! A host app for tests: a user extractor, typed plans, guarded routes, and
+//! the billing routes, wired to a fake Octany.
+
+use std::future::{Ready, ready};
+use std::time::Duration;
+
+use actix_web::middleware::from_fn;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
+use octany_actix::entity::subscription;
+use octany_actix::fake::FakeOctany;
+use octany_actix::{Billable, Octany, Plan, RequireSubscription};
+
+use crate::TestDb;
+
+/// The host's user, found from the `X-User` header (its id) as a session
+/// would find it. Derives `Billable` like a sea-orm model would.
+#[derive(Debug, Clone, PartialEq, Eq, Billable)]
+#[billable(type = "user", id = "id", email = "email", name = "name")]
+pub struct TestUser {
+    /// Its id.
+    pub id: i64,
+    /// Its e-mail.
+    pub email: String,
+    /// Its name.
+    pub name: Option<String>,
+}
+
+impl TestUser {
+    /// User number `id`.
+    pub fn new(id: i64) -> Self {
+        Self {
+            id,
+            email: format!("user{id}@example.com"),
+            name: Some(format!("User {id}")),
+        }
+    }
+}
+
+impl FromRequest for TestUser {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let id = req
+            .headers()
+            .get("X-User")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        ready(match id {
+            Some(id) => Ok(TestUser::new(id)),
+            None => Err(actix_web::error::InternalError::from_response(
+                "login required",
+                HttpResponse::Unauthorized()
+                    .json(serde_json::json!({"error": "login required by the host"})),
+            )
+            .into()),
+        })
+    }
+}
+
+/// The plans the app sells.
+#[derive(Plan, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plans {
+    /// Pro, monthly (14-day trial in the fake's catalog).
+    #[plan(product = 1225)]
+    ProMonthly,
+    /// Pro, yearly.
+    #[plan(product = 1226)]
+    ProYearly,
+    /// Basic, monthly.
+    #[plan(product = 1227)]
+    Basic,
+}
+
+/// The Pro plans only.
+#[derive(Plan, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pro {
+    /// Monthly.
+    #[plan(product = 1225)]
+    Monthly,
+    /// Yearly.
+    #[plan(product = 1226)]
+    Yearly,
+}
+
+/// Builds the app's `Octany` against `fake`, mirroring into `db`.
+pub fn octany(db: &TestDb, fake: &FakeOctany, cache_ttl: Duration) -> Octany {
+    Octany::builder(
+        fake.config().with_webhook_secret(crate::harness::SECRET),
+        db.conn.clone(),
+    )
+    .public_base_url("http://localhost:8080")
+    .pricing_path("/pricing")
+    .after_checkout_path("/dashboard")
+    .plans::<Plans>()
+    .clock(fake.app_clock())
+    .cache_ttl(cache_ttl)
+    .build()
+    .expect("the app's billing builds")
+}
+
+async fn dashboard(paid: RequireSubscription<TestUser>) -> HttpResponse {
+    HttpResponse::Ok()
+        .json(serde_json::json!({"user": paid.user.id, "subscription": paid.subscription.id}))
+}
+
+async fn reports(pro: RequireSubscription<TestUser, Pro>) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"plan": format!("{:?}", pro.plan())}))
+}
+
+async fn scoped(granted: web::ReqData<subscription::Model>) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"subscription": granted.id}))
+}
+
+/// The app's routes: `/dashboard` (extractor), `/reports` (Pro only),
+/// `/app/area` (a scope behind the middleware), `/billing/*`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/dashboard", web::get().to(dashboard))
+        .route("/reports", web::get().to(reports))
+        .service(
+            web::scope("/app")
+                .wrap(from_fn(
+                    octany_actix::guard::require_subscription::<TestUser, _>,
+                ))
+                .route("/area", web::get().to(scoped)),
+        )
+        .service(web::scope("/billing").configure(octany_actix::routes::<TestUser>));
+}

@@ -1,0 +1,631 @@
+//! What a host touches, on every backend, against the fake Octany: the
+//! guard in each form on each path, the whole checkout flow, and the
+//! billing handle's questions and actions.
+
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::{App, test as actix_test, web};
+use octany_actix::Octany;
+use octany_actix::fake::{CheckoutOutcome, CheckoutParams, FakeOctany, Faults};
+use octany_actix::model::ProductId;
+use octany_actix_tests::app::{Plans, TestUser, configure, octany};
+use octany_actix_tests::harness::{SECRET, envelope, signed};
+use octany_actix_tests::sea_orm::{ConnectionTrait, Statement};
+use octany_actix_tests::{TestDb, db_test};
+use serde_json::{Value, json};
+
+struct Answer {
+    status: u16,
+    location: Option<String>,
+    body: Value,
+}
+
+async fn call<S, B>(app: &S, method: &str, path: &str, user: Option<i64>, browser: bool) -> Answer
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let mut request = actix_test::TestRequest::default()
+        .method(method.parse().unwrap())
+        .uri(path);
+    if let Some(user) = user {
+        request = request.insert_header(("X-User", user.to_string()));
+    }
+    request = request.insert_header((
+        "Accept",
+        if browser {
+            "text/html"
+        } else {
+            "application/json"
+        },
+    ));
+    let response = actix_test::call_service(app, request.to_request()).await;
+    let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let bytes = actix_test::read_body(response).await;
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    Answer {
+        status,
+        location,
+        body,
+    }
+}
+
+async fn fake() -> FakeOctany {
+    FakeOctany::builder()
+        .sample_catalog()
+        .start()
+        .await
+        .unwrap()
+}
+
+fn buyer(user: i64) -> CheckoutParams {
+    CheckoutParams {
+        reference_id: Some(format!("user:{user}")),
+        ..Default::default()
+    }
+}
+
+/// Pays at the fake's checkout page as a person would, and follows the
+/// redirect back into the app; returns the app's answer to the success page.
+async fn pay<S, B>(app: &S, fake_checkout_url: &str, outcome: &str, user: i64) -> Answer
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    octany_actix::install_crypto_provider();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let paid = client
+        .post(fake_checkout_url)
+        .form(&[("outcome", outcome)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status(), 303, "the fake accepted the payment");
+    let back = url::Url::parse(paid.headers()["location"].to_str().unwrap()).unwrap();
+    assert_eq!(
+        back.origin().ascii_serialization(),
+        "http://localhost:8080",
+        "built from the configured base URL"
+    );
+    let path = format!("{}?{}", back.path(), back.query().unwrap_or_default());
+    call(app, "GET", &path, Some(user), true).await
+}
+
+db_test!(
+    async fn the_whole_flow_against_the_fake(db: TestDb) {
+        let fake = fake().await;
+        let octany = octany(&db, &fake, Duration::from_secs(5));
+        let app = actix_test::init_service(
+            App::new()
+                .app_data(web::Data::new(octany.clone()))
+                .configure(configure),
+        )
+        .await;
+
+        // Not subscribed: the dashboard sends a browser to pricing.
+        let before = call(&app, "GET", "/dashboard", Some(1), true).await;
+        assert_eq!(
+            (before.status, before.location.as_deref()),
+            (303, Some("/pricing"))
+        );
+
+        // Checkout redirects to Octany with the buyer's details.
+        let checkout = call(&app, "GET", "/billing/checkout/pro-monthly", Some(1), true).await;
+        assert_eq!(checkout.status, 303);
+        let to_octany = url::Url::parse(checkout.location.as_deref().unwrap()).unwrap();
+        assert!(to_octany.as_str().starts_with(&format!(
+            "{}/checkout/{}/product/1225?",
+            fake.checkout_url(),
+            fake.account_id()
+        )));
+        let params: std::collections::HashMap<_, _> =
+            to_octany.query_pairs().into_owned().collect();
+        assert_eq!(params["referenceId"], "user:1");
+        assert_eq!(params["email"], "user1@example.com");
+        assert_eq!(
+            (params["firstName"].as_str(), params["lastName"].as_str()),
+            ("User", "1")
+        );
+        assert!(
+            params["successUrl"].starts_with("http://localhost:8080/billing/success?checkout=")
+        );
+        // While the checkout is open the dashboard says "processing", not "not subscribed".
+        let waiting = call(&app, "GET", "/dashboard", Some(1), false).await;
+        assert_eq!(
+            (waiting.status, waiting.body["error"].as_str()),
+            (402, Some("payment_processing"))
+        );
+
+        // Pay on the fake; no webhook reaches this app, so the success page's poll does it.
+        let landed = pay(&app, to_octany.as_str(), "succeed", 1).await;
+        assert_eq!(
+            (landed.status, landed.location.as_deref()),
+            (303, Some("/dashboard"))
+        );
+        let inside = call(&app, "GET", "/dashboard", Some(1), true).await;
+        assert_eq!(inside.status, 200);
+        assert_eq!(inside.body["user"], 1);
+
+        // Cancel: still in during the grace period.
+        let user = TestUser::new(1);
+        let cancelled = octany.billing(&user).cancel().await.unwrap();
+        assert_eq!(cancelled.status, "cancelled");
+        assert_eq!(
+            call(&app, "GET", "/dashboard", Some(1), true).await.status,
+            200
+        );
+        assert!(octany.billing(&user).on_grace_period().await.unwrap());
+        // Past the end: out, to pricing (browser) or 402 (API).
+        fake.advance_months(1);
+        fake.advance_days(1);
+        let out = call(&app, "GET", "/dashboard", Some(1), true).await;
+        assert_eq!(
+            (out.status, out.location.as_deref()),
+            (303, Some("/pricing"))
+        );
+        let api = call(&app, "GET", "/dashboard", Some(1), false).await;
+        assert_eq!(
+            (api.status, api.body["error"].as_str()),
+            (402, Some("subscription_required"))
+        );
+        fake.stop().await;
+        db
+    }
+);
+
+db_test!(
+    async fn each_guard_form_on_each_path(db: TestDb) {
+        let fake = fake().await;
+        let octany = octany(&db, &fake, Duration::from_secs(5));
+        let app = actix_test::init_service(
+            App::new()
+                .app_data(web::Data::new(octany.clone()))
+                .configure(configure),
+        )
+        .await;
+        // user 1: Pro (active); 2: Basic (active); 3: pending invoice; 4: cancelled in grace; 5: ended; 6: nothing.
+        let sub = |user: i64, product: i64, outcome| {
+            fake.checkout(product, &buyer(user), outcome)
+                .unwrap()
+                .subscription
+                .unwrap()
+                .id
+        };
+        sub(1, 1225, CheckoutOutcome::Succeed);
+        sub(2, 1227, CheckoutOutcome::Succeed);
+        let grace = sub(4, 1226, CheckoutOutcome::Succeed);
+        let ended = sub(5, 1225, CheckoutOutcome::Succeed);
+        fake.client().cancel_subscription(&grace).await.unwrap();
+        fake.set_card_failing(&ended, true).unwrap();
+        fake.advance_months(1); // user 5's renewal fails: delayed, no access by default
+        sub(3, 1225, CheckoutOutcome::Invoice); // unpaid for 14 days
+        for user in 1..=6 {
+            octany
+                .syncer()
+                .sync_billable_subscriptions(&format!("user:{user}"))
+                .await
+                .unwrap();
+        }
+        let paths = ["/dashboard", "/reports", "/app/area"];
+        // (user, [expected status for each path])
+        let expected: [(Option<i64>, [u16; 3]); 7] = [
+            (None, [401, 401, 401]),
+            (Some(1), [200, 200, 200]),
+            (Some(2), [200, 402, 200]),
+            (Some(3), [402, 402, 402]),
+            (Some(4), [200, 200, 200]),
+            (Some(5), [402, 402, 402]),
+            (Some(6), [402, 402, 402]),
+        ];
+        for (user, statuses) in expected {
+            for (path, status) in paths.iter().zip(statuses) {
+                let answer = call(&app, "GET", path, user, false).await;
+                assert_eq!(
+                    answer.status, status,
+                    "user {user:?} on {path}: {}",
+                    answer.body
+                );
+                if user.is_none() {
+                    assert_eq!(
+                        answer.body["error"], "login required by the host",
+                        "the host's 401 passes through untouched"
+                    );
+                }
+                if user == Some(3) {
+                    assert_eq!(
+                        answer.body["error"], "payment_processing",
+                        "pending is not 'not subscribed'"
+                    );
+                }
+            }
+        }
+        let pro = call(&app, "GET", "/reports", Some(4), false).await;
+        assert_eq!(
+            pro.body["plan"], "Yearly",
+            "the plan extractor gives the typed plan"
+        );
+        // A browser is sent to pricing, or to the success page while paying.
+        assert_eq!(
+            call(&app, "GET", "/app/area", Some(6), true)
+                .await
+                .location
+                .as_deref(),
+            Some("/pricing")
+        );
+        assert_eq!(
+            call(&app, "GET", "/app/area", Some(3), true)
+                .await
+                .location
+                .as_deref(),
+            Some("/billing/success")
+        );
+
+        // The database goes away: every form fails closed, never open.
+        let backend = db.db_backend();
+        db.conn
+            .execute_raw(Statement::from_string(
+                backend,
+                "ALTER TABLE octany_subscriptions RENAME TO octany_subscriptions_away".to_owned(),
+            ))
+            .await
+            .unwrap();
+        let uncached = octany_actix_tests::app::octany(&db, &fake, Duration::ZERO);
+        let down = actix_test::init_service(
+            App::new()
+                .app_data(web::Data::new(uncached))
+                .configure(configure),
+        )
+        .await;
+        for path in paths {
+            let answer = call(&down, "GET", path, Some(1), true).await;
+            assert_eq!(answer.status, 503, "{path} with the database down");
+        }
+        db.conn
+            .execute_raw(Statement::from_string(
+                backend,
+                "ALTER TABLE octany_subscriptions_away RENAME TO octany_subscriptions".to_owned(),
+            ))
+            .await
+            .unwrap();
+        fake.stop().await;
+        db
+    }
+);
+
+db_test!(
+    async fn the_billing_handle_answers_and_acts(db: TestDb) {
+        let fake = fake().await;
+        let octany = octany(&db, &fake, Duration::from_secs(5));
+        let user = TestUser::new(7);
+        let billing = octany.billing(&user);
+        assert!(!billing.subscribed().await.unwrap());
+        assert!(billing.subscription().await.unwrap().is_none());
+        let url = billing
+            .checkout_url(Plans::ProMonthly, Default::default())
+            .await
+            .unwrap();
+        assert!(url.as_str().contains("referenceId=user%3A7"));
+        let pending = billing.pending_checkout().await.unwrap().unwrap();
+        assert_eq!(
+            (pending.product_id, pending.status.as_str()),
+            (1225, "pending")
+        );
+
+        fake.checkout(1225, &buyer(7), CheckoutOutcome::Trial)
+            .unwrap();
+        billing.sync().await.unwrap();
+        assert!(
+            billing.pending_checkout().await.unwrap().is_none(),
+            "the intent completed"
+        );
+        assert!(billing.subscribed().await.unwrap());
+        assert!(billing.subscribed_to(Plans::ProMonthly).await.unwrap());
+        assert!(!billing.subscribed_to(Plans::Basic).await.unwrap());
+        assert!(billing.on_trial().await.unwrap());
+        assert!(billing.is_paying().await.unwrap());
+        assert!(!billing.on_grace_period().await.unwrap());
+        assert_eq!(billing.subscriptions().await.unwrap().len(), 1);
+
+        let swapped = billing.swap(Plans::Basic).await.unwrap();
+        assert_eq!(swapped.product_id, Some(1227));
+        assert!(billing.subscribed_to(Plans::Basic).await.unwrap());
+
+        // A one-off charge whose answer is lost is made exactly once.
+        fake.set_faults(Faults {
+            lost_response_rate: 1.0,
+            ..Faults::none()
+        });
+        let charged = billing
+            .charge(ProductId(1400), Some(2500), Some("Extra seats"))
+            .await
+            .unwrap();
+        fake.set_faults(Faults::none());
+        assert_eq!((charged.state.as_str(), charged.total), ("paid", 2500));
+        let at_octany = fake
+            .orders()
+            .into_iter()
+            .filter(|o| o.total == 2500)
+            .count();
+        assert_eq!(at_octany, 1, "charged once at Octany");
+        let orders = billing.orders().await.unwrap();
+        assert_eq!(orders.len(), 1);
+        assert_eq!(
+            orders[0].subscription_id.as_deref(),
+            Some(swapped.id.as_str())
+        );
+
+        let portal = billing.portal_urls().await.unwrap().unwrap();
+        assert!(portal.update_card.unwrap().contains("/card"));
+        let cancelled = billing.cancel().await.unwrap();
+        assert_eq!(cancelled.status, "cancelled");
+        assert!(billing.on_grace_period().await.unwrap());
+        assert!(!billing.is_paying().await.unwrap());
+        fake.stop().await;
+        db
+    }
+);
+
+db_test!(
+    async fn a_second_checkout_for_a_held_plan_is_409(db: TestDb) {
+        let fake = fake().await;
+        let octany = octany(&db, &fake, Duration::from_secs(5));
+        let app = actix_test::init_service(
+            App::new()
+                .app_data(web::Data::new(octany.clone()))
+                .configure(configure),
+        )
+        .await;
+        fake.checkout(1225, &buyer(1), CheckoutOutcome::Succeed)
+            .unwrap();
+        octany
+            .syncer()
+            .sync_billable_subscriptions("user:1")
+            .await
+            .unwrap();
+        let again = call(&app, "GET", "/billing/checkout/pro-monthly", Some(1), true).await;
+        assert_eq!(
+            (again.status, again.body["error"].as_str()),
+            (409, Some("already_subscribed"))
+        );
+        assert_eq!(
+            call(&app, "GET", "/billing/checkout/basic", Some(1), true)
+                .await
+                .status,
+            303,
+            "another plan is fine"
+        );
+        assert_eq!(
+            call(&app, "GET", "/billing/checkout/platinum", Some(1), true)
+                .await
+                .status,
+            404
+        );
+        assert_eq!(
+            call(&app, "GET", "/billing/checkout/basic", None, true)
+                .await
+                .status,
+            401
+        );
+        fake.stop().await;
+        db
+    }
+);
+
+db_test!(
+    async fn the_status_route_shows_only_the_current_user(db: TestDb) {
+        let fake = fake().await;
+        let octany = octany(&db, &fake, Duration::from_secs(5));
+        let app = actix_test::init_service(
+            App::new()
+                .app_data(web::Data::new(octany.clone()))
+                .configure(configure),
+        )
+        .await;
+        fake.checkout(1226, &buyer(1), CheckoutOutcome::Succeed)
+            .unwrap();
+        let mine = call(&app, "GET", "/billing/status", Some(1), false).await;
+        assert_eq!(mine.status, 200);
+        assert_eq!(
+            (
+                mine.body["access"].clone(),
+                mine.body["plan"].clone(),
+                mine.body["status"].clone()
+            ),
+            (json!(true), json!("pro-yearly"), json!("active"))
+        );
+        let theirs = call(
+            &app,
+            "GET",
+            "/billing/status?user=1&reference=user:1",
+            Some(2),
+            false,
+        )
+        .await;
+        assert_eq!(
+            theirs.body,
+            json!({"access": false, "pending": false, "status": null, "plan": null, "product_id": null,
+        "on_trial": false, "on_grace_period": false, "renews_at": null, "ends_at": null})
+        );
+        assert_eq!(
+            call(&app, "GET", "/billing/status", None, false)
+                .await
+                .status,
+            401
+        );
+        // The status route syncs a user at most every few seconds.
+        assert!(
+            !octany.sync_throttled("user:1").await,
+            "just synced by the status call"
+        );
+        fake.advance(Duration::from_secs(4));
+        assert!(octany.sync_throttled("user:1").await);
+        fake.stop().await;
+        db
+    }
+);
+
+db_test!(
+    async fn the_guards_cache_is_dropped_by_a_webhook(db: TestDb) {
+        let fake = fake().await;
+        let octany = octany(&db, &fake, Duration::from_secs(3600));
+        let app = actix_test::init_service(
+            App::new()
+                .app_data(web::Data::new(octany.clone()))
+                .configure(configure),
+        )
+        .await;
+        let sub = fake
+            .checkout(1225, &buyer(1), CheckoutOutcome::Succeed)
+            .unwrap()
+            .subscription
+            .unwrap();
+        octany
+            .syncer()
+            .sync_billable_subscriptions("user:1")
+            .await
+            .unwrap();
+        assert_eq!(
+            call(&app, "GET", "/dashboard", Some(1), false).await.status,
+            200,
+            "now cached for an hour"
+        );
+        let mut expired = serde_json::to_value(&sub).unwrap();
+        expired["status"] = json!("expired");
+        let (body, signature) = signed(&envelope(
+            4242,
+            "subscription.updated",
+            fake.now() + chrono::Duration::seconds(1),
+            expired,
+        ));
+        let delivered = actix_test::call_service(
+            &app,
+            actix_test::TestRequest::post()
+                .uri("/billing/webhook")
+                .insert_header(("Octany-Signature", signature))
+                .set_payload(body)
+                .to_request(),
+        )
+        .await;
+        assert_eq!(
+            delivered.status(),
+            200,
+            "the mounted webhook route, secret {SECRET}"
+        );
+        assert_eq!(
+            call(&app, "GET", "/dashboard", Some(1), false).await.status,
+            402,
+            "the cache was dropped"
+        );
+        fake.stop().await;
+        db
+    }
+);
+
+db_test!(
+    async fn the_success_page_waits_then_says_it_is_still_processing(db: TestDb) {
+        let fake = fake().await;
+        let octany = octany(&db, &fake, Duration::from_secs(5));
+        let app = actix_test::init_service(
+            App::new()
+                .app_data(web::Data::new(octany.clone()))
+                .configure(configure),
+        )
+        .await;
+        let checkout = call(
+            &app,
+            "GET",
+            "/billing/checkout/pro-monthly?next=/reports",
+            Some(1),
+            true,
+        )
+        .await;
+        let landed = pay(&app, checkout.location.as_deref().unwrap(), "invoice", 1).await;
+        assert_eq!(landed.status, 200, "an unpaid invoice: the page waits");
+        let html = landed.body.as_str().unwrap().to_owned();
+        assert!(
+            html.contains("Confirming your payment")
+                && html.contains(r#"data-status-url="/billing/status""#)
+        );
+        assert!(
+            html.contains(r#"data-next="/reports""#),
+            "the local next path is kept"
+        );
+        assert!(html.contains(r#"<noscript><meta http-equiv="refresh" content="3"></noscript>"#));
+        fake.advance(Duration::from_secs(150));
+        let later = call(&app, "GET", "/billing/success", Some(1), true).await;
+        assert!(
+            later
+                .body
+                .as_str()
+                .unwrap()
+                .contains("still being processed")
+        );
+        // Once the invoice is paid, the same page forwards to the next path.
+        fake.advance_days(14);
+        let done = call(&app, "GET", "/billing/success?next=/reports", Some(1), true).await;
+        assert_eq!(
+            (done.status, done.location.as_deref()),
+            (303, Some("/reports"))
+        );
+        // A next that is not a local path is ignored.
+        let evil = call(
+            &app,
+            "GET",
+            "/billing/success?next=//evil.example/x",
+            Some(1),
+            true,
+        )
+        .await;
+        assert_eq!(evil.location.as_deref(), Some("/dashboard"));
+        fake.stop().await;
+        db
+    }
+);
+
+#[tokio::test]
+async fn a_missing_registration_says_how_to_fix_it() {
+    let app = actix_test::init_service(App::new().configure(configure)).await;
+    let answer = call(&app, "GET", "/billing/status", Some(1), false).await;
+    assert_eq!(answer.status, 500);
+    assert!(
+        answer.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("App::app_data(web::Data::new(octany.clone()))"),
+        "{}",
+        answer.body
+    );
+    assert!(
+        answer.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("inside a scope")
+    );
+    let guarded = call(&app, "GET", "/dashboard", Some(1), false).await;
+    assert_eq!(guarded.status, 500);
+}
+
+#[tokio::test]
+async fn no_webhook_secret_refuses_to_build() {
+    let db = TestDb::new(octany_actix_tests::Backend::Sqlite).await;
+    let fake = fake().await;
+    let refused = Octany::builder(fake.config(), db.conn.clone())
+        .build()
+        .unwrap_err();
+    assert!(refused.to_string().contains("OCTANY_WEBHOOK_SECRET"));
+    let insecure_url = Octany::builder(fake.config().with_webhook_secret(SECRET), db.conn.clone())
+        .public_base_url("http://app.example.com")
+        .build()
+        .unwrap_err();
+    assert!(insecure_url.to_string().contains("must be https"));
+}
