@@ -1,0 +1,98 @@
+//! What the app sells, and its octany-actix wiring (real Octany, or the
+//! in-process fake with its webhooks pointed at the app).
+
+use octany_actix::fake::FakeOctany;
+use octany_actix::model::ProductId;
+use octany_actix::webhook::Listeners;
+use octany_actix::{Octany, OctanyConfig, Plan};
+use rand::{TryRngCore, rngs::OsRng};
+use sea_orm::DatabaseConnection;
+
+/// The plans of the pricing page.
+#[derive(Plan, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plans {
+    /// Pro, monthly, with a 14-day trial.
+    #[plan(product = 1225)]
+    ProMonthly,
+    /// Pro, yearly.
+    #[plan(product = 1226)]
+    ProYearly,
+    /// Basic, monthly.
+    #[plan(product = 1227)]
+    Basic,
+}
+
+/// The one-off add-on sold on the account page.
+pub const ADD_ON: ProductId = ProductId(1400);
+
+/// Where Octany comes from.
+pub struct Backend {
+    /// The account's configuration.
+    pub config: OctanyConfig,
+    /// The in-process fake, when no account is configured.
+    pub fake: Option<FakeOctany>,
+}
+
+/// The real account, or a fake started in-process (listening on a port of
+/// its own) whose webhooks will go to `public_url`.
+pub async fn backend(real: Option<OctanyConfig>) -> std::io::Result<Backend> {
+    if let Some(config) = real {
+        return Ok(Backend { config, fake: None });
+    }
+    let fake = FakeOctany::builder()
+        .sample_catalog()
+        .starting_at(chrono::Utc::now())
+        .start()
+        .await?;
+    let mut secret = [0u8; 16];
+    OsRng
+        .try_fill_bytes(&mut secret)
+        .expect("the OS has randomness");
+    let config = fake.config().with_webhook_secret(hex::encode(secret));
+    Ok(Backend {
+        config,
+        fake: Some(fake),
+    })
+}
+
+/// Points the fake's webhooks at the app, once its address is known.
+pub fn connect_fake(backend: &Backend, public_url: &str) {
+    if let Some(fake) = &backend.fake {
+        let secret = backend
+            .config
+            .webhook_secrets()
+            .last()
+            .expect("a secret was made")
+            .expose()
+            .to_owned();
+        fake.add_webhook_endpoint(&format!("{public_url}/billing/webhook"), Some(&secret));
+    }
+}
+
+/// The app's billing.
+pub fn octany(
+    backend: &Backend,
+    db: DatabaseConnection,
+    public_url: &str,
+) -> Result<Octany, octany_actix::config::ConfigError> {
+    let listeners = Listeners::new()
+        .on_subscription_created(|s| async move {
+            tracing::info!(subscription = %s.id, reference = ?s.reference_id, "a subscription started (send a welcome e-mail here)");
+            Ok(())
+        })
+        .on_subscription_cancelled(|s| async move {
+            tracing::info!(subscription = %s.id, ends_at = ?s.ends_at, "a subscription was cancelled");
+            Ok(())
+        });
+    let mut builder = Octany::builder(backend.config.clone(), db)
+        .public_base_url(public_url)
+        .pricing_path("/pricing")
+        .after_checkout_path("/dashboard")
+        .plans::<Plans>()
+        .listeners(listeners);
+    if let Some(fake) = &backend.fake {
+        // The app reads the fake's virtual time, so its clock buttons move both.
+        builder = builder.clock(fake.app_clock());
+    }
+    builder.build()
+}

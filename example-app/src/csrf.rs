@@ -1,0 +1,45 @@
+//! Cross-site request forgery protection: a random token per session,
+//! put in every form, checked on every POST. (Session cookies are also
+//! `HttpOnly` and `SameSite=Lax`.)
+
+use actix_session::Session;
+use actix_web::{HttpResponse, error::InternalError};
+use rand::{TryRngCore, rngs::OsRng};
+use subtle::ConstantTimeEq;
+
+const KEY: &str = "csrf";
+
+/// The session's token, made on first use.
+pub fn token(session: &Session) -> String {
+    if let Ok(Some(token)) = session.get::<String>(KEY) {
+        return token;
+    }
+    let mut bytes = [0u8; 32];
+    OsRng
+        .try_fill_bytes(&mut bytes)
+        .expect("the OS has randomness");
+    let token = hex::encode(bytes);
+    let _ = session.insert(KEY, &token);
+    token
+}
+
+/// Refuses (403, changing nothing) a form whose token is not the session's.
+pub fn check(session: &Session, submitted: &str) -> Result<(), actix_web::Error> {
+    let expected = session
+        .get::<String>(KEY)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    if !expected.is_empty() && bool::from(expected.as_bytes().ct_eq(submitted.as_bytes())) {
+        return Ok(());
+    }
+    tracing::warn!("refused a form without this session's CSRF token");
+    Err(InternalError::from_response(
+        "csrf",
+        HttpResponse::Forbidden().content_type("text/html; charset=utf-8").body(
+            "<!doctype html><title>Form refused</title><h1>That form was refused</h1>\
+             <p>It expired or came from another site, so nothing was changed. Go back, reload the page and try again.</p>",
+        ),
+    )
+    .into())
+}

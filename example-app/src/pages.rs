@@ -1,0 +1,329 @@
+//! The app's pages: home, pricing, the guarded dashboard, and the account
+//! page with its cancel, swap and add-on forms.
+
+use actix_session::Session;
+use actix_web::{HttpResponse, http::header, web};
+use askama::Template;
+use askama_web::WebTemplate;
+use octany_actix::entity::product;
+use octany_actix::model::{Entitlement, ProductId};
+use octany_actix::{Plan, RequireSubscription};
+use sea_orm::EntityTrait;
+use serde::Deserialize;
+
+use crate::billing::{ADD_ON, Plans};
+use crate::{AppState, csrf, user};
+
+/// What every page shows around its content.
+pub struct Layout {
+    /// The signed-in user's e-mail.
+    pub user: Option<String>,
+    /// The session's CSRF token, for forms.
+    pub csrf: String,
+    /// The fake Octany's control page, when running against it.
+    pub fake_control: Option<String>,
+}
+
+impl Layout {
+    /// The layout for `user` (if signed in).
+    pub fn new(state: &AppState, session: &Session, user: Option<&user::Model>) -> Self {
+        Self {
+            user: user.map(|u| u.email.clone()),
+            csrf: csrf::token(session),
+            fake_control: state.fake_control.clone(),
+        }
+    }
+}
+
+fn money(minor: i64) -> String {
+    format!("{},{:02} kr", minor / 100, minor % 100)
+}
+
+fn price_with_vat(price: i64, vat_rate: i64) -> i64 {
+    price + (price * vat_rate + 5000) / 10000
+}
+
+/// `GET /`: to the dashboard when signed in, else pricing.
+pub async fn home(session: Session) -> HttpResponse {
+    let to = if matches!(session.get::<i64>("user_id"), Ok(Some(_))) {
+        "/dashboard"
+    } else {
+        "/pricing"
+    };
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to))
+        .finish()
+}
+
+/// A plan on the pricing page.
+pub struct PlanCard {
+    /// Its slug.
+    pub slug: &'static str,
+    /// Its name.
+    pub name: String,
+    /// Its price with VAT.
+    pub price: String,
+    /// How often it renews.
+    pub interval: String,
+    /// Whether the user is on it.
+    pub current: bool,
+}
+
+/// The pricing page.
+#[derive(Template, WebTemplate)]
+#[template(path = "pricing.html")]
+pub struct PricingPage {
+    layout: Layout,
+    plans: Vec<PlanCard>,
+    signed_in: bool,
+}
+
+async fn catalog(state: &AppState) -> Result<Vec<product::Model>, actix_web::Error> {
+    product::Entity::find()
+        .all(&state.db)
+        .await
+        .map_err(actix_web::error::ErrorServiceUnavailable)
+}
+
+/// `GET /pricing`: the catalog with prices including VAT.
+pub async fn pricing(
+    state: web::Data<AppState>,
+    session: Session,
+    req: actix_web::HttpRequest,
+) -> actix_web::Result<PricingPage> {
+    let user = <user::Model as actix_web::FromRequest>::extract(&req)
+        .await
+        .ok();
+    let products = catalog(&state).await?;
+    let current = match &user {
+        Some(u) => state
+            .octany
+            .billing(u)
+            .subscription()
+            .await
+            .ok()
+            .flatten()
+            .and_then(|s| s.product_id),
+        None => None,
+    };
+    let plans = Plans::all()
+        .iter()
+        .filter_map(|plan| {
+            let p = products.iter().find(|p| p.id == plan.product_id().0)?;
+            Some(PlanCard {
+                slug: plan.slug(),
+                name: p.name.clone(),
+                price: money(price_with_vat(p.price, p.vat_rate)),
+                interval: p.interval.clone().unwrap_or_default(),
+                current: current == Some(p.id),
+            })
+        })
+        .collect();
+    Ok(PricingPage {
+        layout: Layout::new(&state, &session, user.as_ref()),
+        plans,
+        signed_in: user.is_some(),
+    })
+}
+
+/// The dashboard.
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard.html")]
+pub struct DashboardPage {
+    layout: Layout,
+    plan: String,
+    status: String,
+}
+
+/// `GET /dashboard`: subscribers only.
+pub async fn dashboard(
+    state: web::Data<AppState>,
+    session: Session,
+    paid: RequireSubscription<user::Model>,
+) -> DashboardPage {
+    DashboardPage {
+        layout: Layout::new(&state, &session, Some(&paid.user)),
+        plan: paid.subscription.product_name.clone().unwrap_or_default(),
+        status: paid.subscription.status.clone(),
+    }
+}
+
+/// An order on the account page.
+pub struct OrderRow {
+    /// Its id.
+    pub id: String,
+    /// Its state.
+    pub state: String,
+    /// Its total with VAT.
+    pub total: String,
+    /// What it was for.
+    pub description: String,
+}
+
+/// The account page.
+#[derive(Template, WebTemplate)]
+#[template(path = "account.html")]
+pub struct AccountPage {
+    layout: Layout,
+    email: String,
+    plan: Option<String>,
+    status: String,
+    renews: Option<String>,
+    ends: Option<String>,
+    on_grace: bool,
+    can_cancel: bool,
+    method: String,
+    swaps: Vec<(&'static str, String)>,
+    add_on: String,
+    orders: Vec<OrderRow>,
+    portal: Option<String>,
+    flash: Option<String>,
+}
+
+/// What the last action did.
+#[derive(Deserialize)]
+pub struct Flash {
+    done: Option<String>,
+}
+
+/// `GET /account`: the current subscription, orders and actions.
+pub async fn account(
+    state: web::Data<AppState>,
+    session: Session,
+    user: user::Model,
+    query: web::Query<Flash>,
+) -> actix_web::Result<AccountPage> {
+    let billing = state.octany.billing(&user);
+    let clock = state.octany.clock().clone();
+    let current = billing.subscription().await?;
+    let products = catalog(&state).await?;
+    let date = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d").to_string();
+    let orders = billing
+        .orders()
+        .await?
+        .into_iter()
+        .map(|o| OrderRow {
+            id: o.id.clone(),
+            state: o.state.clone(),
+            total: money(o.total_with_vat),
+            description: o
+                .items
+                .get(0)
+                .and_then(|i| i["description"].as_str())
+                .unwrap_or_default()
+                .to_owned(),
+        })
+        .collect();
+    let swaps = Plans::all()
+        .iter()
+        .filter(|p| current.as_ref().and_then(|s| s.product_id) != Some(p.product_id().0))
+        .filter_map(|p| {
+            products
+                .iter()
+                .find(|x| x.id == p.product_id().0)
+                .map(|x| (p.slug(), x.name.clone()))
+        })
+        .collect();
+    let add_on = products
+        .iter()
+        .find(|p| ProductId(p.id) == ADD_ON)
+        .map(|p| {
+            format!(
+                "{} ({})",
+                p.name,
+                money(price_with_vat(p.price, p.vat_rate))
+            )
+        })
+        .unwrap_or_default();
+    let flash = query.done.as_deref().map(|done| match done {
+        "cancelled" => {
+            "Your subscription is cancelled. You keep access until the end of the paid period."
+                .to_owned()
+        }
+        "swapped" => "Your plan was changed.".to_owned(),
+        "charged" => "Thank you: the add-on was charged.".to_owned(),
+        other => other.to_owned(),
+    });
+    Ok(AccountPage {
+        layout: Layout::new(&state, &session, Some(&user)),
+        email: user.email.clone(),
+        plan: current.as_ref().and_then(|s| s.product_name.clone()),
+        status: current
+            .as_ref()
+            .map(|s| s.status.clone())
+            .unwrap_or_else(|| "none".into()),
+        renews: current.as_ref().and_then(|s| s.renews_at).map(date),
+        ends: current.as_ref().and_then(|s| s.ends_at).map(date),
+        on_grace: current
+            .as_ref()
+            .is_some_and(|s| s.on_grace_period(clock.as_ref())),
+        can_cancel: current
+            .as_ref()
+            .is_some_and(|s| s.is_paying(clock.as_ref())),
+        method: current
+            .as_ref()
+            .and_then(|s| s.billing_method_type.clone())
+            .unwrap_or_default(),
+        swaps,
+        add_on,
+        orders,
+        portal: current.and_then(|s| s.update_card_url),
+        flash,
+    })
+}
+
+/// The account page's forms.
+#[derive(Deserialize)]
+pub struct ActionForm {
+    csrf: String,
+    #[serde(default)]
+    plan: String,
+}
+
+fn back(done: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, format!("/account?done={done}")))
+        .finish()
+}
+
+/// `POST /account/cancel`.
+pub async fn cancel(
+    state: web::Data<AppState>,
+    session: Session,
+    user: user::Model,
+    form: web::Form<ActionForm>,
+) -> actix_web::Result<HttpResponse> {
+    csrf::check(&session, &form.csrf)?;
+    state.octany.billing(&user).cancel().await?;
+    Ok(back("cancelled"))
+}
+
+/// `POST /account/swap`.
+pub async fn swap(
+    state: web::Data<AppState>,
+    session: Session,
+    user: user::Model,
+    form: web::Form<ActionForm>,
+) -> actix_web::Result<HttpResponse> {
+    csrf::check(&session, &form.csrf)?;
+    let plan = Plans::from_slug(&form.plan)
+        .ok_or_else(|| actix_web::error::ErrorBadRequest("unknown plan"))?;
+    state.octany.billing(&user).swap(plan).await?;
+    Ok(back("swapped"))
+}
+
+/// `POST /account/add-on`: a one-off charge, made exactly once.
+pub async fn add_on(
+    state: web::Data<AppState>,
+    session: Session,
+    user: user::Model,
+    form: web::Form<ActionForm>,
+) -> actix_web::Result<HttpResponse> {
+    csrf::check(&session, &form.csrf)?;
+    state
+        .octany
+        .billing(&user)
+        .charge(ADD_ON, None, Some("Extra seats"))
+        .await?;
+    Ok(back("charged"))
+}

@@ -1,0 +1,192 @@
+//! The example app over HTTP: forms refuse a missing CSRF token and change
+//! nothing; bad logins and sign-ups are answered clearly; the CLI's
+//! `migrate` and `doctor` work with nothing configured.
+
+use std::process::Command;
+
+use actix_web::cookie::Key;
+use example_app::Settings;
+
+fn settings(dir: &std::path::Path) -> Settings {
+    Settings {
+        bind: "127.0.0.1:0".into(),
+        public_url: None,
+        database_url: format!("sqlite://{}/app.db?mode=rwc", dir.display()),
+        data_dir: dir.to_owned(),
+        octany: None,
+        session_key: Key::generate(),
+    }
+}
+
+fn browser() -> reqwest::Client {
+    octany_actix::install_crypto_provider();
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn csrf_of(client: &reqwest::Client, url: &str) -> String {
+    let page = client
+        .get(url)
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at =
+        page.find(r#"name="csrf" value=""#).expect("a CSRF field") + r#"name="csrf" value=""#.len();
+    page[at..at + 64].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forms_without_the_sessions_token_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = example_app::start(settings(dir.path())).await.unwrap();
+    let client = browser();
+    let token = csrf_of(&client, &format!("{}/signup", app.url)).await;
+
+    let forged = client
+        .post(format!("{}/signup", app.url))
+        .form(&[
+            ("csrf", "0".repeat(64).as_str()),
+            ("email", "eve@example.com"),
+            ("password", "password123"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    assert!(forged.text().await.unwrap().contains("nothing was changed"));
+
+    let short = client
+        .post(format!("{}/signup", app.url))
+        .form(&[
+            ("csrf", token.as_str()),
+            ("email", "ada@example.com"),
+            ("password", "short"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(short.status(), 422);
+    assert!(
+        short
+            .text()
+            .await
+            .unwrap()
+            .contains("at least 8 characters")
+    );
+
+    let made = client
+        .post(format!("{}/signup", app.url))
+        .form(&[
+            ("csrf", token.as_str()),
+            ("email", "ada@example.com"),
+            ("password", "password123"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            made.status().as_u16(),
+            made.headers()["location"].to_str().unwrap()
+        ),
+        (303, "/pricing")
+    );
+
+    // Subscribe through the fake, then try to cancel without the token.
+    let fake = app.fake.as_ref().unwrap();
+    fake.checkout(
+        1225,
+        &octany_actix::fake::CheckoutParams {
+            reference_id: Some("user:1".into()),
+            ..Default::default()
+        },
+        octany_actix::fake::CheckoutOutcome::Succeed,
+    )
+    .unwrap();
+    fake.settled().await;
+    let forged = client
+        .post(format!("{}/account/cancel", app.url))
+        .form(&[("csrf", "nope")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let subscription = &fake.subscriptions()[0];
+    assert_eq!(
+        subscription.status.as_str(),
+        "active",
+        "the forged cancel changed nothing at Octany"
+    );
+
+    let token = csrf_of(&client, &format!("{}/account", app.url)).await;
+    let cancelled = client
+        .post(format!("{}/account/cancel", app.url))
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), 303);
+    assert_eq!(fake.subscriptions()[0].status.as_str(), "cancelled");
+
+    // A wrong password is refused, without saying which part was wrong.
+    let other = browser();
+    let token = csrf_of(&other, &format!("{}/login", app.url)).await;
+    let wrong = other
+        .post(format!("{}/login", app.url))
+        .form(&[
+            ("csrf", token.as_str()),
+            ("email", "ada@example.com"),
+            ("password", "password124"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert!(
+        wrong
+            .text()
+            .await
+            .unwrap()
+            .contains("Wrong e-mail or password")
+    );
+    app.stop().await;
+}
+
+#[test]
+fn migrate_and_doctor_work_with_nothing_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |command: &str| {
+        Command::new(env!("CARGO_BIN_EXE_example-app"))
+            .arg(command)
+            .env("EXAMPLE_DATA_DIR", dir.path())
+            .env_remove("OCTANY_ACCOUNT")
+            .env_remove("DATABASE_URL")
+            .output()
+            .expect("the binary runs")
+    };
+    let migrate = run("migrate");
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    assert!(String::from_utf8_lossy(&migrate.stdout).contains("applied 2 migration(s)"));
+    let doctor = run("doctor");
+    let report = String::from_utf8_lossy(&doctor.stdout);
+    assert!(doctor.status.success(), "{report}");
+    for line in [
+        "ok   configuration",
+        "ok   migrations: all applied",
+        "ok   Octany: reachable",
+        "ok   webhook secret",
+    ] {
+        assert!(report.contains(line), "missing `{line}` in:\n{report}");
+    }
+}

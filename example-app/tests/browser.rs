@@ -1,0 +1,249 @@
+//! The example app in a real browser (headless Chromium): sign up → pricing
+//! → subscribe → the fake's checkout page → pay → the success page waits,
+//! then the dashboard → account → cancel → still in (grace) → the fake's
+//! clock past the end → sent to pricing. Screenshots of each step go to
+//! `target/e2e-screenshots/`; a failure names its step.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use actix_web::cookie::Key;
+use chromiumoxide::page::ScreenshotParams;
+use chromiumoxide::{Browser, BrowserConfig, Page};
+use example_app::Settings;
+use futures_util::StreamExt;
+
+type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+struct Run {
+    page: Page,
+    shots: PathBuf,
+    taken: usize,
+}
+
+impl Run {
+    async fn shot(&mut self, name: &str) -> Result {
+        self.taken += 1;
+        let path = self.shots.join(format!("{:02}-{name}.png", self.taken));
+        self.page
+            .save_screenshot(ScreenshotParams::builder().full_page(true).build(), &path)
+            .await?;
+        Ok(())
+    }
+
+    async fn url(&self) -> String {
+        self.page.url().await.ok().flatten().unwrap_or_default()
+    }
+
+    /// Waits (up to `within`) until the page's URL passes `test`; the page
+    /// moves on its own (redirects, the success page's polling).
+    async fn until_url(&self, within: Duration, test: impl Fn(&str) -> bool) -> Result<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let url = self.url().await;
+            if test(&url) {
+                return Ok(url);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("the page stayed at {url}").into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn fill(&self, selector: &str, text: &str) -> Result {
+        self.page
+            .find_element(selector)
+            .await?
+            .click()
+            .await?
+            .type_str(text)
+            .await?;
+        Ok(())
+    }
+
+    async fn click(&self, selector: &str) -> Result {
+        self.page.find_element(selector).await?.click().await?;
+        Ok(())
+    }
+
+    async fn text(&self) -> Result<String> {
+        Ok(self.page.content().await?)
+    }
+}
+
+/// Runs one named step; a failure says which.
+async fn step<T>(name: &str, work: impl std::future::Future<Output = Result<T>>) -> T {
+    match tokio::time::timeout(Duration::from_secs(60), work).await {
+        Ok(Ok(value)) => value,
+        Ok(Err(error)) => panic!("step `{name}` failed: {error}"),
+        Err(_) => panic!("step `{name}` took more than a minute"),
+    }
+}
+
+fn screenshots_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/e2e-screenshots");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a screenshots directory");
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_subscribes_cancels_and_expires_in_a_real_browser() {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "this test drives Debian's Chromium: install it with `apt-get install chromium` (.ci/run does)"
+    );
+    let data = tempfile::tempdir().unwrap();
+    let settings = Settings {
+        bind: "127.0.0.1:0".into(),
+        public_url: None,
+        database_url: format!("sqlite://{}/e2e.db?mode=rwc", data.path().display()),
+        data_dir: data.path().to_owned(),
+        octany: None,
+        session_key: Key::generate(),
+    };
+    let app = example_app::start(settings).await.expect("the app starts");
+    let fake = app
+        .fake
+        .as_ref()
+        .expect("no account configured: the fake runs");
+    let (control, base) = (fake.control_url(), app.url.clone());
+
+    let profile = tempfile::tempdir().unwrap();
+    let config = BrowserConfig::builder()
+        .chrome_executable(CHROMIUM)
+        .no_sandbox()
+        .new_headless_mode()
+        .user_data_dir(profile.path())
+        .args([
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1200,900",
+        ])
+        .build()
+        .expect("a browser configuration");
+    let (mut browser, mut handler) = Browser::launch(config).await.expect("Chromium starts");
+    let events = tokio::spawn(async move { while handler.next().await.is_some() {} });
+    let page = browser.new_page("about:blank").await.expect("a tab");
+    let mut run = Run {
+        page,
+        shots: screenshots_dir(),
+        taken: 0,
+    };
+
+    step("sign up", async {
+        run.page.goto(format!("{base}/signup")).await?;
+        run.fill("input[name=name]", "Ada Lovelace").await?;
+        run.fill("input[name=email]", "ada@example.com").await?;
+        run.fill("input[name=password]", "correct horse battery")
+            .await?;
+        run.click("#submit").await?;
+        run.until_url(Duration::from_secs(10), |u| u.ends_with("/pricing"))
+            .await?;
+        let page = run.text().await?;
+        assert!(
+            page.contains("fake Octany"),
+            "the banner says it runs against the fake"
+        );
+        assert!(page.contains("123,75 kr"), "prices include VAT");
+        run.shot("pricing").await
+    })
+    .await;
+
+    step("subscribe: to the fake's checkout page", async {
+        run.click("#plan-pro-monthly a.button").await?;
+        run.until_url(Duration::from_secs(10), |u| {
+            u.contains("/checkout/") && u.contains("/product/1225")
+        })
+        .await?;
+        assert!(run.text().await?.contains("Pro monthly"));
+        run.shot("fake-checkout").await
+    })
+    .await;
+
+    step(
+        "pay, wait on the success page, land on the dashboard",
+        async {
+            run.click("button[value=succeed]").await?;
+            run.until_url(Duration::from_secs(10), |u| {
+                u.contains("/billing/success") || u.ends_with("/dashboard")
+            })
+            .await?;
+            run.shot("success-page").await?;
+            run.until_url(Duration::from_secs(30), |u| u.ends_with("/dashboard"))
+                .await?;
+            assert!(run.text().await?.contains("Pro monthly"));
+            run.shot("dashboard").await
+        },
+    )
+    .await;
+
+    step("account page", async {
+        run.page.goto(format!("{base}/account")).await?;
+        let page = run.text().await?;
+        assert!(
+            page.contains("active") && page.contains("stripe"),
+            "the subscription and its billing method"
+        );
+        run.shot("account").await
+    })
+    .await;
+
+    step("cancel", async {
+        run.click("#cancel").await?;
+        run.until_url(Duration::from_secs(10), |u| {
+            u.contains("/account?done=cancelled")
+        })
+        .await?;
+        assert!(run.text().await?.contains("cancelled"));
+        run.shot("cancelled").await
+    })
+    .await;
+
+    step("the dashboard still opens during the grace period", async {
+        run.page.goto(format!("{base}/dashboard")).await?;
+        let url = run
+            .until_url(Duration::from_secs(10), |u| {
+                !u.is_empty() && u != "about:blank"
+            })
+            .await?;
+        assert!(url.ends_with("/dashboard"), "at {url}");
+        run.shot("grace-period").await
+    })
+    .await;
+
+    step("move the fake's clock past the end", async {
+        let client = reqwest::Client::new();
+        for query in ["months=1", "days=1"] {
+            let moved = client
+                .post(format!("{control}clock/advance?{query}"))
+                .send()
+                .await?;
+            assert!(moved.status().is_success());
+        }
+        run.page.goto(control.clone()).await?;
+        run.shot("fake-control-page").await
+    })
+    .await;
+
+    step("the dashboard sends the user to pricing", async {
+        run.page.goto(format!("{base}/dashboard")).await?;
+        let url = run
+            .until_url(Duration::from_secs(10), |u| u.ends_with("/pricing"))
+            .await?;
+        assert!(url.ends_with("/pricing"));
+        run.shot("after-expiry").await
+    })
+    .await;
+
+    browser.close().await.ok();
+    events.abort();
+    app.stop().await;
+}
