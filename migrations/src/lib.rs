@@ -1,6 +1,6 @@
 //! Migrations for the tables octany-actix keeps in the host's database:
 //! `octany_subscriptions`, `octany_orders`, `octany_products`,
-//! `octany_webhook_deliveries` and `octany_checkouts`.
+//! `octany_webhook_deliveries`, `octany_checkouts` and `octany_locks`.
 //!
 //! The [`Migrator`] records its history in its own table,
 //! `octany_actix_migrations`, so it never collides with the host's
@@ -30,10 +30,14 @@ pub use sea_orm_migration::MigratorTrait;
 use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_create_octany_tables;
+mod m20261123_000002_create_octany_locks;
 
 /// octany-actix's migrations, oldest first, to splice into a host's migrator.
 pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-    vec![Box::new(m20261123_000001_create_octany_tables::Migration)]
+    vec![
+        Box::new(m20261123_000001_create_octany_tables::Migration),
+        Box::new(m20261123_000002_create_octany_locks::Migration),
+    ]
 }
 
 /// octany-actix's migrator, with its own history table.

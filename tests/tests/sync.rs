@@ -386,5 +386,5 @@ async fn migrations_go_down_and_up_again() {
         0
     );
     let statuses = Migrator::get_migration_with_status(&db.conn).await.unwrap();
-    assert_eq!(statuses.len(), 1);
+    assert_eq!(statuses.len(), 2);
 }

@@ -8,6 +8,7 @@
 
 pub mod apply;
 mod backfill;
+pub mod lease;
 mod reconcile;
 
 use std::collections::BTreeSet;
@@ -150,6 +151,7 @@ struct Inner {
     clock: SharedClock,
     hooks: std::sync::RwLock<Vec<ChangeHook>>,
     options: SyncOptions,
+    instance: String,
 }
 
 type ChangeHook = Arc<dyn Fn(&str) + Send + Sync>;
@@ -199,6 +201,7 @@ impl Syncer {
                 client,
                 hooks: std::sync::RwLock::default(),
                 options,
+                instance: uuid::Uuid::new_v4().simple().to_string(),
             }),
         }
     }
@@ -216,6 +219,11 @@ impl Syncer {
     /// The clock.
     pub fn clock(&self) -> &SharedClock {
         &self.inner.clock
+    }
+
+    /// This syncer's random instance id (the holder of its leases).
+    pub fn instance(&self) -> &str {
+        &self.inner.instance
     }
 
     /// Calls `hook` with each billable whose mirrored state a sync changed,

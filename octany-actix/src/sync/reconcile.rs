@@ -9,6 +9,9 @@ use super::{SyncError, Syncer};
 use crate::entity::{checkout, subscription};
 use crate::model::SubscriptionId;
 
+/// The lease that keeps the reconcile to one instance at a time.
+pub const RECONCILE_LEASE: &str = "reconcile";
+
 /// What one reconcile did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReconcileReport {
@@ -76,15 +79,37 @@ impl Syncer {
         Ok(report)
     }
 
-    /// Runs [`Syncer::reconcile`] every `every` (on the syncer's clock)
-    /// until the returned task is aborted; failures are logged.
+    /// [`Syncer::reconcile`] on one instance at a time: takes the
+    /// `reconcile` lease in the database (for at most `lease`), runs, gives
+    /// it back. `None` when another instance holds it.
+    pub async fn reconcile_exclusive(
+        &self,
+        lease: Duration,
+    ) -> Result<Option<ReconcileReport>, SyncError> {
+        let now = self.now();
+        if !super::lease::acquire(self.db(), RECONCILE_LEASE, self.instance(), now, lease).await? {
+            tracing::debug!("another instance is reconciling");
+            return Ok(None);
+        }
+        let report = self.reconcile().await;
+        super::lease::release(self.db(), RECONCILE_LEASE, self.instance()).await?;
+        report.map(Some)
+    }
+
+    /// Runs [`Syncer::reconcile_exclusive`] every `every` (on the syncer's
+    /// clock) until the returned task is aborted; failures are logged. Safe
+    /// to start on every instance of an app: one reconciles at a time.
     pub fn spawn_reconciler(&self, every: Duration) -> tokio::task::JoinHandle<()> {
         let syncer = self.clone();
         tokio::spawn(async move {
             loop {
                 syncer.clock().sleep(every).await;
-                match syncer.reconcile().await {
-                    Ok(report) if report.synced > 0 || report.abandoned > 0 => {
+                match syncer
+                    .reconcile_exclusive(every.max(Duration::from_secs(60)))
+                    .await
+                {
+                    Ok(None) => {}
+                    Ok(Some(report)) if report.synced > 0 || report.abandoned > 0 => {
                         tracing::info!(
                             synced = report.synced,
                             failed = report.failed,

@@ -1,0 +1,227 @@
+//! Two instances of an app sharing one database (every backend; PostgreSQL
+//! in CI): deliveries sent to both at once apply once; the reconcile runs
+//! on one at a time; the end of a subscription applied by one stops the
+//! other granting access within its cache TTL.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use octany_actix::fake::{CheckoutOutcome, CheckoutParams, FakeOctany};
+use octany_actix::sync::lease;
+use octany_actix::webhook::{Listeners, Received};
+use octany_actix::{Billable, Octany};
+use octany_actix_tests::app::TestUser;
+use octany_actix_tests::harness::{SECRET, envelope, signed};
+use octany_actix_tests::{TestDb, db_test};
+
+fn instance(db: &TestDb, fake: &FakeOctany, applied: Arc<AtomicUsize>) -> Octany {
+    let listeners = Listeners::new().on_any(move |_| {
+        let applied = applied.clone();
+        async move {
+            applied.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    });
+    Octany::builder(fake.config().with_webhook_secret(SECRET), db.conn.clone())
+        .public_base_url("http://localhost:8080")
+        .clock(fake.app_clock())
+        .cache_ttl(Duration::from_secs(5))
+        .listeners(listeners)
+        .build()
+        .unwrap()
+}
+
+db_test!(
+    async fn the_same_deliveries_sent_to_both_apply_once(db: TestDb) {
+        let fake = FakeOctany::builder()
+            .sample_catalog()
+            .start()
+            .await
+            .unwrap();
+        let applied = Arc::new(AtomicUsize::new(0));
+        let (a, b) = (
+            instance(&db, &fake, applied.clone()),
+            instance(&db, &fake, applied.clone()),
+        );
+        let sub = fake
+            .checkout(
+                1225,
+                &CheckoutParams {
+                    reference_id: Some("user:1".into()),
+                    ..Default::default()
+                },
+                CheckoutOutcome::Succeed,
+            )
+            .unwrap()
+            .subscription
+            .unwrap();
+        let mut outcomes = Vec::new();
+        for delivery in 0..20u64 {
+            let (body, signature) = signed(&envelope(
+                5000 + delivery,
+                "subscription.updated",
+                fake.now(),
+                serde_json::to_value(&sub).unwrap(),
+            ));
+            let (x, y) = tokio::join!(
+                a.receiver().receive(Some(&signature), &body),
+                b.receiver().receive(Some(&signature), &body)
+            );
+            outcomes.push((x.unwrap(), y.unwrap()));
+        }
+        assert!(
+            outcomes.iter().all(|o| matches!(
+                o,
+                (Received::Applied, Received::Duplicate) | (Received::Duplicate, Received::Applied)
+            )),
+            "{outcomes:?}"
+        );
+        assert_eq!(
+            applied.load(Ordering::SeqCst),
+            20,
+            "each delivery's listeners ran once, on one instance"
+        );
+        fake.stop().await;
+        db
+    }
+);
+
+db_test!(
+    async fn the_reconcile_runs_on_one_instance_at_a_time(db: TestDb) {
+        let fake = FakeOctany::builder()
+            .sample_catalog()
+            .start()
+            .await
+            .unwrap();
+        let (a, b) = (
+            instance(&db, &fake, Arc::default()),
+            instance(&db, &fake, Arc::default()),
+        );
+        // Of many instances taking the lease at the same moment, exactly one gets it.
+        let now = fake.now();
+        let holders: Vec<String> = (0..12).map(|i| format!("instance-{i}")).collect();
+        let tries = holders
+            .iter()
+            .map(|h| lease::acquire(&db.conn, "reconcile", h, now, Duration::from_secs(60)));
+        let taken = futures_util::future::join_all(tries).await;
+        assert_eq!(
+            taken.iter().filter(|t| matches!(t, Ok(true))).count(),
+            1,
+            "{taken:?}"
+        );
+        let winner = &holders[taken.iter().position(|t| matches!(t, Ok(true))).unwrap()];
+        // While it is held, neither app instance reconciles.
+        assert!(
+            a.syncer()
+                .reconcile_exclusive(Duration::from_secs(60))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            b.syncer()
+                .reconcile_exclusive(Duration::from_secs(60))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // Given back, the next one runs; a holder that died keeps it only until it lapses.
+        lease::release(&db.conn, "reconcile", winner).await.unwrap();
+        assert!(
+            a.syncer()
+                .reconcile_exclusive(Duration::from_secs(60))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            lease::acquire(
+                &db.conn,
+                "reconcile",
+                "a-dead-instance",
+                fake.now(),
+                Duration::from_secs(60)
+            )
+            .await
+            .unwrap()
+        );
+        assert!(
+            b.syncer()
+                .reconcile_exclusive(Duration::from_secs(60))
+                .await
+                .unwrap()
+                .is_none(),
+            "held by another"
+        );
+        fake.advance(Duration::from_secs(61));
+        assert!(
+            b.syncer()
+                .reconcile_exclusive(Duration::from_secs(60))
+                .await
+                .unwrap()
+                .is_some(),
+            "the lease lapsed"
+        );
+        fake.stop().await;
+        db
+    }
+);
+
+db_test!(
+    async fn the_other_instance_stops_granting_within_its_cache_ttl(db: TestDb) {
+        let fake = FakeOctany::builder()
+            .sample_catalog()
+            .start()
+            .await
+            .unwrap();
+        let (a, b) = (
+            instance(&db, &fake, Arc::default()),
+            instance(&db, &fake, Arc::default()),
+        );
+        let user = TestUser::new(1);
+        let sub = fake
+            .checkout(
+                1225,
+                &CheckoutParams {
+                    reference_id: Some(user.billable_ref()),
+                    ..Default::default()
+                },
+                CheckoutOutcome::Succeed,
+            )
+            .unwrap()
+            .subscription
+            .unwrap();
+        a.syncer()
+            .sync_billable_subscriptions(&user.billable_ref())
+            .await
+            .unwrap();
+        assert!(a.billing(&user).subscribed().await.unwrap());
+        assert!(
+            b.billing(&user).subscribed().await.unwrap(),
+            "now cached on B too"
+        );
+        // Instance A learns that the subscription ended.
+        let mut ended = serde_json::to_value(&sub).unwrap();
+        ended["status"] = serde_json::json!("expired");
+        let (body, signature) = signed(&envelope(
+            9001,
+            "subscription.updated",
+            fake.now() + chrono::Duration::seconds(1),
+            ended,
+        ));
+        a.receiver().receive(Some(&signature), &body).await.unwrap();
+        assert!(!a.billing(&user).subscribed().await.unwrap(), "A at once");
+        assert!(
+            b.billing(&user).subscribed().await.unwrap(),
+            "B still trusts its cache"
+        );
+        fake.advance(Duration::from_secs(6));
+        assert!(
+            !b.billing(&user).subscribed().await.unwrap(),
+            "B within its 5-second TTL"
+        );
+        fake.stop().await;
+        db
+    }
+);
