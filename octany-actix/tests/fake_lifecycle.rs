@@ -345,6 +345,12 @@ async fn a_failing_card_goes_delayed_then_unpaid() {
     fake.advance_days(5); // retry 3 fails: given up
     let sub = fake.subscription(&id).unwrap();
     assert_eq!(sub.status, SubscriptionStatus::Unpaid);
+    let record = fake.subscription_records().pop().unwrap();
+    assert_eq!(
+        record.lapsed_at.map(|t| t.to_rfc3339()).as_deref(),
+        Some("2026-02-01T00:00:00+00:00"),
+        "access lapsed at the failed renewal"
+    );
     assert_eq!(
         (sub.renews_at, sub.ends_at.map(|t| t.to_rfc3339())),
         (None, Some("2026-02-10T00:00:00+00:00".into()))

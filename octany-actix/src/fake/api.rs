@@ -97,6 +97,14 @@ async fn handle(
                     .json(json!({"message": "Too Many Attempts."})),
             ));
         }
+        let limited = state.faults.rate_limited_rate;
+        if state.roll(limited) {
+            return Err(Box::new(
+                HttpResponse::TooManyRequests()
+                    .insert_header(("Retry-After", "1"))
+                    .json(json!({"message": "Too Many Attempts."})),
+            ));
+        }
         let error_rate = state.faults.api_error_rate;
         if state.roll(error_rate) {
             let status = if state.roll(0.5) {

@@ -21,6 +21,9 @@ pub struct Faults {
     /// Requests a minute allowed per API key; past it, 429 with `Retry-After`.
     /// Octany's reported limit is 120.
     pub rate_limit_per_minute: Option<u32>,
+    /// Share of API requests answered 429 (`Retry-After: 1`) without effect,
+    /// beside the per-minute limit.
+    pub rate_limited_rate: f64,
     /// Share of POSTs that take effect but whose response is lost
     /// (answered 502, as a gateway does when the upstream reply never came).
     pub lost_response_rate: f64,

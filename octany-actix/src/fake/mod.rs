@@ -533,6 +533,13 @@ impl FakeOctany {
         })
     }
 
+    /// Every subscription of the primary account as the fake keeps it
+    /// (card failing, when access was granted and when it lapsed, ...).
+    pub fn subscription_records(&self) -> Vec<FakeSubscription> {
+        self.shared
+            .with_state(|s, _| s.accounts[0].subscriptions.values().cloned().collect())
+    }
+
     /// Every order of the primary account, as the API shows them.
     pub fn orders(&self) -> Vec<Order> {
         self.shared.with_state(|s, _| {

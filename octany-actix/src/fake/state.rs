@@ -72,6 +72,11 @@ pub struct FakeSubscription {
     pub failed_charges: u32,
     /// When a delayed renewal is retried next.
     pub next_retry_at: Option<DateTime<Utc>>,
+    /// When Octany first granted access (active or trialing).
+    pub granted_from: Option<DateTime<Utc>>,
+    /// When Octany stopped granting access (a failed renewal's due time,
+    /// or the end of a cancelled period); `None` while it grants.
+    pub lapsed_at: Option<DateTime<Utc>>,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last changed.
@@ -425,6 +430,11 @@ impl State {
                 Due::Retry(id) => self.charge_period(account, id, at),
                 Due::Expire(id) => {
                     self.set_status(account, id, SubscriptionStatus::Expired, at);
+                    let sub = self.accounts[account]
+                        .subscriptions
+                        .get_mut(&id)
+                        .expect("known");
+                    sub.lapsed_at.get_or_insert(at);
                     self.emit_subscription(account, EventName::SubscriptionUpdated, id, at);
                 }
                 Due::Invoice(order) => self.pay_invoice(account, order, at),
@@ -500,6 +510,9 @@ impl State {
                 .expect("known");
             sub.failed_charges = failed;
             sub.updated_at = at;
+            if sub.lapsed_at.is_none() {
+                sub.lapsed_at = Some(s.renews_at.unwrap_or(at));
+            }
             match schedule.get(failed as usize - 1) {
                 Some(d) => {
                     sub.status = SubscriptionStatus::Delayed;
@@ -527,6 +540,8 @@ impl State {
         sub.status = SubscriptionStatus::Active;
         sub.failed_charges = 0;
         sub.next_retry_at = None;
+        sub.lapsed_at = None;
+        sub.granted_from.get_or_insert(at);
         sub.renews_at = Some(add_interval(period_start, &interval));
         sub.updated_at = at;
         let event =
@@ -552,6 +567,7 @@ impl State {
                 s.status = SubscriptionStatus::Active;
                 s.renews_at = Some(add_interval(at, &interval));
                 s.updated_at = at;
+                s.granted_from.get_or_insert(at);
                 self.emit_order(account, EventName::OrderPaid, order, at);
                 self.emit_subscription(account, EventName::SubscriptionCreated, id, at);
                 return;
@@ -780,6 +796,12 @@ impl State {
                 card_failing: false,
                 failed_charges: 0,
                 next_retry_at: None,
+                granted_from: matches!(
+                    status,
+                    SubscriptionStatus::Active | SubscriptionStatus::Trialing
+                )
+                .then_some(now),
+                lapsed_at: None,
                 created_at: now,
                 updated_at: now,
             },
@@ -1012,6 +1034,8 @@ impl State {
                 reference_name: text(&body["reference_name"]).or(source.reference_name.clone()),
                 failed_charges: 0,
                 next_retry_at: None,
+                granted_from: Some(now),
+                lapsed_at: None,
                 created_at: now,
                 updated_at: now,
                 ..source
