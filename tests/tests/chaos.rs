@@ -219,13 +219,13 @@ db_test!(
                 }
             }
             // Some users cancel, some buy an add-on (each charge with a unique description).
-            let acting = (1..=users).filter(|u| (*u as usize + round) % 13 == 0);
+            let acting = (1..=users).filter(|u| (*u as usize + round).is_multiple_of(13));
             let actions = acting.map(|u| {
                 let octany = app_octany.clone();
                 async move {
                     let user = TestUser::new(u);
                     let billing = octany.billing(&user);
-                    if (u as usize + round) % 2 == 0 {
+                    if (u as usize + round).is_multiple_of(2) {
                         ("cancellations", billing.cancel().await.is_ok(), None)
                     } else {
                         let token = format!("add-on {u} round {round}");
@@ -253,7 +253,7 @@ db_test!(
             }
             // Polls from open tabs, and guard answers, concurrently.
             let polling = (1..=users)
-                .filter(|u| (*u as usize + round) % 3 == 0)
+                .filter(|u| (*u as usize + round).is_multiple_of(3))
                 .map(|u| {
                     let (http, app) = (http.clone(), app.clone());
                     async move {
