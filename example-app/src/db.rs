@@ -82,6 +82,12 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     octany_actix::install_crypto_provider();
     let mut options = ConnectOptions::new(url.to_owned());
     options.sqlx_logging(false);
+    // SQLite: write-ahead log and `synchronous = NORMAL`, its production setting.
+    options.map_sqlx_sqlite_opts(|o| {
+        o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+            .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+            .busy_timeout(std::time::Duration::from_secs(10))
+    });
     Database::connect(options).await
 }
 

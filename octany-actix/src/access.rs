@@ -16,8 +16,9 @@ use crate::model::{AccessPolicy, Entitlement, ProductId};
 /// A billable's billing state, as the local mirror has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessState {
-    /// Every mirrored subscription, newest first.
-    pub subscriptions: Vec<subscription::Model>,
+    /// Every mirrored subscription, newest first (shared, so the guard
+    /// hands them out without copying).
+    pub subscriptions: Vec<Arc<subscription::Model>>,
     /// The newest checkout still waiting for Octany, if any.
     pub pending_checkout: Option<checkout::Model>,
 }
@@ -30,7 +31,10 @@ impl AccessState {
             .order_by_desc(subscription::Column::CreatedAt)
             .order_by_desc(subscription::Column::Id)
             .all(db)
-            .await?;
+            .await?
+            .into_iter()
+            .map(Arc::new)
+            .collect();
         let pending_checkout = checkout::Entity::find()
             .filter(checkout::Column::BillableRef.eq(billable))
             .filter(checkout::Column::Status.eq(checkout::PENDING))
@@ -48,14 +52,18 @@ impl AccessState {
         &self,
         clock: &dyn Clock,
         policy: AccessPolicy,
-    ) -> Option<&subscription::Model> {
+    ) -> Option<&Arc<subscription::Model>> {
         self.subscriptions
             .iter()
             .find(|s| P::admits(s.product_id.map(ProductId)) && s.has_access(clock, policy))
     }
 
     /// The current subscription: the one granting access, else the newest.
-    pub fn current(&self, clock: &dyn Clock, policy: AccessPolicy) -> Option<&subscription::Model> {
+    pub fn current(
+        &self,
+        clock: &dyn Clock,
+        policy: AccessPolicy,
+    ) -> Option<&Arc<subscription::Model>> {
         self.granting::<crate::billable::AnyPlan>(clock, policy)
             .or(self.subscriptions.first())
     }

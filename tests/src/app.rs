@@ -108,7 +108,7 @@ async fn reports(pro: RequireSubscription<TestUser, Pro>) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"plan": format!("{:?}", pro.plan())}))
 }
 
-async fn scoped(granted: web::ReqData<subscription::Model>) -> HttpResponse {
+async fn scoped(granted: web::ReqData<std::sync::Arc<subscription::Model>>) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"subscription": granted.id}))
 }
 

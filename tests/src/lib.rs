@@ -61,7 +61,7 @@ impl TestDb {
                 let dir = tempfile::tempdir().expect("temporary directory");
                 let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
                 TestDb {
-                    conn: connect(ConnectOptions::new(url)).await,
+                    conn: connect(sqlite_options(url)).await,
                     backend,
                     cleanup: None,
                     _dir: Some(dir),
@@ -119,6 +119,20 @@ impl TestDb {
             admin.close_by_ref().await.ok();
         }
     }
+}
+
+/// SQLite as it should run in production: write-ahead log, `synchronous =
+/// NORMAL` (durable across crashes of the app; a power loss may lose the last
+/// commits), and a busy timeout for concurrent writers.
+pub fn sqlite_options(url: String) -> ConnectOptions {
+    use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+    let mut options = ConnectOptions::new(url);
+    options.map_sqlx_sqlite_opts(|o| {
+        o.journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(std::time::Duration::from_secs(10))
+    });
+    options
 }
 
 fn server_url(backend: Backend) -> String {

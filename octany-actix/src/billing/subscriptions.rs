@@ -9,7 +9,13 @@ use crate::model::{Entitlement, SubscriptionId};
 impl<U: Billable> Billing<'_, U> {
     /// Every mirrored subscription, newest first.
     pub async fn subscriptions(&self) -> Result<Vec<subscription::Model>, BillingError> {
-        Ok(self.state().await?.subscriptions.clone())
+        Ok(self
+            .state()
+            .await?
+            .subscriptions
+            .iter()
+            .map(|s| s.as_ref().clone())
+            .collect())
     }
 
     /// The current subscription: the one granting access, else the newest.
@@ -18,7 +24,7 @@ impl<U: Billable> Billing<'_, U> {
         let settings = self.octany.settings();
         Ok(state
             .current(self.octany.clock().as_ref(), settings.policy)
-            .cloned())
+            .map(|s| s.as_ref().clone()))
     }
 
     /// Whether it has access (paying, on trial or on a grace period).

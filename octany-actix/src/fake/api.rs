@@ -13,8 +13,10 @@ use super::state::{Refusal, State};
 /// What a handler answers with, before the envelope.
 pub(crate) enum Reply {
     One(Value),
+    /// One page of a list: the page's items and the size of the whole list.
     List {
         items: Vec<Value>,
+        total: usize,
         page: usize,
         per_page: usize,
         path: String,
@@ -160,18 +162,13 @@ fn envelope(reply: Reply, legacy: bool, shared: &Shared) -> HttpResponse {
             HttpResponse::Ok().json(json!({"data": data, "status": 200, "success": true}))
         }
         Reply::List {
-            items,
+            items: data,
+            total,
             page,
             per_page,
             path,
         } => {
-            let total = items.len();
             let total_pages = total.div_ceil(per_page).max(1);
-            let data: Vec<Value> = items
-                .into_iter()
-                .skip((page - 1) * per_page)
-                .take(per_page)
-                .collect();
             let count = data.len();
             let pagination = if legacy {
                 json!({"total": total, "count": count, "perPage": per_page, "currentPage": page,
@@ -190,6 +187,15 @@ fn envelope(reply: Reply, legacy: bool, shared: &Shared) -> HttpResponse {
             HttpResponse::Ok().json(body)
         }
     }
+}
+
+/// The ids of one page of `ids` (views are built for those only).
+fn page_ids<T: Copy>(ids: &[T], page: usize, per_page: usize) -> Vec<T> {
+    ids.iter()
+        .copied()
+        .skip((page - 1).saturating_mul(per_page))
+        .take(per_page)
+        .collect()
 }
 
 fn page_of(query: &HashMap<String, String>) -> usize {
@@ -238,7 +244,7 @@ async fn list_subscriptions(
             filter("email"),
             filter("customer_id"),
         );
-        let items = state.accounts[account]
+        let ids = state.accounts[account]
             .subscriptions
             .values()
             .filter(|s| {
@@ -257,7 +263,9 @@ async fn list_subscriptions(
                     .is_none_or(|c| s.customer_id.to_string() == *c)
             })
             .map(|s| s.id)
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>();
+        let (page, total) = (page_of(&q), ids.len());
+        let items = page_ids(&ids, page, 20)
             .into_iter()
             .map(|id| json!(state.subscription_view(account, id)))
             .collect();
@@ -275,7 +283,8 @@ async fn list_subscriptions(
         }
         Ok(Reply::List {
             items,
-            page: page_of(&q),
+            total,
+            page,
             per_page: 20,
             path,
         })
@@ -342,12 +351,14 @@ async fn list_orders(shared: web::Data<Shared>, req: HttpRequest, query: Query) 
             .and_then(|p| p.parse().ok())
             .unwrap_or(20usize)
             .clamp(1, 100);
-        let items = state.accounts[account]
+        let ids = state.accounts[account]
             .orders
             .values()
             .filter(|o| o.subscription_id == Some(id))
             .map(|o| o.id)
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>();
+        let (page, total) = (page_of(&q), ids.len());
+        let items = page_ids(&ids, page, per_page)
             .into_iter()
             .map(|o| json!(state.order_view(account, o)))
             .collect();
@@ -357,7 +368,8 @@ async fn list_orders(shared: web::Data<Shared>, req: HttpRequest, query: Query) 
         );
         Ok(Reply::List {
             items,
-            page: page_of(&q),
+            total,
+            page,
             per_page,
             path,
         })
@@ -417,15 +429,19 @@ async fn create_subscription(
 async fn list_products(shared: web::Data<Shared>, req: HttpRequest, query: Query) -> HttpResponse {
     let q = query.into_inner();
     handle(&shared, &req, &q, |state, account, _| {
-        let items = state.accounts[account]
-            .products
+        let products = &state.accounts[account].products;
+        let (page, total) = (page_of(&q), products.len());
+        let items = products
             .values()
+            .skip((page - 1).saturating_mul(100))
+            .take(100)
             .map(|p| json!(p.to_product()))
             .collect();
         let path = format!("/api/{}/products?", state.accounts[account].uuid);
         Ok(Reply::List {
             items,
-            page: page_of(&q),
+            total,
+            page,
             per_page: 100,
             path,
         })

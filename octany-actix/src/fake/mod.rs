@@ -498,6 +498,14 @@ impl FakeOctany {
             .with_state(|s, now| s.checkout(0, product, params, outcome, now))
     }
 
+    /// Creates `count` active subscriptions to `product` for `user:{first}`,
+    /// `user:{first + 1}`, ..., without sending events (for load tests and
+    /// benchmarks; a sync or backfill mirrors them).
+    pub fn seed_subscriptions(&self, product: i64, first: u64, count: u64) -> Result<(), Refusal> {
+        self.shared
+            .with_state(|s, now| s.seed_subscriptions(0, product, first, count, now))
+    }
+
     /// Makes the card of a subscription fail (or work again) from its next charge.
     pub fn set_card_failing(
         &self,

@@ -157,11 +157,13 @@ pub(crate) struct Outgoing {
 }
 
 /// A refusal, as Octany would answer it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Refusal {
     /// 404 `{"message": "Not found."}`.
+    #[error("not found")]
     NotFound,
     /// 422 with field errors.
+    #[error("{field}: {message}")]
     Invalid {
         /// Field and message.
         field: &'static str,
@@ -169,6 +171,7 @@ pub enum Refusal {
         message: String,
     },
     /// The card was declined at checkout; nothing was created.
+    #[error("the card was declined")]
     Declined,
 }
 
@@ -1176,6 +1179,53 @@ impl State {
         };
         self.accounts[account].endpoints.push(endpoint.clone());
         Ok(endpoint)
+    }
+
+    /// Creates `count` active subscriptions to `product` for `user:{first}`
+    /// onwards, without events: for load tests and benchmarks.
+    pub fn seed_subscriptions(
+        &mut self,
+        account: usize,
+        product: i64,
+        first: u64,
+        count: u64,
+        now: DateTime<Utc>,
+    ) -> Result<(), Refusal> {
+        let product = self.product(account, product)?;
+        let interval = product.interval.clone().unwrap_or_else(|| "month".into());
+        for n in first..first + count {
+            let id = self.id(76_000_000);
+            let customer = self.id(5_500_000);
+            self.accounts[account].subscriptions.insert(
+                id,
+                FakeSubscription {
+                    id,
+                    customer_id: customer,
+                    product: product.to_product(),
+                    price: product.price,
+                    vat: product.vat(),
+                    currency: product.currency.clone(),
+                    status: SubscriptionStatus::Active,
+                    renews_at: Some(add_interval(now, &interval)),
+                    ends_at: None,
+                    reference_id: Some(format!("user:{n}")),
+                    reference_name: None,
+                    billing_method: BillingMethod {
+                        kind: BillingMethodKind::Stripe,
+                        email: Some(format!("user{n}@example.com")),
+                        ..BillingMethod::default()
+                    },
+                    card_failing: false,
+                    failed_charges: 0,
+                    next_retry_at: None,
+                    granted_from: Some(now),
+                    lapsed_at: None,
+                    created_at: now,
+                    updated_at: now,
+                },
+            );
+        }
+        Ok(())
     }
 
     pub fn set_card_failing(

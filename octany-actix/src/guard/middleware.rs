@@ -33,7 +33,7 @@ where
 
 /// Guards a scope: only users with access get through; the rest get the
 /// guard's rejection. The granting subscription is in the request's
-/// extensions (`web::ReqData<octany_actix::entity::subscription::Model>`).
+/// extensions (`web::ReqData<Arc<octany_actix::entity::subscription::Model>>`).
 ///
 /// ```no_run
 /// # #[derive(Clone)] struct CurrentUser;

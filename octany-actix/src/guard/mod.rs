@@ -12,6 +12,7 @@ mod middleware;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::error::InternalError;
@@ -105,7 +106,7 @@ pub struct RequireSubscription<U, P = AnyPlan> {
     /// The user, as the host's extractor gave it.
     pub user: U,
     /// The subscription granting access.
-    pub subscription: subscription::Model,
+    pub subscription: Arc<subscription::Model>,
     plan: PhantomData<P>,
 }
 
@@ -133,7 +134,7 @@ impl<U: std::fmt::Debug, P> std::fmt::Debug for RequireSubscription<U, P> {
 pub(crate) async fn check<P: PlanSet>(
     octany: &Octany,
     billable: &str,
-) -> Result<subscription::Model, Denial> {
+) -> Result<Arc<subscription::Model>, Denial> {
     let state = octany.access(billable).await.map_err(|error| {
         tracing::error!(%error, "the guard could not read billing state; denying");
         Denial::Unavailable

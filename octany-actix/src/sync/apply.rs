@@ -135,20 +135,26 @@ pub async fn apply_subscription<C: ConnectionTrait + TransactionTrait>(
     if billable_ref(s.reference_id.as_deref()).is_none() {
         tracing::info!(subscription = %id, "subscription names no billable (reference_id is not type:id); mirrored unlinked");
     }
-    if insert_if_absent(conn, row.clone()).await? {
-        return Ok(Applied::Inserted);
-    }
     let update = subscription::ActiveModel {
         created_at: NotSet,
         ..row.clone()
     };
-    let newer = subscription::Entity::update_many()
-        .set(update.clone())
-        .filter(subscription::Column::Id.eq(&id))
-        .filter(subscription::Column::SyncMark.lt(mark))
-        .exec(conn)
-        .await?;
-    if newer.rows_affected > 0 {
+    // Most writes update a known row: try that first, then insert, then (if
+    // another writer inserted in between) the update once more.
+    let newer = || {
+        subscription::Entity::update_many()
+            .set(update.clone())
+            .filter(subscription::Column::Id.eq(&id))
+            .filter(subscription::Column::SyncMark.lt(mark))
+            .exec(conn)
+    };
+    if newer().await?.rows_affected > 0 {
+        return Ok(Applied::Updated);
+    }
+    if insert_if_absent(conn, row.clone()).await? {
+        return Ok(Applied::Inserted);
+    }
+    if newer().await?.rows_affected > 0 {
         return Ok(Applied::Updated);
     }
     let Some(current) = subscription::Entity::find_by_id(&id).one(conn).await? else {
@@ -229,9 +235,6 @@ pub async fn apply_order<C: ConnectionTrait + TransactionTrait>(
         created_at: Set(now),
         updated_at: Set(now),
     };
-    if insert_if_absent(conn, row.clone()).await? {
-        return Ok(Applied::Inserted);
-    }
     let update = order::ActiveModel {
         created_at: NotSet,
         subscription_id: if subscription.is_some() {
@@ -239,15 +242,22 @@ pub async fn apply_order<C: ConnectionTrait + TransactionTrait>(
         } else {
             NotSet
         },
-        ..row
+        ..row.clone()
     };
-    let newer = order::Entity::update_many()
-        .set(update.clone())
-        .filter(order::Column::Id.eq(&id))
-        .filter(order::Column::SyncMark.lt(mark))
-        .exec(conn)
-        .await?;
-    if newer.rows_affected > 0 {
+    let newer = || {
+        order::Entity::update_many()
+            .set(update.clone())
+            .filter(order::Column::Id.eq(&id))
+            .filter(order::Column::SyncMark.lt(mark))
+            .exec(conn)
+    };
+    if newer().await?.rows_affected > 0 {
+        return Ok(Applied::Updated);
+    }
+    if insert_if_absent(conn, row.clone()).await? {
+        return Ok(Applied::Inserted);
+    }
+    if newer().await?.rows_affected > 0 {
         return Ok(Applied::Updated);
     }
     let Some(current) = order::Entity::find_by_id(&id).one(conn).await? else {

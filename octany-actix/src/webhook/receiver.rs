@@ -210,7 +210,7 @@ impl WebhookReceiver {
                 return Err(error.into());
             }
         };
-        self.after_commit(envelope, &effects).await;
+        self.after_commit(envelope, &effects, replay).await;
         Ok(match envelope.event_name() {
             EventName::Unknown(name) => {
                 tracing::info!(delivery = %envelope.id, event = %name, "stored a webhook event this version does not know");
@@ -252,7 +252,7 @@ impl WebhookReceiver {
         Ok(Some(effects))
     }
 
-    async fn after_commit(&self, envelope: &WebhookEnvelope, effects: &Effects) {
+    async fn after_commit(&self, envelope: &WebhookEnvelope, effects: &Effects, replay: bool) {
         let syncer = &self.inner.syncer;
         syncer.finish(effects).await;
         let Ok(event) = envelope.event() else { return };
@@ -264,6 +264,9 @@ impl WebhookReceiver {
         let listener_error = (!failures.is_empty()).then(|| failures.join("; "));
         if let Some(error) = &listener_error {
             tracing::error!(delivery = %envelope.id, event = %envelope.name, %error, "a webhook listener failed; the state stays applied and the error is recorded for replay");
+        } else if !replay {
+            // A first delivery has no listener error to clear: spare the write.
+            return;
         }
         let recorded = webhook_delivery::Entity::update_many()
             .col_expr(

@@ -1,0 +1,441 @@
+//! octany-actix's measured figures (issue 7), printed and written to
+//! `docs/benchmarks.md`:
+//!
+//! ```text
+//! cargo bench -p octany-actix-tests --bench billing             # everything, SQLite (+ PostgreSQL when OCTANY_TEST_POSTGRES_URL is set)
+//! cargo bench -p octany-actix-tests --bench billing -- --quick  # shorter runs, no file written
+//! ```
+//!
+//! 1. requests a second of a guarded route against the same route
+//!    unguarded (both with a session cookie and a user lookup), by a load
+//!    generator on loopback, cached and uncached, as ratios of one run;
+//! 2. webhook deliveries applied a second (signature check included), all
+//!    unique and with 20 % duplicates;
+//! 3. backfill of 10,000 subscriptions from the fake: time and memory with
+//!    no rate limit (and 2,000 for comparison), and the request rate
+//!    achieved under Octany's 120-a-minute limit.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use actix_session::storage::CookieSessionStore;
+use actix_session::{Session, SessionExt, SessionMiddleware};
+use actix_web::cookie::Key;
+use actix_web::{App, FromRequest, HttpRequest, HttpResponse, HttpServer, dev::Payload, web};
+use octany_actix::api::RateLimit;
+use octany_actix::config::Secret;
+use octany_actix::fake::{FakeOctany, Faults};
+use octany_actix::sync::{BackfillOptions, Syncer};
+use octany_actix::webhook::WebhookReceiver;
+use octany_actix::{Billable, Octany, OctanyClient, RequireSubscription};
+use octany_actix_tests::harness::{SECRET, envelope, signed, subscription_json};
+use octany_actix_tests::sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use octany_actix_tests::{Backend, TestDb};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+struct Options {
+    quick: bool,
+}
+
+// ---------------------------------------------------------------- the guard
+
+/// The host's user, looked up in the database from the session, as a real
+/// app does on every request.
+struct BenchUser {
+    id: i64,
+}
+
+impl Billable for BenchUser {
+    fn billable_id(&self) -> String {
+        self.id.to_string()
+    }
+}
+
+impl FromRequest for BenchUser {
+    type Error = actix_web::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let session = req.get_session();
+        let db = req.app_data::<web::Data<DatabaseConnection>>().cloned();
+        Box::pin(async move {
+            let id: i64 = session
+                .get("user")
+                .ok()
+                .flatten()
+                .ok_or_else(|| actix_web::error::ErrorUnauthorized("login"))?;
+            let db = db.expect("the database is registered");
+            let backend = db.get_database_backend();
+            let sql = format!("SELECT id FROM bench_users WHERE id = {id}");
+            let row = db
+                .query_one_raw(Statement::from_string(backend, sql))
+                .await
+                .map_err(actix_web::error::ErrorServiceUnavailable)?
+                .ok_or_else(|| actix_web::error::ErrorUnauthorized("no such user"))?;
+            Ok(BenchUser {
+                id: row
+                    .try_get("", "id")
+                    .map_err(actix_web::error::ErrorInternalServerError)?,
+            })
+        })
+    }
+}
+
+async fn login(session: Session, id: web::Path<i64>) -> HttpResponse {
+    session.insert("user", id.into_inner()).unwrap();
+    HttpResponse::Ok().finish()
+}
+
+async fn plain(user: BenchUser) -> HttpResponse {
+    HttpResponse::Ok().body(format!("user {}", user.id))
+}
+
+async fn guarded(paid: RequireSubscription<BenchUser>) -> HttpResponse {
+    HttpResponse::Ok().body(format!("user {}", paid.user.id))
+}
+
+/// Requests a second on `path` from `clients` logged-in clients for `secs`.
+async fn load(clients: &[reqwest::Client], base: &str, path: &str, secs: f64) -> f64 {
+    let done = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = clients
+        .iter()
+        .cloned()
+        .map(|client| {
+            let (done, count, url) = (done.clone(), count.clone(), format!("{base}{path}"));
+            tokio::spawn(async move {
+                while !done.load(Ordering::Relaxed) {
+                    let ok = client
+                        .get(&url)
+                        .send()
+                        .await
+                        .map(|r| r.status().is_success())
+                        .unwrap_or(false);
+                    assert!(ok, "{url} failed under load");
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    done.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn guard_bench(backend: Backend, options: &Options) -> Result<String, Error> {
+    let db = TestDb::migrated(backend).await;
+    let fake = FakeOctany::builder()
+        .sample_catalog()
+        .starting_at(chrono::Utc::now())
+        .start()
+        .await?;
+    let users = 64u64;
+    fake.seed_subscriptions(1225, 1, users)?;
+    let sql =
+        format!("CREATE TABLE bench_users (id BIGINT PRIMARY KEY, email VARCHAR(255) NOT NULL)");
+    db.conn
+        .execute_raw(Statement::from_string(db.db_backend(), sql))
+        .await?;
+    let values: Vec<String> = (1..=users)
+        .map(|i| format!("({i}, 'user{i}@example.com')"))
+        .collect();
+    let insert = format!(
+        "INSERT INTO bench_users (id, email) VALUES {}",
+        values.join(", ")
+    );
+    db.conn
+        .execute_raw(Statement::from_string(db.db_backend(), insert))
+        .await?;
+    let build = |ttl: Duration| {
+        Octany::builder(fake.config().with_webhook_secret(SECRET), db.conn.clone())
+            .public_base_url("http://localhost")
+            .cache_ttl(ttl)
+            .build()
+    };
+    let (cached, uncached) = (build(Duration::from_secs(5))?, build(Duration::ZERO)?);
+    cached
+        .syncer()
+        .backfill(BackfillOptions::default(), |_| {})
+        .await?;
+    let key = Key::generate();
+    let conn = web::Data::new(db.conn.clone());
+    let (cached, uncached) = (web::Data::new(cached), web::Data::new(uncached));
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(
+                SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
+                    .cookie_secure(false)
+                    .build(),
+            )
+            .app_data(conn.clone())
+            .route("/login/{id}", web::post().to(login))
+            .route("/plain", web::get().to(plain))
+            .service(
+                web::scope("/cached")
+                    .app_data(cached.clone())
+                    .route("/guarded", web::get().to(guarded)),
+            )
+            .service(
+                web::scope("/uncached")
+                    .app_data(uncached.clone())
+                    .route("/guarded", web::get().to(guarded)),
+            )
+    })
+    .workers(2)
+    .disable_signals()
+    .bind(("127.0.0.1", 0))?;
+    let base = format!("http://{}", server.addrs()[0]);
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    octany_actix::install_crypto_provider();
+    let mut clients = Vec::new();
+    for id in 1..=32 {
+        let client = reqwest::Client::builder().cookie_store(true).build()?;
+        client
+            .post(format!("{base}/login/{id}"))
+            .send()
+            .await?
+            .error_for_status()?;
+        clients.push(client);
+    }
+    load(&clients, &base, "/cached/guarded", 1.0).await; // warm up
+    let (rounds, secs) = if options.quick { (2, 1.0) } else { (5, 3.0) };
+    let (mut p, mut c, mut u) = (0.0, 0.0, 0.0);
+    for _ in 0..rounds {
+        p += load(&clients, &base, "/plain", secs).await;
+        c += load(&clients, &base, "/cached/guarded", secs).await;
+        u += load(&clients, &base, "/uncached/guarded", secs).await;
+    }
+    let r = f64::from(rounds);
+    let (p, c, u) = (p / r, c / r, u / r);
+    handle.stop(true).await;
+    fake.stop().await;
+    db.drop_database().await;
+    Ok(format!(
+        "| {backend:?} | {p:.0} | {c:.0} | **{:.3}** | {u:.0} | {:.3} |",
+        c / p,
+        u / p
+    ))
+}
+
+// ----------------------------------------------------------------- webhooks
+
+async fn webhook_bench(
+    backend: Backend,
+    duplicates: bool,
+    options: &Options,
+) -> Result<String, Error> {
+    let db = TestDb::migrated(backend).await;
+    let fake = FakeOctany::builder().start().await?;
+    let syncer = Syncer::new(db.conn.clone(), OctanyClient::new(fake.config())?);
+    let receiver = WebhookReceiver::new(syncer, &[Secret::new(SECRET)])?;
+    let count: u64 = if options.quick { 1000 } else { 4000 };
+    let t0: chrono::DateTime<chrono::Utc> = "2026-05-01T00:00:00Z".parse().unwrap();
+    let mut bodies = Vec::with_capacity(count as usize);
+    let mut next_id = 0u64;
+    for n in 0..count {
+        // Every fifth delivery repeats an earlier one when duplicates are on.
+        let delivery = if duplicates && n % 5 == 4 {
+            next_id.saturating_sub(3)
+        } else {
+            next_id += 1;
+            next_id
+        };
+        let sub = delivery % 400;
+        let data = subscription_json(10_000 + sub, &format!("user:{sub}"), "active", None);
+        bodies.push(signed(&envelope(
+            delivery,
+            "subscription.updated",
+            t0 + chrono::Duration::seconds(delivery as i64),
+            data,
+        )));
+    }
+    let queue = Arc::new(std::sync::Mutex::new(bodies.into_iter()));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..16)
+        .map(|_| {
+            let (queue, receiver) = (queue.clone(), receiver.clone());
+            tokio::spawn(async move {
+                loop {
+                    let next = queue.lock().unwrap().next();
+                    let Some((body, signature)) = next else { break };
+                    receiver
+                        .receive(Some(&signature), &body)
+                        .await
+                        .expect("applied");
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await?;
+    }
+    let rate = count as f64 / started.elapsed().as_secs_f64();
+    fake.stop().await;
+    db.drop_database().await;
+    Ok(format!(
+        "| {backend:?} | {} | {count} | **{rate:.0}** |",
+        if duplicates { "20 %" } else { "0" }
+    ))
+}
+
+// ----------------------------------------------------------------- backfill
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn backfill_bench(backend: Backend, count: u64) -> Result<String, Error> {
+    let db = TestDb::migrated(backend).await;
+    let fake = FakeOctany::builder()
+        .sample_catalog()
+        .starting_at(chrono::Utc::now())
+        .start()
+        .await?;
+    fake.seed_subscriptions(1227, 1, count)?;
+    let syncer = Syncer::new(db.conn.clone(), OctanyClient::new(fake.config())?);
+    let baseline = rss_kib();
+    let peak = Arc::new(AtomicU64::new(baseline));
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling) = (peak.clone(), sampling.clone());
+        std::thread::spawn(move || {
+            while sampling.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_kib(), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let started = Instant::now();
+    let done = syncer.backfill(BackfillOptions::default(), |_| {}).await?;
+    let took = started.elapsed();
+    sampling.store(false, Ordering::Relaxed);
+    sampler.join().ok();
+    assert_eq!(done.subscriptions, count);
+    fake.stop().await;
+    db.drop_database().await;
+    let growth = peak.load(Ordering::Relaxed).saturating_sub(baseline);
+    Ok(format!(
+        "| {backend:?} | {count} | {:.2} s | {:.0} | {:.1} MiB |",
+        took.as_secs_f64(),
+        count as f64 / took.as_secs_f64(),
+        growth as f64 / 1024.0
+    ))
+}
+
+async fn paced_backfill_bench(options: &Options) -> Result<String, Error> {
+    let db = TestDb::migrated(Backend::Sqlite).await;
+    let fake = FakeOctany::builder()
+        .sample_catalog()
+        .faults(Faults {
+            rate_limit_per_minute: Some(120),
+            ..Faults::none()
+        })
+        .start()
+        .await?;
+    fake.seed_subscriptions(1227, 1, 10_000)?;
+    let config = fake.config().with_rate_limit(RateLimit {
+        per_minute: 120,
+        burst: 1,
+    });
+    let syncer = Syncer::new(db.conn.clone(), OctanyClient::new(config)?);
+    let window = Duration::from_secs(if options.quick { 20 } else { 120 });
+    let pages = Arc::new(AtomicU64::new(0));
+    let counted = pages.clone();
+    let started = Instant::now();
+    let run = syncer.backfill(
+        BackfillOptions {
+            products: false,
+            ..BackfillOptions::default()
+        },
+        move |_| {
+            counted.fetch_add(1, Ordering::Relaxed);
+        },
+    );
+    let outcome = tokio::time::timeout(window, run).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let errors = match outcome {
+        Ok(Err(_)) => 1,
+        _ => 0,
+    };
+    let requests = pages.load(Ordering::Relaxed) as f64;
+    let per_minute = requests / elapsed * 60.0;
+    fake.stop().await;
+    db.drop_database().await;
+    Ok(format!(
+        "| 120 | {:.0} s | {requests:.0} | **{per_minute:.1}** | {:+.1} % | {errors} |",
+        elapsed,
+        (per_minute / 120.0 - 1.0) * 100.0
+    ))
+}
+
+// --------------------------------------------------------------------- main
+
+fn backends() -> Vec<Backend> {
+    let mut backends = vec![Backend::Sqlite];
+    if std::env::var("OCTANY_TEST_POSTGRES_URL").is_ok_and(|v| !v.is_empty()) {
+        backends.push(Backend::Postgres);
+    }
+    backends
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<(), Error> {
+    let options = Options {
+        quick: std::env::args().any(|a| a == "--quick"),
+    };
+    if std::env::args().any(|a| a == "--list") {
+        return Ok(());
+    }
+    let mut out = String::new();
+    let mut section = |text: String| {
+        println!("{text}");
+        out.push_str(&text);
+        out.push('\n');
+    };
+    section(format!(
+        "# Benchmarks\n\nMeasured by `cargo bench -p octany-actix-tests --bench billing` (it writes this file), on a {}-core machine, {}.\nThe load generator and the app share the machine's cores.\n",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        chrono::Utc::now().format("%Y-%m-%d")
+    ));
+    section("## 1. A guarded route against the same route unguarded\n\nBoth routes read a session cookie and look the user up in the database; the guarded one adds `RequireSubscription`. 32 keep-alive clients on loopback, rounds interleaved. Target: cached ratio at least 0.95.\n\n| backend | unguarded req/s | guarded, cached req/s | cached ratio | guarded, uncached req/s | uncached ratio |\n|---|---|---|---|---|---|".into());
+    for backend in backends() {
+        section(guard_bench(backend, &options).await?);
+    }
+    section("\n## 2. Webhook deliveries applied a second\n\nSignature check, dedupe claim, apply and commit of each delivery (`subscription.updated` for 400 subscriptions), 16 at a time. Target: at least 1,000 a second.\n\n| backend | duplicates | deliveries | per second |\n|---|---|---|---|".into());
+    for backend in backends() {
+        for duplicates in [false, true] {
+            section(webhook_bench(backend, duplicates, &options).await?);
+        }
+    }
+    section("\n## 3. Backfill from the fake Octany\n\nNo rate limit: time, and the growth of the process's resident memory during the backfill (one page of 20 in memory at a time, so it must not grow with the count).\n\n| backend | subscriptions | time | per second | memory growth |\n|---|---|---|---|---|".into());
+    for backend in backends() {
+        for count in [2_000, 10_000] {
+            section(backfill_bench(backend, count).await?);
+        }
+    }
+    section("\nUnder Octany's limit (the fake enforcing 120 requests a minute; the client pacing itself to 120 a minute, bursts of 1). Target: within 5 % of the limit, no 429 surfacing as an error.\n\n| limit / min | ran for | requests | achieved / min | vs limit | errors |\n|---|---|---|---|---|---|".into());
+    section(paced_backfill_bench(&options).await?);
+    if !options.quick {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks.md");
+        std::fs::write(&path, out)?;
+        println!("\nwritten to {}", path.display());
+    }
+    Ok(())
+}
