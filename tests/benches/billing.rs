@@ -138,7 +138,7 @@ async fn guard_bench(backend: Backend, options: &Options) -> Result<String, Erro
     let users = 64u64;
     fake.seed_subscriptions(1225, 1, users)?;
     let sql =
-        format!("CREATE TABLE bench_users (id BIGINT PRIMARY KEY, email VARCHAR(255) NOT NULL)");
+        "CREATE TABLE bench_users (id BIGINT PRIMARY KEY, email VARCHAR(255) NOT NULL)".to_owned();
     db.conn
         .execute_raw(Statement::from_string(db.db_backend(), sql))
         .await?;
