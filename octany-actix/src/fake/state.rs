@@ -113,7 +113,7 @@ pub struct FakeOrder {
 }
 
 /// A registered webhook endpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct FakeEndpoint {
     /// Its id.
     pub id: u64,
@@ -124,8 +124,18 @@ pub struct FakeEndpoint {
     pub secret: String,
 }
 
+impl std::fmt::Debug for FakeEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeEndpoint")
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .field("secret", &"***")
+            .finish()
+    }
+}
+
 /// One Octany account in the fake.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct FakeAccount {
     /// The account UUID (in API paths).
     pub uuid: String,
@@ -145,6 +155,18 @@ pub struct FakeAccount {
     pub endpoints: Vec<FakeEndpoint>,
     #[serde(skip)]
     customers: HashMap<String, u64>,
+}
+
+impl std::fmt::Debug for FakeAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeAccount")
+            .field("uuid", &self.uuid)
+            .field("api_key", &"***")
+            .field("products", &self.products.len())
+            .field("subscriptions", &self.subscriptions.len())
+            .field("endpoints", &self.endpoints)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An event waiting to be turned into deliveries.

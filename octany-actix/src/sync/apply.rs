@@ -94,6 +94,29 @@ where
     }
 }
 
+/// The write of every resource: the conditional update `newer` (applied
+/// only when the row's mark is older), else an insert of `row` if the row
+/// is absent, else (another writer inserted in between) `newer` once more.
+/// `None` when nothing was written: the row is as new or newer.
+async fn write_newer<C, A, F, Fut>(conn: &C, row: A, newer: F) -> Result<Option<Applied>, DbErr>
+where
+    C: ConnectionTrait + TransactionTrait,
+    A: ActiveModelTrait + Send,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<sea_orm::UpdateResult, DbErr>>,
+{
+    if newer().await?.rows_affected > 0 {
+        return Ok(Some(Applied::Updated));
+    }
+    if insert_if_absent(conn, row).await? {
+        return Ok(Some(Applied::Inserted));
+    }
+    if newer().await?.rows_affected > 0 {
+        return Ok(Some(Applied::Updated));
+    }
+    Ok(None)
+}
+
 fn subscription_row(s: &Subscription, mark: i64, now: DateTime<Utc>) -> subscription::ActiveModel {
     let method = s.billing_method.as_ref();
     subscription::ActiveModel {
@@ -139,8 +162,6 @@ pub async fn apply_subscription<C: ConnectionTrait + TransactionTrait>(
         created_at: NotSet,
         ..row.clone()
     };
-    // Most writes update a known row: try that first, then insert, then (if
-    // another writer inserted in between) the update once more.
     let newer = || {
         subscription::Entity::update_many()
             .set(update.clone())
@@ -148,14 +169,8 @@ pub async fn apply_subscription<C: ConnectionTrait + TransactionTrait>(
             .filter(subscription::Column::SyncMark.lt(mark))
             .exec(conn)
     };
-    if newer().await?.rows_affected > 0 {
-        return Ok(Applied::Updated);
-    }
-    if insert_if_absent(conn, row.clone()).await? {
-        return Ok(Applied::Inserted);
-    }
-    if newer().await?.rows_affected > 0 {
-        return Ok(Applied::Updated);
+    if let Some(applied) = write_newer(conn, row, newer).await? {
+        return Ok(applied);
     }
     let Some(current) = subscription::Entity::find_by_id(&id).one(conn).await? else {
         return Ok(Applied::Stale);
@@ -251,14 +266,8 @@ pub async fn apply_order<C: ConnectionTrait + TransactionTrait>(
             .filter(order::Column::SyncMark.lt(mark))
             .exec(conn)
     };
-    if newer().await?.rows_affected > 0 {
-        return Ok(Applied::Updated);
-    }
-    if insert_if_absent(conn, row.clone()).await? {
-        return Ok(Applied::Inserted);
-    }
-    if newer().await?.rows_affected > 0 {
-        return Ok(Applied::Updated);
+    if let Some(applied) = write_newer(conn, row, newer).await? {
+        return Ok(applied);
     }
     let Some(current) = order::Entity::find_by_id(&id).one(conn).await? else {
         return Ok(Applied::Stale);
@@ -311,20 +320,16 @@ pub async fn apply_product<C: ConnectionTrait + TransactionTrait>(
         sync_mark: Set(mark),
         updated_at: Set(now),
     };
-    if insert_if_absent(conn, row.clone()).await? {
-        return Ok(Applied::Inserted);
-    }
-    let newer = product::Entity::update_many()
-        .set(row)
-        .filter(product::Column::Id.eq(p.id.0))
-        .filter(product::Column::SyncMark.lt(mark))
-        .exec(conn)
-        .await?;
-    Ok(if newer.rows_affected > 0 {
-        Applied::Updated
-    } else {
-        Applied::Stale
-    })
+    let newer = || {
+        product::Entity::update_many()
+            .set(row.clone())
+            .filter(product::Column::Id.eq(p.id.0))
+            .filter(product::Column::SyncMark.lt(mark))
+            .exec(conn)
+    };
+    Ok(write_newer(conn, row.clone(), newer)
+        .await?
+        .unwrap_or(Applied::Stale))
 }
 
 /// Removes a product deleted at `mark` (unless a newer state is stored).
