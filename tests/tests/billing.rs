@@ -65,6 +65,22 @@ async fn fake() -> FakeOctany {
         .unwrap()
 }
 
+/// A fake Octany, the app's billing on it (cache TTL `$ttl`), and the app
+/// as a test service.
+macro_rules! started {
+    ($db:expr, $ttl:expr) => {{
+        let fake = fake().await;
+        let octany = octany(&$db, &fake, $ttl);
+        let app = actix_test::init_service(
+            App::new()
+                .app_data(web::Data::new(octany.clone()))
+                .configure(configure),
+        )
+        .await;
+        (fake, octany, app)
+    }};
+}
+
 fn buyer(user: i64) -> CheckoutParams {
     CheckoutParams {
         reference_id: Some(format!("user:{user}")),
@@ -103,14 +119,7 @@ where
 
 db_test!(
     async fn the_whole_flow_against_the_fake(db: TestDb) {
-        let fake = fake().await;
-        let octany = octany(&db, &fake, Duration::from_secs(5));
-        let app = actix_test::init_service(
-            App::new()
-                .app_data(web::Data::new(octany.clone()))
-                .configure(configure),
-        )
-        .await;
+        let (fake, octany, app) = started!(db, Duration::from_secs(5));
 
         // Not subscribed: the dashboard sends a browser to pricing.
         let before = call(&app, "GET", "/dashboard", Some(1), true).await;
@@ -185,14 +194,7 @@ db_test!(
 
 db_test!(
     async fn each_guard_form_on_each_path(db: TestDb) {
-        let fake = fake().await;
-        let octany = octany(&db, &fake, Duration::from_secs(5));
-        let app = actix_test::init_service(
-            App::new()
-                .app_data(web::Data::new(octany.clone()))
-                .configure(configure),
-        )
-        .await;
+        let (fake, octany, app) = started!(db, Duration::from_secs(5));
         // user 1: Pro (active); 2: Basic (active); 3: pending invoice; 4: cancelled in grace; 5: ended; 6: nothing.
         let sub = |user: i64, product: i64, outcome| {
             fake.checkout(product, &buyer(user), outcome)
@@ -377,14 +379,7 @@ db_test!(
 
 db_test!(
     async fn a_second_checkout_for_a_held_plan_is_409(db: TestDb) {
-        let fake = fake().await;
-        let octany = octany(&db, &fake, Duration::from_secs(5));
-        let app = actix_test::init_service(
-            App::new()
-                .app_data(web::Data::new(octany.clone()))
-                .configure(configure),
-        )
-        .await;
+        let (fake, octany, app) = started!(db, Duration::from_secs(5));
         fake.checkout(1225, &buyer(1), CheckoutOutcome::Succeed)
             .unwrap();
         octany
@@ -423,14 +418,7 @@ db_test!(
 
 db_test!(
     async fn the_status_route_shows_only_the_current_user(db: TestDb) {
-        let fake = fake().await;
-        let octany = octany(&db, &fake, Duration::from_secs(5));
-        let app = actix_test::init_service(
-            App::new()
-                .app_data(web::Data::new(octany.clone()))
-                .configure(configure),
-        )
-        .await;
+        let (fake, octany, app) = started!(db, Duration::from_secs(5));
         fake.checkout(1226, &buyer(1), CheckoutOutcome::Succeed)
             .unwrap();
         let mine = call(&app, "GET", "/billing/status", Some(1), false).await;
@@ -476,14 +464,7 @@ db_test!(
 
 db_test!(
     async fn the_guards_cache_is_dropped_by_a_webhook(db: TestDb) {
-        let fake = fake().await;
-        let octany = octany(&db, &fake, Duration::from_secs(3600));
-        let app = actix_test::init_service(
-            App::new()
-                .app_data(web::Data::new(octany.clone()))
-                .configure(configure),
-        )
-        .await;
+        let (fake, octany, app) = started!(db, Duration::from_secs(3600));
         let sub = fake
             .checkout(1225, &buyer(1), CheckoutOutcome::Succeed)
             .unwrap()
@@ -533,14 +514,7 @@ db_test!(
 
 db_test!(
     async fn the_success_page_waits_then_says_it_is_still_processing(db: TestDb) {
-        let fake = fake().await;
-        let octany = octany(&db, &fake, Duration::from_secs(5));
-        let app = actix_test::init_service(
-            App::new()
-                .app_data(web::Data::new(octany.clone()))
-                .configure(configure),
-        )
-        .await;
+        let (fake, _octany, app) = started!(db, Duration::from_secs(5));
         let checkout = call(
             &app,
             "GET",

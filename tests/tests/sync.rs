@@ -17,6 +17,30 @@ fn buyer(reference: &str) -> CheckoutParams {
     }
 }
 
+/// Records a pending checkout intent, as the checkout route does.
+async fn pending_checkout(
+    h: &Harness,
+    id: &str,
+    billable: &str,
+    product: i64,
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    checkout::Entity::insert(checkout::ActiveModel {
+        id: Set(id.into()),
+        billable_ref: Set(billable.into()),
+        product_id: Set(product),
+        status: Set(checkout::PENDING.into()),
+        subscription_id: Set(None),
+        order_id: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        completed_at: Set(None),
+    })
+    .exec_without_returning(&h.db.conn)
+    .await
+    .unwrap();
+}
+
 async fn row(h: &Harness, id: &str) -> subscription::Model {
     subscription::Entity::find_by_id(id)
         .one(&h.db.conn)
@@ -202,20 +226,7 @@ db_test!(
     async fn a_checkout_intent_completes_when_its_subscription_appears(db: TestDb) {
         let h = Harness::new(db).await;
         let now = h.fake.now();
-        checkout::Entity::insert(checkout::ActiveModel {
-            id: Set("c-1".into()),
-            billable_ref: Set("user:5".into()),
-            product_id: Set(1225),
-            status: Set(checkout::PENDING.into()),
-            subscription_id: Set(None),
-            order_id: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-            completed_at: Set(None),
-        })
-        .exec_without_returning(&h.db.conn)
-        .await
-        .unwrap();
+        pending_checkout(&h, "c-1", "user:5", 1225, now).await;
         let sub = h
             .fake
             .checkout(1225, &buyer("user:5"), CheckoutOutcome::Invoice)
@@ -246,20 +257,7 @@ db_test!(
     async fn old_pending_checkouts_are_abandoned_by_the_reconcile(db: TestDb) {
         let h = Harness::new(db).await;
         let now = h.fake.now();
-        checkout::Entity::insert(checkout::ActiveModel {
-            id: Set("c-2".into()),
-            billable_ref: Set("user:6".into()),
-            product_id: Set(1227),
-            status: Set(checkout::PENDING.into()),
-            subscription_id: Set(None),
-            order_id: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-            completed_at: Set(None),
-        })
-        .exec_without_returning(&h.db.conn)
-        .await
-        .unwrap();
+        pending_checkout(&h, "c-2", "user:6", 1227, now).await;
         assert_eq!(h.syncer.reconcile().await.unwrap().abandoned, 0);
         h.fake.advance_days(2);
         assert_eq!(h.syncer.reconcile().await.unwrap().abandoned, 1);
