@@ -97,11 +97,6 @@ pub struct Next {
     next: Option<String>,
 }
 
-fn local(next: &str) -> Option<String> {
-    (next.starts_with('/') && !next.starts_with("//") && !next.contains('\\'))
-        .then(|| next.to_owned())
-}
-
 async fn page(
     state: &AppState,
     session: &Session,
@@ -156,7 +151,11 @@ pub async fn login_form(
 fn signed_in(session: &Session, id: i64, next: &str) -> actix_web::Result<HttpResponse> {
     session.renew();
     session.insert(USER_KEY, id)?;
-    let to = local(next).unwrap_or_else(|| "/pricing".into());
+    let to = if octany_actix::billing::is_local_path(next) {
+        next
+    } else {
+        "/pricing"
+    };
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, to))
         .finish())

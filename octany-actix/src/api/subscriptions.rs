@@ -97,12 +97,9 @@ impl OctanyClient {
 
     /// `GET /subscription/{id}`.
     pub async fn get_subscription(&self, id: &SubscriptionId) -> Result<Subscription> {
-        self.data(Call::get(
-            "subscription/{id}",
-            "subscription",
-            format!("subscription/{id}"),
-        ))
-        .await
+        self.get_subscription_observed(id)
+            .await
+            .map(|(subscription, _)| subscription)
     }
 
     /// `GET /subscription/{id}`, with the instant the answer was true by

@@ -24,8 +24,16 @@ pub struct CheckoutOptions {
     pub amount: Option<i64>,
 }
 
-/// Whether `path` is a path of this site (and not `//evil.example`).
-pub(crate) fn is_local_path(path: &str) -> bool {
+/// Whether `path` is a path of this site (and not `//evil.example`,
+/// `https://…`, a backslash trick or a control character): the only kind of
+/// redirect target to take from a query parameter or a form.
+///
+/// ```
+/// use octany_actix::billing::is_local_path;
+/// assert!(is_local_path("/dashboard"));
+/// assert!(!is_local_path("//evil.example"));
+/// ```
+pub fn is_local_path(path: &str) -> bool {
     path.starts_with('/')
         && !path.starts_with("//")
         && !path.contains('\\')

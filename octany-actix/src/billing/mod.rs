@@ -14,8 +14,7 @@ use crate::billable::Billable;
 use crate::error::BillingError;
 use crate::octany::Octany;
 
-pub use checkout::CheckoutOptions;
-pub(crate) use checkout::is_local_path;
+pub use checkout::{CheckoutOptions, is_local_path};
 pub use orders::PortalUrls;
 
 /// One billable's billing. Get it with [`Octany::billing`].

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::Shared;
-use super::state::{Refusal, State};
+use super::state::{Refusal, State, product_id_in};
 
 /// What a handler answers with, before the envelope.
 pub(crate) enum Reply {
@@ -328,14 +328,7 @@ async fn swap(
         let id = id_of(&req)?;
         subscription_exists(state, account, id)?;
         let body = json_body(&body)?;
-        let product = body["product_id"]
-            .as_i64()
-            .or_else(|| body["product_id"].as_str().and_then(|p| p.parse().ok()))
-            .or_else(|| q.get("product").and_then(|p| p.parse().ok()))
-            .ok_or(Refusal::Invalid {
-                field: "product_id",
-                message: "The product id field is required.".into(),
-            })?;
+        let product = product_id_in(&body, q.get("product").map(String::as_str))?;
         Ok(Reply::One(json!(state.swap(account, id, product, now)?)))
     })
     .await
@@ -387,10 +380,7 @@ async fn create_order(
         let id = id_of(&req)?;
         subscription_exists(state, account, id)?;
         let body = json_body(&body)?;
-        let product = body["product_id"].as_i64().ok_or(Refusal::Invalid {
-            field: "product_id",
-            message: "The product id field is required.".into(),
-        })?;
+        let product = product_id_in(&body, None)?;
         let amount = match &body["amount"] {
             Value::Null => None,
             v => Some(v.as_i64().ok_or(Refusal::Invalid {

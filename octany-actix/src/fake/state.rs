@@ -287,6 +287,16 @@ pub(crate) struct State {
     next_delivery: u64,
 }
 
+/// The `product_id` of a request body (a number or a numeric string), or the
+/// older `?product=` form; 422 when neither is there.
+pub(crate) fn product_id_in(body: &Value, query: Option<&str>) -> Result<i64, Refusal> {
+    body["product_id"]
+        .as_i64()
+        .or_else(|| body["product_id"].as_str().and_then(|p| p.parse().ok()))
+        .or_else(|| query.and_then(|p| p.parse().ok()))
+        .ok_or_else(|| Refusal::invalid("product_id", "The product id field is required."))
+}
+
 fn add_interval(t: DateTime<Utc>, interval: &str) -> DateTime<Utc> {
     let months = |n| t.checked_add_months(Months::new(n)).unwrap_or(t);
     match interval {
@@ -1018,10 +1028,7 @@ impl State {
                     "The selected subscription id is invalid.",
                 )
             })?;
-        let product_id = body["product_id"]
-            .as_i64()
-            .or_else(|| body["product_id"].as_str().and_then(|s| s.parse().ok()))
-            .ok_or_else(|| Refusal::invalid("product_id", "The product id field is required."))?;
+        let product_id = product_id_in(body, None)?;
         let product = self.product(account, product_id)?;
         let Some(interval) = product.interval.clone() else {
             return Err(Refusal::invalid(
