@@ -250,6 +250,7 @@ mod http {
                 WebhookError::BadSignature => StatusCode::UNAUTHORIZED,
                 WebhookError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
                 WebhookError::Malformed(_) => StatusCode::BAD_REQUEST,
+                WebhookError::UnknownDelivery(_) => StatusCode::NOT_FOUND,
                 WebhookError::Apply(_) => StatusCode::INTERNAL_SERVER_ERROR,
             }
         }

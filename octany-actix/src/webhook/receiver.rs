@@ -42,6 +42,9 @@ pub enum WebhookError {
     /// The body is not a webhook envelope (400).
     #[error("the webhook body is not an Octany envelope: {0}")]
     Malformed(String),
+    /// No delivery with that id is stored, so there is nothing to replay (404).
+    #[error("no delivery `{0}` is stored: list them in octany_webhook_deliveries")]
+    UnknownDelivery(String),
     /// Applying failed (500, so that Octany retries); recorded on the delivery.
     #[error("applying the delivery failed; Octany will retry it: {0}")]
     Apply(#[from] SyncError),
@@ -289,9 +292,7 @@ impl WebhookReceiver {
             .one(db)
             .await
             .map_err(SyncError::from)?
-            .ok_or_else(|| {
-                WebhookError::Malformed(format!("no stored delivery `{delivery_id}`"))
-            })?;
+            .ok_or_else(|| WebhookError::UnknownDelivery(delivery_id.to_owned()))?;
         let envelope: WebhookEnvelope =
             serde_json::from_str(&row.body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
         self.process(&envelope, &row.body, true).await
