@@ -3,7 +3,7 @@
 
 use octany_actix::fake::FakeOctany;
 use octany_actix::model::ProductId;
-use octany_actix::webhook::Listeners;
+use octany_actix::sync::{BillingEvent, Listeners};
 use octany_actix::{Octany, OctanyConfig, Plan};
 use rand::{TryRngCore, rngs::OsRng};
 use sea_orm::DatabaseConnection;
@@ -75,15 +75,18 @@ pub fn octany(
     db: DatabaseConnection,
     public_url: &str,
 ) -> Result<Octany, octany_actix::config::ConfigError> {
-    let listeners = Listeners::new()
-        .on_subscription_created(|s| async move {
-            tracing::info!(subscription = %s.id, reference = ?s.reference_id, "a subscription started (send a welcome e-mail here)");
-            Ok(())
-        })
-        .on_subscription_cancelled(|s| async move {
-            tracing::info!(subscription = %s.id, ends_at = ?s.ends_at, "a subscription was cancelled");
-            Ok(())
-        });
+    let listeners = Listeners::new().on("log", |event| async move {
+        match &event.event {
+            BillingEvent::SubscriptionStarted { subscription } => {
+                tracing::info!(subscription = %subscription.id, billable = ?event.billable, "a subscription started (send a welcome e-mail here)");
+            }
+            BillingEvent::SubscriptionCancelled { subscription } => {
+                tracing::info!(subscription = %subscription.id, ends_at = ?subscription.ends_at, "a subscription was cancelled");
+            }
+            other => tracing::info!(kind = other.kind(), billable = ?event.billable, "billing event"),
+        }
+        Ok(())
+    });
     let mut builder = Octany::builder(backend.config.clone(), db)
         .public_base_url(public_url)
         .pricing_path("/pricing")

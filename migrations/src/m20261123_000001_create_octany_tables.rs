@@ -100,12 +100,12 @@ enum OctanyCheckouts {
 }
 
 /// Column helpers that pick a type every backend stores well.
-struct Types(DbBackend);
+pub(crate) struct Types(pub(crate) DbBackend);
 
 impl Types {
     /// A UTC instant: `timestamptz` on PostgreSQL, `DATETIME` elsewhere
     /// (MySQL's `TIMESTAMP` ends in 2038).
-    fn time(&self, col: impl IntoIden) -> ColumnDef {
+    pub(crate) fn time(&self, col: impl IntoIden) -> ColumnDef {
         let mut def = ColumnDef::new(col);
         match self.0 {
             DbBackend::Postgres => def.timestamp_with_time_zone(),
@@ -115,7 +115,7 @@ impl Types {
     }
 
     /// Text of up to a few MiB (MySQL's `TEXT` stops at 64 KiB).
-    fn long_text(&self, col: impl IntoIden) -> ColumnDef {
+    pub(crate) fn long_text(&self, col: impl IntoIden) -> ColumnDef {
         let mut def = ColumnDef::new(col);
         match self.0 {
             DbBackend::MySql => def.custom(Alias::new("MEDIUMTEXT")),
@@ -124,25 +124,25 @@ impl Types {
         def
     }
 
-    fn id(&self, col: impl IntoIden) -> ColumnDef {
+    pub(crate) fn id(&self, col: impl IntoIden) -> ColumnDef {
         let mut def = ColumnDef::new(col);
         def.string_len(64).not_null();
         def
     }
 
-    fn string(&self, col: impl IntoIden, len: u32) -> ColumnDef {
+    pub(crate) fn string(&self, col: impl IntoIden, len: u32) -> ColumnDef {
         let mut def = ColumnDef::new(col);
         def.string_len(len);
         def
     }
 
-    fn big(&self, col: impl IntoIden) -> ColumnDef {
+    pub(crate) fn big(&self, col: impl IntoIden) -> ColumnDef {
         let mut def = ColumnDef::new(col);
         def.big_integer();
         def
     }
 
-    fn json(&self, col: impl IntoIden) -> ColumnDef {
+    pub(crate) fn json(&self, col: impl IntoIden) -> ColumnDef {
         let mut def = ColumnDef::new(col);
         def.json();
         def

@@ -19,8 +19,8 @@ use crate::config::{ConfigError, OctanyConfig};
 use crate::error::BillingError;
 use crate::guard::Denial;
 use crate::model::{AccessPolicy, ProductId};
-use crate::sync::Syncer;
-use crate::webhook::{Listeners, WebhookReceiver};
+use crate::sync::{Listeners, SyncOptions, Syncer};
+use crate::webhook::WebhookReceiver;
 
 /// How a refusal of the guard is answered; see [`OctanyBuilder::on_rejection`].
 pub type RejectionHandler =
@@ -229,7 +229,8 @@ impl OctanyBuilder {
         self
     }
 
-    /// Webhook listeners.
+    /// The host's code run once per billing event (a subscription started,
+    /// renewed, cancelled, ...), whichever path brought the change.
     pub fn listeners(mut self, listeners: Listeners) -> Self {
         self.listeners = listeners;
         self
@@ -287,13 +288,14 @@ impl OctanyBuilder {
                 reason: e.to_string(),
             }
         })?;
-        let syncer = Syncer::new(self.db, client.clone());
+        let options = SyncOptions::default().with_listeners(self.listeners);
+        let syncer = Syncer::with_options(self.db, client.clone(), options);
         let receiver = if self.insecure_webhooks {
             WebhookReceiver::insecure_development_mode(syncer.clone())
         } else {
             WebhookReceiver::new(syncer.clone(), self.config.webhook_secrets())?
         };
-        let mut receiver = receiver.with_listeners(self.listeners);
+        let mut receiver = receiver;
         if let Some(limit) = self.body_limit {
             receiver = receiver.with_body_limit(limit);
         }

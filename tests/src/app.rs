@@ -8,6 +8,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
 use octany_actix::entity::subscription;
 use octany_actix::fake::FakeOctany;
+use octany_actix::sync::Listeners;
 use octany_actix::{Billable, Octany, Plan, RequireSubscription};
 
 use crate::TestDb;
@@ -85,6 +86,16 @@ pub enum Pro {
 
 /// Builds the app's `Octany` against `fake`, mirroring into `db`.
 pub fn octany(db: &TestDb, fake: &FakeOctany, cache_ttl: Duration) -> Octany {
+    octany_with(db, fake, cache_ttl, Listeners::new())
+}
+
+/// [`octany`] with billing-event listeners.
+pub fn octany_with(
+    db: &TestDb,
+    fake: &FakeOctany,
+    cache_ttl: Duration,
+    listeners: Listeners,
+) -> Octany {
     Octany::builder(
         fake.config().with_webhook_secret(crate::harness::SECRET),
         db.conn.clone(),
@@ -95,6 +106,7 @@ pub fn octany(db: &TestDb, fake: &FakeOctany, cache_ttl: Duration) -> Octany {
     .plans::<Plans>()
     .clock(fake.app_clock())
     .cache_ttl(cache_ttl)
+    .listeners(listeners)
     .build()
     .expect("the app's billing builds")
 }

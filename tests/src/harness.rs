@@ -3,9 +3,9 @@
 use chrono::{DateTime, Utc};
 use octany_actix::config::Secret;
 use octany_actix::fake::{FakeOctany, php_json_encode};
-use octany_actix::sync::Syncer;
+use octany_actix::sync::{Listeners, SyncOptions, Syncer};
+use octany_actix::webhook::WebhookReceiver;
 use octany_actix::webhook::signature::sign;
-use octany_actix::webhook::{Listeners, WebhookReceiver};
 use serde_json::{Value, json};
 
 use crate::TestDb;
@@ -31,17 +31,17 @@ impl Harness {
         Self::with_listeners(db, Listeners::new()).await
     }
 
-    /// [`Harness::new`] with listeners on the receiver.
+    /// [`Harness::new`] with billing-event listeners on the syncer.
     pub async fn with_listeners(db: TestDb, listeners: Listeners) -> Harness {
         let fake = FakeOctany::builder()
             .sample_catalog()
             .start()
             .await
             .expect("the fake starts");
-        let syncer = Syncer::new(db.conn.clone(), fake.client());
-        let receiver = WebhookReceiver::new(syncer.clone(), &[Secret::new(SECRET)])
-            .expect("a secret is set")
-            .with_listeners(listeners);
+        let options = SyncOptions::default().with_listeners(listeners);
+        let syncer = Syncer::with_options(db.conn.clone(), fake.client(), options);
+        let receiver =
+            WebhookReceiver::new(syncer.clone(), &[Secret::new(SECRET)]).expect("a secret is set");
         Harness {
             db,
             fake,

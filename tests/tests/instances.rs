@@ -8,15 +8,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use octany_actix::fake::{CheckoutOutcome, CheckoutParams, FakeOctany};
-use octany_actix::sync::lease;
-use octany_actix::webhook::{Listeners, Received};
+use octany_actix::sync::Listeners;
+use octany_actix::webhook::Received;
 use octany_actix::{Billable, Octany};
 use octany_actix_tests::app::TestUser;
 use octany_actix_tests::harness::{SECRET, envelope, signed};
 use octany_actix_tests::{TestDb, db_test};
 
 fn instance(db: &TestDb, fake: &FakeOctany, applied: Arc<AtomicUsize>) -> Octany {
-    let listeners = Listeners::new().on_any(move |_| {
+    let listeners = Listeners::new().on("count", move |_| {
         let applied = applied.clone();
         async move {
             applied.fetch_add(1, Ordering::SeqCst);
@@ -58,11 +58,15 @@ db_test!(
             .unwrap();
         let mut outcomes = Vec::new();
         for delivery in 0..20u64 {
+            // Each delivery is a renewal: a later instant, a later period.
+            let mut renewed = sub.clone();
+            let days = chrono::Duration::days(30 * delivery as i64);
+            renewed.renews_at = sub.renews_at.map(|at| at + days);
             let (body, signature) = signed(&envelope(
                 5000 + delivery,
                 "subscription.updated",
-                fake.now(),
-                serde_json::to_value(&sub).unwrap(),
+                fake.now() + chrono::Duration::seconds(delivery as i64),
+                serde_json::to_value(&renewed).unwrap(),
             ));
             let (x, y) = tokio::join!(
                 a.receiver().receive(Some(&signature), &body),
@@ -80,7 +84,7 @@ db_test!(
         assert_eq!(
             applied.load(Ordering::SeqCst),
             20,
-            "each delivery's listeners ran once, on one instance"
+            "one start and 19 renewals, each event delivered once, on one instance"
         );
         fake.stop().await;
         db
@@ -98,36 +102,42 @@ db_test!(
             instance(&db, &fake, Arc::default()),
             instance(&db, &fake, Arc::default()),
         );
-        // Of many instances taking the lease at the same moment, exactly one gets it.
-        let now = fake.now();
-        let holders: Vec<String> = (0..12).map(|i| format!("instance-{i}")).collect();
-        let tries = holders
+        // Something is due, and Octany is slow: a reconcile holds the lease
+        // while it runs. Of many instances starting one at the same moment,
+        // exactly one runs.
+        let user = TestUser::new(4);
+        fake.checkout(
+            1225,
+            &CheckoutParams {
+                reference_id: Some(user.billable_ref()),
+                ..Default::default()
+            },
+            CheckoutOutcome::Succeed,
+        )
+        .unwrap();
+        a.syncer()
+            .sync_billable_subscriptions(&user.billable_ref())
+            .await
+            .unwrap();
+        exec(&db, "UPDATE octany_subscriptions SET needs_sync = TRUE").await;
+        fake.set_faults(octany_actix::fake::Faults {
+            api_latency_ms: 300,
+            ..octany_actix::fake::Faults::none()
+        });
+        let many: Vec<Octany> = (0..12)
+            .map(|_| instance(&db, &fake, Arc::default()))
+            .collect();
+        let runs = many
             .iter()
-            .map(|h| lease::acquire(&db.conn, "reconcile", h, now, Duration::from_secs(60)));
-        let taken = futures_util::future::join_all(tries).await;
+            .map(|i| i.syncer().reconcile_exclusive(Duration::from_secs(60)));
+        let ran = futures_util::future::join_all(runs).await;
         assert_eq!(
-            taken.iter().filter(|t| matches!(t, Ok(true))).count(),
+            ran.iter().filter(|r| matches!(r, Ok(Some(_)))).count(),
             1,
-            "{taken:?}"
+            "{ran:?}"
         );
-        let winner = &holders[taken.iter().position(|t| matches!(t, Ok(true))).unwrap()];
-        // While it is held, neither app instance reconciles.
-        assert!(
-            a.syncer()
-                .reconcile_exclusive(Duration::from_secs(60))
-                .await
-                .unwrap()
-                .is_none()
-        );
-        assert!(
-            b.syncer()
-                .reconcile_exclusive(Duration::from_secs(60))
-                .await
-                .unwrap()
-                .is_none()
-        );
+        fake.set_faults(octany_actix::fake::Faults::none());
         // Given back, the next one runs; a holder that died keeps it only until it lapses.
-        lease::release(&db.conn, "reconcile", winner).await.unwrap();
         assert!(
             a.syncer()
                 .reconcile_exclusive(Duration::from_secs(60))
@@ -135,17 +145,12 @@ db_test!(
                 .unwrap()
                 .is_some()
         );
-        assert!(
-            lease::acquire(
-                &db.conn,
-                "reconcile",
-                "a-dead-instance",
-                fake.now(),
-                Duration::from_secs(60)
-            )
-            .await
-            .unwrap()
-        );
+        let until = (fake.now() + chrono::Duration::seconds(60)).timestamp_micros();
+        exec(
+            &db,
+            &format!("UPDATE octany_locks SET holder = 'a-dead-instance', expires_at = {until}"),
+        )
+        .await;
         assert!(
             b.syncer()
                 .reconcile_exclusive(Duration::from_secs(60))
@@ -167,6 +172,11 @@ db_test!(
         db
     }
 );
+
+async fn exec(db: &TestDb, sql: &str) {
+    use octany_actix_tests::sea_orm::ConnectionTrait;
+    db.conn.execute_unprepared(sql).await.unwrap();
+}
 
 db_test!(
     async fn the_other_instance_stops_granting_within_its_cache_ttl(db: TestDb) {

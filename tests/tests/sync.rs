@@ -4,7 +4,8 @@
 use octany_actix::entity::{checkout, order, product, subscription};
 use octany_actix::fake::{CheckoutOutcome, CheckoutParams};
 use octany_actix::model::{AccessPolicy, Entitlement, SubscriptionId};
-use octany_actix::sync::{BackfillOptions, Source, apply};
+use octany_actix::sync::BackfillOptions;
+use octany_actix::webhook::Received;
 use octany_actix_tests::harness::*;
 use octany_actix_tests::sea_orm::{ActiveValue::Set, EntityTrait, PaginatorTrait};
 use octany_actix_tests::{TestDb, db_test};
@@ -151,36 +152,46 @@ db_test!(
         cancelled.status = octany_actix::model::SubscriptionStatus::Cancelled;
         cancelled.ends_at = sub.renews_at;
         cancelled.renews_at = None;
-        let t1 = apply::mark(at("2026-01-01T00:00:10Z"));
-        let t0 = apply::mark(at("2026-01-01T00:00:05Z"));
-        let now = h.fake.now();
+        let t1 = h.fake.now() - chrono::Duration::seconds(10);
+        let t0 = h.fake.now() - chrono::Duration::seconds(20);
+        let send = |id: u64, when, s: &octany_actix::model::Subscription| {
+            signed(&envelope(
+                id,
+                "subscription.updated",
+                when,
+                serde_json::to_value(s).unwrap(),
+            ))
+        };
+        let (body, signature) = send(1, t1, &cancelled);
         assert_eq!(
-            apply::apply_subscription(&h.db.conn, &cancelled, t1, Source::Webhook, now)
-                .await
-                .unwrap(),
-            apply::Applied::Inserted
-        );
-        // A poll answered at t0 (before the cancellation) arrives late.
-        assert_eq!(
-            apply::apply_subscription(&h.db.conn, &sub, t0, Source::Api, now)
-                .await
-                .unwrap(),
-            apply::Applied::Stale
+            h.receiver.receive(Some(&signature), &body).await.unwrap(),
+            Received::Applied
         );
         assert_eq!(row(&h, &sub.id.to_string()).await.status, "cancelled");
-        // The same state again is a no-op; a newer one is applied.
+        // A state as of t0 (before the cancellation) arrives late: refused.
+        let (body, signature) = send(2, t0, &sub);
+        h.receiver.receive(Some(&signature), &body).await.unwrap();
+        assert_eq!(row(&h, &sub.id.to_string()).await.status, "cancelled");
+        let mark = row(&h, &sub.id.to_string()).await.sync_mark;
         assert_eq!(
-            apply::apply_subscription(&h.db.conn, &cancelled, t1, Source::Webhook, now)
-                .await
-                .unwrap(),
-            apply::Applied::Unchanged
+            mark,
+            t1.timestamp_micros(),
+            "the mark is Octany's time of the state"
         );
-        let t2 = apply::mark(at("2026-01-01T00:00:20Z"));
+        // The same state again is a no-op; a newer one (a poll answered now) is applied.
+        let (body, signature) = send(3, t1, &cancelled);
+        h.receiver.receive(Some(&signature), &body).await.unwrap();
+        assert_eq!(row(&h, &sub.id.to_string()).await.sync_mark, mark);
+        h.syncer
+            .sync_billable_subscriptions("user:9")
+            .await
+            .unwrap();
+        let polled = row(&h, &sub.id.to_string()).await;
+        assert_eq!(polled.status, "active", "Octany's current state");
         assert_eq!(
-            apply::apply_subscription(&h.db.conn, &sub, t2, Source::Api, now)
-                .await
-                .unwrap(),
-            apply::Applied::Updated
+            polled.sync_mark,
+            h.fake.now().timestamp_micros(),
+            "the answer's Date"
         );
         h.finish().await
     }
@@ -378,11 +389,26 @@ async fn migrations_go_down_and_up_again() {
         subscription::Entity::find().count(&db.conn).await.is_err(),
         "tables dropped"
     );
+    assert!(
+        octany_actix::entity::event::Entity::find()
+            .count(&db.conn)
+            .await
+            .is_err(),
+        "the outbox dropped"
+    );
     Migrator::up(&db.conn, None).await.unwrap();
     assert_eq!(
         subscription::Entity::find().count(&db.conn).await.unwrap(),
         0
     );
     let statuses = Migrator::get_migration_with_status(&db.conn).await.unwrap();
-    assert_eq!(statuses.len(), 2);
+    assert_eq!(statuses.len(), 3);
+    assert_eq!(
+        octany_actix::entity::event::Entity::find()
+            .count(&db.conn)
+            .await
+            .unwrap(),
+        0,
+        "the outbox is back too"
+    );
 }

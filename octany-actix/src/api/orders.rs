@@ -62,7 +62,15 @@ impl OctanyClient {
 
     /// `GET /order/{id}`.
     pub async fn get_order(&self, id: &OrderId) -> Result<Order> {
-        self.data(Call::get("order/{id}", "order", format!("order/{id}")))
+        self.get_order_observed(id).await.map(|(o, _)| o)
+    }
+
+    /// [`OctanyClient::get_order`] with the answer's `Date`.
+    pub(crate) async fn get_order_observed(
+        &self,
+        id: &OrderId,
+    ) -> Result<(Order, Option<chrono::DateTime<chrono::Utc>>)> {
+        self.data_observed(Call::get("order/{id}", "order", format!("order/{id}")))
             .await
     }
 
@@ -81,6 +89,18 @@ impl OctanyClient {
         subscription: &SubscriptionId,
         order: &NewOrder,
     ) -> Result<Order> {
+        self.create_order_observed(subscription, order)
+            .await
+            .map(|(o, _)| o)
+    }
+
+    /// [`OctanyClient::create_order`] with the answer's `Date` (none when
+    /// the order was found by listing after a lost answer).
+    pub(crate) async fn create_order_observed(
+        &self,
+        subscription: &SubscriptionId,
+        order: &NewOrder,
+    ) -> Result<(Order, Option<chrono::DateTime<chrono::Utc>>)> {
         let before: HashSet<OrderId> = self
             .stream_subscription_orders(subscription)
             .map_ok(|o| o.id)

@@ -120,8 +120,16 @@ impl OctanyClient {
     /// `POST /subscription/{id}/cancel`: cancels at the end of the paid
     /// period. Returns the subscription, now `cancelled` with `ends_at`.
     pub async fn cancel_subscription(&self, id: &SubscriptionId) -> Result<Subscription> {
+        self.cancel_subscription_observed(id).await.map(|(s, _)| s)
+    }
+
+    /// [`OctanyClient::cancel_subscription`] with the answer's `Date`.
+    pub(crate) async fn cancel_subscription_observed(
+        &self,
+        id: &SubscriptionId,
+    ) -> Result<(Subscription, Option<chrono::DateTime<chrono::Utc>>)> {
         let body = serde_json::json!({});
-        self.data(Call::post(
+        self.data_observed(Call::post(
             "subscription/{id}/cancel",
             "subscription",
             format!("subscription/{id}/cancel"),
@@ -137,8 +145,19 @@ impl OctanyClient {
         id: &SubscriptionId,
         product: ProductId,
     ) -> Result<Subscription> {
+        self.swap_subscription_product_observed(id, product)
+            .await
+            .map(|(s, _)| s)
+    }
+
+    /// [`OctanyClient::swap_subscription_product`] with the answer's `Date`.
+    pub(crate) async fn swap_subscription_product_observed(
+        &self,
+        id: &SubscriptionId,
+        product: ProductId,
+    ) -> Result<(Subscription, Option<chrono::DateTime<chrono::Utc>>)> {
         let body = serde_json::json!({ "product_id": product });
-        self.data(Call::post(
+        self.data_observed(Call::post(
             "subscription/{id}/product",
             "subscription",
             format!("subscription/{id}/product"),
@@ -190,18 +209,20 @@ impl OctanyClient {
             },
         )
         .await
+        .map(|(s, _)| s)
     }
 
     /// Sends a write that must happen exactly once. After an ambiguous
     /// failure it looks for the write's result with `find` (a listing of
     /// what did not exist before); found, that is the answer; not found,
-    /// the write is sent again, up to the policy's attempts.
+    /// the write is sent again, up to the policy's attempts. With the
+    /// answer comes its `Date` (none when it was recovered by listing).
     pub(crate) async fn write_reconciled<'a, T, S>(
         &self,
         action: &'static str,
         call: impl Fn() -> Call<'a>,
         find: impl Fn() -> S,
-    ) -> Result<T>
+    ) -> Result<(T, Option<chrono::DateTime<chrono::Utc>>)>
     where
         T: serde::de::DeserializeOwned,
         S: futures_util::Stream<Item = Result<T>>,
@@ -211,7 +232,7 @@ impl OctanyClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let error = match self.data::<T>(call()).await {
+            let error = match self.data_observed::<T>(call()).await {
                 Ok(done) => return Ok(done),
                 Err(error) if error.is_ambiguous() => error,
                 Err(error) => return Err(error),
@@ -225,7 +246,7 @@ impl OctanyClient {
                         attempt,
                         "the write had happened; its lost answer recovered by listing"
                     );
-                    return Ok(done);
+                    return Ok((done, None));
                 }
                 Ok(None) if attempt < policy.max_attempts => {
                     self.clock()

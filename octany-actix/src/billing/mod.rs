@@ -37,7 +37,7 @@ impl<'a, U: Billable> Billing<'a, U> {
         self.octany.access(&self.reference()).await
     }
 
-    /// Re-reads this billable's subscriptions and orders from Octany.
+    /// Re-reads this billable's subscriptions and orders from Octany (a poll).
     pub async fn sync(&self) -> Result<(), BillingError> {
         self.octany
             .syncer()

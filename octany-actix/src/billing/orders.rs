@@ -9,7 +9,7 @@ use crate::billable::Billable;
 use crate::entity::order;
 use crate::error::BillingError;
 use crate::model::{ProductId, SubscriptionId};
-use crate::sync::apply;
+use crate::sync::{Batch, Mark, Origin};
 
 /// Links to Octany's own billing portal for the current subscription.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -38,14 +38,21 @@ impl<U: Billable> Billing<'_, U> {
             amount,
             description: description.map(str::to_owned),
         };
-        let made = self.octany.client().create_order(&id, &new).await?;
+        let client = self.octany.client();
+        let (made, date) = match client.create_order_observed(&id, &new).await? {
+            // Found by listing after a lost answer: read it for Octany's time.
+            (made, None) => client.get_order_observed(&made.id).await?,
+            answered => answered,
+        };
         let syncer = self.octany.syncer();
-        let mark = apply::mark(self.octany.clock().now());
+        let order_id = made.id.clone();
         syncer
-            .record_order(syncer.db(), &made, Some(id.as_str()), mark)
+            .ingest(
+                Batch::default().order(made, Some(id), Mark::of(date)),
+                Origin::Action,
+            )
             .await?;
-        self.octany.forget(&self.reference());
-        order::Entity::find_by_id(made.id.as_str())
+        order::Entity::find_by_id(order_id.as_str())
             .one(syncer.db())
             .await?
             .ok_or(BillingError::NoSubscription)

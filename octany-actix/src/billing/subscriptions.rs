@@ -4,7 +4,10 @@ use super::Billing;
 use crate::billable::{AnyPlan, Billable, Plan};
 use crate::entity::subscription;
 use crate::error::BillingError;
-use crate::model::{Entitlement, SubscriptionId};
+use chrono::{DateTime, Utc};
+
+use crate::model::{Entitlement, Subscription, SubscriptionId};
+use crate::sync::{Batch, Mark, Origin};
 
 impl<U: Billable> Billing<'_, U> {
     /// Every mirrored subscription, newest first.
@@ -78,9 +81,20 @@ impl<U: Billable> Billing<'_, U> {
             .ok_or(BillingError::NoSubscription)
     }
 
-    async fn synced(&self, id: &SubscriptionId) -> Result<subscription::Model, BillingError> {
-        self.octany.syncer().sync_subscription(id).await?;
-        self.octany.forget(&self.reference());
+    /// Writes what Octany answered to an action through the unit of work,
+    /// and reads the row back.
+    async fn record(
+        &self,
+        (s, date): (Subscription, Option<DateTime<Utc>>),
+    ) -> Result<subscription::Model, BillingError> {
+        let id = s.id.clone();
+        self.octany
+            .syncer()
+            .ingest(
+                Batch::default().subscription(s, Mark::of(date)),
+                Origin::Action,
+            )
+            .await?;
         subscription::Entity::find_by_id(id.as_str())
             .one(self.octany.syncer().db())
             .await?
@@ -91,18 +105,23 @@ impl<U: Billable> Billing<'_, U> {
     /// keeps access until then (a grace period).
     pub async fn cancel(&self) -> Result<subscription::Model, BillingError> {
         let id = SubscriptionId::new(self.live_subscription().await?.id);
-        self.octany.client().cancel_subscription(&id).await?;
-        self.synced(&id).await
+        let answer = self
+            .octany
+            .client()
+            .cancel_subscription_observed(&id)
+            .await?;
+        self.record(answer).await
     }
 
     /// Moves the current subscription to `plan`.
     pub async fn swap<P: Plan>(&self, plan: P) -> Result<subscription::Model, BillingError> {
         let id = SubscriptionId::new(self.live_subscription().await?.id);
-        self.octany
+        let answer = self
+            .octany
             .client()
-            .swap_subscription_product(&id, plan.product_id())
+            .swap_subscription_product_observed(&id, plan.product_id())
             .await?;
-        self.synced(&id).await
+        self.record(answer).await
     }
 }
 

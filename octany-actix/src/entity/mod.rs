@@ -5,6 +5,7 @@
 //! [`Syncer`](crate::sync::Syncer)); the guard reads them.
 
 pub mod checkout;
+pub mod event;
 pub mod lock;
 pub mod order;
 pub mod product;

@@ -23,8 +23,6 @@ pub struct Model {
     pub attempts: i32,
     /// Why applying failed last.
     pub last_error: Option<String>,
-    /// Why a listener failed last (the state stayed applied).
-    pub listener_error: Option<String>,
 }
 
 /// No relations.

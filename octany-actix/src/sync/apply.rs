@@ -5,8 +5,8 @@
 //! Octany's clock, at which its stored state was true (a webhook's
 //! `created_at`, or the `Date` of the API answer it came from), in
 //! microseconds. An update is applied only when its mark is newer. Each
-//! write is one atomic statement: `INSERT ... ON CONFLICT DO NOTHING`, then
-//! `UPDATE ... WHERE sync_mark < :mark`; there is no read-then-insert race.
+//! write reads its row locked (inserting it when absent), decides, and
+//! writes, so no other writer can come between the decision and the write.
 //! On an equal mark with different content: an answer of the API wins (it
 //! is a read of the current state); two webhooks that disagree flag the
 //! subscription `needs_sync`, and it is re-fetched from the API. Orders on
@@ -17,7 +17,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, SqlErr,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QuerySelect, SqlErr,
     TransactionSession, TransactionTrait, TryInsertResult,
 };
 
@@ -56,7 +56,7 @@ pub enum Source {
 }
 
 /// An instant as a mark (microseconds since the epoch).
-pub fn mark(at: DateTime<Utc>) -> i64 {
+pub(crate) fn mark(at: DateTime<Utc>) -> i64 {
     at.timestamp_micros()
 }
 
@@ -94,27 +94,54 @@ where
     }
 }
 
-/// The write of every resource: the conditional update `newer` (applied
-/// only when the row's mark is older), else an insert of `row` if the row
-/// is absent, else (another writer inserted in between) `newer` once more.
-/// `None` when nothing was written: the row is as new or newer.
-async fn write_newer<C, A, F, Fut>(conn: &C, row: A, newer: F) -> Result<Option<Applied>, DbErr>
+/// What a write found and did: the row as it was before (`None` when it
+/// was absent), and what became of it.
+pub(crate) struct Written<M> {
+    /// What the write did.
+    pub applied: Applied,
+    /// The row before the write.
+    pub before: Option<M>,
+}
+
+/// Reads the row of `id` for update: `SELECT ... FOR UPDATE` on PostgreSQL
+/// and MySQL; SQLite has no row locks, and the unit of work holds its
+/// write lock from `BEGIN IMMEDIATE` instead. With the row locked, the
+/// decision taken from it (and the events derived from it) cannot be
+/// overtaken by another writer.
+async fn locked<C, E>(
+    conn: &C,
+    id: <E::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType,
+) -> Result<Option<E::Model>, DbErr>
+where
+    C: ConnectionTrait,
+    E: EntityTrait,
+{
+    E::find_by_id(id).lock_exclusive().one(conn).await
+}
+
+/// The row of `id` locked, inserting `row` first when absent: `Ok(Err(()))`
+/// when this call inserted it, else the locked row as it stood (another
+/// writer may have inserted it in between; then its committed row).
+async fn locked_or_inserted<C, A>(
+    conn: &C,
+    id: <<A::Entity as EntityTrait>::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType,
+    row: A,
+) -> Result<Result<<A::Entity as EntityTrait>::Model, ()>, DbErr>
 where
     C: ConnectionTrait + TransactionTrait,
     A: ActiveModelTrait + Send,
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<sea_orm::UpdateResult, DbErr>>,
+    <<A::Entity as EntityTrait>::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType: Clone,
 {
-    if newer().await?.rows_affected > 0 {
-        return Ok(Some(Applied::Updated));
+    if let Some(current) = locked::<C, A::Entity>(conn, id.clone()).await? {
+        return Ok(Ok(current));
     }
     if insert_if_absent(conn, row).await? {
-        return Ok(Some(Applied::Inserted));
+        return Ok(Err(()));
     }
-    if newer().await?.rows_affected > 0 {
-        return Ok(Some(Applied::Updated));
-    }
-    Ok(None)
+    locked::<C, A::Entity>(conn, id)
+        .await?
+        .map(Ok)
+        .ok_or_else(|| DbErr::RecordNotFound("a row that another writer had just inserted".into()))
 }
 
 fn subscription_row(s: &Subscription, mark: i64, now: DateTime<Utc>) -> subscription::ActiveModel {
@@ -146,13 +173,13 @@ fn subscription_row(s: &Subscription, mark: i64, now: DateTime<Utc>) -> subscrip
 }
 
 /// Applies a subscription observed at `mark`.
-pub async fn apply_subscription<C: ConnectionTrait + TransactionTrait>(
+pub(crate) async fn apply_subscription<C: ConnectionTrait + TransactionTrait>(
     conn: &C,
     s: &Subscription,
     mark: i64,
     source: Source,
     now: DateTime<Utc>,
-) -> Result<Applied, DbErr> {
+) -> Result<Written<subscription::Model>, DbErr> {
     let row = subscription_row(s, mark, now);
     let id = s.id.to_string();
     if billable_ref(s.reference_id.as_deref()).is_none() {
@@ -162,52 +189,44 @@ pub async fn apply_subscription<C: ConnectionTrait + TransactionTrait>(
         created_at: NotSet,
         ..row.clone()
     };
-    let newer = || {
-        subscription::Entity::update_many()
-            .set(update.clone())
-            .filter(subscription::Column::Id.eq(&id))
-            .filter(subscription::Column::SyncMark.lt(mark))
-            .exec(conn)
+    let current = match locked_or_inserted(conn, id.clone(), row).await? {
+        Err(()) => {
+            return Ok(Written {
+                applied: Applied::Inserted,
+                before: None,
+            });
+        }
+        Ok(current) => current,
     };
-    if let Some(applied) = write_newer(conn, row, newer).await? {
-        return Ok(applied);
-    }
-    let Some(current) = subscription::Entity::find_by_id(&id).one(conn).await? else {
-        return Ok(Applied::Stale);
-    };
-    if current.sync_mark != mark {
-        return Ok(Applied::Stale);
-    }
-    let same = current.data == serde_json::to_value(s).expect("a subscription serializes");
-    match (same, source) {
-        (true, Source::Api) => {
-            subscription::Entity::update_many()
+    let by_id = || subscription::Entity::update_many().filter(subscription::Column::Id.eq(&id));
+    let data = serde_json::to_value(s).expect("a subscription serializes");
+    let applied = match (current.sync_mark.cmp(&mark), current.data == data, source) {
+        (std::cmp::Ordering::Greater, ..) => Applied::Stale,
+        (std::cmp::Ordering::Less, ..) | (std::cmp::Ordering::Equal, false, Source::Api) => {
+            by_id().set(update).exec(conn).await?;
+            Applied::Updated
+        }
+        (std::cmp::Ordering::Equal, true, Source::Api) => {
+            by_id()
                 .col_expr(subscription::Column::SyncedAt, Expr::value(now))
                 .col_expr(subscription::Column::NeedsSync, Expr::value(false))
-                .filter(subscription::Column::Id.eq(&id))
                 .exec(conn)
                 .await?;
-            Ok(Applied::Unchanged)
+            Applied::Unchanged
         }
-        (true, Source::Webhook) => Ok(Applied::Unchanged),
-        (false, Source::Api) => {
-            subscription::Entity::update_many()
-                .set(update)
-                .filter(subscription::Column::Id.eq(&id))
-                .filter(subscription::Column::SyncMark.lte(mark))
-                .exec(conn)
-                .await?;
-            Ok(Applied::Updated)
-        }
-        (false, Source::Webhook) => {
-            subscription::Entity::update_many()
+        (std::cmp::Ordering::Equal, true, Source::Webhook) => Applied::Unchanged,
+        (std::cmp::Ordering::Equal, false, Source::Webhook) => {
+            by_id()
                 .col_expr(subscription::Column::NeedsSync, Expr::value(true))
-                .filter(subscription::Column::Id.eq(&id))
                 .exec(conn)
                 .await?;
-            Ok(Applied::Conflict)
+            Applied::Conflict
         }
-    }
+    };
+    Ok(Written {
+        applied,
+        before: Some(current),
+    })
 }
 
 fn state_rank(state: &OrderState) -> u8 {
@@ -222,14 +241,15 @@ fn state_rank(state: &OrderState) -> u8 {
 }
 
 /// Applies an order observed at `mark`; `subscription` links it when known
-/// (a known link is never replaced by an unknown one).
-pub async fn apply_order<C: ConnectionTrait + TransactionTrait>(
+/// (a known link is never replaced by an unknown one). On an equal mark the
+/// further state wins (`paid` beats `confirmed`).
+pub(crate) async fn apply_order<C: ConnectionTrait + TransactionTrait>(
     conn: &C,
     o: &Order,
     subscription: Option<&str>,
     mark: i64,
     now: DateTime<Utc>,
-) -> Result<Applied, DbErr> {
+) -> Result<Written<order::Model>, DbErr> {
     let id = o.id.to_string();
     let subscription = subscription
         .map(str::to_owned)
@@ -259,50 +279,42 @@ pub async fn apply_order<C: ConnectionTrait + TransactionTrait>(
         },
         ..row.clone()
     };
-    let newer = || {
-        order::Entity::update_many()
-            .set(update.clone())
-            .filter(order::Column::Id.eq(&id))
-            .filter(order::Column::SyncMark.lt(mark))
-            .exec(conn)
+    let current = match locked_or_inserted(conn, id.clone(), row).await? {
+        Err(()) => {
+            return Ok(Written {
+                applied: Applied::Inserted,
+                before: None,
+            });
+        }
+        Ok(current) => current,
     };
-    if let Some(applied) = write_newer(conn, row, newer).await? {
-        return Ok(applied);
-    }
-    let Some(current) = order::Entity::find_by_id(&id).one(conn).await? else {
-        return Ok(Applied::Stale);
-    };
-    if current.sync_mark != mark {
-        if subscription.is_some() && current.subscription_id.is_none() {
+    let by_id = || order::Entity::update_many().filter(order::Column::Id.eq(&id));
+    let further = state_rank(&o.state) > state_rank(&current.order_state());
+    let applied = if current.sync_mark < mark || (current.sync_mark == mark && further) {
+        by_id().set(update).exec(conn).await?;
+        Applied::Updated
+    } else {
+        if current.sync_mark > mark && subscription.is_some() && current.subscription_id.is_none() {
             // An older listing still knows which subscription it belongs to.
-            order::Entity::update_many()
+            by_id()
                 .col_expr(order::Column::SubscriptionId, Expr::value(subscription))
-                .filter(order::Column::Id.eq(&id))
                 .exec(conn)
                 .await?;
         }
-        return Ok(Applied::Stale);
-    }
-    if state_rank(&o.state) <= state_rank(&current.order_state()) {
-        return Ok(Applied::Unchanged);
-    }
-    // Compare-and-set on the state read, so two racing ties cannot both win.
-    let further = order::Entity::update_many()
-        .set(update)
-        .filter(order::Column::Id.eq(&id))
-        .filter(order::Column::SyncMark.eq(mark))
-        .filter(order::Column::State.eq(current.state))
-        .exec(conn)
-        .await?;
-    Ok(if further.rows_affected > 0 {
-        Applied::Updated
-    } else {
-        Applied::Unchanged
+        if current.sync_mark > mark {
+            Applied::Stale
+        } else {
+            Applied::Unchanged
+        }
+    };
+    Ok(Written {
+        applied,
+        before: Some(current),
     })
 }
 
 /// Applies a product observed at `mark`.
-pub async fn apply_product<C: ConnectionTrait + TransactionTrait>(
+pub(crate) async fn apply_product<C: ConnectionTrait + TransactionTrait>(
     conn: &C,
     p: &Product,
     mark: i64,
@@ -320,20 +332,23 @@ pub async fn apply_product<C: ConnectionTrait + TransactionTrait>(
         sync_mark: Set(mark),
         updated_at: Set(now),
     };
-    let newer = || {
-        product::Entity::update_many()
-            .set(row.clone())
-            .filter(product::Column::Id.eq(p.id.0))
-            .filter(product::Column::SyncMark.lt(mark))
-            .exec(conn)
+    let current = match locked_or_inserted(conn, p.id.0, row.clone()).await? {
+        Err(()) => return Ok(Applied::Inserted),
+        Ok(current) => current,
     };
-    Ok(write_newer(conn, row.clone(), newer)
-        .await?
-        .unwrap_or(Applied::Stale))
+    if current.sync_mark >= mark {
+        return Ok(Applied::Stale);
+    }
+    product::Entity::update_many()
+        .set(row)
+        .filter(product::Column::Id.eq(p.id.0))
+        .exec(conn)
+        .await?;
+    Ok(Applied::Updated)
 }
 
 /// Removes a product deleted at `mark` (unless a newer state is stored).
-pub async fn delete_product<C: ConnectionTrait>(
+pub(crate) async fn delete_product<C: ConnectionTrait>(
     conn: &C,
     p: &Product,
     mark: i64,
@@ -348,7 +363,7 @@ pub async fn delete_product<C: ConnectionTrait>(
 
 /// Completes the pending checkouts of `billable` for `product` that this
 /// subscription or order answers.
-pub async fn complete_checkouts<C: ConnectionTrait>(
+pub(crate) async fn complete_checkouts<C: ConnectionTrait>(
     conn: &C,
     billable: &str,
     product: i64,

@@ -1,7 +1,8 @@
 //! Backfilling the whole account: streaming, resumable, progress reported.
 
-use super::{SyncError, Syncer, apply};
+use super::{Batch, Mark, Origin, SyncError, Syncer};
 use crate::api::SubscriptionFilter;
+use crate::model::SubscriptionId;
 
 /// Where a backfill starts and what it includes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,21 +63,26 @@ impl Syncer {
         let mut page_no = state.page;
         loop {
             let page = self.client().list_subscriptions(&filter, page_no).await?;
-            let mark = apply::mark(page.observed_at.unwrap_or_else(|| self.now()));
-            let effects = self.record_subscriptions(&page.data, mark).await?;
-            if options.with_orders {
-                for s in &page.data {
-                    state.orders += self.sync_orders_of(&s.id).await?.orders;
-                }
-            }
-            self.finish(&effects).await;
-            state.page = page_no;
+            let mark = Mark::of(page.observed_at);
+            let ids: Vec<SubscriptionId> = page.data.iter().map(|s| s.id.clone()).collect();
             state.subscriptions += page.data.len() as u64;
+            let more = page.has_next();
             state.total_pages = page
                 .pagination
                 .total_pages
                 .and_then(|t| u32::try_from(t).ok());
-            state.next_page = page.has_next().then_some(page_no + 1);
+            self.ingest(
+                Batch::default().subscriptions(page.data, mark),
+                Origin::Backfill,
+            )
+            .await?;
+            if options.with_orders {
+                for id in &ids {
+                    state.orders += self.sync_orders_by(id, Origin::Backfill).await?.orders;
+                }
+            }
+            state.page = page_no;
+            state.next_page = more.then_some(page_no + 1);
             progress(&state);
             match state.next_page {
                 Some(next) => page_no = next,

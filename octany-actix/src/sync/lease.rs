@@ -6,15 +6,17 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    TransactionTrait,
+};
 
-use super::Conn;
 use super::apply::{insert_if_absent, mark};
 use crate::entity::lock;
 
 /// Takes (or renews) the lease `name` for `holder` until `now + ttl`, unless
 /// another holder's lease is still running. True when taken.
-pub async fn acquire<C: Conn>(
+pub(crate) async fn acquire<C: ConnectionTrait + TransactionTrait>(
     conn: &C,
     name: &str,
     holder: &str,
@@ -46,7 +48,11 @@ pub async fn acquire<C: Conn>(
 }
 
 /// Gives the lease back (only if `holder` holds it).
-pub async fn release<C: Conn>(conn: &C, name: &str, holder: &str) -> Result<(), DbErr> {
+pub(crate) async fn release<C: ConnectionTrait>(
+    conn: &C,
+    name: &str,
+    holder: &str,
+) -> Result<(), DbErr> {
     lock::Entity::update_many()
         .col_expr(lock::Column::ExpiresAt, Expr::value(0i64))
         .filter(lock::Column::Name.eq(name))

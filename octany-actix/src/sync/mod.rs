@@ -6,82 +6,31 @@
 //! and the webhook cannot disagree, and duplicated, late or reordered
 //! deliveries cannot move a row backwards (see [`apply`] for the rule).
 
-pub mod apply;
+pub(crate) mod apply;
 mod backfill;
-pub mod lease;
+mod events;
+pub(crate) mod lease;
+mod outbox;
 mod reconcile;
+mod unit;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use futures_util::TryStreamExt;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
-
-/// A connection or transaction the sync can write through.
-pub trait Conn: ConnectionTrait + TransactionTrait {}
-impl<T: ConnectionTrait + TransactionTrait> Conn for T {}
+use sea_orm::{DatabaseConnection, DbErr};
 
 use crate::api::{OctanyClient, SubscriptionFilter};
 use crate::clock::SharedClock;
-use crate::entity::billable_ref;
 use crate::error::OctanyError;
-use crate::model::{Order, Subscription, SubscriptionId, WebhookEnvelope, WebhookEvent};
+use crate::model::{SubscriptionId, WebhookEnvelope, WebhookEvent};
 
-pub use apply::{Applied, Source};
+pub(crate) use apply::mark;
 pub use backfill::{BackfillOptions, BackfillProgress};
+pub use events::{BillingEvent, Event, Origin};
+pub use outbox::{ListenerError, Listeners};
 pub use reconcile::ReconcileReport;
-
-/// Opens a transaction: `READ COMMITTED` on MySQL (fewer gap locks, so
-/// fewer deadlocks between concurrent upserts), the default elsewhere.
-pub(crate) async fn begin(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction, DbErr> {
-    match db.get_database_backend() {
-        sea_orm::DbBackend::MySql => {
-            db.begin_with_config(Some(sea_orm::IsolationLevel::ReadCommitted), None)
-                .await
-        }
-        _ => db.begin().await,
-    }
-}
-
-/// Whether a database error means "run the transaction again": a deadlock
-/// or serialization failure, or SQLite's lock contention.
-pub(crate) fn is_transient(error: &DbErr) -> bool {
-    let text = error.to_string();
-    [
-        "40001",
-        "40P01",
-        "1213",
-        "Deadlock",
-        "deadlock",
-        "database is locked",
-        "could not serialize",
-    ]
-    .iter()
-    .any(|needle| text.contains(needle))
-}
-
-/// Runs `attempt` (which opens and commits its own transaction) again when
-/// it fails transiently, up to 5 times with a short growing pause.
-pub(crate) async fn retrying<T, F, Fut>(clock: &SharedClock, mut attempt: F) -> Result<T, SyncError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, SyncError>>,
-{
-    let mut tries = 0u32;
-    loop {
-        tries += 1;
-        match attempt().await {
-            Err(SyncError::Database(error)) if tries < 5 && is_transient(&error) => {
-                tracing::debug!(tries, %error, "transient database conflict; running the transaction again");
-                clock
-                    .sleep(std::time::Duration::from_millis(5 * u64::from(tries)))
-                    .await;
-            }
-            other => return other,
-        }
-    }
-}
+pub(crate) use unit::{Batch, Hook, Mark};
 
 /// Syncing failed.
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +68,8 @@ pub struct Effects {
     pub subscriptions: u64,
     /// Orders written.
     pub orders: u64,
+    /// Outbox events to deliver after commit.
+    pub(crate) events: Vec<String>,
 }
 
 impl Effects {
@@ -127,6 +78,7 @@ impl Effects {
         self.refetch.extend(other.refetch);
         self.subscriptions += other.subscriptions;
         self.orders += other.orders;
+        self.events.extend(other.events);
     }
 }
 
@@ -151,6 +103,7 @@ struct Inner {
     clock: SharedClock,
     hooks: std::sync::RwLock<Vec<ChangeHook>>,
     options: SyncOptions,
+    listeners: Listeners,
     instance: String,
 }
 
@@ -166,17 +119,29 @@ impl std::fmt::Debug for Inner {
 }
 
 /// How the syncer behaves.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct SyncOptions {
     /// Pending checkouts older than this are marked abandoned by
     /// [`Syncer::reconcile`] (default 24 hours).
     pub abandon_checkouts_after: std::time::Duration,
+    /// The host's code run once per billing event.
+    pub listeners: Listeners,
+}
+
+impl SyncOptions {
+    /// These options with `listeners` run once per billing event.
+    pub fn with_listeners(mut self, listeners: Listeners) -> Self {
+        self.listeners = listeners;
+        self
+    }
 }
 
 impl Default for SyncOptions {
     fn default() -> Self {
         Self {
             abandon_checkouts_after: std::time::Duration::from_secs(24 * 3600),
+            listeners: Listeners::new(),
         }
     }
 }
@@ -192,7 +157,7 @@ impl Syncer {
     pub fn with_options(
         db: DatabaseConnection,
         client: OctanyClient,
-        options: SyncOptions,
+        mut options: SyncOptions,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -200,6 +165,7 @@ impl Syncer {
                 db,
                 client,
                 hooks: std::sync::RwLock::default(),
+                listeners: std::mem::take(&mut options.listeners),
                 options,
                 instance: uuid::Uuid::new_v4().simple().to_string(),
             }),
@@ -226,6 +192,10 @@ impl Syncer {
         &self.inner.instance
     }
 
+    pub(crate) fn listeners(&self) -> &Listeners {
+        &self.inner.listeners
+    }
+
     /// Calls `hook` with each billable whose mirrored state a sync changed,
     /// right after the change is committed (caches drop their entry here).
     pub fn on_change(&self, hook: impl Fn(&str) + Send + Sync + 'static) {
@@ -238,123 +208,6 @@ impl Syncer {
 
     fn now(&self) -> DateTime<Utc> {
         self.inner.clock.now()
-    }
-
-    /// The mark of an API answer: Octany's `Date`, or our clock without one.
-    fn api_mark(&self, date: Option<DateTime<Utc>>) -> i64 {
-        apply::mark(date.unwrap_or_else(|| self.now()))
-    }
-
-    /// Writes one subscription and what follows from it (completed
-    /// checkouts), collecting the effects. The one write path of every sync.
-    pub async fn record_subscription<C: Conn>(
-        &self,
-        conn: &C,
-        s: &Subscription,
-        mark: i64,
-        source: Source,
-    ) -> Result<Effects, DbErr> {
-        let now = self.now();
-        let applied = apply::apply_subscription(conn, s, mark, source, now).await?;
-        let mut effects = Effects::default();
-        let billable = billable_ref(s.reference_id.as_deref());
-        if applied.changed() {
-            effects.subscriptions += 1;
-            if let Some(billable) = &billable {
-                effects.changed.insert(billable.clone());
-                if let Some(product) = s.product_id() {
-                    let id = s.id.to_string();
-                    apply::complete_checkouts(conn, billable, product.0, Some(&id), None, now)
-                        .await?;
-                }
-            }
-        }
-        if applied == Applied::Conflict {
-            effects.refetch.push(s.id.clone());
-        }
-        Ok(effects)
-    }
-
-    /// Writes one order (linked to `subscription` when known), completing a
-    /// one-off checkout it answers.
-    pub async fn record_order<C: Conn>(
-        &self,
-        conn: &C,
-        o: &Order,
-        subscription: Option<&str>,
-        mark: i64,
-    ) -> Result<Effects, DbErr> {
-        let now = self.now();
-        let applied = apply::apply_order(conn, o, subscription, mark, now).await?;
-        let mut effects = Effects::default();
-        if applied.changed() {
-            effects.orders += 1;
-            if let Some(billable) = billable_ref(o.reference_id.as_deref()) {
-                effects.changed.insert(billable.clone());
-                if subscription.is_none() && o.subscription_id.is_none() {
-                    let id = o.id.to_string();
-                    for product in o.items.iter().filter_map(|i| i.product.as_ref()) {
-                        apply::complete_checkouts(
-                            conn,
-                            &billable,
-                            product.id.0,
-                            None,
-                            Some(&id),
-                            now,
-                        )
-                        .await?;
-                    }
-                }
-            }
-        }
-        Ok(effects)
-    }
-
-    /// Applies one webhook event within `conn` (the receiver's transaction).
-    pub async fn apply_event<C: Conn>(
-        &self,
-        conn: &C,
-        envelope: &WebhookEnvelope,
-    ) -> Result<Effects, SyncError> {
-        let event = envelope.event().map_err(|source| SyncError::Payload {
-            event: envelope.name.clone(),
-            source,
-        })?;
-        let mark = apply::mark(envelope.created_at.unwrap_or_else(|| self.now()));
-        let now = self.now();
-        Ok(match &event {
-            WebhookEvent::SubscriptionCreated(s)
-            | WebhookEvent::SubscriptionUpdated(s)
-            | WebhookEvent::SubscriptionRenewed(s)
-            | WebhookEvent::SubscriptionCancelled(s) => {
-                self.record_subscription(conn, s, mark, Source::Webhook)
-                    .await?
-            }
-            WebhookEvent::OrderConfirmed(o) | WebhookEvent::OrderPaid(o) => {
-                self.record_order(conn, o, None, mark).await?
-            }
-            WebhookEvent::ProductUpdated(p) => {
-                apply::apply_product(conn, p, mark, now).await?;
-                Effects::default()
-            }
-            WebhookEvent::ProductDeleted(p) => {
-                apply::delete_product(conn, p, mark).await?;
-                Effects::default()
-            }
-            _ => Effects::default(),
-        })
-    }
-
-    /// What follows a commit: tell caches, re-fetch conflicting states.
-    /// Re-fetch failures are logged; the reconcile retries them (they stay
-    /// flagged `needs_sync`).
-    pub async fn finish(&self, effects: &Effects) {
-        self.notify(effects);
-        for id in &effects.refetch {
-            if let Err(error) = self.sync_subscription(id).await {
-                tracing::warn!(subscription = %id, %error, "re-fetch after conflicting webhooks failed; the reconcile will retry");
-            }
-        }
     }
 
     /// Tells caches which billables changed.
@@ -372,75 +225,97 @@ impl Syncer {
         }
     }
 
-    /// Re-reads one subscription from Octany and writes it. (An API read
-    /// wins ties, so it never leaves anything to re-fetch.)
-    pub async fn sync_subscription(&self, id: &SubscriptionId) -> Result<Effects, SyncError> {
-        let (s, date) = self.client().get_subscription_observed(id).await?;
-        let effects = self
-            .record_subscription(self.db(), &s, self.api_mark(date), Source::Api)
-            .await?;
-        self.notify(&effects);
-        Ok(effects)
+    /// The observations a webhook event carries, under its mark.
+    pub(crate) fn webhook_batch(envelope: &WebhookEnvelope) -> Result<Batch, SyncError> {
+        let event = envelope.event().map_err(|source| SyncError::Payload {
+            event: envelope.name.clone(),
+            source,
+        })?;
+        let mark = Mark::of(envelope.created_at);
+        let batch = Batch::default();
+        Ok(match event {
+            WebhookEvent::SubscriptionCreated(s)
+            | WebhookEvent::SubscriptionUpdated(s)
+            | WebhookEvent::SubscriptionRenewed(s)
+            | WebhookEvent::SubscriptionCancelled(s) => batch.subscription(s, mark),
+            WebhookEvent::OrderConfirmed(o) | WebhookEvent::OrderPaid(o) => {
+                batch.order(o, None, mark)
+            }
+            WebhookEvent::ProductUpdated(p) => batch.product(p, mark),
+            WebhookEvent::ProductDeleted(p) => batch.product_deleted(p, mark),
+            _ => batch,
+        })
     }
 
-    /// Writes a page of subscriptions read from the API in one transaction
-    /// (run again on a transient conflict).
-    pub(crate) async fn record_subscriptions(
+    /// Re-reads one subscription from Octany and writes it, as the
+    /// reconcile does. (An API read wins ties, so it never leaves anything
+    /// to re-fetch.)
+    pub async fn sync_subscription(&self, id: &SubscriptionId) -> Result<Effects, SyncError> {
+        self.sync_subscription_by(id, Origin::Reconcile).await
+    }
+
+    pub(crate) async fn sync_subscription_by(
         &self,
-        page: &[Subscription],
-        mark: i64,
+        id: &SubscriptionId,
+        origin: Origin,
     ) -> Result<Effects, SyncError> {
-        retrying(self.clock(), || async {
-            let txn = begin(self.db()).await?;
-            let mut written = Effects::default();
-            for s in page {
-                written.merge(self.record_subscription(&txn, s, mark, Source::Api).await?);
-            }
-            txn.commit().await?;
-            Ok(written)
-        })
-        .await
+        let (s, date) = self.client().get_subscription_observed(id).await?;
+        self.ingest(Batch::default().subscription(s, Mark::of(date)), origin)
+            .await
     }
 
     /// Syncs the subscriptions of one billable (`filter[reference_id]`, all
     /// pages): what the success page's poll and the status route run.
     pub async fn sync_billable_subscriptions(&self, billable: &str) -> Result<Effects, SyncError> {
-        self.sync_billable_inner(billable, false).await
+        self.sync_billable_by(billable, false, Origin::Poll).await
     }
 
     /// Syncs one billable's subscriptions and their orders.
     pub async fn sync_billable(&self, billable: &str) -> Result<Effects, SyncError> {
-        self.sync_billable_inner(billable, true).await
+        self.sync_billable_by(billable, true, Origin::Poll).await
     }
 
-    async fn sync_billable_inner(
+    async fn sync_billable_by(
         &self,
         billable: &str,
         with_orders: bool,
+        origin: Origin,
     ) -> Result<Effects, SyncError> {
         let filter = SubscriptionFilter::reference_id(billable);
         let mut effects = Effects::default();
         let mut page_no = 1;
         loop {
             let page = self.client().list_subscriptions(&filter, page_no).await?;
-            let mark = self.api_mark(page.observed_at);
-            effects.merge(self.record_subscriptions(&page.data, mark).await?);
+            let ids: Vec<SubscriptionId> = page.data.iter().map(|s| s.id.clone()).collect();
+            let mark = Mark::of(page.observed_at);
+            let more = page.has_next();
+            effects.merge(
+                self.ingest(Batch::default().subscriptions(page.data, mark), origin)
+                    .await?,
+            );
             if with_orders {
-                for s in &page.data {
-                    effects.merge(self.sync_orders_of(&s.id).await?);
+                for id in &ids {
+                    effects.merge(self.sync_orders_by(id, origin).await?);
                 }
             }
-            if !page.has_next() {
+            if !more {
                 break;
             }
             page_no += 1;
         }
-        self.finish(&effects).await;
         Ok(effects)
     }
 
     /// Syncs every order of one subscription.
     pub async fn sync_orders_of(&self, id: &SubscriptionId) -> Result<Effects, SyncError> {
+        self.sync_orders_by(id, Origin::Poll).await
+    }
+
+    pub(crate) async fn sync_orders_by(
+        &self,
+        id: &SubscriptionId,
+        origin: Origin,
+    ) -> Result<Effects, SyncError> {
         let mut effects = Effects::default();
         let mut page_no = 1;
         loop {
@@ -448,13 +323,13 @@ impl Syncer {
                 .client()
                 .list_subscription_orders(id, page_no, 100)
                 .await?;
-            let mark = self.api_mark(page.observed_at);
-            let txn = self.db().begin().await?;
-            for o in &page.data {
-                effects.merge(self.record_order(&txn, o, Some(id.as_str()), mark).await?);
-            }
-            txn.commit().await?;
-            if !page.has_next() {
+            let mark = Mark::of(page.observed_at);
+            let more = page.has_next();
+            let batch = page.data.into_iter().fold(Batch::default(), |batch, o| {
+                batch.order(o, Some(id.clone()), mark)
+            });
+            effects.merge(self.ingest(batch, origin).await?);
+            if !more {
                 break;
             }
             page_no += 1;
@@ -462,15 +337,45 @@ impl Syncer {
         Ok(effects)
     }
 
-    /// Refreshes the product cache.
+    /// Refreshes the product cache, page by page.
     pub async fn sync_products(&self) -> Result<u64, SyncError> {
-        let mut products = self.client().stream_products();
         let mut count = 0;
-        let now = self.now();
-        while let Some(p) = products.try_next().await? {
-            apply::apply_product(self.db(), &p, apply::mark(now), now).await?;
-            count += 1;
+        let mut page_no = 1;
+        loop {
+            let page = self.client().list_products(page_no).await?;
+            let mark = Mark::of(page.observed_at);
+            let more = page.has_next();
+            count += page.data.len() as u64;
+            let batch = page
+                .data
+                .into_iter()
+                .fold(Batch::default(), |batch, p| batch.product(p, mark));
+            self.ingest(batch, Origin::Reconcile).await?;
+            if !more {
+                return Ok(count);
+            }
+            page_no += 1;
         }
-        Ok(count)
+    }
+
+    /// Delivers the billing events that are due: never delivered (the
+    /// process that wrote them died before it could), or failed and due
+    /// for a retry. Returns how many were delivered to every listener.
+    /// The reconciler task runs it on every tick.
+    pub async fn deliver_due(&self) -> Result<u64, SyncError> {
+        let mut delivered = 0;
+        for id in outbox::due(self.db(), self.now(), 500).await? {
+            if self.deliver(&id).await? {
+                delivered += 1;
+            }
+        }
+        Ok(delivered)
+    }
+
+    async fn deliver(&self, id: &str) -> Result<bool, DbErr> {
+        outbox::deliver(self.db(), self.listeners(), id, self.instance(), || {
+            self.now()
+        })
+        .await
     }
 }

@@ -5,12 +5,12 @@ use std::time::Duration;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, Condition, EntityTrait, ExprTrait, QueryFilter, QuerySelect};
 
-use super::{SyncError, Syncer};
+use super::{Origin, SyncError, Syncer};
 use crate::entity::{checkout, subscription};
 use crate::model::SubscriptionId;
 
 /// The lease that keeps the reconcile to one instance at a time.
-pub const RECONCILE_LEASE: &str = "reconcile";
+pub(crate) const RECONCILE_LEASE: &str = "reconcile";
 
 /// What one reconcile did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -58,7 +58,7 @@ impl Syncer {
         for id in ids {
             report.synced += 1;
             if let Err(error) = self
-                .sync_subscription(&SubscriptionId::new(id.clone()))
+                .sync_subscription_by(&SubscriptionId::new(id.clone()), Origin::Reconcile)
                 .await
             {
                 report.failed += 1;
@@ -96,14 +96,23 @@ impl Syncer {
         report.map(Some)
     }
 
-    /// Runs [`Syncer::reconcile_exclusive`] every `every` (on the syncer's
-    /// clock) until the returned task is aborted; failures are logged. Safe
-    /// to start on every instance of an app: one reconciles at a time.
+    /// Every `every` (on the syncer's clock), until the returned task is
+    /// aborted: delivers the billing events that are due
+    /// ([`Syncer::deliver_due`]) and runs [`Syncer::reconcile_exclusive`];
+    /// failures are logged. Safe to start on every instance of an app: one
+    /// reconciles at a time, and each event is delivered by one.
     pub fn spawn_reconciler(&self, every: Duration) -> tokio::task::JoinHandle<()> {
         let syncer = self.clone();
         tokio::spawn(async move {
             loop {
                 syncer.clock().sleep(every).await;
+                match syncer.deliver_due().await {
+                    Ok(0) => {}
+                    Ok(delivered) => {
+                        tracing::info!(delivered, "delivered billing events left over")
+                    }
+                    Err(error) => tracing::warn!(%error, "delivering due billing events failed"),
+                }
                 match syncer
                     .reconcile_exclusive(every.max(Duration::from_secs(60)))
                     .await

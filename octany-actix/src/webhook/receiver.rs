@@ -1,5 +1,6 @@
-//! The webhook receiver: verify, dedupe, apply in one transaction with
-//! recording the delivery, then run listeners.
+//! The webhook receiver: verify, then hand the delivery to the syncer's
+//! unit of work, whose transaction also claims the delivery (the dedupe)
+//! and marks it processed.
 
 use std::sync::Arc;
 
@@ -7,18 +8,16 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, ExprTrait,
-    QueryFilter,
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, ExprTrait, QueryFilter,
 };
 use serde_json::json;
 
-use super::listeners::{Delivered, Listeners};
 use super::signature::{SIGNATURE_HEADER, verify};
 use crate::config::{ConfigError, Secret};
 use crate::entity::webhook_delivery;
 use crate::model::{EventName, WebhookEnvelope};
 use crate::sync::apply::insert_if_absent;
-use crate::sync::{Effects, SyncError, Syncer, begin, retrying};
+use crate::sync::{Hook, Origin, SyncError, Syncer};
 
 /// The default largest body accepted: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -83,7 +82,6 @@ struct Inner {
     secrets: Vec<Secret>,
     insecure: bool,
     body_limit: usize,
-    listeners: Listeners,
 }
 
 impl WebhookReceiver {
@@ -118,7 +116,6 @@ impl WebhookReceiver {
                 secrets,
                 insecure,
                 body_limit: DEFAULT_BODY_LIMIT,
-                listeners: Listeners::new(),
             }),
         }
     }
@@ -129,7 +126,6 @@ impl WebhookReceiver {
             secrets: shared.secrets.clone(),
             insecure: shared.insecure,
             body_limit: shared.body_limit,
-            listeners: shared.listeners.clone(),
         });
         f(&mut inner);
         Self {
@@ -140,11 +136,6 @@ impl WebhookReceiver {
     /// The largest body accepted (default [`DEFAULT_BODY_LIMIT`]).
     pub fn with_body_limit(self, bytes: usize) -> Self {
         self.map(|inner| inner.body_limit = bytes)
-    }
-
-    /// Runs these listeners after each delivery's state is committed.
-    pub fn with_listeners(self, listeners: Listeners) -> Self {
-        self.map(|inner| inner.listeners = listeners)
     }
 
     /// The largest body accepted.
@@ -186,9 +177,10 @@ impl WebhookReceiver {
         self.process(&envelope, text, false).await
     }
 
-    /// Claims, applies and records a delivery in one transaction (run again
-    /// on a transient conflict); then tells caches, re-fetches conflicts,
-    /// and runs listeners.
+    /// Claims, applies and records a delivery in one unit of work (run
+    /// again on a transient conflict), which then tells caches, delivers
+    /// the billing events and re-fetches conflicts. A failure is recorded
+    /// on the delivery, outside the failed transaction.
     async fn process(
         &self,
         envelope: &WebhookEnvelope,
@@ -197,12 +189,22 @@ impl WebhookReceiver {
     ) -> Result<Received, WebhookError> {
         let syncer = &self.inner.syncer;
         let now = syncer.clock().now();
-        let applied = retrying(syncer.clock(), || {
-            self.apply_once(envelope, body, replay, now)
-        })
-        .await;
-        let effects = match applied {
-            Ok(Some(effects)) => effects,
+        let claim = Claim {
+            envelope,
+            body,
+            replay,
+            now,
+        };
+        let applied = match Syncer::webhook_batch(envelope) {
+            Ok(batch) => {
+                syncer
+                    .ingest_with(&batch, Origin::Webhook, Some(&claim))
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        match applied {
+            Ok(Some(_)) => {}
             Ok(None) => {
                 tracing::debug!(delivery = %envelope.id, "duplicate webhook delivery acknowledged");
                 return Ok(Received::Duplicate);
@@ -212,8 +214,7 @@ impl WebhookReceiver {
                 tracing::error!(delivery = %envelope.id, event = %envelope.name, %error, "applying a webhook failed; answering 500 so Octany retries");
                 return Err(error.into());
             }
-        };
-        self.after_commit(envelope, &effects, replay).await;
+        }
         Ok(match envelope.event_name() {
             EventName::Unknown(name) => {
                 tracing::info!(delivery = %envelope.id, event = %name, "stored a webhook event this version does not know");
@@ -223,69 +224,7 @@ impl WebhookReceiver {
         })
     }
 
-    /// One transaction: claim the delivery (`None` if it was applied
-    /// already), apply it, mark it processed.
-    async fn apply_once(
-        &self,
-        envelope: &WebhookEnvelope,
-        body: &str,
-        replay: bool,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<Effects>, SyncError> {
-        let syncer = &self.inner.syncer;
-        let txn = begin(syncer.db()).await?;
-        if !claim(&txn, envelope, body, now, replay).await? {
-            txn.commit().await?;
-            return Ok(None);
-        }
-        let effects = syncer.apply_event(&txn, envelope).await?;
-        webhook_delivery::Entity::update_many()
-            .col_expr(
-                webhook_delivery::Column::ProcessedAt,
-                Expr::value(Some(now)),
-            )
-            .col_expr(
-                webhook_delivery::Column::LastError,
-                Expr::value(Option::<String>::None),
-            )
-            .filter(webhook_delivery::Column::DeliveryId.eq(envelope.id.as_str()))
-            .exec(&txn)
-            .await?;
-        txn.commit().await?;
-        Ok(Some(effects))
-    }
-
-    async fn after_commit(&self, envelope: &WebhookEnvelope, effects: &Effects, replay: bool) {
-        let syncer = &self.inner.syncer;
-        syncer.finish(effects).await;
-        let Ok(event) = envelope.event() else { return };
-        let delivered = Arc::new(Delivered {
-            envelope: envelope.clone(),
-            event,
-        });
-        let failures = self.inner.listeners.run(delivered).await;
-        let listener_error = (!failures.is_empty()).then(|| failures.join("; "));
-        if let Some(error) = &listener_error {
-            tracing::error!(delivery = %envelope.id, event = %envelope.name, %error, "a webhook listener failed; the state stays applied and the error is recorded for replay");
-        } else if !replay {
-            // A first delivery has no listener error to clear: spare the write.
-            return;
-        }
-        let recorded = webhook_delivery::Entity::update_many()
-            .col_expr(
-                webhook_delivery::Column::ListenerError,
-                Expr::value(listener_error),
-            )
-            .filter(webhook_delivery::Column::DeliveryId.eq(envelope.id.as_str()))
-            .exec(syncer.db())
-            .await;
-        if let Err(error) = recorded {
-            tracing::error!(delivery = %envelope.id, %error, "could not record the listeners' outcome");
-        }
-    }
-
-    /// Re-applies one stored delivery (and runs its listeners again), as if
-    /// it had just arrived. Its signature was checked when it was stored.
+    /// Re-applies one stored delivery, as if it had just arrived. Its signature was checked when it was stored.
     pub async fn replay(&self, delivery_id: &str) -> Result<Received, WebhookError> {
         let db = self.inner.syncer.db();
         let row = webhook_delivery::Entity::find_by_id(delivery_id)
@@ -298,14 +237,10 @@ impl WebhookReceiver {
         self.process(&envelope, &row.body, true).await
     }
 
-    /// Replays every delivery whose applying or listeners failed.
+    /// Replays every delivery whose applying failed.
     pub async fn replay_failed(&self) -> Result<ReplayReport, WebhookError> {
         let failed: Vec<String> = webhook_delivery::Entity::find()
-            .filter(
-                Condition::any()
-                    .add(webhook_delivery::Column::ProcessedAt.is_null())
-                    .add(webhook_delivery::Column::ListenerError.is_not_null()),
-            )
+            .filter(webhook_delivery::Column::ProcessedAt.is_null())
             .all(self.inner.syncer.db())
             .await
             .map_err(SyncError::from)?
@@ -338,41 +273,62 @@ fn delivery_row(
         processed_at: Set(None),
         attempts: Set(1),
         last_error: Set(error),
-        listener_error: Set(None),
     }
 }
 
-/// Records the delivery, or finds it: true when it is to be applied now
-/// (new, failed before, or replayed), false when it was applied already.
-async fn claim(
-    txn: &DatabaseTransaction,
-    envelope: &WebhookEnvelope,
-    body: &str,
-    now: chrono::DateTime<chrono::Utc>,
+/// The receiver's part of the unit of work: claim the delivery first (the
+/// dedupe), mark it processed last.
+struct Claim<'a> {
+    envelope: &'a WebhookEnvelope,
+    body: &'a str,
     replay: bool,
-) -> Result<bool, sea_orm::DbErr> {
-    let id = envelope.id.to_string();
-    let row = delivery_row(envelope, body, now, None);
-    if insert_if_absent(txn, row).await? {
-        return Ok(true);
+    now: chrono::DateTime<chrono::Utc>,
+}
+
+#[async_trait::async_trait]
+impl Hook for Claim<'_> {
+    /// Records the delivery, or finds it: true when it is to be applied now
+    /// (new, failed before, or replayed), false when it was applied already.
+    async fn before(&self, txn: &DatabaseTransaction) -> Result<bool, sea_orm::DbErr> {
+        let id = self.envelope.id.to_string();
+        let row = delivery_row(self.envelope, self.body, self.now, None);
+        if insert_if_absent(txn, row).await? {
+            return Ok(true);
+        }
+        let existing = webhook_delivery::Entity::find_by_id(&id).one(txn).await?;
+        if existing
+            .as_ref()
+            .is_some_and(|row| row.processed_at.is_some())
+            && !self.replay
+        {
+            return Ok(false);
+        }
+        webhook_delivery::Entity::update_many()
+            .col_expr(
+                webhook_delivery::Column::Attempts,
+                Expr::col(webhook_delivery::Column::Attempts).add(1),
+            )
+            .filter(webhook_delivery::Column::DeliveryId.eq(&id))
+            .exec(txn)
+            .await?;
+        Ok(true)
     }
-    let existing = webhook_delivery::Entity::find_by_id(&id).one(txn).await?;
-    if existing
-        .as_ref()
-        .is_some_and(|row| row.processed_at.is_some())
-        && !replay
-    {
-        return Ok(false);
+
+    async fn after(&self, txn: &DatabaseTransaction) -> Result<(), sea_orm::DbErr> {
+        webhook_delivery::Entity::update_many()
+            .col_expr(
+                webhook_delivery::Column::ProcessedAt,
+                Expr::value(Some(self.now)),
+            )
+            .col_expr(
+                webhook_delivery::Column::LastError,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(webhook_delivery::Column::DeliveryId.eq(self.envelope.id.as_str()))
+            .exec(txn)
+            .await?;
+        Ok(())
     }
-    webhook_delivery::Entity::update_many()
-        .col_expr(
-            webhook_delivery::Column::Attempts,
-            Expr::col(webhook_delivery::Column::Attempts).add(1),
-        )
-        .filter(webhook_delivery::Column::DeliveryId.eq(&id))
-        .exec(txn)
-        .await?;
-    Ok(true)
 }
 
 /// Keeps a delivery whose applying failed, with the error, for Octany's
