@@ -69,7 +69,7 @@ impl FromRequest for user::Model {
 }
 
 /// The sign-up and login page.
-#[derive(Template, WebTemplate)]
+#[derive(Debug, Template, WebTemplate)]
 #[template(path = "auth.html")]
 pub struct AuthPage {
     layout: Layout,
@@ -80,7 +80,7 @@ pub struct AuthPage {
 }
 
 /// The sign-up and login form.
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 pub struct Credentials {
     email: String,
     password: String,
@@ -92,7 +92,7 @@ pub struct Credentials {
 }
 
 /// Where to go after signing in.
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 pub struct Next {
     next: Option<String>,
 }
@@ -258,7 +258,7 @@ pub async fn login(
 }
 
 /// A form carrying only the CSRF token.
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 pub struct CsrfForm {
     csrf: String,
 }

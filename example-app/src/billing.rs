@@ -26,6 +26,7 @@ pub enum Plans {
 pub const ADD_ON: ProductId = ProductId(1400);
 
 /// Where Octany comes from.
+#[derive(Debug)]
 pub struct Backend {
     /// The account's configuration.
     pub config: OctanyConfig,

@@ -5,6 +5,7 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 use sea_orm_migration::prelude::*;
 
 /// The app's own migrations (just `users`).
+#[derive(Debug)]
 pub struct Migrator;
 
 #[sea_orm_migration::async_trait::async_trait]

@@ -28,6 +28,7 @@ use sea_orm::DatabaseConnection;
 pub use settings::Settings;
 
 /// What every handler shares.
+#[derive(Debug)]
 pub struct AppState {
     /// The database.
     pub db: DatabaseConnection,
@@ -38,6 +39,7 @@ pub struct AppState {
 }
 
 /// A running app.
+#[derive(Debug)]
 pub struct Running {
     /// Where to open it.
     pub url: String,
@@ -121,6 +123,7 @@ pub async fn start(settings: Settings) -> Result<Running, BoxError> {
             .app_data(state.clone())
             .app_data(billing_data.clone())
             .configure(routes)
+            .service(billing_data.scope::<user::Model>())
     })
     .listen(listener)?
     .run();
@@ -138,7 +141,7 @@ pub async fn start(settings: Settings) -> Result<Running, BoxError> {
     })
 }
 
-/// The app's routes.
+/// The app's own routes (the billing routes are `Octany::scope`'s).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(pages::home))
         .route("/signup", web::get().to(auth::signup_form))
@@ -151,6 +154,5 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/account", web::get().to(pages::account))
         .route("/account/cancel", web::post().to(pages::cancel))
         .route("/account/swap", web::post().to(pages::swap))
-        .route("/account/add-on", web::post().to(pages::add_on))
-        .service(web::scope("/billing").configure(octany_actix::routes::<user::Model>));
+        .route("/account/add-on", web::post().to(pages::add_on));
 }

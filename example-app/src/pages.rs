@@ -15,6 +15,7 @@ use crate::billing::{ADD_ON, Plans};
 use crate::{AppState, csrf, user};
 
 /// What every page shows around its content.
+#[derive(Debug)]
 pub struct Layout {
     /// The signed-in user's e-mail.
     pub user: Option<String>,
@@ -56,6 +57,7 @@ pub async fn home(session: Session) -> HttpResponse {
 }
 
 /// A plan on the pricing page.
+#[derive(Debug)]
 pub struct PlanCard {
     /// Its slug.
     pub slug: &'static str,
@@ -70,7 +72,7 @@ pub struct PlanCard {
 }
 
 /// The pricing page.
-#[derive(Template, WebTemplate)]
+#[derive(Debug, Template, WebTemplate)]
 #[template(path = "pricing.html")]
 pub struct PricingPage {
     layout: Layout,
@@ -127,7 +129,7 @@ pub async fn pricing(
 }
 
 /// The dashboard.
-#[derive(Template, WebTemplate)]
+#[derive(Debug, Template, WebTemplate)]
 #[template(path = "dashboard.html")]
 pub struct DashboardPage {
     layout: Layout,
@@ -149,6 +151,7 @@ pub async fn dashboard(
 }
 
 /// An order on the account page.
+#[derive(Debug)]
 pub struct OrderRow {
     /// Its id.
     pub id: String,
@@ -161,7 +164,7 @@ pub struct OrderRow {
 }
 
 /// The account page.
-#[derive(Template, WebTemplate)]
+#[derive(Debug, Template, WebTemplate)]
 #[template(path = "account.html")]
 pub struct AccountPage {
     layout: Layout,
@@ -181,7 +184,7 @@ pub struct AccountPage {
 }
 
 /// What the last action did.
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 pub struct Flash {
     done: Option<String>,
 }
@@ -273,7 +276,7 @@ pub async fn account(
 }
 
 /// The account page's forms.
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 pub struct ActionForm {
     csrf: String,
     #[serde(default)]

@@ -44,6 +44,7 @@ pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
 }
 
 /// octany-actix's migrator, with its own history table.
+#[derive(Debug)]
 pub struct Migrator;
 
 #[sea_orm_migration::async_trait::async_trait]

@@ -3,7 +3,7 @@
 
 use sea_orm_migration::prelude::*;
 
-pub struct Migration;
+pub(crate) struct Migration;
 
 impl MigrationName for Migration {
     fn name(&self) -> &str {

@@ -8,7 +8,7 @@ use sea_orm_migration::prelude::*;
 
 use crate::m20261123_000001_create_octany_tables::Types;
 
-pub struct Migration;
+pub(crate) struct Migration;
 
 impl MigrationName for Migration {
     fn name(&self) -> &str {

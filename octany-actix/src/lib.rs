@@ -3,48 +3,55 @@
 //! Sell subscriptions through [Octany](https://octany.com) from an
 //! Actix-web app.
 //!
-//! Where things are:
+//! The crate is four layers, each importing only from the ones below it:
 //!
-//! - [`Octany`] (in `octany`): the one value a host builds and registers;
-//! - [`Billable`] and [`Plan`] (in [`billable`]): what the host implements or derives;
-//! - [`billing`]: `octany.billing(&user)`, questions and actions;
-//! - [`guard`]: [`RequireSubscription`] and the scope middleware;
-//! - [`routes`](fn@routes): checkout, success, status and webhook routes;
-//! - [`webhook`]: signatures, the receiver, listeners, replay;
-//! - [`sync`]: the one path from Octany into the database;
-//! - [`entity`]: the tables (created by `octany-actix-migrations`);
-//! - [`api`]: the REST client, with retries, pacing and list-after-write;
-//! - [`model`]: Octany's resources and the entitlement rules;
-//! - [`config`], [`clock`], [`error`];
-//! - `fake` (feature `fake`): a stateful fake Octany for offline runs and tests.
+//! 1. **domain**: Octany's resources and rules ([`model`]), typed plans
+//!    ([`Plan`]), [`config`] and the injected [`clock`];
+//! 2. **[`client`]**: the REST client, with retries, pacing and
+//!    list-after-write;
+//! 3. **mirror**: Octany's state in the host's database: the tables
+//!    ([`entity`]), the one write path and its billing events ([`sync`]),
+//!    the signed webhook receiver ([`webhook`]);
+//! 4. **web**: the [`Octany`] value a host builds and registers, the
+//!    [`billing`] handle (`octany.billing(&user)`), the [`guard`]
+//!    ([`RequireSubscription`]), the mounted routes and every error's HTTP
+//!    answer.
+//!
+//! What a host implements or derives: [`Billable`] for who pays, [`Plan`]
+//! for what they can buy.
+//!
+//! `fake` (feature `fake`): a stateful fake Octany for offline runs and tests.
 #![warn(missing_docs)]
 
 extern crate self as octany_actix;
 
-pub mod access;
-pub mod api;
-pub mod billable;
-pub mod billing;
-pub mod clock;
-pub mod config;
-pub mod entity;
-pub mod error;
-pub mod guard;
-pub mod model;
-mod octany;
-mod routes;
-pub mod sync;
+pub mod client;
+mod domain;
+mod mirror;
+mod web;
 
-pub use api::{OctanyClient, install_crypto_provider};
-pub use billable::{AnyPlan, Billable, Plan};
+pub use domain::{clock, config, model};
+pub use mirror::{entity, sync, webhook};
+pub use web::{billing, guard};
+
+pub use client::{OctanyClient, OctanyError, install_crypto_provider};
+#[doc(no_inline)]
 pub use clock::{Clock, ManualClock, SystemClock};
+#[doc(no_inline)]
 pub use config::OctanyConfig;
-pub use error::{BillingError, OctanyError};
+pub use domain::plan::{AnyPlan, Plan};
+#[doc(no_inline)]
 pub use guard::RequireSubscription;
-pub use octany::{CatalogPlan, Octany, OctanyBuilder, RejectionHandler, Settings};
 pub use octany_actix_macros::{Billable, Plan};
-pub use routes::routes;
-pub mod webhook;
+pub use web::billable::Billable;
+pub use web::error::BillingError;
+pub use web::octany::{Octany, OctanyBuilder, Settings};
+
+/// What the derives expand to; not part of the API.
+#[doc(hidden)]
+pub mod billable {
+    pub use crate::web::billable::BillingText;
+}
 
 #[cfg(feature = "fake")]
 pub mod fake;

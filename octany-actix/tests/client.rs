@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use futures_util::TryStreamExt;
 use octany_actix::OctanyError;
-use octany_actix::api::{NewOrder, NewSubscription, OctanyClient, RetryPolicy, SubscriptionFilter};
+use octany_actix::client::{
+    NewOrder, NewSubscription, OctanyClient, RetryPolicy, SubscriptionFilter,
+};
 use octany_actix::clock::ManualClock;
 use octany_actix::config::{Locale, OctanyConfig};
 use octany_actix::model::{ProductId, SubscriptionId, SubscriptionStatus};
@@ -628,7 +630,7 @@ async fn registers_a_webhook_endpoint_and_updates_and_deletes_products() {
         .await
         .unwrap();
     assert_eq!(endpoint.id.as_deref(), Some("3"));
-    let update = octany_actix::api::ProductUpdate {
+    let update = octany_actix::client::ProductUpdate {
         price: Some(200),
         ..Default::default()
     };

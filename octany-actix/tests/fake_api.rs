@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use futures_util::TryStreamExt;
 use octany_actix::OctanyError;
-use octany_actix::api::{NewOrder, NewSubscription, OctanyClient, SubscriptionFilter};
+use octany_actix::client::{NewOrder, NewSubscription, OctanyClient, SubscriptionFilter};
 use octany_actix::fake::{FakeProduct, FakeProductGroup};
 use octany_actix::model::{OrderState, ProductId, SubscriptionId, SubscriptionStatus};
 use serde_json::{Value, json};

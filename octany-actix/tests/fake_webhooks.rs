@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::*;
 use futures_util::TryStreamExt;
-use octany_actix::api::OctanyClient;
+use octany_actix::client::OctanyClient;
 use octany_actix::clock::ManualClock;
 use octany_actix::config::OctanyConfig;
 use octany_actix::fake::{DeliveryPolicy, DeliveryStatus, FakeOctany, Faults};
@@ -271,7 +271,7 @@ async fn the_client_charges_once_through_lost_responses() {
     let order = client
         .create_order(
             &id,
-            &octany_actix::api::NewOrder {
+            &octany_actix::client::NewOrder {
                 product_id: octany_actix::model::ProductId(1400),
                 amount: None,
                 description: None,

@@ -24,7 +24,7 @@ use actix_session::storage::CookieSessionStore;
 use actix_session::{Session, SessionExt, SessionMiddleware};
 use actix_web::cookie::Key;
 use actix_web::{App, FromRequest, HttpRequest, HttpResponse, HttpServer, dev::Payload, web};
-use octany_actix::api::RateLimit;
+use octany_actix::client::RateLimit;
 use octany_actix::config::Secret;
 use octany_actix::fake::{FakeOctany, Faults};
 use octany_actix::sync::{BackfillOptions, Syncer};

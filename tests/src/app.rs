@@ -125,8 +125,14 @@ async fn scoped(granted: web::ReqData<std::sync::Arc<subscription::Model>>) -> H
 }
 
 /// The app's routes: `/dashboard` (extractor), `/reports` (Pro only),
-/// `/app/area` (a scope behind the middleware), `/billing/*`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// `/app/area` (a scope behind the middleware), and the billing routes that
+/// `octany` mounts (`/billing/*`).
+pub fn configure(octany: &Octany) -> impl Fn(&mut web::ServiceConfig) + Clone + use<> {
+    let octany = octany.clone();
+    move |cfg| routes(cfg, &octany)
+}
+
+fn routes(cfg: &mut web::ServiceConfig, octany: &Octany) {
     cfg.route("/dashboard", web::get().to(dashboard))
         .route("/reports", web::get().to(reports))
         .service(
@@ -136,5 +142,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 ))
                 .route("/area", web::get().to(scoped)),
         )
-        .service(web::scope("/billing").configure(octany_actix::routes::<TestUser>));
+        .service(octany.scope::<TestUser>());
 }

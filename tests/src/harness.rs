@@ -2,10 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use octany_actix::config::Secret;
-use octany_actix::fake::{FakeOctany, php_json_encode};
+use octany_actix::fake::{FakeOctany, php_json_encode, sign};
 use octany_actix::sync::{Listeners, SyncOptions, Syncer};
 use octany_actix::webhook::WebhookReceiver;
-use octany_actix::webhook::signature::sign;
 use serde_json::{Value, json};
 
 use crate::TestDb;
@@ -14,6 +13,7 @@ use crate::TestDb;
 pub const SECRET: &str = "test-secret-0123456789abcdefghij";
 
 /// A database, a fake Octany, and the syncer and receiver between them.
+#[derive(Debug)]
 pub struct Harness {
     /// The test's own database.
     pub db: TestDb,
@@ -88,14 +88,14 @@ pub fn order_json(id: u64, reference: &str, state: &str) -> Value {
 pub fn envelope(delivery: u64, name: &str, created_at: DateTime<Utc>, data: Value) -> Value {
     json!({
         "id": delivery, "name": name, "account": 1042,
-        "created_at": octany_actix::model::format_timestamp(&created_at), "data": data
+        "created_at": created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, false), "data": data
     })
 }
 
 /// The bytes Octany would send (PHP's `json_encode`) and their signature.
 pub fn signed(envelope: &Value) -> (Vec<u8>, String) {
     let body = php_json_encode(envelope);
-    let signature = sign(&Secret::new(SECRET), &body);
+    let signature = sign(SECRET, &body);
     (body, signature)
 }
 

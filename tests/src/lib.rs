@@ -42,6 +42,7 @@ impl Backend {
 }
 
 /// A database of one test's own, dropped when the test has passed.
+#[derive(Debug)]
 pub struct TestDb {
     /// The connection.
     pub conn: DatabaseConnection,

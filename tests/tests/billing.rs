@@ -74,7 +74,7 @@ macro_rules! started {
         let app = actix_test::init_service(
             App::new()
                 .app_data(web::Data::new(octany.clone()))
-                .configure(configure),
+                .configure(configure(&octany)),
         )
         .await;
         (fake, octany, app)
@@ -284,8 +284,8 @@ db_test!(
         let uncached = octany_actix_tests::app::octany(&db, &fake, Duration::ZERO);
         let down = actix_test::init_service(
             App::new()
-                .app_data(web::Data::new(uncached))
-                .configure(configure),
+                .app_data(web::Data::new(uncached.clone()))
+                .configure(configure(&uncached)),
         )
         .await;
         for path in paths {
@@ -319,8 +319,11 @@ db_test!(
         assert!(url.as_str().contains("referenceId=user%3A7"));
         let pending = billing.pending_checkout().await.unwrap().unwrap();
         assert_eq!(
-            (pending.product_id, pending.status.as_str()),
-            (1225, "pending")
+            (pending.product_id, pending.status),
+            (
+                1225,
+                octany_actix::entity::checkout::CheckoutStatus::Pending
+            )
         );
 
         fake.checkout(1225, &buyer(7), CheckoutOutcome::Trial)
@@ -568,8 +571,14 @@ db_test!(
 
 #[tokio::test]
 async fn a_missing_registration_says_how_to_fix_it() {
-    let app = actix_test::init_service(App::new().configure(configure)).await;
-    let answer = call(&app, "GET", "/billing/status", Some(1), false).await;
+    let db = TestDb::migrated(octany_actix_tests::Backend::Sqlite).await;
+    let fake = fake().await;
+    let octany = octany(&db, &fake, Duration::from_secs(5));
+    // The billing scope carries its Octany; a guard outside it needs the App's.
+    let app = actix_test::init_service(App::new().configure(configure(&octany))).await;
+    let status = call(&app, "GET", "/billing/status", Some(1), false).await;
+    assert_eq!(status.status, 200, "{}", status.body);
+    let answer = call(&app, "GET", "/dashboard", Some(1), false).await;
     assert_eq!(answer.status, 500);
     assert!(
         answer.body["message"]
@@ -585,8 +594,7 @@ async fn a_missing_registration_says_how_to_fix_it() {
             .unwrap()
             .contains("inside a scope")
     );
-    let guarded = call(&app, "GET", "/dashboard", Some(1), false).await;
-    assert_eq!(guarded.status, 500);
+    fake.stop().await;
 }
 
 #[tokio::test]
@@ -594,9 +602,17 @@ async fn no_webhook_secret_refuses_to_build() {
     let db = TestDb::new(octany_actix_tests::Backend::Sqlite).await;
     let fake = fake().await;
     let refused = Octany::builder(fake.config(), db.conn.clone())
+        .public_base_url("https://app.example.com")
         .build()
         .unwrap_err();
     assert!(refused.to_string().contains("OCTANY_WEBHOOK_SECRET"));
+    let nowhere = Octany::builder(fake.config().with_webhook_secret(SECRET), db.conn.clone())
+        .build()
+        .unwrap_err();
+    assert!(
+        nowhere.to_string().contains("public_base_url"),
+        "the public URL is required, not defaulted: {nowhere}"
+    );
     let insecure_url = Octany::builder(fake.config().with_webhook_secret(SECRET), db.conn.clone())
         .public_base_url("http://app.example.com")
         .build()

@@ -151,8 +151,9 @@ db_test!(
         });
         let app_octany: Octany = octany(&db, &fake, Duration::from_secs(5));
         let data = web::Data::new(app_octany.clone());
+        let routes = configure(&app_octany);
         let server =
-            HttpServer::new(move || App::new().app_data(data.clone()).configure(configure))
+            HttpServer::new(move || App::new().app_data(data.clone()).configure(routes.clone()))
                 .workers(2)
                 .disable_signals()
                 .bind(("127.0.0.1", 0))

@@ -1,13 +1,14 @@
 //! The one sync path on every backend, against the fake Octany: polling
 //! alone converges, polls and webhooks agree, nothing goes backwards.
 
+use octany_actix::billing::CheckoutOptions;
 use octany_actix::entity::{checkout, order, product, subscription};
 use octany_actix::fake::{CheckoutOutcome, CheckoutParams};
-use octany_actix::model::{AccessPolicy, Entitlement, SubscriptionId};
+use octany_actix::model::{AccessPolicy, Entitlement, ProductId, SubscriptionId};
 use octany_actix::sync::BackfillOptions;
 use octany_actix::webhook::Received;
 use octany_actix_tests::harness::*;
-use octany_actix_tests::sea_orm::{ActiveValue::Set, EntityTrait, PaginatorTrait};
+use octany_actix_tests::sea_orm::{EntityTrait, PaginatorTrait};
 use octany_actix_tests::{TestDb, db_test};
 
 fn buyer(reference: &str) -> CheckoutParams {
@@ -18,28 +19,25 @@ fn buyer(reference: &str) -> CheckoutParams {
     }
 }
 
-/// Records a pending checkout intent, as the checkout route does.
-async fn pending_checkout(
-    h: &Harness,
-    id: &str,
-    billable: &str,
-    product: i64,
-    now: chrono::DateTime<chrono::Utc>,
-) {
-    checkout::Entity::insert(checkout::ActiveModel {
-        id: Set(id.into()),
-        billable_ref: Set(billable.into()),
-        product_id: Set(product),
-        status: Set(checkout::PENDING.into()),
-        subscription_id: Set(None),
-        order_id: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-        completed_at: Set(None),
-    })
-    .exec_without_returning(&h.db.conn)
-    .await
-    .unwrap();
+/// Opens a checkout for user `user` and `product` through the billing
+/// handle, as the checkout route does; the intent's id.
+async fn pending_checkout(h: &Harness, user: i64, product: i64) -> String {
+    let octany = octany_actix_tests::app::octany(&h.db, &h.fake, std::time::Duration::ZERO);
+    let url = octany
+        .billing(&octany_actix_tests::app::TestUser::new(user))
+        .checkout_url_for(ProductId(product), CheckoutOptions::default())
+        .await
+        .unwrap();
+    let success = url
+        .query_pairs()
+        .find(|(k, _)| k == "successUrl")
+        .map(|(_, v)| url::Url::parse(&v).unwrap())
+        .unwrap();
+    success
+        .query_pairs()
+        .find(|(k, _)| k == "checkout")
+        .map(|(_, v)| v.into_owned())
+        .unwrap()
 }
 
 async fn row(h: &Harness, id: &str) -> subscription::Model {
@@ -236,8 +234,7 @@ db_test!(
 db_test!(
     async fn a_checkout_intent_completes_when_its_subscription_appears(db: TestDb) {
         let h = Harness::new(db).await;
-        let now = h.fake.now();
-        pending_checkout(&h, "c-1", "user:5", 1225, now).await;
+        let intent_id = pending_checkout(&h, 5, 1225).await;
         let sub = h
             .fake
             .checkout(1225, &buyer("user:5"), CheckoutOutcome::Invoice)
@@ -248,12 +245,12 @@ db_test!(
             .sync_billable_subscriptions("user:5")
             .await
             .unwrap();
-        let intent = checkout::Entity::find_by_id("c-1")
+        let intent = checkout::Entity::find_by_id(intent_id.as_str())
             .one(&h.db.conn)
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(intent.status, checkout::COMPLETED);
+        assert_eq!(intent.status, checkout::CheckoutStatus::Completed);
         assert_eq!(intent.subscription_id, Some(sub.id.to_string()));
         assert_eq!(
             row(&h, &sub.id.to_string()).await.status,
@@ -267,17 +264,16 @@ db_test!(
 db_test!(
     async fn old_pending_checkouts_are_abandoned_by_the_reconcile(db: TestDb) {
         let h = Harness::new(db).await;
-        let now = h.fake.now();
-        pending_checkout(&h, "c-2", "user:6", 1227, now).await;
+        let intent_id = pending_checkout(&h, 6, 1227).await;
         assert_eq!(h.syncer.reconcile().await.unwrap().abandoned, 0);
         h.fake.advance_days(2);
         assert_eq!(h.syncer.reconcile().await.unwrap().abandoned, 1);
-        let intent = checkout::Entity::find_by_id("c-2")
+        let intent = checkout::Entity::find_by_id(intent_id.as_str())
             .one(&h.db.conn)
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(intent.status, checkout::ABANDONED);
+        assert_eq!(intent.status, checkout::CheckoutStatus::Abandoned);
         h.finish().await
     }
 );

@@ -4,10 +4,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use actix_web::{App, test as actix_test, web};
+use actix_web::{App, test as actix_test};
+use octany_actix::Octany;
 use octany_actix::entity::{order, product, subscription, webhook_delivery};
 use octany_actix::sync::{BillingEvent, Listeners};
-use octany_actix::webhook::{Received, WebhookError, handle};
+use octany_actix::webhook::{Received, WebhookError};
+use octany_actix_tests::app::TestUser;
 use octany_actix_tests::harness::*;
 use octany_actix_tests::sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait, Statement};
 use octany_actix_tests::{TestDb, db_test};
@@ -328,12 +330,8 @@ db_test!(
 db_test!(
     async fn signature_failures_are_401_and_write_nothing(db: TestDb) {
         let h = Harness::new(db).await;
-        let app = actix_test::init_service(
-            App::new()
-                .app_data(web::Data::new(h.receiver.clone()))
-                .route("/billing/webhook", web::post().to(handle)),
-        )
-        .await;
+        let octany = octany_actix_tests::app::octany(&h.db, &h.fake, std::time::Duration::ZERO);
+        let app = actix_test::init_service(App::new().service(octany.scope::<TestUser>())).await;
         let (body, signature) = signed(&envelope(
             1,
             "subscription.created",
@@ -343,10 +341,7 @@ db_test!(
         let mut tampered = body.clone();
         let at_price = tampered.windows(4).position(|w| w == b"9900").unwrap();
         tampered[at_price] = b'1';
-        let wrong_secret = octany_actix::webhook::signature::sign(
-            &octany_actix::config::Secret::new("another-secret"),
-            &body,
-        );
+        let wrong_secret = octany_actix::fake::sign("another-secret", &body);
         let cases: Vec<(&str, Vec<u8>, Option<String>)> = vec![
             ("bad signature", body.clone(), Some("deadbeef".into())),
             ("tampered body", tampered, Some(signature.clone())),
@@ -388,13 +383,15 @@ db_test!(
 db_test!(
     async fn over_the_limit_is_413_and_malformed_is_400(db: TestDb) {
         let h = Harness::new(db).await;
-        let receiver = h.receiver.clone().with_body_limit(512);
-        let app = actix_test::init_service(
-            App::new()
-                .app_data(web::Data::new(receiver))
-                .route("/billing/webhook", web::post().to(handle)),
+        let octany = Octany::builder(
+            h.fake.config().with_webhook_secret(SECRET),
+            h.db.conn.clone(),
         )
-        .await;
+        .public_base_url("http://localhost:8080")
+        .webhook_body_limit(512)
+        .build()
+        .unwrap();
+        let app = actix_test::init_service(App::new().service(octany.scope::<TestUser>())).await;
         let (big, signature) = signed(&envelope(
             1,
             "subscription.created",
@@ -413,10 +410,7 @@ db_test!(
         .await;
         assert_eq!(response.status(), 413);
         let garbage = b"{not json".to_vec();
-        let signature = octany_actix::webhook::signature::sign(
-            &octany_actix::config::Secret::new(SECRET),
-            &garbage,
-        );
+        let signature = octany_actix::fake::sign(SECRET, &garbage);
         let response = actix_test::call_service(
             &app,
             actix_test::TestRequest::post()

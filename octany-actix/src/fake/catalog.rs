@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Product, ProductGroup, ProductId};
+use crate::domain::model::{Product, ProductGroup, ProductId};
 
 /// A product of the fake's catalog.
 ///

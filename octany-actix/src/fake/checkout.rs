@@ -11,7 +11,7 @@ use chrono::DateTime;
 use super::Shared;
 use super::catalog::FakeProduct;
 use super::state::{CheckoutOutcome, CheckoutParams, CheckoutResult, Refusal};
-use crate::api::is_acceptable_success_url;
+use crate::client::is_acceptable_success_url;
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/checkout/{account}/product/{product}", web::get().to(page))

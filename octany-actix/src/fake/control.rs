@@ -17,8 +17,8 @@ use super::checkout::money;
 use super::deliveries::DeliveryRecord;
 use super::faults::Faults;
 use super::state::{Refusal, State};
-use crate::clock::Clock;
-use crate::model::format_timestamp;
+use crate::domain::clock::Clock;
+use crate::domain::model::format_timestamp;
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(

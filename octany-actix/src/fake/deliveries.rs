@@ -10,9 +10,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::{Notify, mpsc};
 
-use crate::clock::SharedClock;
-use crate::config::Secret;
-use crate::webhook::signature::{SIGNATURE_HEADER, sign};
+use super::php_json::sign;
+use crate::domain::clock::SharedClock;
+use crate::domain::config::Secret;
+use crate::mirror::webhook::SIGNATURE_HEADER;
 
 /// How the fake retries a delivery the endpoint did not accept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -124,7 +125,7 @@ impl Log {
 }
 
 impl Dispatcher {
-    pub fn start(clock: SharedClock, policy: DeliveryPolicy) -> Self {
+    pub(super) fn start(clock: SharedClock, policy: DeliveryPolicy) -> Self {
         crate::install_crypto_provider();
         let http = reqwest::Client::builder()
             .user_agent("Octany/1.0")
@@ -178,7 +179,7 @@ impl Dispatcher {
     }
 
     /// Logs a delivery and queues it (or logs it dropped).
-    pub fn enqueue(&self, record: DeliveryRecord, jobs: Vec<Job>) {
+    pub(super) fn enqueue(&self, record: DeliveryRecord, jobs: Vec<Job>) {
         let mut log = self.inner.log.lock().expect("lock");
         let position = log.records.len();
         log.index.insert(record.delivery_id.clone(), position);
@@ -192,21 +193,21 @@ impl Dispatcher {
         }
     }
 
-    pub fn records(&self) -> Vec<DeliveryRecord> {
+    pub(super) fn records(&self) -> Vec<DeliveryRecord> {
         self.inner.log.lock().expect("lock").records.clone()
     }
 
-    pub fn set_policy(&self, policy: DeliveryPolicy) {
+    pub(super) fn set_policy(&self, policy: DeliveryPolicy) {
         *self.inner.policy.lock().expect("lock") = policy;
     }
 
     /// Holds new deliveries to `endpoint` until released.
-    pub fn pause(&self, endpoint: u64) {
+    pub(super) fn pause(&self, endpoint: u64) {
         self.inner.paused.lock().expect("lock").insert(endpoint);
     }
 
     /// Sends every held delivery of `endpoint`, in the order they were held.
-    pub fn release(&self, endpoint: u64) {
+    pub(super) fn release(&self, endpoint: u64) {
         self.inner.paused.lock().expect("lock").remove(&endpoint);
         let mut held = self.inner.held.lock().expect("lock");
         let (release, keep): (Vec<Job>, Vec<Job>) =
@@ -225,7 +226,7 @@ impl Dispatcher {
 
     /// Waits until no delivery is queued, being sent, or waiting for a retry
     /// (held deliveries of paused endpoints do not count).
-    pub async fn settled(&self) {
+    pub(super) async fn settled(&self) {
         loop {
             let notified = self.inner.idle.notified();
             tokio::pin!(notified);
@@ -288,7 +289,7 @@ impl Inner {
 
     async fn attempt_inner(&self, job: &Job) -> bool {
         let timeout = self.policy.lock().expect("lock").timeout;
-        let signature = sign(&job.secret, &job.body);
+        let signature = sign(job.secret.expose(), &job.body);
         let started = Instant::now();
         let at = self.clock.now();
         let sent = self

@@ -44,14 +44,14 @@ use rand::Rng;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::clock::{Clock, ManualClock, SharedClock, SystemClock};
-use crate::config::OctanyConfig;
-use crate::model::{Order, OrderId, Subscription, SubscriptionId, format_timestamp};
+use crate::domain::clock::{Clock, ManualClock, SharedClock, SystemClock};
+use crate::domain::config::OctanyConfig;
+use crate::domain::model::{Order, OrderId, Subscription, SubscriptionId, format_timestamp};
 
 pub use catalog::{FakeProduct, FakeProductGroup, sample_catalog};
 pub use deliveries::{DeliveryAttempt, DeliveryPolicy, DeliveryRecord, DeliveryStatus};
 pub use faults::Faults;
-pub use php_json::php_json_encode;
+pub use php_json::{php_json_encode, sign};
 pub use state::{
     CheckoutOutcome, CheckoutParams, CheckoutResult, FakeAccount, FakeEndpoint, FakeOrder,
     FakeSubscription, LifeCycle, Refusal,
@@ -159,7 +159,7 @@ impl Shared {
                         delivery_id: id.to_string(),
                         endpoint_id: endpoint.id,
                         url: endpoint.url.clone(),
-                        secret: crate::config::Secret::new(endpoint.secret.clone()),
+                        secret: crate::domain::config::Secret::new(endpoint.secret.clone()),
                         body: body.clone(),
                         hold: (hold_ms > 0).then(|| Duration::from_millis(hold_ms)),
                     }
@@ -182,6 +182,7 @@ impl Clock for VirtualNow {
 
 /// Configures and starts a [`FakeOctany`].
 #[must_use]
+#[derive(Debug)]
 pub struct FakeOctanyBuilder {
     port: u16,
     now: DateTime<Utc>,
@@ -432,8 +433,8 @@ impl FakeOctany {
     }
 
     /// A client of this fake, on [`FakeOctany::app_clock`].
-    pub fn client(&self) -> crate::api::OctanyClient {
-        crate::api::OctanyClient::with_clock(self.config(), self.app_clock())
+    pub fn client(&self) -> crate::client::OctanyClient {
+        crate::client::OctanyClient::with_clock(self.config(), self.app_clock())
             .expect("the fake's client builds")
     }
 

@@ -43,6 +43,26 @@ pub fn php_json_encode<T: Serialize>(value: &T) -> Vec<u8> {
     out
 }
 
+/// The `Octany-Signature` of `body` under `secret`, as Octany's PHP makes
+/// it: `hash_hmac('sha256', $body, $secret)`, lowercase hex. The fake's own
+/// code, so the library's verification is tested against an independent
+/// signer.
+///
+/// ```
+/// // RFC 4231, test case 2.
+/// assert_eq!(
+///     octany_actix::fake::sign("Jefe", b"what do ya want for nothing?"),
+///     "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+/// );
+/// ```
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
+        .expect("HMAC takes keys of any length");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::catalog::{FakeProduct, FakeProductGroup};
 use super::faults::Faults;
-use crate::model::{
+use crate::domain::model::{
     BillingMethod, BillingMethodKind, Company, EventName, Order, OrderId, OrderItem, OrderState,
     Person, Product, ProductId, Subscription, SubscriptionId, SubscriptionStatus,
 };
@@ -314,7 +314,7 @@ fn days(n: u32) -> Duration {
 }
 
 impl State {
-    pub fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Self {
             accounts: Vec::new(),
             faults: Faults::default(),
@@ -331,11 +331,11 @@ impl State {
     }
 
     /// Re-seeds the random source of faults and secrets.
-    pub fn reseed(&mut self, seed: u64) {
+    pub(crate) fn reseed(&mut self, seed: u64) {
         self.rng = StdRng::seed_from_u64(seed);
     }
 
-    pub fn add_account(&mut self, uuid: Option<String>, api_key: Option<String>) -> usize {
+    pub(crate) fn add_account(&mut self, uuid: Option<String>, api_key: Option<String>) -> usize {
         let mut bytes = [0u8; 16];
         self.rng.fill(&mut bytes);
         let uuid = uuid.unwrap_or_else(|| {
@@ -358,7 +358,7 @@ impl State {
         self.accounts.len() - 1
     }
 
-    pub fn random_text(&mut self, len: usize) -> String {
+    pub(crate) fn random_text(&mut self, len: usize) -> String {
         const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
         (0..len)
             .map(|_| CHARS[self.rng.random_range(0..CHARS.len())] as char)
@@ -370,12 +370,12 @@ impl State {
         base + self.next_id
     }
 
-    pub fn delivery_id(&mut self) -> u64 {
+    pub(crate) fn delivery_id(&mut self) -> u64 {
         self.next_delivery += 1;
         self.next_delivery
     }
 
-    pub fn account_index(&self, uuid: &str) -> Option<usize> {
+    pub(crate) fn account_index(&self, uuid: &str) -> Option<usize> {
         self.accounts.iter().position(|a| a.uuid == uuid)
     }
 
@@ -400,7 +400,7 @@ impl State {
 
     // ---- views, as the REST API shows them ----
 
-    pub fn subscription_view(&self, account: usize, id: u64) -> Subscription {
+    pub(crate) fn subscription_view(&self, account: usize, id: u64) -> Subscription {
         let s = &self.accounts[account].subscriptions[&id];
         let portal = |what: &str| Some(format!("{}/_fake/portal/{}/{what}", self.base_url, s.id));
         Subscription {
@@ -424,7 +424,7 @@ impl State {
         }
     }
 
-    pub fn order_view(&self, account: usize, id: u64) -> Order {
+    pub(crate) fn order_view(&self, account: usize, id: u64) -> Order {
         let o = &self.accounts[account].orders[&id];
         let total: i64 = o.items.iter().map(|(_, _, q, p, _)| q * p).sum();
         let vat: i64 = o.items.iter().map(|(_, _, q, _, v)| q * v).sum();
@@ -458,7 +458,7 @@ impl State {
     // ---- the life cycle ----
 
     /// Applies every transition due at or before `now`, in time order.
-    pub fn tick(&mut self, now: DateTime<Utc>) {
+    pub(crate) fn tick(&mut self, now: DateTime<Utc>) {
         while let Some((at, account, due)) = self.next_due().filter(|(at, _, _)| *at <= now) {
             match due {
                 Due::Charge(id) => self.charge_period(account, id, at),
@@ -700,7 +700,7 @@ impl State {
         }
     }
 
-    pub fn checkout(
+    pub(crate) fn checkout(
         &mut self,
         account: usize,
         product_id: i64,
@@ -896,7 +896,7 @@ impl State {
             .ok_or(Refusal::NotFound)
     }
 
-    pub fn cancel(
+    pub(crate) fn cancel(
         &mut self,
         account: usize,
         id: u64,
@@ -927,7 +927,7 @@ impl State {
         Ok(self.subscription_view(account, id))
     }
 
-    pub fn swap(
+    pub(crate) fn swap(
         &mut self,
         account: usize,
         id: u64,
@@ -968,7 +968,7 @@ impl State {
         Ok(self.subscription_view(account, id))
     }
 
-    pub fn charge(
+    pub(crate) fn charge(
         &mut self,
         account: usize,
         id: u64,
@@ -1010,7 +1010,7 @@ impl State {
         Ok(self.order_view(account, order))
     }
 
-    pub fn subscribe_from(
+    pub(crate) fn subscribe_from(
         &mut self,
         account: usize,
         body: &Value,
@@ -1019,7 +1019,7 @@ impl State {
         if body["type"].as_str() != Some("from_subscription") {
             return Err(Refusal::invalid("type", "The selected type is invalid."));
         }
-        let source_id = crate::model::lenient::scalar_text(body["subscription_id"].clone())
+        let source_id = crate::domain::model::lenient::scalar_text(body["subscription_id"].clone())
             .and_then(|s| s.parse::<u64>().ok())
             .filter(|id| self.accounts[account].subscriptions.contains_key(id))
             .ok_or_else(|| {
@@ -1088,7 +1088,7 @@ impl State {
         Ok(self.subscription_view(account, id))
     }
 
-    pub fn update_product(
+    pub(crate) fn update_product(
         &mut self,
         account: usize,
         id: i64,
@@ -1124,7 +1124,7 @@ impl State {
         Ok(view)
     }
 
-    pub fn delete_product(
+    pub(crate) fn delete_product(
         &mut self,
         account: usize,
         id: i64,
@@ -1143,7 +1143,7 @@ impl State {
         Ok(())
     }
 
-    pub fn upsert_product_group(
+    pub(crate) fn upsert_product_group(
         &mut self,
         account: usize,
         group: FakeProductGroup,
@@ -1161,7 +1161,7 @@ impl State {
         self.emit(account, EventName::ProductGroupUpdated, json!(view), now);
     }
 
-    pub fn delete_product_group(
+    pub(crate) fn delete_product_group(
         &mut self,
         account: usize,
         id: i64,
@@ -1180,7 +1180,7 @@ impl State {
         Ok(())
     }
 
-    pub fn test_hook(&mut self, account: usize, now: DateTime<Utc>) {
+    pub(crate) fn test_hook(&mut self, account: usize, now: DateTime<Utc>) {
         self.emit(
             account,
             EventName::TestHook,
@@ -1189,7 +1189,7 @@ impl State {
         );
     }
 
-    pub fn add_endpoint(
+    pub(crate) fn add_endpoint(
         &mut self,
         account: usize,
         url: &str,
@@ -1212,7 +1212,7 @@ impl State {
 
     /// Creates `count` active subscriptions to `product` for `user:{first}`
     /// onwards, without events: for load tests and benchmarks.
-    pub fn seed_subscriptions(
+    pub(crate) fn seed_subscriptions(
         &mut self,
         account: usize,
         product: i64,
@@ -1257,7 +1257,7 @@ impl State {
         Ok(())
     }
 
-    pub fn set_card_failing(
+    pub(crate) fn set_card_failing(
         &mut self,
         account: usize,
         id: u64,
@@ -1269,7 +1269,7 @@ impl State {
 
     /// Whether this request is over the per-key limit; if so, the seconds
     /// until it may retry.
-    pub fn rate_limited(&mut self, key: &str, now: DateTime<Utc>) -> Option<u64> {
+    pub(crate) fn rate_limited(&mut self, key: &str, now: DateTime<Utc>) -> Option<u64> {
         let limit = self.faults.rate_limit_per_minute? as usize;
         let window = self.rate_windows.entry(key.to_owned()).or_default();
         while window
@@ -1288,7 +1288,7 @@ impl State {
     }
 
     /// A roll of the seeded dice: true with probability `share`.
-    pub fn roll(&mut self, share: f64) -> bool {
+    pub(crate) fn roll(&mut self, share: f64) -> bool {
         share > 0.0 && self.rng.random::<f64>() < share
     }
 }

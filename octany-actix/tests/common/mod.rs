@@ -8,11 +8,11 @@ use sha2::Sha256;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-pub const ACCOUNT: &str = "0b6f1a52-3c4d-4e5f-8a9b-0c1d2e3f4a5b";
-pub const KEY: &str = "fake-key-0123456789";
-pub const SECRET: &str = "whsec0123456789abcdef0123456789ab";
+pub(crate) const ACCOUNT: &str = "0b6f1a52-3c4d-4e5f-8a9b-0c1d2e3f4a5b";
+pub(crate) const KEY: &str = "fake-key-0123456789";
+pub(crate) const SECRET: &str = "whsec0123456789abcdef0123456789ab";
 
-pub async fn fake() -> FakeOctany {
+pub(crate) async fn fake() -> FakeOctany {
     FakeOctany::builder()
         .account(ACCOUNT, KEY)
         .sample_catalog()
@@ -22,7 +22,7 @@ pub async fn fake() -> FakeOctany {
 }
 
 /// A webhook endpoint that answers 200 and records what it receives.
-pub async fn hook_server() -> MockServer {
+pub(crate) async fn hook_server() -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/hook"))
@@ -33,7 +33,7 @@ pub async fn hook_server() -> MockServer {
 }
 
 /// A fake with an endpoint pointed at a fresh recording server.
-pub async fn fake_with_hooks() -> (FakeOctany, MockServer) {
+pub(crate) async fn fake_with_hooks() -> (FakeOctany, MockServer) {
     let hooks = hook_server().await;
     let fake = fake().await;
     fake.add_webhook_endpoint(&format!("{}/hook", hooks.uri()), Some(SECRET));
@@ -42,7 +42,7 @@ pub async fn fake_with_hooks() -> (FakeOctany, MockServer) {
 
 /// A delivery as the endpoint saw it.
 #[derive(Debug, Clone)]
-pub struct Received {
+pub(crate) struct Received {
     pub id: String,
     pub name: String,
     pub envelope: Value,
@@ -50,7 +50,7 @@ pub struct Received {
     pub signature: String,
 }
 
-pub async fn received(server: &MockServer) -> Vec<Received> {
+pub(crate) async fn received(server: &MockServer) -> Vec<Received> {
     server
         .received_requests()
         .await
@@ -74,12 +74,12 @@ pub async fn received(server: &MockServer) -> Vec<Received> {
         .collect()
 }
 
-pub async fn event_names(server: &MockServer) -> Vec<String> {
+pub(crate) async fn event_names(server: &MockServer) -> Vec<String> {
     received(server).await.into_iter().map(|r| r.name).collect()
 }
 
 /// Plain HMAC-SHA256, hex: independent of the library's own signer.
-pub fn hmac_hex(secret: &str, body: &[u8]) -> String {
+pub(crate) fn hmac_hex(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body);
     mac.finalize()
@@ -89,7 +89,7 @@ pub fn hmac_hex(secret: &str, body: &[u8]) -> String {
         .collect()
 }
 
-pub fn buyer(reference: &str) -> CheckoutParams {
+pub(crate) fn buyer(reference: &str) -> CheckoutParams {
     CheckoutParams {
         reference_id: Some(reference.into()),
         email: Some(format!("{}@example.com", reference.replace(':', "-"))),
@@ -100,7 +100,7 @@ pub fn buyer(reference: &str) -> CheckoutParams {
 }
 
 /// Buys Pro monthly (1225) by card for `reference`; returns the subscription id.
-pub fn subscribe(fake: &FakeOctany, reference: &str) -> String {
+pub(crate) fn subscribe(fake: &FakeOctany, reference: &str) -> String {
     fake.checkout(1225, &buyer(reference), CheckoutOutcome::Succeed)
         .expect("checkout succeeds")
         .subscription
@@ -109,7 +109,7 @@ pub fn subscribe(fake: &FakeOctany, reference: &str) -> String {
         .to_string()
 }
 
-pub fn http() -> reqwest::Client {
+pub(crate) fn http() -> reqwest::Client {
     octany_actix::install_crypto_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -118,11 +118,16 @@ pub fn http() -> reqwest::Client {
 }
 
 /// `METHOD {api_url}/api/{ACCOUNT}/{path}` with the key; returns status and JSON.
-pub async fn api(fake: &FakeOctany, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+pub(crate) async fn api(
+    fake: &FakeOctany,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     api_as(fake, ACCOUNT, KEY, method, path, body).await
 }
 
-pub async fn api_as(
+pub(crate) async fn api_as(
     fake: &FakeOctany,
     account: &str,
     key: &str,

@@ -1,0 +1,110 @@
+//! The Octany REST client (API.md sections 1 to 4, 7 and 9).
+//!
+//! One async method per endpoint, typed requests and responses, retries by
+//! [`RetryPolicy`], list-after-write for the two writes that create money
+//! movements, and a `tracing` span per request (method, path template,
+//! status, attempt, elapsed; never the key or personal data).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), octany_actix::OctanyError> {
+//! use futures_util::TryStreamExt;
+//! use octany_actix::client::{OctanyClient, SubscriptionFilter};
+//! use octany_actix::config::OctanyConfig;
+//!
+//! let client = OctanyClient::new(OctanyConfig::from_env()?)?;
+//! let mine: Vec<_> = client
+//!     .stream_subscriptions(SubscriptionFilter::reference_id("user:42"))
+//!     .try_collect()
+//!     .await?;
+//! # Ok(()) }
+//! ```
+
+mod checkout;
+mod error;
+mod orders;
+mod pacer;
+mod pagination;
+mod products;
+mod retry;
+mod subscriptions;
+mod transport;
+mod webhooks;
+
+use std::sync::Arc;
+
+use crate::domain::clock::{SharedClock, SystemClock};
+use crate::domain::config::OctanyConfig;
+
+pub use crate::domain::limits::{RateLimit, RetryPolicy};
+pub use checkout::CheckoutRequest;
+pub(crate) use checkout::is_acceptable_success_url;
+pub use error::OctanyError;
+pub(crate) use error::Result;
+pub use orders::NewOrder;
+pub use pagination::{Page, Pagination};
+pub use products::ProductUpdate;
+pub use subscriptions::{NewSubscription, SubscriptionFilter};
+pub use webhooks::WebhookEndpoint;
+
+/// A client for one Octany account. Cheap to clone (it is an `Arc`).
+#[derive(Clone, Debug)]
+pub struct OctanyClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    config: OctanyConfig,
+    base: url::Url,
+    clock: SharedClock,
+    pacer: Option<pacer::Pacer>,
+}
+
+impl OctanyClient {
+    /// A client on the system clock.
+    pub fn new(config: OctanyConfig) -> Result<Self> {
+        Self::with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// A client whose back-off waits and retry deadlines run on `clock`.
+    pub fn with_clock(config: OctanyConfig, clock: SharedClock) -> Result<Self> {
+        install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("octany-actix/", env!("CARGO_PKG_VERSION")))
+            .timeout(config.request_timeout())
+            .connect_timeout(config.connect_timeout())
+            .build()
+            .map_err(|source| crate::client::OctanyError::Transport {
+                attempts: 0,
+                source,
+            })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                base: config.api_base(),
+                pacer: config.rate_limit().map(pacer::Pacer::new),
+                http,
+                config,
+                clock,
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &OctanyConfig {
+        &self.inner.config
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.clock
+    }
+}
+
+/// Installs rustls' ring provider once per process, so that every TLS user
+/// in the process (this client, sqlx) agrees on one; a provider already
+/// installed by the host is kept. Every client constructor calls it; call it
+/// yourself before building other rustls clients.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,272 @@
+use chrono::{DateTime, Utc};
+
+use super::SubscriptionStatus;
+use crate::domain::clock::Clock;
+
+/// What the guard allows beyond Octany's own rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessPolicy {
+    /// Keep access while a renewal is `delayed` (Octany retrying a failed
+    /// charge), as Laravel Cashier does for past-due. Off by default.
+    pub delayed_keeps_access: bool,
+    /// How long past `renews_at` a subscription keeps access with no
+    /// renewal seen (webhooks may be late or lost); after that it waits for
+    /// a sync to confirm it. `None` trusts `renews_at` forever. Default 2 days.
+    pub renewal_grace: Option<std::time::Duration>,
+}
+
+impl Default for AccessPolicy {
+    fn default() -> Self {
+        Self {
+            delayed_keeps_access: false,
+            renewal_grace: Some(std::time::Duration::from_secs(2 * 86_400)),
+        }
+    }
+}
+
+/// The entitlement rules of API.md section 6, for anything that has a
+/// status and an end date: a [`Subscription`](super::Subscription) from
+/// the API, or a row of the local mirror.
+///
+/// Every question takes a [`Clock`]: "now" is never read inline.
+///
+/// ```
+/// use octany_actix::clock::ManualClock;
+/// use octany_actix::model::{AccessPolicy, Entitlement, SubscriptionStatus};
+/// use chrono::{DateTime, Utc};
+///
+/// struct Row { status: SubscriptionStatus, ends_at: Option<DateTime<Utc>> }
+/// impl Entitlement for Row {
+///     fn status(&self) -> SubscriptionStatus { self.status.clone() }
+///     fn ends_at(&self) -> Option<DateTime<Utc>> { self.ends_at }
+/// }
+///
+/// let clock = ManualClock::at("2026-06-01T00:00:00Z".parse().unwrap());
+/// let row = Row {
+///     status: SubscriptionStatus::Cancelled,
+///     ends_at: Some("2026-06-30T00:00:00Z".parse().unwrap()),
+/// };
+/// assert!(!row.is_paying(&clock));
+/// assert!(row.on_grace_period(&clock));
+/// assert!(row.has_access(&clock, AccessPolicy::default()));
+/// ```
+pub trait Entitlement {
+    /// The status.
+    fn status(&self) -> SubscriptionStatus;
+
+    /// When it ends, if it does.
+    fn ends_at(&self) -> Option<DateTime<Utc>>;
+
+    /// When it renews next, if known.
+    fn renews_at(&self) -> Option<DateTime<Utc>> {
+        None
+    }
+
+    /// Whether a renewal was due more than the policy's grace ago and has
+    /// not been seen: such a state is stale until a sync confirms it.
+    fn renewal_overdue(&self, clock: &dyn Clock, policy: AccessPolicy) -> bool {
+        match (self.renews_at(), policy.renewal_grace) {
+            (Some(due), Some(grace)) => {
+                let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+                due.checked_add_signed(grace)
+                    .is_some_and(|limit| limit < clock.now())
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether `ends_at` is still ahead (or there is none).
+    #[doc(hidden)]
+    fn runs_at(&self, now: DateTime<Utc>) -> bool {
+        self.ends_at().is_none_or(|end| end > now)
+    }
+
+    /// Octany's own rule: `active` or `trialing`, and not past `ends_at`.
+    fn is_paying(&self, clock: &dyn Clock) -> bool {
+        matches!(
+            self.status(),
+            SubscriptionStatus::Active | SubscriptionStatus::Trialing
+        ) && self.runs_at(clock.now())
+    }
+
+    /// In a free trial that has not ended.
+    fn on_trial(&self, clock: &dyn Clock) -> bool {
+        self.status() == SubscriptionStatus::Trialing && self.runs_at(clock.now())
+    }
+
+    /// Cancelled, but paid until an `ends_at` still ahead.
+    fn on_grace_period(&self, clock: &dyn Clock) -> bool {
+        self.status() == SubscriptionStatus::Cancelled
+            && self.ends_at().is_some_and(|end| end > clock.now())
+    }
+
+    /// What the guard checks: paying, or on a grace period; and, when the
+    /// policy says so, `delayed` (until `ends_at`, if one is set). An
+    /// unknown status never grants access and is logged.
+    fn has_access(&self, clock: &dyn Clock, policy: AccessPolicy) -> bool {
+        if let SubscriptionStatus::Unknown(status) = self.status() {
+            tracing::warn!(status = %status, "unknown subscription status; denying access");
+            return false;
+        }
+        if self.renewal_overdue(clock, policy) {
+            return false;
+        }
+        self.is_paying(clock)
+            || self.on_grace_period(clock)
+            || (policy.delayed_keeps_access
+                && self.status() == SubscriptionStatus::Delayed
+                && self.runs_at(clock.now()))
+    }
+
+    /// Over for good: `expired` or `unpaid`, or past its `ends_at`.
+    fn has_ended(&self, clock: &dyn Clock) -> bool {
+        matches!(
+            self.status(),
+            SubscriptionStatus::Expired | SubscriptionStatus::Unpaid
+        ) || self.ends_at().is_some_and(|end| end <= clock.now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::clock::ManualClock;
+
+    struct Row(SubscriptionStatus, Option<DateTime<Utc>>);
+    impl Entitlement for Row {
+        fn status(&self) -> SubscriptionStatus {
+            self.0.clone()
+        }
+        fn ends_at(&self) -> Option<DateTime<Utc>> {
+            self.1
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2026-06-01T12:00:00Z".parse().unwrap()
+    }
+
+    /// `ends_at` at each edge: none, past, exactly now, future.
+    fn ends() -> [(&'static str, Option<DateTime<Utc>>); 4] {
+        let now = now();
+        [
+            ("none", None),
+            ("past", Some(now - chrono::Duration::seconds(1))),
+            ("now", Some(now)),
+            ("future", Some(now + chrono::Duration::seconds(1))),
+        ]
+    }
+
+    /// (status, ends_at) -> expected (paying, trial, grace, access, access with delayed, ended)
+    fn expected(status: &SubscriptionStatus, end: &str) -> [bool; 6] {
+        use SubscriptionStatus as S;
+        let runs = matches!(end, "none" | "future");
+        let passed = matches!(end, "past" | "now");
+        let paying = matches!(status, S::Active | S::Trialing) && runs;
+        let trial = *status == S::Trialing && runs;
+        let grace = *status == S::Cancelled && end == "future";
+        let access = paying || grace;
+        let delayed = access || (*status == S::Delayed && runs);
+        let ended = matches!(status, S::Expired | S::Unpaid) || passed;
+        [paying, trial, grace, access, delayed, ended]
+    }
+
+    #[test]
+    fn every_status_at_every_ends_at_edge() {
+        let clock = ManualClock::at(now());
+        let mut statuses = SubscriptionStatus::KNOWN.to_vec();
+        statuses.push(SubscriptionStatus::Unknown("paused".into()));
+        let mut checked = 0;
+        for status in &statuses {
+            for (label, end) in ends() {
+                let row = Row(status.clone(), end);
+                let got = [
+                    row.is_paying(&clock),
+                    row.on_trial(&clock),
+                    row.on_grace_period(&clock),
+                    row.has_access(&clock, AccessPolicy::default()),
+                    row.has_access(
+                        &clock,
+                        AccessPolicy {
+                            delayed_keeps_access: true,
+                            ..AccessPolicy::default()
+                        },
+                    ),
+                    row.has_ended(&clock),
+                ];
+                assert_eq!(
+                    got,
+                    expected(status, label),
+                    "{status} with ends_at {label}"
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 9 * 4);
+    }
+
+    struct Renewing(DateTime<Utc>);
+    impl Entitlement for Renewing {
+        fn status(&self) -> SubscriptionStatus {
+            SubscriptionStatus::Active
+        }
+        fn ends_at(&self) -> Option<DateTime<Utc>> {
+            None
+        }
+        fn renews_at(&self) -> Option<DateTime<Utc>> {
+            Some(self.0)
+        }
+    }
+
+    #[test]
+    fn an_overdue_renewal_stops_access_after_the_grace() {
+        let clock = ManualClock::at(now());
+        let policy = AccessPolicy::default();
+        let one_day_late = Renewing(now() - chrono::Duration::days(1));
+        assert!(
+            one_day_late.has_access(&clock, policy),
+            "within the 2-day grace"
+        );
+        let three_days_late = Renewing(now() - chrono::Duration::days(3));
+        assert!(!three_days_late.has_access(&clock, policy));
+        assert!(
+            three_days_late.is_paying(&clock),
+            "Octany's own rule is untouched"
+        );
+        let trusting = AccessPolicy {
+            renewal_grace: None,
+            ..policy
+        };
+        assert!(three_days_late.has_access(&clock, trusting));
+    }
+
+    #[test]
+    fn spot_checks_of_the_rules() {
+        let clock = ManualClock::at(now());
+        let future = Some(now() + chrono::Duration::days(3));
+        // Octany: `cancelled` does not mean revoke access; look at ends_at.
+        assert!(
+            Row(SubscriptionStatus::Cancelled, future).has_access(&clock, AccessPolicy::default())
+        );
+        // A cancelled subscription with no end date is not a grace period.
+        assert!(
+            !Row(SubscriptionStatus::Cancelled, None).has_access(&clock, AccessPolicy::default())
+        );
+        // delayed: no access unless opted in.
+        assert!(
+            !Row(SubscriptionStatus::Delayed, None).has_access(&clock, AccessPolicy::default())
+        );
+        // pending and future_start never grant access.
+        assert!(
+            !Row(SubscriptionStatus::Pending, None).has_access(&clock, AccessPolicy::default())
+        );
+        assert!(
+            !Row(SubscriptionStatus::FutureStart, None).has_access(&clock, AccessPolicy::default())
+        );
+        // Moving the clock past ends_at ends the grace period.
+        let row = Row(SubscriptionStatus::Cancelled, future);
+        clock.advance(std::time::Duration::from_secs(3 * 86_400));
+        assert!(!row.on_grace_period(&clock));
+        assert!(row.has_ended(&clock));
+    }
+}

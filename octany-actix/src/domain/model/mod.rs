@@ -1,0 +1,24 @@
+//! Octany's resources as Rust types (API.md sections 5, 6 and 8).
+//!
+//! Parsing is as lenient as Octany is: unknown fields are ignored, unknown
+//! statuses and states are kept as [`SubscriptionStatus::Unknown`] and
+//! friends, ids parse from a number or a string, `person.phone` may be
+//! `false`, an item's `quantity` may be a string.
+
+pub(crate) mod lenient;
+
+mod billing_method;
+mod entitlement;
+mod order;
+mod product;
+mod subscription;
+mod webhook;
+
+pub use billing_method::{Address, BillingMethod, BillingMethodKind, Company, Person};
+pub use entitlement::{AccessPolicy, Entitlement};
+pub(crate) use lenient::format_timestamp;
+pub use order::{Order, OrderId, OrderItem, OrderState};
+pub(crate) use product::ProductGroup;
+pub use product::{Product, ProductId};
+pub use subscription::{Subscription, SubscriptionId, SubscriptionStatus};
+pub(crate) use webhook::{EventName, WebhookEnvelope, WebhookEvent};

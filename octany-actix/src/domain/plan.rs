@@ -1,0 +1,71 @@
+//! Typed plans: a host enum whose variants are Octany products.
+
+use crate::domain::model::ProductId;
+
+/// A typed plan: a host enum whose variants are Octany products, so guards
+/// and checkout take plans by type, not by magic numbers. Derive it:
+///
+/// ```
+/// use octany_actix::Plan;
+///
+/// #[derive(Plan, Clone, Copy, Debug, PartialEq, Eq)]
+/// enum Pro {
+///     #[plan(product = 1225)]
+///     Monthly,
+///     #[plan(product = 1226, slug = "pro-yearly")]
+///     Yearly,
+/// }
+///
+/// assert_eq!(Pro::Monthly.slug(), "monthly");
+/// assert_eq!(Pro::from_slug("pro-yearly"), Some(Pro::Yearly));
+/// assert_eq!(Pro::from_product(octany_actix::model::ProductId(1225)), Some(Pro::Monthly));
+/// ```
+///
+/// A guard typed `RequireSubscription<User, Pro>` admits a subscriber to
+/// any plan of `Pro`.
+pub trait Plan: Copy + Send + Sync + 'static {
+    /// The Octany product this plan is.
+    fn product_id(&self) -> ProductId;
+
+    /// Its name in URLs (`/billing/checkout/{slug}`).
+    fn slug(&self) -> &'static str;
+
+    /// Every plan of the type.
+    fn all() -> &'static [Self];
+
+    /// The plan of a product, if it is one of these.
+    fn from_product(product: ProductId) -> Option<Self> {
+        Self::all()
+            .iter()
+            .copied()
+            .find(|p| p.product_id() == product)
+    }
+
+    /// The plan with this slug.
+    fn from_slug(slug: &str) -> Option<Self> {
+        Self::all().iter().copied().find(|p| p.slug() == slug)
+    }
+}
+
+/// The plan set of "any subscription at all": the default of
+/// [`RequireSubscription`](crate::web::guard::RequireSubscription).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnyPlan {}
+
+/// Whether a plan type admits a subscription's product.
+#[doc(hidden)]
+pub trait PlanSet: Send + Sync + 'static {
+    fn admits(product: Option<ProductId>) -> bool;
+}
+
+impl PlanSet for AnyPlan {
+    fn admits(_: Option<ProductId>) -> bool {
+        true
+    }
+}
+
+impl<P: Plan> PlanSet for P {
+    fn admits(product: Option<ProductId>) -> bool {
+        product.and_then(P::from_product).is_some()
+    }
+}

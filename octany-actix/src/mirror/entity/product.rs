@@ -1,0 +1,45 @@
+//! `octany_products`: the catalog cache.
+
+pub(crate) use self::table::ActiveModel;
+pub use self::table::{Column, Entity, Model};
+
+/// The sea-orm plumbing of the table (its active model, iterators and
+/// relation type): not part of the API.
+#[doc(hidden)]
+pub mod table {
+    use sea_orm::entity::prelude::*;
+    use serde::Serialize;
+
+    /// A cached product.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize)]
+    #[sea_orm(table_name = "octany_products")]
+    pub struct Model {
+        /// Octany's product id.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: i64,
+        /// Name.
+        pub name: String,
+        /// Kind (`recurring_donation`, ...).
+        pub kind: Option<String>,
+        /// `month`, `year`, ...; `None` for one-off.
+        pub interval: Option<String>,
+        /// Price, VAT excluded.
+        pub price: i64,
+        /// Currency.
+        pub currency: String,
+        /// VAT rate, percent times 100.
+        pub vat_rate: i64,
+        /// The whole product as last seen.
+        pub data: Json,
+        /// Octany's time of the stored state, microseconds since the epoch.
+        pub sync_mark: i64,
+        /// Last changed here (local time).
+        pub updated_at: DateTimeUtc,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -1,0 +1,383 @@
+//! One sync path from Octany into the host's database.
+//!
+//! Every way state arrives goes through [`Syncer`]: a webhook event, a poll
+//! of one billable or one subscription, the periodic reconcile, and the
+//! whole-account backfill. They share one unit of work, so the poll
+//! and the webhook cannot disagree, and duplicated, late or reordered
+//! deliveries cannot move a row backwards: each row keeps the instant, by
+//! Octany's clock, at which its state was true, and only a newer state
+//! replaces it.
+
+pub(crate) mod apply;
+mod backfill;
+mod events;
+pub(crate) mod lease;
+mod outbox;
+mod reconcile;
+mod unit;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{DatabaseConnection, DbErr};
+
+use crate::client::OctanyError;
+use crate::client::{OctanyClient, SubscriptionFilter};
+use crate::domain::clock::SharedClock;
+use crate::domain::model::{SubscriptionId, WebhookEnvelope, WebhookEvent};
+
+pub(crate) use apply::mark;
+pub use backfill::{BackfillOptions, BackfillProgress};
+pub use events::{BillingEvent, Event, Origin};
+pub use outbox::{ListenerError, Listeners};
+pub use reconcile::ReconcileReport;
+pub(crate) use unit::{Batch, Hook, Mark};
+
+/// Syncing failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// The database refused or is unreachable.
+    #[error(
+        "the billing mirror's database failed ({0}): check the connection and that the octany-actix migrations ran"
+    )]
+    Database(#[from] DbErr),
+    /// Octany failed.
+    #[error(transparent)]
+    Octany(#[from] OctanyError),
+    /// A known event's `data` did not parse.
+    #[error(
+        "the data of webhook event `{event}` cannot be read ({source}); the delivery is kept for replay"
+    )]
+    Payload {
+        /// The event name.
+        event: String,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// What a sync changed, and what it left to do after commit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// Billables whose mirrored state changed.
+    pub changed: BTreeSet<String>,
+    /// Subscriptions to re-fetch (two equally new states disagreed).
+    pub refetch: Vec<SubscriptionId>,
+    /// Subscriptions written.
+    pub subscriptions: u64,
+    /// Orders written.
+    pub orders: u64,
+    /// Outbox events to deliver after commit.
+    pub(crate) events: Vec<String>,
+}
+
+impl Effects {
+    fn merge(&mut self, other: Effects) {
+        self.changed.extend(other.changed);
+        self.refetch.extend(other.refetch);
+        self.subscriptions += other.subscriptions;
+        self.orders += other.orders;
+        self.events.extend(other.events);
+    }
+}
+
+/// Mirrors Octany into the host's database. Cheap to clone.
+///
+/// ```no_run
+/// # async fn demo(db: sea_orm::DatabaseConnection) -> Result<(), Box<dyn std::error::Error>> {
+/// use octany_actix::{sync::Syncer, OctanyClient, OctanyConfig};
+/// let syncer = Syncer::new(db, OctanyClient::new(OctanyConfig::from_env()?)?);
+/// syncer.sync_billable("user:42").await?;          // what the success page's poll does
+/// let _task = syncer.spawn_reconciler(std::time::Duration::from_secs(300));
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Syncer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: DatabaseConnection,
+    client: OctanyClient,
+    clock: SharedClock,
+    hooks: std::sync::RwLock<Vec<ChangeHook>>,
+    options: SyncOptions,
+    listeners: Listeners,
+    instance: String,
+}
+
+type ChangeHook = Arc<dyn Fn(&str) + Send + Sync>;
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Syncer")
+            .field("client", &self.client)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the syncer behaves.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SyncOptions {
+    /// Pending checkouts older than this are marked abandoned by
+    /// [`Syncer::reconcile`] (default 24 hours).
+    pub abandon_checkouts_after: std::time::Duration,
+    /// The host's code run once per billing event.
+    pub listeners: Listeners,
+}
+
+impl SyncOptions {
+    /// These options with `listeners` run once per billing event.
+    pub fn with_listeners(mut self, listeners: Listeners) -> Self {
+        self.listeners = listeners;
+        self
+    }
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        Self {
+            abandon_checkouts_after: std::time::Duration::from_secs(24 * 3600),
+            listeners: Listeners::new(),
+        }
+    }
+}
+
+impl Syncer {
+    /// A syncer writing to `db`, reading Octany through `client` and
+    /// taking "now" from the client's clock.
+    pub fn new(db: DatabaseConnection, client: OctanyClient) -> Self {
+        Self::with_options(db, client, SyncOptions::default())
+    }
+
+    /// [`Syncer::new`] with options.
+    pub fn with_options(
+        db: DatabaseConnection,
+        client: OctanyClient,
+        mut options: SyncOptions,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                clock: client.clock().clone(),
+                db,
+                client,
+                hooks: std::sync::RwLock::default(),
+                listeners: std::mem::take(&mut options.listeners),
+                options,
+                instance: uuid::Uuid::new_v4().simple().to_string(),
+            }),
+        }
+    }
+
+    /// The database.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.inner.db
+    }
+
+    /// The Octany client.
+    pub fn client(&self) -> &OctanyClient {
+        &self.inner.client
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.clock
+    }
+
+    /// This syncer's random instance id (the holder of its leases).
+    pub fn instance(&self) -> &str {
+        &self.inner.instance
+    }
+
+    pub(crate) fn listeners(&self) -> &Listeners {
+        &self.inner.listeners
+    }
+
+    /// Calls `hook` with each billable whose mirrored state a sync changed,
+    /// right after the change is committed (caches drop their entry here).
+    pub fn on_change(&self, hook: impl Fn(&str) + Send + Sync + 'static) {
+        self.inner
+            .hooks
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(hook));
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    /// Tells caches which billables changed.
+    fn notify(&self, effects: &Effects) {
+        let hooks = self
+            .inner
+            .hooks
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for billable in &effects.changed {
+            for hook in &hooks {
+                hook(billable);
+            }
+        }
+    }
+
+    /// The observations a webhook event carries, under its mark.
+    pub(crate) fn webhook_batch(envelope: &WebhookEnvelope) -> Result<Batch, SyncError> {
+        let event = envelope.event().map_err(|source| SyncError::Payload {
+            event: envelope.name.clone(),
+            source,
+        })?;
+        let mark = Mark::of(envelope.created_at);
+        let batch = Batch::default();
+        Ok(match event {
+            WebhookEvent::SubscriptionCreated(s)
+            | WebhookEvent::SubscriptionUpdated(s)
+            | WebhookEvent::SubscriptionRenewed(s)
+            | WebhookEvent::SubscriptionCancelled(s) => batch.subscription(s, mark),
+            WebhookEvent::OrderConfirmed(o) | WebhookEvent::OrderPaid(o) => {
+                batch.order(o, None, mark)
+            }
+            WebhookEvent::ProductUpdated(p) => batch.product(p, mark),
+            WebhookEvent::ProductDeleted(p) => batch.product_deleted(p, mark),
+            _ => batch,
+        })
+    }
+
+    /// Re-reads one subscription from Octany and writes it, as the
+    /// reconcile does. (An API read wins ties, so it never leaves anything
+    /// to re-fetch.)
+    pub async fn sync_subscription(&self, id: &SubscriptionId) -> Result<Effects, SyncError> {
+        self.sync_subscription_by(id, Origin::Reconcile).await
+    }
+
+    pub(crate) async fn sync_subscription_by(
+        &self,
+        id: &SubscriptionId,
+        origin: Origin,
+    ) -> Result<Effects, SyncError> {
+        let (s, date) = self.client().get_subscription_observed(id).await?;
+        self.ingest(Batch::default().subscription(s, Mark::of(date)), origin)
+            .await
+    }
+
+    /// Syncs the subscriptions of one billable (`filter[reference_id]`, all
+    /// pages): what the success page's poll and the status route run.
+    pub async fn sync_billable_subscriptions(&self, billable: &str) -> Result<Effects, SyncError> {
+        self.sync_billable_by(billable, false, Origin::Poll).await
+    }
+
+    /// Syncs one billable's subscriptions and their orders.
+    pub async fn sync_billable(&self, billable: &str) -> Result<Effects, SyncError> {
+        self.sync_billable_by(billable, true, Origin::Poll).await
+    }
+
+    async fn sync_billable_by(
+        &self,
+        billable: &str,
+        with_orders: bool,
+        origin: Origin,
+    ) -> Result<Effects, SyncError> {
+        let filter = SubscriptionFilter::reference_id(billable);
+        let mut effects = Effects::default();
+        let mut page_no = 1;
+        loop {
+            let page = self.client().list_subscriptions(&filter, page_no).await?;
+            let ids: Vec<SubscriptionId> = page.data.iter().map(|s| s.id.clone()).collect();
+            let mark = Mark::of(page.observed_at);
+            let more = page.has_next();
+            effects.merge(
+                self.ingest(Batch::default().subscriptions(page.data, mark), origin)
+                    .await?,
+            );
+            if with_orders {
+                for id in &ids {
+                    effects.merge(self.sync_orders_by(id, origin).await?);
+                }
+            }
+            if !more {
+                break;
+            }
+            page_no += 1;
+        }
+        Ok(effects)
+    }
+
+    /// Syncs every order of one subscription.
+    pub async fn sync_orders_of(&self, id: &SubscriptionId) -> Result<Effects, SyncError> {
+        self.sync_orders_by(id, Origin::Poll).await
+    }
+
+    pub(crate) async fn sync_orders_by(
+        &self,
+        id: &SubscriptionId,
+        origin: Origin,
+    ) -> Result<Effects, SyncError> {
+        let mut effects = Effects::default();
+        let mut page_no = 1;
+        loop {
+            let page = self
+                .client()
+                .list_subscription_orders(id, page_no, 100)
+                .await?;
+            let mark = Mark::of(page.observed_at);
+            let more = page.has_next();
+            let batch = page.data.into_iter().fold(Batch::default(), |batch, o| {
+                batch.order(o, Some(id.clone()), mark)
+            });
+            effects.merge(self.ingest(batch, origin).await?);
+            if !more {
+                break;
+            }
+            page_no += 1;
+        }
+        Ok(effects)
+    }
+
+    /// Refreshes the product cache, page by page.
+    pub async fn sync_products(&self) -> Result<u64, SyncError> {
+        let mut count = 0;
+        let mut page_no = 1;
+        loop {
+            let page = self.client().list_products(page_no).await?;
+            let mark = Mark::of(page.observed_at);
+            let more = page.has_next();
+            count += page.data.len() as u64;
+            let batch = page
+                .data
+                .into_iter()
+                .fold(Batch::default(), |batch, p| batch.product(p, mark));
+            self.ingest(batch, Origin::Reconcile).await?;
+            if !more {
+                return Ok(count);
+            }
+            page_no += 1;
+        }
+    }
+
+    /// Delivers the billing events that are due: never delivered (the
+    /// process that wrote them died before it could), or failed and due
+    /// for a retry. Returns how many were delivered to every listener.
+    /// The reconciler task runs it on every tick.
+    pub async fn deliver_due(&self) -> Result<u64, SyncError> {
+        let mut delivered = 0;
+        for id in outbox::due(self.db(), self.now(), 500).await? {
+            if self.deliver(&id).await? {
+                delivered += 1;
+            }
+        }
+        Ok(delivered)
+    }
+
+    async fn deliver(&self, id: &str) -> Result<bool, DbErr> {
+        outbox::deliver(self.db(), self.listeners(), id, self.instance(), || {
+            self.now()
+        })
+        .await
+    }
+}

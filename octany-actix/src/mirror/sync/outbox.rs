@@ -1,0 +1,305 @@
+//! The outbox: billing events written with the change, delivered after it.
+//!
+//! A unit of work writes its events to `octany_events` in its own
+//! transaction; after commit the syncer delivers them to the host's
+//! [`Listeners`]. Each delivery first claims the row for a while (a
+//! conditional `UPDATE`), so with several instances one runs it; each
+//! listener that succeeds is noted on the row and never run for it again;
+//! one that fails is retried later with a growing pause. Events whose
+//! delivery was cut off (the process died after commit) are picked up by
+//! [`Syncer::deliver_due`](super::Syncer::deliver_due), which the
+//! reconciler task runs on every tick.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+
+use super::events::{BillingEvent, Event, Origin};
+use super::mark;
+use crate::mirror::entity::event;
+
+/// What a listener may fail with.
+pub type ListenerError = Box<dyn std::error::Error + Send + Sync>;
+
+type Handler =
+    Arc<dyn Fn(Arc<Event>) -> BoxFuture<'static, Result<(), ListenerError>> + Send + Sync>;
+
+/// The host's code that runs once per billing event, after the change is
+/// committed, whichever path brought it.
+///
+/// Each listener has a name, unique among them and stable across releases:
+/// the outbox notes by name which listeners have handled an event, so a
+/// listener that succeeded is not run again when another one is retried.
+/// Delivery is at least once: a listener may see an event again only if
+/// the process died between the listener's success and its noting, so
+/// make it idempotent by [`Event::id`] where that matters.
+///
+/// ```
+/// use octany_actix::sync::{BillingEvent, Listeners};
+/// let listeners = Listeners::new().on("welcome-mail", |event| async move {
+///     if let BillingEvent::SubscriptionStarted { subscription } = &event.event {
+///         println!("welcome, {:?}", subscription.reference_id);
+///     }
+///     Ok(())
+/// });
+/// # let _ = listeners;
+/// ```
+#[derive(Clone, Default)]
+pub struct Listeners {
+    entries: Vec<(String, Handler)>,
+}
+
+impl std::fmt::Debug for Listeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.entries.iter().map(|(name, _)| name))
+            .finish()
+    }
+}
+
+impl Listeners {
+    /// No listeners.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the listener `name`.
+    ///
+    /// # Panics
+    ///
+    /// When a listener of that name is already registered (the names are
+    /// how the outbox tells listeners apart).
+    pub fn on<F, Fut>(mut self, name: &str, listener: F) -> Self
+    where
+        F: Fn(Arc<Event>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), ListenerError>> + Send + 'static,
+    {
+        assert!(
+            self.entries.iter().all(|(n, _)| n != name),
+            "a billing listener named `{name}` is registered twice; give each a name of its own"
+        );
+        self.entries
+            .push((name.to_owned(), Arc::new(move |e| listener(e).boxed())));
+        self
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Runs the listeners not yet in `done`, one after another; adds those
+    /// that succeed to `done` and returns the failures (errors and panics).
+    async fn run(&self, event: Arc<Event>, done: &mut BTreeSet<String>) -> Vec<String> {
+        let mut failures = Vec::new();
+        for (name, handler) in &self.entries {
+            if done.contains(name) {
+                continue;
+            }
+            match AssertUnwindSafe(handler(event.clone()))
+                .catch_unwind()
+                .await
+            {
+                Ok(Ok(())) => {
+                    done.insert(name.clone());
+                }
+                Ok(Err(error)) => failures.push(format!("{name}: {error}")),
+                Err(_) => failures.push(format!("{name}: the listener panicked")),
+            }
+        }
+        failures
+    }
+}
+
+/// How long a claim on an event lasts before another instance may take it.
+pub(crate) const CLAIM: Duration = Duration::from_secs(60);
+
+/// The pause before retrying an event after `attempts` failed deliveries:
+/// 10 s doubling, at most an hour.
+fn backoff(attempts: i32) -> Duration {
+    let exponent = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
+    Duration::from_secs(10u64.saturating_mul(1 << exponent.min(9))).min(Duration::from_secs(3600))
+}
+
+/// A new event's row. With no listeners to run it is born delivered.
+pub(crate) fn row(
+    event: &BillingEvent,
+    billable: Option<String>,
+    origin: Origin,
+    occurred: i64,
+    now: DateTime<Utc>,
+    delivered: bool,
+) -> event::ActiveModel {
+    event::ActiveModel {
+        id: Set(uuid::Uuid::new_v4().to_string()),
+        kind: Set(event.kind().to_owned()),
+        billable_ref: Set(billable),
+        origin: Set(origin.as_str().to_owned()),
+        payload: Set(serde_json::to_string(event).expect("a billing event serializes")),
+        occurred_mark: Set(occurred),
+        created_at: Set(now),
+        attempts: Set(0),
+        next_attempt_at: Set(mark(now)),
+        delivered_at: Set(delivered.then_some(now)),
+        done_listeners: Set("[]".to_owned()),
+        last_error: Set(None),
+        claimed_by: Set(None),
+        claimed_until: Set(0),
+    }
+}
+
+/// Writes events inside the unit's transaction.
+pub(crate) async fn write<C: ConnectionTrait>(
+    conn: &C,
+    rows: Vec<event::ActiveModel>,
+) -> Result<(), DbErr> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    event::Entity::insert_many(rows)
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// Takes the event for `holder` unless it is delivered, not yet due, or
+/// held by another instance. True when taken.
+async fn claim<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    holder: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let until = mark(now + chrono::Duration::from_std(CLAIM).unwrap_or(chrono::Duration::MAX));
+    let taken = event::Entity::update_many()
+        .col_expr(
+            event::Column::ClaimedBy,
+            Expr::value(Some(holder.to_owned())),
+        )
+        .col_expr(event::Column::ClaimedUntil, Expr::value(until))
+        .filter(event::Column::Id.eq(id))
+        .filter(event::Column::DeliveredAt.is_null())
+        .filter(event::Column::NextAttemptAt.lte(mark(now)))
+        .filter(event::Column::ClaimedUntil.lte(mark(now)))
+        .exec(conn)
+        .await?;
+    Ok(taken.rows_affected == 1)
+}
+
+/// The ids of undelivered events that are due and not held, oldest first.
+pub(crate) async fn due<C: ConnectionTrait>(
+    conn: &C,
+    now: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<String>, DbErr> {
+    event::Entity::find()
+        .select_only()
+        .column(event::Column::Id)
+        .filter(event::Column::DeliveredAt.is_null())
+        .filter(event::Column::NextAttemptAt.lte(mark(now)))
+        .filter(event::Column::ClaimedUntil.lte(mark(now)))
+        .order_by_asc(event::Column::CreatedAt)
+        .order_by_asc(event::Column::Id)
+        .limit(limit)
+        .into_tuple()
+        .all(conn)
+        .await
+}
+
+/// Delivers one event to `listeners` if `holder` can claim it; records the
+/// outcome. True when it was delivered to every listener now.
+pub(crate) async fn deliver<C: ConnectionTrait>(
+    conn: &C,
+    listeners: &Listeners,
+    id: &str,
+    holder: &str,
+    now: impl Fn() -> DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    if !claim(conn, id, holder, now()).await? {
+        return Ok(false);
+    }
+    let Some(row) = event::Entity::find_by_id(id).one(conn).await? else {
+        return Ok(false);
+    };
+    let mut done: BTreeSet<String> = serde_json::from_str(&row.done_listeners).unwrap_or_default();
+    let failures = match serde_json::from_str::<BillingEvent>(&row.payload) {
+        Ok(parsed) => {
+            let event = Arc::new(Event {
+                id: row.id.clone(),
+                billable: row.billable_ref.clone(),
+                origin: origin(&row.origin),
+                occurred_at: DateTime::from_timestamp_micros(row.occurred_mark).unwrap_or_default(),
+                event: parsed,
+            });
+            listeners.run(event, &mut done).await
+        }
+        Err(error) => vec![format!(
+            "the stored event cannot be read by this version ({error}); it is kept"
+        )],
+    };
+    let finished = now();
+    let attempts = row.attempts + 1;
+    let delivered = failures.is_empty();
+    let last_error = (!delivered).then(|| failures.join("; "));
+    if let Some(error) = &last_error {
+        tracing::error!(event = %row.id, kind = %row.kind, attempts, %error, "a billing listener failed; it will be retried");
+    }
+    let next = finished + chrono::Duration::from_std(backoff(attempts)).unwrap_or_default();
+    event::Entity::update_many()
+        .col_expr(event::Column::Attempts, Expr::value(attempts))
+        .col_expr(
+            event::Column::DoneListeners,
+            Expr::value(serde_json::to_string(&done).expect("names serialize")),
+        )
+        .col_expr(
+            event::Column::DeliveredAt,
+            Expr::value(delivered.then_some(finished)),
+        )
+        .col_expr(event::Column::LastError, Expr::value(last_error))
+        .col_expr(event::Column::NextAttemptAt, Expr::value(mark(next)))
+        .col_expr(
+            event::Column::ClaimedBy,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(event::Column::ClaimedUntil, Expr::value(0i64))
+        .filter(event::Column::Id.eq(id))
+        .filter(event::Column::ClaimedBy.eq(holder))
+        .exec(conn)
+        .await?;
+    Ok(delivered)
+}
+
+fn origin(text: &str) -> Origin {
+    match text {
+        "webhook" => Origin::Webhook,
+        "reconcile" => Origin::Reconcile,
+        "backfill" => Origin::Backfill,
+        "action" => Origin::Action,
+        _ => Origin::Poll,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn retries_back_off_to_an_hour() {
+        assert_eq!(backoff(1), Duration::from_secs(10));
+        assert_eq!(backoff(2), Duration::from_secs(20));
+        assert_eq!(backoff(5), Duration::from_secs(160));
+        assert_eq!(backoff(40), Duration::from_secs(3600));
+    }
+}

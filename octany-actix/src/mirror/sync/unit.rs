@@ -1,0 +1,327 @@
+//! The unit of work: the one way anything is written to the mirror.
+//!
+//! [`Syncer::ingest`] takes a [`Batch`] of observations of Octany's state
+//! and the [`Origin`] that brought them, and always does the same thing:
+//! open a transaction (write-locked from the start on SQLite, `READ
+//! COMMITTED` on MySQL), run the caller's hook (the webhook receiver claims
+//! its delivery there), apply every observation under its ordering mark,
+//! derive the billing events from each change and write them to the
+//! outbox, commit; run the whole unit again on a transient conflict
+//! (recognised by the driver's error code); then drop the changed
+//! billables' cached state, deliver the events, and re-fetch the
+//! subscriptions whose equally new states disagreed.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    AccessMode, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, IsolationLevel,
+    RuntimeErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+
+use super::apply::{self, Applied, Source};
+use super::events::{self, BillingEvent, Origin};
+use super::{Effects, SyncError, Syncer, outbox};
+use crate::domain::model::{Order, Product, Subscription, SubscriptionId};
+use crate::mirror::entity::billable_ref;
+
+/// When a state was true by Octany's clock: a webhook's `created_at`, or the
+/// `Date` of the API answer it came in. Never the local clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Mark(i64);
+
+impl Mark {
+    /// The mark of an observation Octany dated; an undated one gets the
+    /// lowest mark, which fills an absent row but never overwrites a
+    /// stored one.
+    pub(crate) fn of(at: Option<DateTime<Utc>>) -> Self {
+        Self(at.map_or(0, apply::mark))
+    }
+
+    /// Whether Octany dated it.
+    pub(crate) fn is_dated(self) -> bool {
+        self.0 > 0
+    }
+}
+
+/// Observations of Octany's state, applied together or not at all.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    items: Vec<Item>,
+}
+
+#[derive(Debug)]
+enum Item {
+    Subscription(Subscription, Mark),
+    Order(Order, Option<SubscriptionId>, Mark),
+    Product(Product, Mark),
+    ProductDeleted(Product, Mark),
+}
+
+impl Batch {
+    pub(crate) fn subscription(mut self, s: Subscription, mark: Mark) -> Self {
+        self.items.push(Item::Subscription(s, mark));
+        self
+    }
+
+    pub(crate) fn subscriptions(mut self, all: Vec<Subscription>, mark: Mark) -> Self {
+        self.items
+            .extend(all.into_iter().map(|s| Item::Subscription(s, mark)));
+        self
+    }
+
+    /// An order, linked to `subscription` when the caller knows it.
+    pub(crate) fn order(
+        mut self,
+        o: Order,
+        subscription: Option<SubscriptionId>,
+        mark: Mark,
+    ) -> Self {
+        self.items.push(Item::Order(o, subscription, mark));
+        self
+    }
+
+    pub(crate) fn product(mut self, p: Product, mark: Mark) -> Self {
+        self.items.push(Item::Product(p, mark));
+        self
+    }
+
+    pub(crate) fn product_deleted(mut self, p: Product, mark: Mark) -> Self {
+        self.items.push(Item::ProductDeleted(p, mark));
+        self
+    }
+}
+
+/// Work a caller adds to the unit's transaction.
+#[async_trait::async_trait]
+pub(crate) trait Hook: Send + Sync {
+    /// Runs first; `false` ends the unit at once, committing only what the
+    /// hook wrote (a delivery seen before, say).
+    async fn before(&self, txn: &DatabaseTransaction) -> Result<bool, DbErr>;
+    /// Runs last, before commit.
+    async fn after(&self, txn: &DatabaseTransaction) -> Result<(), DbErr>;
+}
+
+/// Opens the unit's transaction: on SQLite `BEGIN IMMEDIATE` (the write
+/// lock at once, so a row read for a decision cannot change before the
+/// write), on MySQL `READ COMMITTED` (fewer gap locks, fewer deadlocks),
+/// the default elsewhere.
+pub(crate) async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    let options = match db.get_database_backend() {
+        DbBackend::Sqlite => TransactionOptions {
+            isolation_level: None,
+            access_mode: None,
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        },
+        DbBackend::MySql => TransactionOptions {
+            isolation_level: Some(IsolationLevel::ReadCommitted),
+            access_mode: Some(AccessMode::ReadWrite),
+            sqlite_transaction_mode: None,
+        },
+        _ => return db.begin().await,
+    };
+    db.begin_with_options(options).await
+}
+
+/// Whether a database error means "run the transaction again", by the
+/// driver's error code: a serialization failure or deadlock (SQLSTATE
+/// `40001`, also MySQL's for a deadlock, or PostgreSQL's `40P01`), or
+/// SQLite's `BUSY`/`LOCKED` and their extended codes.
+pub(crate) fn is_transient(backend: DbBackend, error: &DbErr) -> bool {
+    let (DbErr::Exec(RuntimeErr::SqlxError(e))
+    | DbErr::Query(RuntimeErr::SqlxError(e))
+    | DbErr::Conn(RuntimeErr::SqlxError(e))) = error
+    else {
+        return false;
+    };
+    let sea_orm::sqlx::Error::Database(e) = e.as_ref() else {
+        return false;
+    };
+    let Some(code) = e.code() else { return false };
+    match backend {
+        DbBackend::Sqlite => code
+            .parse::<i32>()
+            .is_ok_and(|code| matches!(code & 0xff, 5 | 6)),
+        _ => matches!(code.as_ref(), "40001" | "40P01"),
+    }
+}
+
+/// Tries a unit at most this often when it keeps meeting conflicts.
+const TRIES: u32 = 5;
+
+impl Syncer {
+    /// Applies `batch`, brought by `origin`, as one unit of work (see the
+    /// module's documentation), then does what follows the commit.
+    pub(crate) async fn ingest(&self, batch: Batch, origin: Origin) -> Result<Effects, SyncError> {
+        Ok(self
+            .ingest_with(&batch, origin, None)
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// [`Syncer::ingest`] with a hook in the transaction; `None` when the
+    /// hook ended the unit.
+    pub(crate) async fn ingest_with(
+        &self,
+        batch: &Batch,
+        origin: Origin,
+        hook: Option<&dyn Hook>,
+    ) -> Result<Option<Effects>, SyncError> {
+        let backend = self.db().get_database_backend();
+        let mut tries = 0u32;
+        let effects = loop {
+            tries += 1;
+            match self.unit(batch, origin, hook).await {
+                Err(SyncError::Database(error))
+                    if tries < TRIES && is_transient(backend, &error) =>
+                {
+                    tracing::debug!(tries, %error, "transient database conflict; running the unit of work again");
+                    self.clock()
+                        .sleep(std::time::Duration::from_millis(5 * u64::from(tries)))
+                        .await;
+                }
+                other => break other?,
+            }
+        };
+        if let Some(effects) = &effects {
+            self.after_commit(effects).await;
+        }
+        Ok(effects)
+    }
+
+    /// One attempt: begin, hook, apply, events, hook, commit.
+    async fn unit(
+        &self,
+        batch: &Batch,
+        origin: Origin,
+        hook: Option<&dyn Hook>,
+    ) -> Result<Option<Effects>, SyncError> {
+        let txn = begin(self.db()).await?;
+        if let Some(hook) = hook
+            && !hook.before(&txn).await?
+        {
+            txn.commit().await?;
+            return Ok(None);
+        }
+        let now = self.now();
+        let source = match origin {
+            Origin::Webhook => Source::Webhook,
+            _ => Source::Api,
+        };
+        let mut effects = Effects::default();
+        let mut rows = Vec::new();
+        let delivered = self.listeners().is_empty();
+        let mut record = |events: Vec<BillingEvent>, billable: &Option<String>, mark: Mark| {
+            for event in events {
+                rows.push(outbox::row(
+                    &event,
+                    billable.clone(),
+                    origin,
+                    mark.0,
+                    now,
+                    delivered,
+                ));
+            }
+        };
+        for item in &batch.items {
+            match item {
+                Item::Subscription(s, mark) => {
+                    let written = apply::apply_subscription(&txn, s, mark.0, source, now).await?;
+                    let billable = billable_ref(s.reference_id.as_deref());
+                    if written.applied == Applied::Conflict
+                        || (!mark.is_dated() && source == Source::Webhook)
+                    {
+                        effects.refetch.push(s.id.clone());
+                    }
+                    if !written.applied.changed() {
+                        continue;
+                    }
+                    effects.subscriptions += 1;
+                    record(
+                        events::of_subscription(written.before.as_ref(), s),
+                        &billable,
+                        *mark,
+                    );
+                    if let Some(billable) = billable {
+                        if let Some(product) = s.product_id() {
+                            let id = s.id.to_string();
+                            apply::complete_checkouts(
+                                &txn,
+                                &billable,
+                                product.0,
+                                Some(&id),
+                                None,
+                                now,
+                            )
+                            .await?;
+                        }
+                        effects.changed.insert(billable);
+                    }
+                }
+                Item::Order(o, subscription, mark) => {
+                    let link = subscription.as_ref().map(SubscriptionId::as_str);
+                    let written = apply::apply_order(&txn, o, link, mark.0, now).await?;
+                    if !written.applied.changed() {
+                        continue;
+                    }
+                    effects.orders += 1;
+                    let billable = billable_ref(o.reference_id.as_deref());
+                    record(
+                        events::of_order(written.before.as_ref(), o),
+                        &billable,
+                        *mark,
+                    );
+                    if let Some(billable) = billable {
+                        if link.is_none() && o.subscription_id.is_none() {
+                            let id = o.id.to_string();
+                            for product in o.items.iter().filter_map(|i| i.product.as_ref()) {
+                                apply::complete_checkouts(
+                                    &txn,
+                                    &billable,
+                                    product.id.0,
+                                    None,
+                                    Some(&id),
+                                    now,
+                                )
+                                .await?;
+                            }
+                        }
+                        effects.changed.insert(billable);
+                    }
+                }
+                Item::Product(p, mark) => {
+                    apply::apply_product(&txn, p, mark.0, now).await?;
+                }
+                Item::ProductDeleted(p, mark) => {
+                    apply::delete_product(&txn, p, mark.0).await?;
+                }
+            }
+        }
+        if !delivered {
+            effects.events = rows.iter().map(|row| row.id.clone().unwrap()).collect();
+        }
+        outbox::write(&txn, rows).await?;
+        if let Some(hook) = hook {
+            hook.after(&txn).await?;
+        }
+        txn.commit().await?;
+        Ok(Some(effects))
+    }
+
+    /// What follows a commit: drop cached state, deliver the events, and
+    /// re-fetch conflicting or undated states (failures are logged; the
+    /// rows stay flagged for the reconcile).
+    async fn after_commit(&self, effects: &Effects) {
+        self.notify(effects);
+        for id in &effects.events {
+            if let Err(error) = self.deliver(id).await {
+                tracing::warn!(event = %id, %error, "delivering a billing event failed; it is retried later");
+            }
+        }
+        for id in &effects.refetch {
+            // A read of the API: it settles ties, so it cannot conflict again.
+            let refetched = Box::pin(self.sync_subscription_by(id, Origin::Reconcile)).await;
+            if let Err(error) = refetched {
+                tracing::warn!(subscription = %id, %error, "re-fetching a subscription failed; the reconcile will retry");
+            }
+        }
+    }
+}

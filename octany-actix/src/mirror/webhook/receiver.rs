@@ -1,0 +1,365 @@
+//! The webhook receiver: verify, then hand the delivery to the syncer's
+//! unit of work, whose transaction also claims the delivery (the dedupe)
+//! and marks it processed.
+
+use std::sync::Arc;
+
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, ExprTrait, QueryFilter,
+};
+
+use super::signature::verify;
+use crate::domain::config::{ConfigError, Secret};
+use crate::domain::model::{EventName, WebhookEnvelope};
+use crate::mirror::entity::webhook_delivery;
+use crate::mirror::sync::apply::insert_if_absent;
+use crate::mirror::sync::{Hook, Origin, SyncError, Syncer};
+
+/// The default largest body accepted: 1 MiB.
+pub(crate) const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// A delivery the receiver refused or could not apply. Each maps to one
+/// HTTP status (401, 413, 400, 500), in `octany_actix::error`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WebhookError {
+    /// Missing, empty or wrong `Octany-Signature` (401). Nothing is stored.
+    #[error(
+        "the Octany-Signature header is missing or does not match: check OCTANY_WEBHOOK_SECRET against the endpoint's secret in Octany's admin"
+    )]
+    BadSignature,
+    /// The body is over the limit (413).
+    #[error("the webhook body is larger than the {limit}-byte limit")]
+    TooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// The body is not a webhook envelope (400).
+    #[error("the webhook body is not an Octany envelope: {0}")]
+    Malformed(String),
+    /// No delivery with that id is stored, so there is nothing to replay (404).
+    #[error("no delivery `{0}` is stored: list them in octany_webhook_deliveries")]
+    UnknownDelivery(String),
+    /// Applying failed (500, so that Octany retries); recorded on the delivery.
+    #[error("applying the delivery failed; Octany will retry it: {0}")]
+    Apply(#[from] SyncError),
+}
+
+/// What the receiver did with an accepted delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// Applied (a known event).
+    Applied,
+    /// An event this version does not know: stored, acknowledged.
+    Stored,
+    /// Seen and applied before: acknowledged, not applied again.
+    Duplicate,
+}
+
+/// What a replay did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplayReport {
+    /// Deliveries replayed.
+    pub replayed: u64,
+    /// Of those, the ones that failed again.
+    pub failed: u64,
+}
+
+/// Receives Octany's webhooks: verifies each delivery and applies it
+/// through the syncer's unit of work. [`Octany::scope`](crate::Octany::scope)
+/// mounts it at `POST {billing_path}/webhook`.
+#[derive(Clone, Debug)]
+pub struct WebhookReceiver {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    syncer: Syncer,
+    secrets: Vec<Secret>,
+    insecure: bool,
+    body_limit: usize,
+}
+
+impl WebhookReceiver {
+    /// A receiver verifying deliveries against `secrets` (several while
+    /// rotating). With no secret it refuses: an app must not start open.
+    pub fn new(syncer: Syncer, secrets: &[Secret]) -> Result<Self, ConfigError> {
+        let secrets: Vec<Secret> = secrets
+            .iter()
+            .filter(|s| !s.expose().is_empty())
+            .cloned()
+            .collect();
+        if secrets.is_empty() {
+            return Err(ConfigError::Missing {
+                var: "OCTANY_WEBHOOK_SECRET",
+                what: "the webhook endpoint's secret from Octany's admin (or enable insecure development mode explicitly)",
+            });
+        }
+        Ok(Self::build(syncer, secrets, false))
+    }
+
+    /// A receiver that does not check signatures: for development only.
+    /// Anyone who can reach the endpoint can then write billing state.
+    pub fn insecure_development_mode(syncer: Syncer) -> Self {
+        tracing::warn!("webhook signatures are NOT checked (insecure development mode)");
+        Self::build(syncer, Vec::new(), true)
+    }
+
+    fn build(syncer: Syncer, secrets: Vec<Secret>, insecure: bool) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                syncer,
+                secrets,
+                insecure,
+                body_limit: DEFAULT_BODY_LIMIT,
+            }),
+        }
+    }
+
+    fn map(self, f: impl FnOnce(&mut Inner)) -> Self {
+        let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+            syncer: shared.syncer.clone(),
+            secrets: shared.secrets.clone(),
+            insecure: shared.insecure,
+            body_limit: shared.body_limit,
+        });
+        f(&mut inner);
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The largest body accepted (default 1 MiB).
+    pub fn with_body_limit(self, bytes: usize) -> Self {
+        self.map(|inner| inner.body_limit = bytes)
+    }
+
+    /// The largest body accepted.
+    pub fn body_limit(&self) -> usize {
+        self.inner.body_limit
+    }
+
+    /// The syncer deliveries are applied with.
+    pub fn syncer(&self) -> &Syncer {
+        &self.inner.syncer
+    }
+
+    /// Verifies and applies one delivery: its `Octany-Signature` header value
+    /// and its body exactly as received.
+    pub async fn receive(
+        &self,
+        signature: Option<&str>,
+        body: &[u8],
+    ) -> Result<Received, WebhookError> {
+        if body.len() > self.inner.body_limit {
+            return Err(WebhookError::TooLarge {
+                limit: self.inner.body_limit,
+            });
+        }
+        if !self.inner.insecure {
+            let signature = signature.unwrap_or_default();
+            if !verify(&self.inner.secrets, body, signature) {
+                tracing::warn!(
+                    signature_present = !signature.is_empty(),
+                    bytes = body.len(),
+                    "refused a webhook with a bad signature; nothing stored"
+                );
+                return Err(WebhookError::BadSignature);
+            }
+        }
+        let envelope: WebhookEnvelope =
+            serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+        let text = std::str::from_utf8(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+        self.process(&envelope, text, false).await
+    }
+
+    /// Claims, applies and records a delivery in one unit of work (run
+    /// again on a transient conflict), which then tells caches, delivers
+    /// the billing events and re-fetches conflicts. A failure is recorded
+    /// on the delivery, outside the failed transaction.
+    async fn process(
+        &self,
+        envelope: &WebhookEnvelope,
+        body: &str,
+        replay: bool,
+    ) -> Result<Received, WebhookError> {
+        let syncer = &self.inner.syncer;
+        let now = syncer.clock().now();
+        let claim = Claim {
+            envelope,
+            body,
+            replay,
+            now,
+        };
+        let applied = match Syncer::webhook_batch(envelope) {
+            Ok(batch) => {
+                syncer
+                    .ingest_with(&batch, Origin::Webhook, Some(&claim))
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        match applied {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                tracing::debug!(delivery = %envelope.id, "duplicate webhook delivery acknowledged");
+                return Ok(Received::Duplicate);
+            }
+            Err(error) => {
+                record_failure(syncer, envelope, body, now, &error.to_string()).await;
+                tracing::error!(delivery = %envelope.id, event = %envelope.name, %error, "applying a webhook failed; answering 500 so Octany retries");
+                return Err(error.into());
+            }
+        }
+        Ok(match envelope.event_name() {
+            EventName::Unknown(name) => {
+                tracing::info!(delivery = %envelope.id, event = %name, "stored a webhook event this version does not know");
+                Received::Stored
+            }
+            _ => Received::Applied,
+        })
+    }
+
+    /// Re-applies one stored delivery, as if it had just arrived. Its signature was checked when it was stored.
+    pub async fn replay(&self, delivery_id: &str) -> Result<Received, WebhookError> {
+        let db = self.inner.syncer.db();
+        let row = webhook_delivery::Entity::find_by_id(delivery_id)
+            .one(db)
+            .await
+            .map_err(SyncError::from)?
+            .ok_or_else(|| WebhookError::UnknownDelivery(delivery_id.to_owned()))?;
+        let envelope: WebhookEnvelope =
+            serde_json::from_str(&row.body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+        self.process(&envelope, &row.body, true).await
+    }
+
+    /// Replays every delivery whose applying failed.
+    pub async fn replay_failed(&self) -> Result<ReplayReport, WebhookError> {
+        let failed: Vec<String> = webhook_delivery::Entity::find()
+            .filter(webhook_delivery::Column::ProcessedAt.is_null())
+            .all(self.inner.syncer.db())
+            .await
+            .map_err(SyncError::from)?
+            .into_iter()
+            .map(|row| row.delivery_id)
+            .collect();
+        let mut report = ReplayReport::default();
+        for id in failed {
+            report.replayed += 1;
+            if let Err(error) = self.replay(&id).await {
+                report.failed += 1;
+                tracing::warn!(delivery = %id, %error, "replay failed again");
+            }
+        }
+        Ok(report)
+    }
+}
+
+fn delivery_row(
+    envelope: &WebhookEnvelope,
+    body: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    error: Option<String>,
+) -> webhook_delivery::ActiveModel {
+    webhook_delivery::ActiveModel {
+        delivery_id: Set(envelope.id.to_string()),
+        event: Set(envelope.name.clone()),
+        body: Set(body.to_owned()),
+        received_at: Set(now),
+        processed_at: Set(None),
+        attempts: Set(1),
+        last_error: Set(error),
+    }
+}
+
+/// The receiver's part of the unit of work: claim the delivery first (the
+/// dedupe), mark it processed last.
+struct Claim<'a> {
+    envelope: &'a WebhookEnvelope,
+    body: &'a str,
+    replay: bool,
+    now: chrono::DateTime<chrono::Utc>,
+}
+
+#[async_trait::async_trait]
+impl Hook for Claim<'_> {
+    /// Records the delivery, or finds it: true when it is to be applied now
+    /// (new, failed before, or replayed), false when it was applied already.
+    async fn before(&self, txn: &DatabaseTransaction) -> Result<bool, sea_orm::DbErr> {
+        let id = self.envelope.id.to_string();
+        let row = delivery_row(self.envelope, self.body, self.now, None);
+        if insert_if_absent(txn, row).await? {
+            return Ok(true);
+        }
+        let existing = webhook_delivery::Entity::find_by_id(&id).one(txn).await?;
+        if existing
+            .as_ref()
+            .is_some_and(|row| row.processed_at.is_some())
+            && !self.replay
+        {
+            return Ok(false);
+        }
+        webhook_delivery::Entity::update_many()
+            .col_expr(
+                webhook_delivery::Column::Attempts,
+                Expr::col(webhook_delivery::Column::Attempts).add(1),
+            )
+            .filter(webhook_delivery::Column::DeliveryId.eq(&id))
+            .exec(txn)
+            .await?;
+        Ok(true)
+    }
+
+    async fn after(&self, txn: &DatabaseTransaction) -> Result<(), sea_orm::DbErr> {
+        webhook_delivery::Entity::update_many()
+            .col_expr(
+                webhook_delivery::Column::ProcessedAt,
+                Expr::value(Some(self.now)),
+            )
+            .col_expr(
+                webhook_delivery::Column::LastError,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(webhook_delivery::Column::DeliveryId.eq(self.envelope.id.as_str()))
+            .exec(txn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Keeps a delivery whose applying failed, with the error, for Octany's
+/// retry and for replay.
+async fn record_failure(
+    syncer: &Syncer,
+    envelope: &WebhookEnvelope,
+    body: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    error: &str,
+) {
+    let db = syncer.db();
+    let id = envelope.id.to_string();
+    let result = async {
+        let row = delivery_row(envelope, body, now, Some(error.to_owned()));
+        if !insert_if_absent(db, row).await? {
+            webhook_delivery::Entity::update_many()
+                .col_expr(
+                    webhook_delivery::Column::LastError,
+                    Expr::value(Some(error.to_owned())),
+                )
+                .col_expr(
+                    webhook_delivery::Column::ProcessedAt,
+                    Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+                )
+                .filter(webhook_delivery::Column::DeliveryId.eq(&id))
+                .exec(db)
+                .await?;
+        }
+        Ok::<_, sea_orm::DbErr>(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::error!(delivery = %id, error = %e, "could not record a failed webhook delivery");
+    }
+}

@@ -1,0 +1,195 @@
+//! The web layer's error, and every error's HTTP answer, in one place.
+//!
+//! Every error body has one shape, `{"error": code, "message": text}`
+//! (plus a link where one helps), and a 5xx body never carries database or
+//! Octany detail: that goes to the log (and, for a webhook, to its
+//! delivery row).
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use serde_json::{Value, json};
+
+use crate::client::OctanyError;
+use crate::mirror::sync::SyncError;
+use crate::mirror::webhook::WebhookError;
+use crate::web::guard::Denial;
+use crate::web::octany::Settings;
+
+/// A billing action or question of the host failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BillingError {
+    /// No `web::Data<Octany>` on the app.
+    #[error(
+        "octany_actix::Octany is not registered: call App::app_data(web::Data::new(octany.clone())) on the App itself \
+         (state registered inside a scope is invisible to routes outside it)"
+    )]
+    NotRegistered,
+    /// The mirror's database failed.
+    #[error("the billing database is unavailable ({0}); try again shortly")]
+    Database(#[from] sea_orm::DbErr),
+    /// Octany refused or failed.
+    #[error(transparent)]
+    Octany(#[from] OctanyError),
+    /// No such plan in the catalog.
+    #[error("there is no plan `{0}`: configure it with OctanyBuilder::plans")]
+    UnknownPlan(String),
+    /// The billable already has access to that plan.
+    #[error("already subscribed to this plan")]
+    AlreadySubscribed,
+    /// The action needs a subscription and there is none.
+    #[error("there is no subscription to do that with")]
+    NoSubscription,
+    /// A page of the library could not be rendered (a bug: report it).
+    #[error("a billing page could not be rendered ({0}); this is a bug in octany-actix, report it")]
+    Render(#[from] askama::Error),
+}
+
+impl From<SyncError> for BillingError {
+    fn from(error: SyncError) -> Self {
+        match error {
+            SyncError::Database(e) => Self::Database(e),
+            SyncError::Octany(e) => Self::Octany(e),
+            SyncError::Payload { event, source } => Self::Octany(OctanyError::Decode {
+                status: 200,
+                excerpt: event,
+                source,
+            }),
+        }
+    }
+}
+
+/// The one error body: `{"error": code, "message": text, ...extra}`.
+fn body(status: StatusCode, code: &str, message: &str, extra: Value) -> HttpResponse {
+    let mut body = json!({ "error": code, "message": message });
+    if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
+        body.extend(extra);
+    }
+    HttpResponse::build(status)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(body)
+}
+
+impl ResponseError for BillingError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::NotRegistered | Self::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Octany(OctanyError::Validation { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Octany(_) => StatusCode::BAD_GATEWAY,
+            Self::UnknownPlan(_) => StatusCode::NOT_FOUND,
+            Self::AlreadySubscribed | Self::NoSubscription => StatusCode::CONFLICT,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let code = match self {
+            Self::NotRegistered => "octany_not_registered",
+            Self::Database(_) => "billing_unavailable",
+            Self::Octany(_) => "octany_failed",
+            Self::UnknownPlan(_) => "unknown_plan",
+            Self::AlreadySubscribed => "already_subscribed",
+            Self::NoSubscription => "no_subscription",
+            Self::Render(_) => "internal",
+        };
+        // Database and Octany details go to the log, not to the browser.
+        let message = match self {
+            Self::Octany(OctanyError::Validation { .. }) => self.to_string(),
+            Self::Database(_) => {
+                tracing::error!(error = %self, "billing request failed");
+                "billing is unavailable; try again shortly".to_owned()
+            }
+            Self::Octany(_) => {
+                tracing::error!(error = %self, "billing request failed");
+                "Octany could not be reached; try again shortly".to_owned()
+            }
+            Self::Render(_) => {
+                tracing::error!(error = %self, "billing request failed");
+                "something went wrong on our side".to_owned()
+            }
+            other => other.to_string(),
+        };
+        body(self.status_code(), code, &message, Value::Null)
+    }
+}
+
+impl ResponseError for WebhookError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            WebhookError::BadSignature => StatusCode::UNAUTHORIZED,
+            WebhookError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            WebhookError::Malformed(_) => StatusCode::BAD_REQUEST,
+            WebhookError::UnknownDelivery(_) => StatusCode::NOT_FOUND,
+            WebhookError::Apply(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let code = match self {
+            WebhookError::BadSignature => "bad_signature",
+            WebhookError::TooLarge { .. } => "too_large",
+            WebhookError::Malformed(_) => "malformed",
+            WebhookError::UnknownDelivery(_) => "unknown_delivery",
+            WebhookError::Apply(_) => "apply_failed",
+        };
+        // The apply error's detail stays in the log and on the delivery row.
+        let message = match self {
+            WebhookError::Apply(_) => "applying the delivery failed; it will be retried".to_owned(),
+            other => other.to_string(),
+        };
+        body(self.status_code(), code, &message, Value::Null)
+    }
+}
+
+fn wants_html(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
+}
+
+/// The guard's default answers: for browsers (`Accept: text/html`) a 303 to
+/// the pricing page (or to the success page while a payment is
+/// processing); for API clients 402 with the error body; 503 when billing
+/// is unavailable.
+pub(crate) fn rejection(req: &HttpRequest, denial: &Denial, settings: &Settings) -> HttpResponse {
+    let redirect = |to: &str| {
+        HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, to))
+            .finish()
+    };
+    match (denial, wants_html(req)) {
+        (Denial::Unavailable, _) => {
+            let mut answer = body(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "billing_unavailable",
+                "billing is unavailable; try again shortly",
+                Value::Null,
+            );
+            answer
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+            answer
+        }
+        (Denial::NotSubscribed, true) => redirect(&settings.pricing_path),
+        (Denial::PaymentProcessing, true) => redirect(&settings.route_path("success")),
+        (Denial::NotSubscribed, false) => body(
+            StatusCode::PAYMENT_REQUIRED,
+            "subscription_required",
+            "a subscription is required",
+            json!({ "pricing_url": settings.pricing_path }),
+        ),
+        (Denial::PaymentProcessing, false) => {
+            let mut answer = body(
+                StatusCode::PAYMENT_REQUIRED,
+                "payment_processing",
+                "the payment is still being processed",
+                json!({ "status_url": settings.route_path("status") }),
+            );
+            answer
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("3"));
+            answer
+        }
+    }
+}

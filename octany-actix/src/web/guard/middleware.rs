@@ -1,0 +1,69 @@
+//! The guard for a whole scope, built on the extractor.
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{Error, FromRequest};
+
+use super::RequireSubscription;
+use crate::domain::plan::{AnyPlan, Plan, PlanSet};
+use crate::web::billable::Billable;
+
+async fn guard<U, P, B>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, Error>
+where
+    U: Billable + FromRequest + 'static,
+    P: PlanSet,
+    B: MessageBody + 'static,
+{
+    let (http, mut payload) = req.into_parts();
+    match RequireSubscription::<U, P>::from_request(&http, &mut payload).await {
+        Ok(granted) => {
+            // Handlers behind the scope can read it with ReqData<subscription::Model>.
+            actix_web::HttpMessage::extensions_mut(&http).insert(granted.subscription);
+            let req = ServiceRequest::from_parts(http, payload);
+            Ok(next.call(req).await?.map_into_left_body())
+        }
+        Err(refused) => {
+            Ok(ServiceResponse::new(http, refused.error_response()).map_into_right_body())
+        }
+    }
+}
+
+/// Guards a scope: only users with access get through; the rest get the
+/// guard's rejection. The granting subscription is in the request's
+/// extensions (`web::ReqData<Arc<octany_actix::entity::subscription::Model>>`).
+///
+/// ```no_run
+/// # #[derive(Clone)] struct CurrentUser;
+/// # impl octany_actix::Billable for CurrentUser { fn billable_id(&self) -> String { "1".into() } }
+/// # impl actix_web::FromRequest for CurrentUser { type Error = actix_web::Error; type Future = std::future::Ready<Result<Self, Self::Error>>;
+/// #   fn from_request(_: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future { std::future::ready(Ok(CurrentUser)) } }
+/// use actix_web::{middleware::from_fn, web};
+/// let app = web::scope("/app").wrap(from_fn(octany_actix::guard::require_subscription::<CurrentUser, _>));
+/// ```
+pub async fn require_subscription<U, B>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, Error>
+where
+    U: Billable + FromRequest + 'static,
+    B: MessageBody + 'static,
+{
+    guard::<U, AnyPlan, B>(req, next).await
+}
+
+/// Guards a scope for subscribers to a plan of `P`.
+pub async fn require_plan<U, P, B>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, Error>
+where
+    U: Billable + FromRequest + 'static,
+    P: Plan,
+    B: MessageBody + 'static,
+{
+    guard::<U, P, B>(req, next).await
+}

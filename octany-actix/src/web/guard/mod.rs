@@ -1,0 +1,139 @@
+//! Guarding routes by paying status.
+//!
+//! [`RequireSubscription`] is the API: an extractor that composes with the
+//! host's own user extractor (`U: Billable + FromRequest`), so the library
+//! never reads sessions and the host's 401 passes through untouched.
+//! [`require_subscription`] and [`require_plan`] guard a whole scope with
+//! `actix_web::middleware::from_fn`. The guard reads only the local mirror
+//! (through a short cache); a database failure denies (503), never admits.
+
+mod middleware;
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use actix_web::dev::Payload;
+use actix_web::error::InternalError;
+use actix_web::{FromRequest, HttpRequest};
+
+use crate::domain::plan::{AnyPlan, Plan, PlanSet};
+use crate::mirror::entity::subscription;
+use crate::web::billable::Billable;
+use crate::web::octany::Octany;
+
+pub use middleware::{require_plan, require_subscription};
+
+/// Why the guard said no.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Denial {
+    /// No access (or not to this plan).
+    #[error("a subscription is required")]
+    NotSubscribed,
+    /// A checkout or first invoice is still being paid.
+    #[error("the payment is still being processed")]
+    PaymentProcessing,
+    /// The billing database could not be read: denied, never admitted.
+    #[error("billing is unavailable")]
+    Unavailable,
+}
+
+/// A user (`U`) with access to a plan of `P` (any plan by default), and the
+/// subscription that grants it.
+///
+/// ```no_run
+/// # #[derive(Clone)] struct CurrentUser;
+/// # impl octany_actix::Billable for CurrentUser { fn billable_id(&self) -> String { "1".into() } }
+/// # impl actix_web::FromRequest for CurrentUser { type Error = actix_web::Error; type Future = std::future::Ready<Result<Self, Self::Error>>;
+/// #   fn from_request(_: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future { std::future::ready(Ok(CurrentUser)) } }
+/// use octany_actix::{Plan, RequireSubscription};
+///
+/// #[derive(Plan, Clone, Copy, Debug, PartialEq, Eq)]
+/// enum Pro {
+///     #[plan(product = 1225)]
+///     Monthly,
+/// }
+///
+/// async fn dashboard(paid: RequireSubscription<CurrentUser>) -> String {
+///     format!("plan {:?}", paid.subscription.product_name)
+/// }
+///
+/// async fn reports(pro: RequireSubscription<CurrentUser, Pro>) -> String {
+///     format!("{:?}", pro.plan())
+/// }
+/// ```
+pub struct RequireSubscription<U, P = AnyPlan> {
+    /// The user, as the host's extractor gave it.
+    pub user: U,
+    /// The subscription granting access.
+    pub subscription: Arc<subscription::Model>,
+    plan: PhantomData<P>,
+}
+
+impl<U, P: Plan> RequireSubscription<U, P> {
+    /// The plan the subscription is on.
+    pub fn plan(&self) -> P {
+        self.subscription
+            .product_id
+            .and_then(|id| P::from_product(crate::domain::model::ProductId(id)))
+            .expect("the guard admitted only subscriptions to a plan of P")
+    }
+}
+
+impl<U: std::fmt::Debug, P> std::fmt::Debug for RequireSubscription<U, P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequireSubscription")
+            .field("user", &self.user)
+            .field("subscription", &self.subscription.id)
+            .finish()
+    }
+}
+
+/// The guard's decision for a billable, shared by the extractor and the
+/// middleware.
+pub(crate) async fn check<P: PlanSet>(
+    octany: &Octany,
+    billable: &str,
+) -> Result<Arc<subscription::Model>, Denial> {
+    let state = octany.access(billable).await.map_err(|error| {
+        tracing::error!(%error, "the guard could not read billing state; denying");
+        Denial::Unavailable
+    })?;
+    let settings = octany.settings();
+    match state.granting::<P>(octany.clock().as_ref(), settings.policy) {
+        Some(subscription) => Ok(subscription.clone()),
+        None if state.payment_pending() => Err(Denial::PaymentProcessing),
+        None => Err(Denial::NotSubscribed),
+    }
+}
+
+impl<U, P> FromRequest for RequireSubscription<U, P>
+where
+    U: Billable + FromRequest + 'static,
+    P: PlanSet,
+{
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let user = U::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            let user = user.await.map_err(Into::into)?;
+            let octany = Octany::from_request(&req)?;
+            match check::<P>(&octany, &user.billable_ref()).await {
+                Ok(subscription) => Ok(Self {
+                    user,
+                    subscription,
+                    plan: PhantomData,
+                }),
+                Err(denial) => {
+                    let response = octany.reject(&req, &denial);
+                    Err(InternalError::from_response(denial, response).into())
+                }
+            }
+        })
+    }
+}

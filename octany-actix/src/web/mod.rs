@@ -1,0 +1,10 @@
+//! The web layer: the [`Octany`](octany::Octany) value a host registers,
+//! the billing handle, the guard, the mounted routes, and every error's
+//! HTTP answer ([`error`]). The top layer: nothing below imports it.
+
+pub(crate) mod billable;
+pub mod billing;
+pub(crate) mod error;
+pub mod guard;
+pub(crate) mod octany;
+pub(crate) mod routes;

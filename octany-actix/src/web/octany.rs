@@ -1,0 +1,467 @@
+//! The one value a host builds: configuration, database, client, syncer,
+//! webhook receiver, clock, and the guard's cache.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use sea_orm::DatabaseConnection;
+use url::Url;
+
+use crate::client::OctanyClient;
+use crate::domain::clock::SharedClock;
+use crate::domain::config::{ConfigError, OctanyConfig};
+use crate::domain::model::{AccessPolicy, ProductId};
+use crate::domain::plan::Plan;
+use crate::mirror::access::{AccessCache, AccessState};
+use crate::mirror::sync::{Listeners, SyncOptions, Syncer};
+use crate::mirror::webhook::WebhookReceiver;
+use crate::web::billable::Billable;
+use crate::web::billing::Billing;
+use crate::web::error::BillingError;
+use crate::web::guard::Denial;
+
+/// How a refusal of the guard is answered; see [`OctanyBuilder::on_rejection`].
+pub(crate) type RejectionHandler =
+    Arc<dyn Fn(&HttpRequest, &Denial, &Settings) -> HttpResponse + Send + Sync>;
+
+/// Where things are, and how long things last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The app's public address (success URLs are built from it, never
+    /// from the `Host` header).
+    pub public_base_url: Url,
+    /// Where the billing routes are mounted (default `/billing`).
+    pub billing_path: String,
+    /// Where a browser without a subscription is sent (default `/pricing`).
+    pub pricing_path: String,
+    /// Where the success page forwards once access is granted (default `/`).
+    pub after_checkout_path: String,
+    /// What the guard allows.
+    pub policy: AccessPolicy,
+    /// How long the guard trusts a cached answer (default 5 s; every sync of
+    /// the billable drops it at once).
+    pub cache_ttl: Duration,
+    /// The status route syncs a user at most this often (default 3 s).
+    pub status_sync_interval: Duration,
+    /// After this long since checkout the success page says the payment is
+    /// still being processed (default 2 minutes).
+    pub success_timeout: Duration,
+}
+
+impl Settings {
+    /// The path of one of the mounted routes, e.g. `route_path("status")`
+    /// is `/billing/status`.
+    pub fn route_path(&self, route: &str) -> String {
+        format!("{}/{route}", self.billing_path)
+    }
+
+    /// The public URL of one of the mounted routes, e.g. the success page's.
+    pub fn route_url(&self, route: &str) -> Url {
+        self.public_base_url
+            .join(self.route_path(route).trim_start_matches('/'))
+            .expect("a local path joins onto an absolute URL")
+    }
+}
+
+/// A plan of the catalog the checkout route sells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CatalogPlan {
+    /// Its name in URLs.
+    pub(crate) slug: String,
+    /// Its Octany product.
+    pub(crate) product: ProductId,
+}
+
+/// Everything billing, for one app. Build it once, outside
+/// `HttpServer::new`, and register it with `App::app_data`:
+///
+/// ```no_run
+/// # use actix_web::{web, App, HttpServer};
+/// # #[derive(Clone)] struct CurrentUser;
+/// # impl octany_actix::Billable for CurrentUser { fn billable_id(&self) -> String { "1".into() } }
+/// # impl actix_web::FromRequest for CurrentUser { type Error = actix_web::Error; type Future = std::future::Ready<Result<Self, Self::Error>>;
+/// #   fn from_request(_: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future { std::future::ready(Ok(CurrentUser)) } }
+/// # async fn demo(db: sea_orm::DatabaseConnection) -> Result<(), Box<dyn std::error::Error>> {
+/// use octany_actix::{Octany, OctanyConfig};
+///
+/// let octany = Octany::builder(OctanyConfig::from_env()?, db)
+///     .public_base_url("https://app.example.com")
+///     .build()?;
+/// HttpServer::new(move || {
+///     App::new()
+///         .app_data(web::Data::new(octany.clone()))
+///         .service(octany.scope::<CurrentUser>())
+/// })
+/// .bind("127.0.0.1:8080")?
+/// .run()
+/// .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Octany {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: OctanyClient,
+    syncer: Syncer,
+    receiver: WebhookReceiver,
+    clock: SharedClock,
+    settings: Settings,
+    catalog: Vec<CatalogPlan>,
+    cache: Arc<AccessCache>,
+    last_sync: Mutex<HashMap<String, DateTime<Utc>>>,
+    rejection: Option<RejectionHandler>,
+}
+
+impl std::fmt::Debug for Octany {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Octany")
+            .field("config", self.inner.client.config())
+            .field("settings", &self.inner.settings)
+            .field("catalog", &self.inner.catalog)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures an [`Octany`].
+#[must_use]
+pub struct OctanyBuilder {
+    config: OctanyConfig,
+    db: DatabaseConnection,
+    clock: Option<SharedClock>,
+    public_base_url: Option<String>,
+    settings: Settings,
+    catalog: Vec<CatalogPlan>,
+    listeners: Listeners,
+    insecure_webhooks: bool,
+    body_limit: Option<usize>,
+    rejection: Option<RejectionHandler>,
+}
+
+impl std::fmt::Debug for OctanyBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OctanyBuilder")
+            .field("config", &self.config)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+fn local_path(path: &str) -> String {
+    let path = path.trim();
+    if path.starts_with('/') {
+        path.trim_end_matches('/').to_owned()
+    } else {
+        format!("/{}", path.trim_end_matches('/'))
+    }
+}
+
+impl Octany {
+    /// Starts configuring billing for the account of `config`, mirrored in `db`.
+    pub fn builder(config: OctanyConfig, db: DatabaseConnection) -> OctanyBuilder {
+        OctanyBuilder {
+            config,
+            db,
+            clock: None,
+            public_base_url: None,
+            settings: Settings {
+                public_base_url: Url::parse("http://127.0.0.1:8080").expect("valid"),
+                billing_path: "/billing".into(),
+                pricing_path: "/pricing".into(),
+                after_checkout_path: "/".into(),
+                policy: AccessPolicy::default(),
+                cache_ttl: Duration::from_secs(5),
+                status_sync_interval: Duration::from_secs(3),
+                success_timeout: Duration::from_secs(120),
+            },
+            catalog: Vec::new(),
+            listeners: Listeners::new(),
+            insecure_webhooks: false,
+            body_limit: None,
+            rejection: None,
+        }
+    }
+}
+
+impl OctanyBuilder {
+    /// The app's public address, e.g. `https://app.example.com`: required
+    /// (success URLs are built from it, never from a request's `Host`); it
+    /// must be https, or http on localhost, as Octany requires of success URLs.
+    pub fn public_base_url(mut self, url: &str) -> Self {
+        self.public_base_url = Some(url.to_owned());
+        self
+    }
+
+    /// Where [`Octany::scope`] mounts the billing routes (default `/billing`).
+    pub fn billing_path(mut self, path: &str) -> Self {
+        self.settings.billing_path = local_path(path);
+        self
+    }
+
+    /// Where a browser without a subscription is sent (default `/pricing`).
+    pub fn pricing_path(mut self, path: &str) -> Self {
+        self.settings.pricing_path = local_path(path);
+        self
+    }
+
+    /// Where the success page forwards once access is granted (default `/`).
+    pub fn after_checkout_path(mut self, path: &str) -> Self {
+        self.settings.after_checkout_path = local_path(path);
+        self
+    }
+
+    /// What the guard allows (e.g. keep access while `delayed`).
+    pub fn access_policy(mut self, policy: AccessPolicy) -> Self {
+        self.settings.policy = policy;
+        self
+    }
+
+    /// How long the guard trusts a cached answer; zero turns the cache off.
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.settings.cache_ttl = ttl;
+        self
+    }
+
+    /// How often at most the status route syncs one user.
+    pub fn status_sync_interval(mut self, interval: Duration) -> Self {
+        self.settings.status_sync_interval = interval;
+        self
+    }
+
+    /// When the success page gives up waiting and says so.
+    pub fn success_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.success_timeout = timeout;
+        self
+    }
+
+    /// Sells every plan of `P` at `{billing_path}/checkout/{slug}`.
+    pub fn plans<P: Plan>(mut self) -> Self {
+        for plan in P::all() {
+            self.catalog.push(CatalogPlan {
+                slug: plan.slug().to_owned(),
+                product: plan.product_id(),
+            });
+        }
+        self
+    }
+
+    /// Runs on the given clock (default: the client's, the system clock).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The host's code run once per billing event (a subscription started,
+    /// renewed, cancelled, ...), whichever path brought the change.
+    pub fn listeners(mut self, listeners: Listeners) -> Self {
+        self.listeners = listeners;
+        self
+    }
+
+    /// The largest webhook body accepted (default 1 MiB).
+    pub fn webhook_body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = Some(bytes);
+        self
+    }
+
+    /// Accepts unsigned webhooks. For development only: anyone who reaches
+    /// the endpoint could then grant themselves a subscription.
+    pub fn insecure_webhooks_for_development(mut self) -> Self {
+        self.insecure_webhooks = true;
+        self
+    }
+
+    /// Answers the guard's refusals your way (the default: 402 JSON for
+    /// API clients, 303 to the pricing or success page for browsers, 503
+    /// when the database is down).
+    pub fn on_rejection(
+        mut self,
+        handler: impl Fn(&HttpRequest, &Denial, &Settings) -> HttpResponse + Send + Sync + 'static,
+    ) -> Self {
+        self.rejection = Some(Arc::new(handler));
+        self
+    }
+
+    /// Checks the configuration and builds. Refuses to build without a
+    /// webhook secret unless insecure development mode was chosen.
+    pub fn build(mut self) -> Result<Octany, ConfigError> {
+        let Some(url) = &self.public_base_url else {
+            return Err(ConfigError::Missing {
+                var: "public_base_url",
+                what: "the app's public address (OctanyBuilder::public_base_url), from which success and webhook URLs are built",
+            });
+        };
+        {
+            let parsed = Url::parse(url).map_err(|e| ConfigError::Invalid {
+                var: "public_base_url",
+                reason: format!("`{url}` is not an absolute URL ({e})"),
+            })?;
+            if !crate::client::is_acceptable_success_url(&parsed) {
+                return Err(ConfigError::Invalid {
+                    var: "public_base_url",
+                    reason: format!(
+                        "`{url}` must be https (http only for localhost), as Octany requires of success URLs"
+                    ),
+                });
+            }
+            self.settings.public_base_url = parsed;
+        }
+        let clock = match self.clock {
+            Some(clock) => clock,
+            None => Arc::new(crate::domain::clock::SystemClock),
+        };
+        let client = OctanyClient::with_clock(self.config.clone(), clock.clone()).map_err(|e| {
+            ConfigError::Invalid {
+                var: "OCTANY_API_URL",
+                reason: e.to_string(),
+            }
+        })?;
+        let options = SyncOptions::default().with_listeners(self.listeners);
+        let syncer = Syncer::with_options(self.db, client.clone(), options);
+        let receiver = if self.insecure_webhooks {
+            WebhookReceiver::insecure_development_mode(syncer.clone())
+        } else {
+            WebhookReceiver::new(syncer.clone(), self.config.webhook_secrets())?
+        };
+        let mut receiver = receiver;
+        if let Some(limit) = self.body_limit {
+            receiver = receiver.with_body_limit(limit);
+        }
+        let cache = Arc::new(AccessCache::new(self.settings.cache_ttl));
+        let invalidate = cache.clone();
+        syncer.on_change(move |billable| invalidate.invalidate(billable));
+        Ok(Octany {
+            inner: Arc::new(Inner {
+                client,
+                syncer,
+                receiver,
+                clock,
+                settings: self.settings,
+                catalog: self.catalog,
+                cache,
+                last_sync: Mutex::default(),
+                rejection: self.rejection,
+            }),
+        })
+    }
+}
+
+impl Octany {
+    /// The billing routes, mounted at [`Settings::billing_path`]; `U` is the
+    /// host's user extractor. Register the `Octany` on the `App` too, for
+    /// the guards outside this scope.
+    ///
+    /// - `GET checkout/{plan}`: records the intent, 303 to Octany's
+    ///   checkout (409 if the plan is already held);
+    /// - `GET success`: waits for the payment to settle, then forwards;
+    /// - `GET status`: the current user's billing state as JSON;
+    /// - `POST webhook`: the signed webhook receiver.
+    pub fn scope<U: Billable + actix_web::FromRequest + 'static>(&self) -> actix_web::Scope {
+        web::scope(&self.inner.settings.billing_path)
+            .app_data(web::Data::new(self.clone()))
+            .configure(crate::web::routes::routes::<U>)
+    }
+
+    /// The registered `Octany` of a request, or an error that says how to
+    /// register it.
+    pub fn from_request(req: &HttpRequest) -> Result<Self, BillingError> {
+        req.app_data::<web::Data<Octany>>()
+            .map(|data| data.get_ref().clone())
+            .ok_or(BillingError::NotRegistered)
+    }
+
+    /// The billing of one billable: questions answered from the mirror,
+    /// actions sent to Octany and then synced.
+    pub fn billing<'a, U: Billable>(&'a self, billable: &'a U) -> Billing<'a, U> {
+        Billing::new(self, billable)
+    }
+
+    /// The API client.
+    pub fn client(&self) -> &OctanyClient {
+        &self.inner.client
+    }
+
+    /// The syncer.
+    pub fn syncer(&self) -> &Syncer {
+        &self.inner.syncer
+    }
+
+    /// The webhook receiver.
+    pub fn receiver(&self) -> &WebhookReceiver {
+        &self.inner.receiver
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.clock
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The plans the checkout route sells.
+    pub(crate) fn catalog(&self) -> &[CatalogPlan] {
+        &self.inner.catalog
+    }
+
+    /// A billable's state: from the cache while fresh, else the database.
+    pub(crate) async fn access(&self, billable: &str) -> Result<Arc<AccessState>, BillingError> {
+        let now = self.inner.clock.now();
+        if let Some(state) = self.inner.cache.get(billable, now) {
+            return Ok(state);
+        }
+        let state = Arc::new(AccessState::load(self.inner.syncer.db(), billable).await?);
+        self.inner.cache.put(billable, state.clone(), now);
+        Ok(state)
+    }
+
+    /// Syncs a billable's subscriptions from Octany unless that was done in
+    /// the last [`Settings::status_sync_interval`]; true when it ran. A
+    /// failure is logged and the local state stands.
+    pub async fn sync_throttled(&self, billable: &str) -> bool {
+        let now = self.inner.clock.now();
+        let interval = chrono::Duration::from_std(self.inner.settings.status_sync_interval)
+            .unwrap_or(chrono::Duration::MAX);
+        {
+            let mut last = self
+                .inner
+                .last_sync
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if last.get(billable).is_some_and(|at| *at + interval > now) {
+                return false;
+            }
+            if last.len() > 100_000 {
+                last.retain(|_, at| *at + interval > now);
+            }
+            last.insert(billable.to_owned(), now);
+        }
+        if let Err(error) = self
+            .inner
+            .syncer
+            .sync_billable_subscriptions(billable)
+            .await
+        {
+            tracing::warn!(%error, "syncing a billable from Octany failed; answering from the local mirror");
+        }
+        true
+    }
+
+    /// Drops a billable's cached state.
+    pub fn forget(&self, billable: &str) {
+        self.inner.cache.invalidate(billable);
+    }
+
+    pub(crate) fn reject(&self, req: &HttpRequest, denial: &Denial) -> HttpResponse {
+        match &self.inner.rejection {
+            Some(handler) => handler(req, denial, &self.inner.settings),
+            None => crate::web::error::rejection(req, denial, &self.inner.settings),
+        }
+    }
+}
