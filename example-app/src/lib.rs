@@ -22,7 +22,7 @@ use actix_web::cookie::SameSite;
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer, web};
 use octany_actix::Octany;
-use octany_actix::fake::FakeOctany;
+use octany_fake::FakeOctany;
 use sea_orm::DatabaseConnection;
 
 pub use settings::Settings;

@@ -103,11 +103,11 @@ async fn forms_without_the_sessions_token_change_nothing() {
     let fake = app.fake.as_ref().unwrap();
     fake.checkout(
         1225,
-        &octany_actix::fake::CheckoutParams {
+        &octany_fake::CheckoutParams {
             reference_id: Some("user:1".into()),
             ..Default::default()
         },
-        octany_actix::fake::CheckoutOutcome::Succeed,
+        octany_fake::CheckoutOutcome::Succeed,
     )
     .unwrap();
     fake.settled().await;

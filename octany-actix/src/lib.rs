@@ -20,7 +20,8 @@
 //! What a host implements or derives: [`Billable`] for who pays, [`Plan`]
 //! for what they can buy.
 //!
-//! `fake` (feature `fake`): a stateful fake Octany for offline runs and tests.
+//! A stateful fake Octany for offline runs and tests is the `octany-fake`
+//! crate.
 #![warn(missing_docs)]
 
 extern crate self as octany_actix;
@@ -53,5 +54,3 @@ pub mod billable {
     pub use crate::web::billable::BillingText;
 }
 
-#[cfg(feature = "fake")]
-pub mod fake;

@@ -26,7 +26,7 @@ use actix_web::cookie::Key;
 use actix_web::{App, FromRequest, HttpRequest, HttpResponse, HttpServer, dev::Payload, web};
 use octany_actix::client::RateLimit;
 use octany_actix::config::Secret;
-use octany_actix::fake::{FakeOctany, Faults};
+use octany_fake::{FakeOctany, Faults};
 use octany_actix::sync::{BackfillOptions, Syncer};
 use octany_actix::webhook::WebhookReceiver;
 use octany_actix::{Billable, Octany, OctanyClient, RequireSubscription};

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use octany_actix::config::Secret;
-use octany_actix::fake::{FakeOctany, php_json_encode, sign};
+use octany_fake::{FakeOctany, php_json_encode, sign};
 use octany_actix::sync::{Listeners, SyncOptions, Syncer};
 use octany_actix::webhook::WebhookReceiver;
 use serde_json::{Value, json};

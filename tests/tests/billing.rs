@@ -8,7 +8,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::{App, test as actix_test, web};
 use octany_actix::Octany;
-use octany_actix::fake::{CheckoutOutcome, CheckoutParams, FakeOctany, Faults};
+use octany_fake::{CheckoutOutcome, CheckoutParams, FakeOctany, Faults};
 use octany_actix::model::ProductId;
 use octany_actix_tests::app::{Plans, TestUser, configure, octany};
 use octany_actix_tests::harness::{SECRET, envelope, signed};

@@ -17,7 +17,7 @@ use actix_web::{App, HttpServer, web};
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use octany_actix::entity::{order, subscription};
-use octany_actix::fake::{DeliveryPolicy, DeliveryStatus, FakeOctany, Faults};
+use octany_fake::{DeliveryPolicy, DeliveryStatus, FakeOctany, Faults};
 use octany_actix::model::{AccessPolicy, ProductId, SubscriptionId};
 use octany_actix::{Billable, Octany};
 use octany_actix_tests::app::{TestUser, configure, octany};

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use octany_actix::entity::event;
-use octany_actix::fake::{CheckoutOutcome, CheckoutParams, FakeOctany};
+use octany_fake::{CheckoutOutcome, CheckoutParams, FakeOctany};
 use octany_actix::model::ProductId;
 use octany_actix::sync::{BackfillOptions, Event, Listeners, Origin, SyncOptions, Syncer};
 use octany_actix::webhook::Received;

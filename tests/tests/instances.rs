@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use octany_actix::fake::{CheckoutOutcome, CheckoutParams, FakeOctany};
+use octany_fake::{CheckoutOutcome, CheckoutParams, FakeOctany};
 use octany_actix::sync::Listeners;
 use octany_actix::webhook::Received;
 use octany_actix::{Billable, Octany};
@@ -120,9 +120,9 @@ db_test!(
             .await
             .unwrap();
         exec(&db, "UPDATE octany_subscriptions SET needs_sync = TRUE").await;
-        fake.set_faults(octany_actix::fake::Faults {
+        fake.set_faults(octany_fake::Faults {
             api_latency_ms: 300,
-            ..octany_actix::fake::Faults::none()
+            ..octany_fake::Faults::none()
         });
         let many: Vec<Octany> = (0..12)
             .map(|_| instance(&db, &fake, Arc::default()))
@@ -136,7 +136,7 @@ db_test!(
             1,
             "{ran:?}"
         );
-        fake.set_faults(octany_actix::fake::Faults::none());
+        fake.set_faults(octany_fake::Faults::none());
         // Given back, the next one runs; a holder that died keeps it only until it lapses.
         assert!(
             a.syncer()

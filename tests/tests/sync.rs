@@ -3,7 +3,7 @@
 
 use octany_actix::billing::CheckoutOptions;
 use octany_actix::entity::{checkout, order, product, subscription};
-use octany_actix::fake::{CheckoutOutcome, CheckoutParams};
+use octany_fake::{CheckoutOutcome, CheckoutParams};
 use octany_actix::model::{AccessPolicy, Entitlement, ProductId, SubscriptionId};
 use octany_actix::sync::BackfillOptions;
 use octany_actix::webhook::Received;

@@ -341,7 +341,7 @@ db_test!(
         let mut tampered = body.clone();
         let at_price = tampered.windows(4).position(|w| w == b"9900").unwrap();
         tampered[at_price] = b'1';
-        let wrong_secret = octany_actix::fake::sign("another-secret", &body);
+        let wrong_secret = octany_fake::sign("another-secret", &body);
         let cases: Vec<(&str, Vec<u8>, Option<String>)> = vec![
             ("bad signature", body.clone(), Some("deadbeef".into())),
             ("tampered body", tampered, Some(signature.clone())),
@@ -410,7 +410,7 @@ db_test!(
         .await;
         assert_eq!(response.status(), 413);
         let garbage = b"{not json".to_vec();
-        let signature = octany_actix::fake::sign(SECRET, &garbage);
+        let signature = octany_fake::sign(SECRET, &garbage);
         let response = actix_test::call_service(
             &app,
             actix_test::TestRequest::post()
@@ -540,7 +540,7 @@ fn no_secret_refuses_to_start() {
         .unwrap();
     runtime.block_on(async {
         let db = TestDb::migrated(octany_actix_tests::Backend::Sqlite).await;
-        let fake = octany_actix::fake::FakeOctany::builder()
+        let fake = octany_fake::FakeOctany::builder()
             .start()
             .await
             .unwrap();

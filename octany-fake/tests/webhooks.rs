@@ -1,6 +1,5 @@
 //! The fake's webhook deliveries (signatures, PHP bytes, retries under one
 //! id, pausing) and its fault switches; the standalone binary.
-#![cfg(feature = "fake")]
 
 mod common;
 
@@ -15,7 +14,7 @@ use futures_util::TryStreamExt;
 use octany_actix::client::OctanyClient;
 use octany_actix::clock::ManualClock;
 use octany_actix::config::OctanyConfig;
-use octany_actix::fake::{DeliveryPolicy, DeliveryStatus, FakeOctany, Faults};
+use octany_fake::{DeliveryPolicy, DeliveryStatus, FakeOctany, Faults};
 use octany_actix::model::{SubscriptionId, SubscriptionStatus};
 use serde_json::Value;
 use wiremock::matchers::method;

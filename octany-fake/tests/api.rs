@@ -1,6 +1,5 @@
 //! The fake Octany's REST and control APIs, held to API.md with
 //! hand-written expectations, and the real client held to the fake.
-#![cfg(feature = "fake")]
 
 mod common;
 
@@ -8,7 +7,7 @@ use common::*;
 use futures_util::TryStreamExt;
 use octany_actix::OctanyError;
 use octany_actix::client::{NewOrder, NewSubscription, OctanyClient, SubscriptionFilter};
-use octany_actix::fake::{FakeProduct, FakeProductGroup};
+use octany_fake::{FakeProduct, FakeProductGroup};
 use octany_actix::model::{OrderState, ProductId, SubscriptionId, SubscriptionStatus};
 use serde_json::{Value, json};
 

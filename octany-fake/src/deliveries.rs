@@ -11,9 +11,9 @@ use serde::Serialize;
 use tokio::sync::{Notify, mpsc};
 
 use super::php_json::sign;
-use crate::domain::clock::SharedClock;
-use crate::domain::config::Secret;
-use crate::mirror::webhook::SIGNATURE_HEADER;
+use octany_actix::clock::SharedClock;
+use octany_actix::config::Secret;
+use crate::SIGNATURE_HEADER;
 
 /// How the fake retries a delivery the endpoint did not accept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -126,7 +126,7 @@ impl Log {
 
 impl Dispatcher {
     pub(super) fn start(clock: SharedClock, policy: DeliveryPolicy) -> Self {
-        crate::install_crypto_provider();
+        octany_actix::install_crypto_provider();
         let http = reqwest::Client::builder()
             .user_agent("Octany/1.0")
             .build()

@@ -1,4 +1,4 @@
-//! A stateful, in-process fake Octany (feature `fake`).
+//! A stateful, in-process fake Octany.
 //!
 //! A real HTTP server on 127.0.0.1 that follows Octany's API contract
 //! (`shared/octany/API.md`): accounts and keys, every REST endpoint, the
@@ -13,7 +13,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use octany_actix::fake::{CheckoutOutcome, CheckoutParams, FakeOctany};
+//! use octany_fake::{CheckoutOutcome, CheckoutParams, FakeOctany};
 //!
 //! let fake = FakeOctany::builder().sample_catalog().start().await?;
 //! fake.add_webhook_endpoint("http://127.0.0.1:8080/billing/webhook", Some("0123456789abcdef0123456789abcdef"));
@@ -33,6 +33,7 @@ mod deliveries;
 mod faults;
 mod php_json;
 mod state;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -44,14 +45,15 @@ use rand::Rng;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::domain::clock::{Clock, ManualClock, SharedClock, SystemClock};
-use crate::domain::config::OctanyConfig;
-use crate::domain::model::{Order, OrderId, Subscription, SubscriptionId, format_timestamp};
+use octany_actix::clock::{Clock, ManualClock, SharedClock, SystemClock};
+use octany_actix::config::OctanyConfig;
+use octany_actix::model::{Order, OrderId, Subscription, SubscriptionId};
+use wire::timestamp as format_timestamp;
 
 pub use catalog::{FakeProduct, FakeProductGroup, sample_catalog};
 pub use deliveries::{DeliveryAttempt, DeliveryPolicy, DeliveryRecord, DeliveryStatus};
 pub use faults::Faults;
-pub use php_json::{php_json_encode, sign};
+pub use php_json::{SIGNATURE_HEADER, php_json_encode, sign};
 pub use state::{
     CheckoutOutcome, CheckoutParams, CheckoutResult, FakeAccount, FakeEndpoint, FakeOrder,
     FakeSubscription, LifeCycle, Refusal,
@@ -159,7 +161,7 @@ impl Shared {
                         delivery_id: id.to_string(),
                         endpoint_id: endpoint.id,
                         url: endpoint.url.clone(),
-                        secret: crate::domain::config::Secret::new(endpoint.secret.clone()),
+                        secret: octany_actix::config::Secret::new(endpoint.secret.clone()),
                         body: body.clone(),
                         hold: (hold_ms > 0).then(|| Duration::from_millis(hold_ms)),
                     }
@@ -433,8 +435,8 @@ impl FakeOctany {
     }
 
     /// A client of this fake, on [`FakeOctany::app_clock`].
-    pub fn client(&self) -> crate::client::OctanyClient {
-        crate::client::OctanyClient::with_clock(self.config(), self.app_clock())
+    pub fn client(&self) -> octany_actix::OctanyClient {
+        octany_actix::OctanyClient::with_clock(self.config(), self.app_clock())
             .expect("the fake's client builds")
     }
 
@@ -521,14 +523,14 @@ impl FakeOctany {
             .with_state(|s, _| s.set_card_failing(0, id, failing))
     }
 
-    /// A subscription as the API shows it.
+    /// A subscription as the API shows it (read by the library's parser).
     pub fn subscription(&self, id: &SubscriptionId) -> Option<Subscription> {
         let id: u64 = id.as_str().parse().ok()?;
         self.shared.with_state(|s, _| {
             s.accounts[0]
                 .subscriptions
                 .contains_key(&id)
-                .then(|| s.subscription_view(0, id))
+                .then(|| wire::parsed(&s.subscription_view(0, id)))
         })
     }
 
@@ -537,7 +539,7 @@ impl FakeOctany {
         self.shared.with_state(|s, _| {
             let ids: Vec<u64> = s.accounts[0].subscriptions.keys().copied().collect();
             ids.into_iter()
-                .map(|id| s.subscription_view(0, id))
+                .map(|id| wire::parsed(&s.subscription_view(0, id)))
                 .collect()
         })
     }
@@ -553,7 +555,9 @@ impl FakeOctany {
     pub fn orders(&self) -> Vec<Order> {
         self.shared.with_state(|s, _| {
             let ids: Vec<u64> = s.accounts[0].orders.keys().copied().collect();
-            ids.into_iter().map(|id| s.order_view(0, id)).collect()
+            ids.into_iter()
+                .map(|id| wire::parsed(&s.order_view(0, id)))
+                .collect()
         })
     }
 
@@ -564,7 +568,7 @@ impl FakeOctany {
             s.accounts[0]
                 .orders
                 .contains_key(&id)
-                .then(|| s.order_view(0, id))
+                .then(|| wire::parsed(&s.order_view(0, id)))
         })
     }
 

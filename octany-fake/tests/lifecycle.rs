@@ -1,15 +1,14 @@
 //! The fake's hosted checkout and the subscription life cycle on its
 //! virtual clock, each transition with the events it emits.
-#![cfg(feature = "fake")]
 
 mod common;
 
 use common::*;
-use octany_actix::fake::{CheckoutOutcome, FakeProduct, Refusal};
+use octany_fake::{CheckoutOutcome, FakeProduct, Refusal};
 use octany_actix::model::{Entitlement, OrderState, SubscriptionId, SubscriptionStatus};
 use serde_json::json;
 
-fn checkout_path(fake: &octany_actix::fake::FakeOctany, product: i64, success: &str) -> String {
+fn checkout_path(fake: &octany_fake::FakeOctany, product: i64, success: &str) -> String {
     let success: String = url::form_urlencoded::byte_serialize(success.as_bytes()).collect();
     format!(
         "{}/checkout/{ACCOUNT}/product/{product}?referenceId=user%3A42&email=ada%40example.com&firstName=Ada&successUrl={success}",

@@ -43,6 +43,9 @@ pub fn php_json_encode<T: Serialize>(value: &T) -> Vec<u8> {
     out
 }
 
+/// The header Octany sends a delivery's signature in.
+pub const SIGNATURE_HEADER: &str = "Octany-Signature";
+
 /// The `Octany-Signature` of `body` under `secret`, as Octany's PHP makes
 /// it: `hash_hmac('sha256', $body, $secret)`, lowercase hex. The fake's own
 /// code, so the library's verification is tested against an independent
@@ -51,7 +54,7 @@ pub fn php_json_encode<T: Serialize>(value: &T) -> Vec<u8> {
 /// ```
 /// // RFC 4231, test case 2.
 /// assert_eq!(
-///     octany_actix::fake::sign("Jefe", b"what do ya want for nothing?"),
+///     octany_fake::sign("Jefe", b"what do ya want for nothing?"),
 ///     "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
 /// );
 /// ```

@@ -12,7 +12,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use octany_actix::fake::FakeOctany;
+use octany_fake::FakeOctany;
 
 const USAGE: &str = "usage: octany-fake [--port N] [--webhook-url URL] [--webhook-secret SECRET] [--seed N] [--legacy-pagination]";
 

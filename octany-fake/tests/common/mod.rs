@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use hmac::{Hmac, KeyInit, Mac};
-use octany_actix::fake::{CheckoutOutcome, CheckoutParams, FakeOctany};
+use octany_fake::{CheckoutOutcome, CheckoutParams, FakeOctany};
 use serde_json::Value;
 use sha2::Sha256;
 use wiremock::matchers::{method, path};

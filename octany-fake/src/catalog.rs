@@ -2,12 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::model::{Product, ProductGroup, ProductId};
+use crate::wire::{Product, ProductGroup};
 
 /// A product of the fake's catalog.
 ///
 /// ```
-/// use octany_actix::fake::FakeProduct;
+/// use octany_fake::FakeProduct;
 /// let pro = FakeProduct::recurring(1225, "Pro monthly", 9900, "month").trial_days(14);
 /// assert_eq!(pro.trial_days, Some(14));
 /// ```
@@ -89,7 +89,7 @@ impl FakeProduct {
     /// As Octany's API shows it.
     pub fn to_product(&self) -> Product {
         Product {
-            id: ProductId(self.id),
+            id: self.id,
             name: self.name.clone(),
             kind: self.kind.clone(),
             interval: self.interval.clone(),
@@ -134,11 +134,11 @@ pub struct FakeProductGroup {
 impl FakeProductGroup {
     pub(crate) fn to_group(&self, products: &[Product]) -> ProductGroup {
         ProductGroup {
-            id: self.id.to_string(),
-            name: Some(self.name.clone()),
+            id: self.id,
+            name: self.name.clone(),
             products: products
                 .iter()
-                .filter(|p| self.products.contains(&p.id.0))
+                .filter(|p| self.products.contains(&p.id))
                 .cloned()
                 .collect(),
         }

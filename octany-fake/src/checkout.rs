@@ -11,7 +11,13 @@ use chrono::DateTime;
 use super::Shared;
 use super::catalog::FakeProduct;
 use super::state::{CheckoutOutcome, CheckoutParams, CheckoutResult, Refusal};
-use crate::client::is_acceptable_success_url;
+/// Whether Octany takes `url` as a success URL: https, or http on this
+/// machine (API.md section 9).
+fn is_acceptable_success_url(url: &url::Url) -> bool {
+    url.scheme() == "https"
+        || (url.scheme() == "http"
+            && matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]")))
+}
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/checkout/{account}/product/{product}", web::get().to(page))

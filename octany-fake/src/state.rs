@@ -11,10 +11,11 @@ use serde_json::{Value, json};
 
 use super::catalog::{FakeProduct, FakeProductGroup};
 use super::faults::Faults;
-use crate::domain::model::{
-    BillingMethod, BillingMethodKind, Company, EventName, Order, OrderId, OrderItem, OrderState,
-    Person, Product, ProductId, Subscription, SubscriptionId, SubscriptionStatus,
+use crate::wire::{
+    self, BillingMethod, BillingMethodKind, Company, EventName, Order, OrderItem, OrderState,
+    Person, Product, Subscription, SubscriptionStatus,
 };
+use octany_actix::model::ProductId;
 
 /// How the fake's life cycle is timed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -258,9 +259,9 @@ pub struct CheckoutParams {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckoutResult {
     /// The subscription, for a recurring product.
-    pub subscription: Option<Subscription>,
+    pub subscription: Option<octany_actix::model::Subscription>,
     /// The first order, if one was made.
-    pub order: Option<Order>,
+    pub order: Option<octany_actix::model::Order>,
     /// The customer's id.
     pub customer_id: u64,
 }
@@ -402,10 +403,10 @@ impl State {
 
     pub(crate) fn subscription_view(&self, account: usize, id: u64) -> Subscription {
         let s = &self.accounts[account].subscriptions[&id];
-        let portal = |what: &str| Some(format!("{}/_fake/portal/{}/{what}", self.base_url, s.id));
+        let portal = |what: &str| format!("{}/_fake/portal/{}/{what}", self.base_url, s.id);
         Subscription {
-            id: SubscriptionId::from(s.id),
-            customer_id: Some(s.customer_id.to_string()),
+            id: s.id,
+            customer_id: s.customer_id,
             price: s.price,
             vat: s.vat,
             currency: s.currency.clone(),
@@ -413,14 +414,12 @@ impl State {
             ends_at: s.ends_at,
             reference_id: s.reference_id.clone(),
             reference_name: s.reference_name.clone(),
-            status: s.status.clone(),
-            product: Some(s.product.clone()),
-            billing_method: Some(s.billing_method.clone()),
+            status: s.status,
+            product: s.product.clone(),
+            billing_method: s.billing_method.clone(),
             update_card_url: portal("card"),
             invoices_url: portal("invoices"),
             cancel_url: portal("cancel"),
-            created_at: None,
-            updated_at: None,
         }
     }
 
@@ -429,29 +428,27 @@ impl State {
         let total: i64 = o.items.iter().map(|(_, _, q, p, _)| q * p).sum();
         let vat: i64 = o.items.iter().map(|(_, _, q, _, v)| q * v).sum();
         Order {
-            id: OrderId::from(o.id),
-            customer_id: Some(o.customer_id.to_string()),
+            id: o.id,
+            customer_id: o.customer_id,
             total,
             total_with_vat: total + vat,
             currency: o.currency.clone(),
             reference_id: o.reference_id.clone(),
             reference_name: o.reference_name.clone(),
-            state: o.state.clone(),
+            state: o.state,
             remote_id: o.remote_id.clone(),
-            billing_method: Some(o.billing_method.clone()),
+            billing_method: o.billing_method.clone(),
             items: o
                 .items
                 .iter()
                 .map(|(product, description, quantity, price, vat)| OrderItem {
-                    description: Some(description.clone()),
+                    description: description.clone(),
                     quantity: *quantity,
                     price: *price,
                     vat: *vat,
-                    product: Some(product.clone()),
+                    product: product.clone(),
                 })
                 .collect(),
-            subscription_id: None,
-            created_at: None,
         }
     }
 
@@ -789,7 +786,7 @@ impl State {
             self.confirm_order(account, id, invoice, now);
             return Ok(CheckoutResult {
                 subscription: None,
-                order: Some(self.order_view(account, id)),
+                order: Some(wire::parsed(&self.order_view(account, id))),
                 customer_id,
             });
         }
@@ -822,7 +819,7 @@ impl State {
                 price,
                 vat,
                 currency: product.currency.clone(),
-                status: status.clone(),
+                status,
                 renews_at,
                 ends_at: None,
                 reference_id: params.reference_id.clone(),
@@ -857,12 +854,12 @@ impl State {
                     self.confirm_order(account, o, false, now);
                     self.emit_subscription(account, EventName::SubscriptionCreated, id, now);
                 }
-                order = Some(self.order_view(account, o));
+                order = Some(wire::parsed(&self.order_view(account, o)));
             }
             _ => self.emit_subscription(account, EventName::SubscriptionCreated, id, now),
         }
         Ok(CheckoutResult {
-            subscription: Some(self.subscription_view(account, id)),
+            subscription: Some(wire::parsed(&self.subscription_view(account, id))),
             order,
             customer_id,
         })
@@ -1019,8 +1016,9 @@ impl State {
         if body["type"].as_str() != Some("from_subscription") {
             return Err(Refusal::invalid("type", "The selected type is invalid."));
         }
-        let source_id = crate::domain::model::lenient::scalar_text(body["subscription_id"].clone())
-            .and_then(|s| s.parse::<u64>().ok())
+        let source_id = body["subscription_id"]
+            .as_u64()
+            .or_else(|| body["subscription_id"].as_str().and_then(|s| s.trim().parse().ok()))
             .filter(|id| self.accounts[account].subscriptions.contains_key(id))
             .ok_or_else(|| {
                 Refusal::invalid(

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// The faults in force. All off by default.
 ///
 /// ```
-/// use octany_actix::fake::Faults;
+/// use octany_fake::Faults;
 /// let chaos = Faults { api_error_rate: 0.1, webhook_drop_rate: 0.3, ..Faults::default() };
 /// assert!(chaos.api_error_rate > 0.0);
 /// ```
