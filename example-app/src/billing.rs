@@ -1,10 +1,10 @@
 //! What the app sells, and its octany-actix wiring (real Octany, or the
 //! in-process fake with its webhooks pointed at the app).
 
-use octany_fake::FakeOctany;
 use octany_actix::model::ProductId;
 use octany_actix::sync::{BillingEvent, Listeners};
 use octany_actix::{Octany, OctanyConfig, Plan};
+use octany_fake::FakeOctany;
 use rand::{TryRngCore, rngs::OsRng};
 use sea_orm::DatabaseConnection;
 

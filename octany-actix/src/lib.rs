@@ -53,4 +53,3 @@ pub use web::octany::{Octany, OctanyBuilder, Settings};
 pub mod billable {
     pub use crate::web::billable::BillingText;
 }
-

@@ -17,8 +17,8 @@ use super::checkout::money;
 use super::deliveries::DeliveryRecord;
 use super::faults::Faults;
 use super::state::{Refusal, State};
-use octany_actix::clock::Clock;
 use crate::wire::timestamp as format_timestamp;
+use octany_actix::clock::Clock;
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(

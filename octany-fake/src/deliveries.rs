@@ -11,9 +11,9 @@ use serde::Serialize;
 use tokio::sync::{Notify, mpsc};
 
 use super::php_json::sign;
+use crate::SIGNATURE_HEADER;
 use octany_actix::clock::SharedClock;
 use octany_actix::config::Secret;
-use crate::SIGNATURE_HEADER;
 
 /// How the fake retries a delivery the endpoint did not accept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]

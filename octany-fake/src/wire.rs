@@ -118,8 +118,7 @@ pub struct Product {
     /// Its kind (`recurring_donation`, ...).
     #[serde(rename = "type")]
     pub kind: Option<String>,
-    /// How often it renews; absent for a one-off product.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// How often it renews; `null` for a one-off product.
     pub interval: Option<String>,
     /// The price in minor units, VAT excluded.
     pub price: i64,

@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
-use octany_fake::{CheckoutOutcome, FakeProduct, Refusal};
 use octany_actix::model::{Entitlement, OrderState, SubscriptionId, SubscriptionStatus};
+use octany_fake::{CheckoutOutcome, FakeProduct, Refusal};
 use serde_json::json;
 
 fn checkout_path(fake: &octany_fake::FakeOctany, product: i64, success: &str) -> String {

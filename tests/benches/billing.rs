@@ -26,13 +26,13 @@ use actix_web::cookie::Key;
 use actix_web::{App, FromRequest, HttpRequest, HttpResponse, HttpServer, dev::Payload, web};
 use octany_actix::client::RateLimit;
 use octany_actix::config::Secret;
-use octany_fake::{FakeOctany, Faults};
 use octany_actix::sync::{BackfillOptions, Syncer};
 use octany_actix::webhook::WebhookReceiver;
 use octany_actix::{Billable, Octany, OctanyClient, RequireSubscription};
 use octany_actix_tests::harness::{SECRET, envelope, signed, subscription_json};
 use octany_actix_tests::sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use octany_actix_tests::{Backend, TestDb};
+use octany_fake::{FakeOctany, Faults};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 

@@ -7,9 +7,9 @@ use std::time::Duration;
 use actix_web::middleware::from_fn;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
 use octany_actix::entity::subscription;
-use octany_fake::FakeOctany;
 use octany_actix::sync::Listeners;
 use octany_actix::{Billable, Octany, Plan, RequireSubscription};
+use octany_fake::FakeOctany;
 
 use crate::TestDb;
 

@@ -2,9 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use octany_actix::config::Secret;
-use octany_fake::{FakeOctany, php_json_encode, sign};
 use octany_actix::sync::{Listeners, SyncOptions, Syncer};
 use octany_actix::webhook::WebhookReceiver;
+use octany_fake::{FakeOctany, php_json_encode, sign};
 use serde_json::{Value, json};
 
 use crate::TestDb;

@@ -209,3 +209,4 @@ macro_rules! db_test {
 
 pub mod app;
 pub mod harness;
+pub mod http;

@@ -17,13 +17,13 @@ use actix_web::{App, HttpServer, web};
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use octany_actix::entity::{order, subscription};
-use octany_fake::{DeliveryPolicy, DeliveryStatus, FakeOctany, Faults};
 use octany_actix::model::{AccessPolicy, ProductId, SubscriptionId};
 use octany_actix::{Billable, Octany};
 use octany_actix_tests::app::{TestUser, configure, octany};
 use octany_actix_tests::db_test;
 use octany_actix_tests::harness::SECRET;
 use octany_actix_tests::sea_orm::{EntityTrait, PaginatorTrait};
+use octany_fake::{DeliveryPolicy, DeliveryStatus, FakeOctany, Faults};
 use tokio::sync::Mutex;
 
 fn setting(name: &str, default: usize) -> usize {

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use octany_actix::entity::event;
-use octany_fake::{CheckoutOutcome, CheckoutParams, FakeOctany};
 use octany_actix::model::ProductId;
 use octany_actix::sync::{BackfillOptions, Event, Listeners, Origin, SyncOptions, Syncer};
 use octany_actix::webhook::Received;
@@ -18,6 +17,7 @@ use octany_actix_tests::app::{Plans, TestUser, octany_with};
 use octany_actix_tests::harness::*;
 use octany_actix_tests::sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use octany_actix_tests::{TestDb, db_test};
+use octany_fake::{CheckoutOutcome, CheckoutParams, FakeOctany};
 
 /// An event as a listener saw it: kind, origin, billable.
 type Sighting = (String, Origin, Option<String>);

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use octany_fake::{CheckoutOutcome, CheckoutParams, FakeOctany};
 use octany_actix::sync::Listeners;
 use octany_actix::webhook::Received;
 use octany_actix::{Billable, Octany};
 use octany_actix_tests::app::TestUser;
 use octany_actix_tests::harness::{SECRET, envelope, signed};
 use octany_actix_tests::{TestDb, db_test};
+use octany_fake::{CheckoutOutcome, CheckoutParams, FakeOctany};
 
 fn instance(db: &TestDb, fake: &FakeOctany, applied: Arc<AtomicUsize>) -> Octany {
     let listeners = Listeners::new().on("count", move |_| {

@@ -3,13 +3,13 @@
 
 use octany_actix::billing::CheckoutOptions;
 use octany_actix::entity::{checkout, order, product, subscription};
-use octany_fake::{CheckoutOutcome, CheckoutParams};
 use octany_actix::model::{AccessPolicy, Entitlement, ProductId, SubscriptionId};
 use octany_actix::sync::BackfillOptions;
 use octany_actix::webhook::Received;
 use octany_actix_tests::harness::*;
 use octany_actix_tests::sea_orm::{EntityTrait, PaginatorTrait};
 use octany_actix_tests::{TestDb, db_test};
+use octany_fake::{CheckoutOutcome, CheckoutParams};
 
 fn buyer(reference: &str) -> CheckoutParams {
     CheckoutParams {

@@ -540,10 +540,7 @@ fn no_secret_refuses_to_start() {
         .unwrap();
     runtime.block_on(async {
         let db = TestDb::migrated(octany_actix_tests::Backend::Sqlite).await;
-        let fake = octany_fake::FakeOctany::builder()
-            .start()
-            .await
-            .unwrap();
+        let fake = octany_fake::FakeOctany::builder().start().await.unwrap();
         let syncer = octany_actix::sync::Syncer::new(db.conn.clone(), fake.client());
         let refused = octany_actix::webhook::WebhookReceiver::new(syncer.clone(), &[]).unwrap_err();
         assert!(

@@ -1,0 +1,225 @@
+//! The life cycle: renewals, failed cards and their retries, invoices,
+//! cancellations running out, on the virtual clock.
+
+use super::*;
+
+impl State {
+    // ---- the life cycle ----
+
+    /// Applies every transition due at or before `now`, in time order.
+    pub(crate) fn tick(&mut self, now: DateTime<Utc>) {
+        while let Some((at, account, due)) = self.next_due().filter(|(at, _, _)| *at <= now) {
+            match due {
+                Due::Charge(id) => self.charge_period(account, id, at),
+                Due::Retry(id) => self.charge_period(account, id, at),
+                Due::Expire(id) => {
+                    self.set_status(account, id, SubscriptionStatus::Expired, at);
+                    let sub = self.accounts[account]
+                        .subscriptions
+                        .get_mut(&id)
+                        .expect("known");
+                    sub.lapsed_at.get_or_insert(at);
+                    self.emit_subscription(account, EventName::SubscriptionUpdated, id, at);
+                }
+                Due::Invoice(order) => self.pay_invoice(account, order, at),
+            }
+        }
+    }
+
+    pub(super) fn next_due(&self) -> Option<(DateTime<Utc>, usize, Due)> {
+        let mut best: Option<(DateTime<Utc>, usize, Due)> = None;
+        let mut consider = |at: Option<DateTime<Utc>>, account: usize, due: Due| {
+            if let Some(at) = at
+                && best.as_ref().is_none_or(|(b, _, _)| at < *b)
+            {
+                best = Some((at, account, due));
+            }
+        };
+        for (a, account) in self.accounts.iter().enumerate() {
+            for s in account.subscriptions.values() {
+                use SubscriptionStatus as S;
+                match s.status {
+                    S::Active | S::Trialing | S::FutureStart => {
+                        consider(s.renews_at, a, Due::Charge(s.id))
+                    }
+                    S::Delayed => consider(s.next_retry_at, a, Due::Retry(s.id)),
+                    S::Cancelled => consider(s.ends_at, a, Due::Expire(s.id)),
+                    _ => {}
+                }
+            }
+            for o in account.orders.values() {
+                if o.state == OrderState::Pending {
+                    consider(o.due_at, a, Due::Invoice(o.id));
+                }
+            }
+        }
+        best
+    }
+
+    pub(super) fn set_status(
+        &mut self,
+        account: usize,
+        id: u64,
+        status: SubscriptionStatus,
+        at: DateTime<Utc>,
+    ) {
+        let s = self.accounts[account]
+            .subscriptions
+            .get_mut(&id)
+            .expect("known id");
+        s.status = status;
+        s.updated_at = at;
+    }
+
+    /// The charge at the start of a period: a renewal, the end of a trial,
+    /// a future start, or a retry of a failed renewal.
+    pub(super) fn charge_period(&mut self, account: usize, id: u64, at: DateTime<Utc>) {
+        let s = self.accounts[account].subscriptions[&id].clone();
+        let order = self.new_order(account, Some(id), &s.product, s.price, s.vat, None, at);
+        if s.card_failing {
+            self.accounts[account]
+                .orders
+                .get_mut(&order)
+                .expect("new")
+                .state = OrderState::Failed;
+            let schedule = self.life_cycle.retry_schedule_days.clone();
+            let failed = if s.status == SubscriptionStatus::Delayed {
+                s.failed_charges + 1
+            } else {
+                1
+            };
+            let sub = self.accounts[account]
+                .subscriptions
+                .get_mut(&id)
+                .expect("known");
+            sub.failed_charges = failed;
+            sub.updated_at = at;
+            if sub.lapsed_at.is_none() {
+                sub.lapsed_at = Some(s.renews_at.unwrap_or(at));
+            }
+            match schedule.get(failed as usize - 1) {
+                Some(d) => {
+                    sub.status = SubscriptionStatus::Delayed;
+                    sub.next_retry_at = Some(at + days(*d));
+                }
+                None => {
+                    sub.status = SubscriptionStatus::Unpaid;
+                    sub.next_retry_at = None;
+                    sub.renews_at = None;
+                    sub.ends_at = Some(at);
+                }
+            }
+            if s.status != sub.status {
+                self.emit_subscription(account, EventName::SubscriptionUpdated, id, at);
+            }
+            return;
+        }
+        self.settle(account, order, at);
+        let interval = s.product.billing_interval().unwrap_or("month").to_owned();
+        let period_start = s.renews_at.unwrap_or(at);
+        let sub = self.accounts[account]
+            .subscriptions
+            .get_mut(&id)
+            .expect("known");
+        sub.status = SubscriptionStatus::Active;
+        sub.failed_charges = 0;
+        sub.next_retry_at = None;
+        sub.lapsed_at = None;
+        sub.granted_from.get_or_insert(at);
+        sub.renews_at = Some(add_interval(period_start, &interval));
+        sub.updated_at = at;
+        let event =
+            if s.status == SubscriptionStatus::Active || s.status == SubscriptionStatus::Delayed {
+                EventName::SubscriptionRenewed
+            } else {
+                EventName::SubscriptionUpdated
+            };
+        self.emit_subscription(account, event, id, at);
+        self.emit_order(account, EventName::OrderPaid, order, at);
+    }
+
+    pub(super) fn pay_invoice(&mut self, account: usize, order: u64, at: DateTime<Utc>) {
+        self.settle(account, order, at);
+        let sub = self.accounts[account].orders[&order].subscription_id;
+        if let Some(id) = sub {
+            let s = self.accounts[account]
+                .subscriptions
+                .get_mut(&id)
+                .expect("known");
+            if s.status == SubscriptionStatus::Pending {
+                let interval = s.product.billing_interval().unwrap_or("month").to_owned();
+                s.status = SubscriptionStatus::Active;
+                s.renews_at = Some(add_interval(at, &interval));
+                s.updated_at = at;
+                s.granted_from.get_or_insert(at);
+                self.emit_order(account, EventName::OrderPaid, order, at);
+                self.emit_subscription(account, EventName::SubscriptionCreated, id, at);
+                return;
+            }
+        }
+        self.emit_order(account, EventName::OrderPaid, order, at);
+    }
+
+    pub(super) fn settle(&mut self, account: usize, order: u64, _at: DateTime<Utc>) {
+        let remote = format!("ch_fake_{order}");
+        let o = self.accounts[account]
+            .orders
+            .get_mut(&order)
+            .expect("known order");
+        o.state = OrderState::Paid;
+        o.due_at = None;
+        if o.billing_method.kind == BillingMethodKind::Stripe {
+            o.remote_id = Some(remote);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new_order(
+        &mut self,
+        account: usize,
+        subscription: Option<u64>,
+        product: &Product,
+        price: i64,
+        vat: i64,
+        description: Option<String>,
+        at: DateTime<Utc>,
+    ) -> u64 {
+        let id = self.id(88_000_000);
+        let (customer_id, billing_method, reference_id, reference_name) = match subscription {
+            Some(s) => {
+                let s = &self.accounts[account].subscriptions[&s];
+                (
+                    s.customer_id,
+                    s.billing_method.clone(),
+                    s.reference_id.clone(),
+                    s.reference_name.clone(),
+                )
+            }
+            None => (0, BillingMethod::default(), None, None),
+        };
+        self.accounts[account].orders.insert(
+            id,
+            FakeOrder {
+                id,
+                subscription_id: subscription,
+                customer_id,
+                state: OrderState::Pending,
+                currency: product.currency.clone(),
+                reference_id,
+                reference_name,
+                billing_method,
+                items: vec![(
+                    product.clone(),
+                    description.unwrap_or_else(|| product.name.clone()),
+                    1,
+                    price,
+                    vat,
+                )],
+                remote_id: None,
+                due_at: None,
+                created_at: at,
+            },
+        );
+        id
+    }
+}

@@ -1,0 +1,124 @@
+//! Calling the test app as a browser or an API client would.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::test as actix_test;
+use octany_fake::{CheckoutParams, FakeOctany};
+use serde_json::Value;
+
+/// What the app answered.
+#[derive(Debug)]
+pub struct Answer {
+    /// The status.
+    pub status: u16,
+    /// The `Location` header.
+    pub location: Option<String>,
+    /// The body, as JSON when it is JSON, else as text.
+    pub body: Value,
+}
+
+/// Sends `method path` as user `user` (none: logged out), as a browser
+/// (`Accept: text/html`) or an API client.
+pub async fn call<S, B>(
+    app: &S,
+    method: &str,
+    path: &str,
+    user: Option<i64>,
+    browser: bool,
+) -> Answer
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let mut request = actix_test::TestRequest::default()
+        .method(method.parse().unwrap())
+        .uri(path);
+    if let Some(user) = user {
+        request = request.insert_header(("X-User", user.to_string()));
+    }
+    request = request.insert_header((
+        "Accept",
+        if browser {
+            "text/html"
+        } else {
+            "application/json"
+        },
+    ));
+    let response = actix_test::call_service(app, request.to_request()).await;
+    let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let bytes = actix_test::read_body(response).await;
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    Answer {
+        status,
+        location,
+        body,
+    }
+}
+
+/// A fake Octany with the sample catalog.
+pub async fn fake() -> FakeOctany {
+    FakeOctany::builder()
+        .sample_catalog()
+        .start()
+        .await
+        .unwrap()
+}
+
+/// A fake Octany, the app's billing on it (cache TTL `$ttl`), and the app
+/// as a test service.
+#[macro_export]
+macro_rules! started {
+    ($db:expr, $ttl:expr) => {{
+        let fake = $crate::http::fake().await;
+        let octany = $crate::app::octany(&$db, &fake, $ttl);
+        let app = actix_web::test::init_service(
+            actix_web::App::new()
+                .app_data(actix_web::web::Data::new(octany.clone()))
+                .configure($crate::app::configure(&octany)),
+        )
+        .await;
+        (fake, octany, app)
+    }};
+}
+
+/// Checkout parameters for user `user`.
+pub fn buyer(user: i64) -> CheckoutParams {
+    CheckoutParams {
+        reference_id: Some(format!("user:{user}")),
+        ..Default::default()
+    }
+}
+
+/// Pays at the fake's checkout page as a person would, and follows the
+/// redirect back into the app; returns the app's answer to the success page.
+pub async fn pay<S, B>(app: &S, fake_checkout_url: &str, outcome: &str, user: i64) -> Answer
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    octany_actix::install_crypto_provider();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let paid = client
+        .post(fake_checkout_url)
+        .form(&[("outcome", outcome)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status(), 303, "the fake accepted the payment");
+    let back = url::Url::parse(paid.headers()["location"].to_str().unwrap()).unwrap();
+    assert_eq!(
+        back.origin().ascii_serialization(),
+        "http://localhost:8080",
+        "built from the configured base URL"
+    );
+    let path = format!("{}?{}", back.path(), back.query().unwrap_or_default());
+    call(app, "GET", &path, Some(user), true).await
+}

@@ -1,0 +1,217 @@
+//! The mounted routes and the guard's cache, on every backend, against the
+//! fake Octany: the status route, the success page, invalidation by
+//! webhook, and what building and registering get wrong.
+
+use std::time::Duration;
+
+use actix_web::{App, test as actix_test};
+use octany_actix::Octany;
+use octany_actix_tests::app::{configure, octany};
+use octany_actix_tests::harness::{SECRET, envelope, signed};
+use octany_actix_tests::{TestDb, db_test};
+use octany_fake::CheckoutOutcome;
+use serde_json::json;
+
+use octany_actix_tests::http::{buyer, call, fake, pay};
+use octany_actix_tests::started;
+
+db_test!(
+    async fn the_status_route_shows_only_the_current_user(db: TestDb) {
+        let (fake, octany, app) = started!(db, Duration::from_secs(5));
+        fake.checkout(1226, &buyer(1), CheckoutOutcome::Succeed)
+            .unwrap();
+        let mine = call(&app, "GET", "/billing/status", Some(1), false).await;
+        assert_eq!(mine.status, 200);
+        assert_eq!(
+            (
+                mine.body["access"].clone(),
+                mine.body["plan"].clone(),
+                mine.body["status"].clone()
+            ),
+            (json!(true), json!("pro-yearly"), json!("active"))
+        );
+        let theirs = call(
+            &app,
+            "GET",
+            "/billing/status?user=1&reference=user:1",
+            Some(2),
+            false,
+        )
+        .await;
+        assert_eq!(
+            theirs.body,
+            json!({"access": false, "pending": false, "status": null, "plan": null, "product_id": null,
+        "on_trial": false, "on_grace_period": false, "renews_at": null, "ends_at": null})
+        );
+        assert_eq!(
+            call(&app, "GET", "/billing/status", None, false)
+                .await
+                .status,
+            401
+        );
+        // The status route syncs a user at most every few seconds.
+        assert!(
+            !octany.sync_throttled("user:1").await,
+            "just synced by the status call"
+        );
+        fake.advance(Duration::from_secs(4));
+        assert!(octany.sync_throttled("user:1").await);
+        fake.stop().await;
+        db
+    }
+);
+
+db_test!(
+    async fn the_guards_cache_is_dropped_by_a_webhook(db: TestDb) {
+        let (fake, octany, app) = started!(db, Duration::from_secs(3600));
+        let sub = fake
+            .checkout(1225, &buyer(1), CheckoutOutcome::Succeed)
+            .unwrap()
+            .subscription
+            .unwrap();
+        octany
+            .syncer()
+            .sync_billable_subscriptions("user:1")
+            .await
+            .unwrap();
+        assert_eq!(
+            call(&app, "GET", "/dashboard", Some(1), false).await.status,
+            200,
+            "now cached for an hour"
+        );
+        let mut expired = serde_json::to_value(&sub).unwrap();
+        expired["status"] = json!("expired");
+        let (body, signature) = signed(&envelope(
+            4242,
+            "subscription.updated",
+            fake.now() + chrono::Duration::seconds(1),
+            expired,
+        ));
+        let delivered = actix_test::call_service(
+            &app,
+            actix_test::TestRequest::post()
+                .uri("/billing/webhook")
+                .insert_header(("Octany-Signature", signature))
+                .set_payload(body)
+                .to_request(),
+        )
+        .await;
+        assert_eq!(
+            delivered.status(),
+            200,
+            "the mounted webhook route, secret {SECRET}"
+        );
+        assert_eq!(
+            call(&app, "GET", "/dashboard", Some(1), false).await.status,
+            402,
+            "the cache was dropped"
+        );
+        fake.stop().await;
+        db
+    }
+);
+
+db_test!(
+    async fn the_success_page_waits_then_says_it_is_still_processing(db: TestDb) {
+        let (fake, _octany, app) = started!(db, Duration::from_secs(5));
+        let checkout = call(
+            &app,
+            "GET",
+            "/billing/checkout/pro-monthly?next=/reports",
+            Some(1),
+            true,
+        )
+        .await;
+        let landed = pay(&app, checkout.location.as_deref().unwrap(), "invoice", 1).await;
+        assert_eq!(landed.status, 200, "an unpaid invoice: the page waits");
+        let html = landed.body.as_str().unwrap().to_owned();
+        assert!(
+            html.contains("Confirming your payment")
+                && html.contains(r#"data-status-url="/billing/status""#)
+        );
+        assert!(
+            html.contains(r#"data-next="/reports""#),
+            "the local next path is kept"
+        );
+        assert!(html.contains(r#"<noscript><meta http-equiv="refresh" content="3"></noscript>"#));
+        fake.advance(Duration::from_secs(150));
+        let later = call(&app, "GET", "/billing/success", Some(1), true).await;
+        assert!(
+            later
+                .body
+                .as_str()
+                .unwrap()
+                .contains("still being processed")
+        );
+        // Once the invoice is paid, the same page forwards to the next path.
+        fake.advance_days(14);
+        let done = call(&app, "GET", "/billing/success?next=/reports", Some(1), true).await;
+        assert_eq!(
+            (done.status, done.location.as_deref()),
+            (303, Some("/reports"))
+        );
+        // A next that is not a local path is ignored.
+        let evil = call(
+            &app,
+            "GET",
+            "/billing/success?next=//evil.example/x",
+            Some(1),
+            true,
+        )
+        .await;
+        assert_eq!(evil.location.as_deref(), Some("/dashboard"));
+        fake.stop().await;
+        db
+    }
+);
+
+#[tokio::test]
+async fn a_missing_registration_says_how_to_fix_it() {
+    let db = TestDb::migrated(octany_actix_tests::Backend::Sqlite).await;
+    let fake = fake().await;
+    let octany = octany(&db, &fake, Duration::from_secs(5));
+    // The billing scope carries its Octany; a guard outside it needs the App's.
+    let app = actix_test::init_service(App::new().configure(configure(&octany))).await;
+    let status = call(&app, "GET", "/billing/status", Some(1), false).await;
+    assert_eq!(status.status, 200, "{}", status.body);
+    let answer = call(&app, "GET", "/dashboard", Some(1), false).await;
+    assert_eq!(answer.status, 500);
+    assert!(
+        answer.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("App::app_data(web::Data::new(octany.clone()))"),
+        "{}",
+        answer.body
+    );
+    assert!(
+        answer.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("inside a scope")
+    );
+    fake.stop().await;
+}
+
+#[tokio::test]
+async fn no_webhook_secret_refuses_to_build() {
+    let db = TestDb::new(octany_actix_tests::Backend::Sqlite).await;
+    let fake = fake().await;
+    let refused = Octany::builder(fake.config(), db.conn.clone())
+        .public_base_url("https://app.example.com")
+        .build()
+        .unwrap_err();
+    assert!(refused.to_string().contains("OCTANY_WEBHOOK_SECRET"));
+    let nowhere = Octany::builder(fake.config().with_webhook_secret(SECRET), db.conn.clone())
+        .build()
+        .unwrap_err();
+    assert!(
+        nowhere.to_string().contains("public_base_url"),
+        "the public URL is required, not defaulted: {nowhere}"
+    );
+    let insecure_url = Octany::builder(fake.config().with_webhook_secret(SECRET), db.conn.clone())
+        .public_base_url("http://app.example.com")
+        .build()
+        .unwrap_err();
+    assert!(insecure_url.to_string().contains("must be https"));
+}
