@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, http::header, web};
 use askama::Template;
 use askama_web::WebTemplate;
 use octany_actix::entity::product;
-use octany_actix::model::{Entitlement, ProductId};
+use octany_actix::model::Entitlement;
 use octany_actix::{Plan, RequireSubscription};
 use sea_orm::EntityTrait;
 use serde::Deserialize;
@@ -111,7 +111,7 @@ pub async fn pricing(
     let plans = Plans::all()
         .iter()
         .filter_map(|plan| {
-            let p = products.iter().find(|p| p.id == plan.product_id().0)?;
+            let p = products.iter().find(|p| p.id == plan.product_id())?;
             Some(PlanCard {
                 slug: plan.slug(),
                 name: p.name.clone(),
@@ -146,7 +146,7 @@ pub async fn dashboard(
     DashboardPage {
         layout: Layout::new(&state, &session, Some(&paid.user)),
         plan: paid.subscription.product_name.clone().unwrap_or_default(),
-        status: paid.subscription.status.clone(),
+        status: paid.subscription.status.to_string(),
     }
 }
 
@@ -207,7 +207,7 @@ pub async fn account(
         .into_iter()
         .map(|o| OrderRow {
             id: o.id.clone(),
-            state: o.state.clone(),
+            state: o.state.to_string(),
             total: money(o.total_with_vat),
             description: o
                 .items
@@ -219,17 +219,17 @@ pub async fn account(
         .collect();
     let swaps = Plans::all()
         .iter()
-        .filter(|p| current.as_ref().and_then(|s| s.product_id) != Some(p.product_id().0))
+        .filter(|p| current.as_ref().and_then(|s| s.product_id) != Some(p.product_id()))
         .filter_map(|p| {
             products
                 .iter()
-                .find(|x| x.id == p.product_id().0)
+                .find(|x| x.id == p.product_id())
                 .map(|x| (p.slug(), x.name.clone()))
         })
         .collect();
     let add_on = products
         .iter()
-        .find(|p| ProductId(p.id) == ADD_ON)
+        .find(|p| p.id == ADD_ON)
         .map(|p| {
             format!(
                 "{} ({})",
@@ -253,7 +253,7 @@ pub async fn account(
         plan: current.as_ref().and_then(|s| s.product_name.clone()),
         status: current
             .as_ref()
-            .map(|s| s.status.clone())
+            .map(|s| s.status.to_string())
             .unwrap_or_else(|| "none".into()),
         renews: current.as_ref().and_then(|s| s.renews_at).map(date),
         ends: current.as_ref().and_then(|s| s.ends_at).map(date),

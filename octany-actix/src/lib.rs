@@ -48,6 +48,11 @@ pub use web::billable::Billable;
 pub use web::error::BillingError;
 pub use web::octany::{Octany, OctanyBuilder, Settings};
 
+/// The guide's Rust blocks, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/guide.md")]
+mod guide {}
+
 /// What the derives expand to; not part of the API.
 #[doc(hidden)]
 pub mod billable {

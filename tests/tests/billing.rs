@@ -218,7 +218,7 @@ db_test!(
         assert_eq!(
             (pending.product_id, pending.status),
             (
-                1225,
+                ProductId(1225),
                 octany_actix::entity::checkout::CheckoutStatus::Pending
             )
         );
@@ -239,7 +239,7 @@ db_test!(
         assert_eq!(billing.subscriptions().await.unwrap().len(), 1);
 
         let swapped = billing.swap(Plans::Basic).await.unwrap();
-        assert_eq!(swapped.product_id, Some(1227));
+        assert_eq!(swapped.product_id, Some(ProductId(1227)));
         assert!(billing.subscribed_to(Plans::Basic).await.unwrap());
 
         // A one-off charge whose answer is lost is made exactly once.

@@ -309,7 +309,7 @@ db_test!(
             match mirrored.get(s.id.as_str()) {
                 Some(row)
                     if row.status == s.status.as_str()
-                        && row.product_id == s.product_id().map(|p| p.0)
+                        && row.product_id == s.product_id()
                         && row.renews_at == s.renews_at
                         && row.ends_at == s.ends_at
                         && row.price == s.price => {}

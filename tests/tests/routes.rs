@@ -8,6 +8,7 @@ use actix_web::{App, test as actix_test};
 use octany_actix::Octany;
 use octany_actix_tests::app::{configure, octany};
 use octany_actix_tests::harness::{SECRET, envelope, signed};
+use octany_actix_tests::sea_orm::{ConnectionTrait, Statement};
 use octany_actix_tests::{TestDb, db_test};
 use octany_fake::CheckoutOutcome;
 use serde_json::json;
@@ -215,3 +216,37 @@ async fn no_webhook_secret_refuses_to_build() {
         .unwrap_err();
     assert!(insecure_url.to_string().contains("must be https"));
 }
+
+db_test!(
+    async fn a_5xx_body_names_no_table_and_no_database_error(db: TestDb) {
+        let (fake, _octany, app) = started!(db, Duration::ZERO);
+        db.conn
+            .execute_raw(Statement::from_string(
+                db.db_backend(),
+                "ALTER TABLE octany_subscriptions RENAME TO octany_subscriptions_away".to_owned(),
+            ))
+            .await
+            .unwrap();
+        for path in ["/billing/status", "/dashboard"] {
+            let answer = call(&app, "GET", path, Some(1), false).await;
+            assert_eq!(answer.status, 503, "{path}: {}", answer.body);
+            let object = answer.body.as_object().expect("a JSON object");
+            let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+            keys.sort_unstable();
+            assert_eq!(keys, ["error", "message"], "{path}: one body shape");
+            assert_eq!(answer.body["error"], "billing_unavailable");
+            let text = answer.body.to_string().to_lowercase();
+            for leak in [
+                "octany_subscriptions",
+                "relation",
+                "table",
+                "sql",
+                "error returned",
+            ] {
+                assert!(!text.contains(leak), "{path} leaks `{leak}`: {text}");
+            }
+        }
+        fake.stop().await;
+        db
+    }
+);

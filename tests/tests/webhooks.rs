@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use actix_web::{App, test as actix_test};
 use octany_actix::Octany;
 use octany_actix::entity::{order, product, subscription, webhook_delivery};
+use octany_actix::model::ProductId;
 use octany_actix::sync::{BillingEvent, Listeners};
 use octany_actix::webhook::{Received, WebhookError};
 use octany_actix_tests::app::TestUser;
@@ -50,7 +51,7 @@ db_test!(
         );
         assert_eq!(
             (row.price, row.vat, row.product_id),
-            (9900, 2475, Some(1225))
+            (9900, 2475, Some(ProductId(1225)))
         );
         assert_eq!(row.billing_method_type.as_deref(), Some("stripe"));
         assert_eq!(
@@ -93,7 +94,7 @@ db_test!(
             .unwrap();
         assert_eq!(
             (row.product_id, row.renews_at),
-            (Some(1225), Some(at("2026-07-25T09:29:51Z")))
+            (Some(ProductId(1225)), Some(at("2026-07-25T09:29:51Z")))
         );
         let cancelled = subscription_json(
             76963688,
@@ -163,7 +164,7 @@ db_test!(
             .await
             .unwrap();
         assert_eq!(
-            product::Entity::find_by_id(1225)
+            product::Entity::find_by_id(ProductId(1225))
                 .one(&h.db.conn)
                 .await
                 .unwrap()
@@ -178,7 +179,7 @@ db_test!(
         .await
         .unwrap();
         assert!(
-            product::Entity::find_by_id(1225)
+            product::Entity::find_by_id(ProductId(1225))
                 .one(&h.db.conn)
                 .await
                 .unwrap()
@@ -315,7 +316,7 @@ db_test!(
             assert_eq!(row.status, "cancelled", "order {order:?}");
             assert_eq!(
                 row.product_id,
-                Some(1225),
+                Some(ProductId(1225)),
                 "the cancelled payload's product, order {order:?}"
             );
             assert_eq!(

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::domain::clock::Clock;
-use crate::domain::model::{AccessPolicy, Entitlement, ProductId};
+use crate::domain::model::{AccessPolicy, Entitlement};
 use crate::domain::plan::PlanSet;
 use crate::mirror::entity::{checkout, subscription};
 
@@ -55,7 +55,7 @@ impl AccessState {
     ) -> Option<&Arc<subscription::Model>> {
         self.subscriptions
             .iter()
-            .find(|s| P::admits(s.product_id.map(ProductId)) && s.has_access(clock, policy))
+            .find(|s| P::admits(s.product_id) && s.has_access(clock, policy))
     }
 
     /// The current subscription: the one granting access, else the newest.
@@ -72,9 +72,10 @@ impl AccessState {
     /// subscription Octany reports `pending` (an unpaid first invoice).
     pub(crate) fn payment_pending(&self) -> bool {
         self.pending_checkout.is_some()
-            || self.subscriptions.iter().any(|s| {
-                s.subscription_status() == crate::domain::model::SubscriptionStatus::Pending
-            })
+            || self
+                .subscriptions
+                .iter()
+                .any(|s| s.status == crate::domain::model::SubscriptionStatus::Pending)
     }
 }
 

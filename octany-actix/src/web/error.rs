@@ -193,3 +193,53 @@ pub(crate) fn rejection(req: &HttpRequest, denial: &Denial, settings: &Settings)
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::body::MessageBody;
+
+    use super::*;
+
+    fn body_of(error: &dyn ResponseError) -> (u16, String) {
+        let response = error.error_response();
+        let status = response.status().as_u16();
+        let bytes = response.into_body().try_into_bytes().unwrap_or_default();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[test]
+    fn a_5xx_answer_keeps_octanys_and_the_databases_words_to_the_log() {
+        let octany = BillingError::Octany(OctanyError::Server {
+            status: 500,
+            attempts: 4,
+            excerpt: "<pre>Stack trace: PDOException at /var/www".into(),
+        });
+        let (status, text) = body_of(&octany);
+        assert_eq!(status, 502);
+        assert!(
+            !text.contains("PDOException") && !text.contains("Stack"),
+            "{text}"
+        );
+        assert!(text.contains(r#""error":"octany_failed""#), "{text}");
+        let database = BillingError::Database(sea_orm::DbErr::Custom(
+            "relation \"octany_subscriptions\" does not exist".into(),
+        ));
+        let (status, text) = body_of(&database);
+        assert_eq!(status, 503);
+        assert!(!text.contains("relation"), "{text}");
+        let webhook = WebhookError::Apply(SyncError::Database(sea_orm::DbErr::Custom(
+            "deadlock detected on octany_orders".into(),
+        )));
+        let (status, text) = body_of(&webhook);
+        assert_eq!(status, 500);
+        assert!(!text.contains("octany_orders"), "{text}");
+        assert!(text.contains(r#""error":"apply_failed""#), "{text}");
+    }
+
+    #[test]
+    fn a_4xx_answer_says_what_to_do() {
+        let (status, text) = body_of(&BillingError::UnknownPlan("gold".into()));
+        assert_eq!(status, 404);
+        assert!(text.contains("OctanyBuilder::plans"), "{text}");
+    }
+}

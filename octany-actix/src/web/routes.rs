@@ -150,7 +150,7 @@ async fn status<U: Billable + FromRequest + 'static>(
     let current = state.current(clock, policy);
     let plan = current
         .and_then(|s| s.product_id)
-        .and_then(|id| octany.catalog().iter().find(|p| p.product.0 == id))
+        .and_then(|id| octany.catalog().iter().find(|p| p.product == id))
         .map(|p| p.slug.clone());
     let access = state.granting::<AnyPlan>(clock, policy).is_some();
     Ok(HttpResponse::Ok()

@@ -11,6 +11,9 @@ string_id! {
 
 string_enum! {
     /// An order's state. Octany documents `paid`; the others are expected.
+    /// Stored as its text; an unknown one is kept as sent.
+    #[derive(sea_orm::DeriveValueType)]
+    #[sea_orm(value_type = "String")]
     pub enum OrderState {
         /// Created, not yet paid.
         Pending = "pending",

@@ -3,7 +3,9 @@ use serde::{Deserialize, Serialize};
 use super::lenient;
 
 /// A product id. Octany's product ids are integers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, sea_orm::DeriveValueType,
+)]
 #[serde(transparent)]
 pub struct ProductId(pub i64);
 

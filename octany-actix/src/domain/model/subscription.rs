@@ -11,7 +11,10 @@ string_id! {
 }
 
 string_enum! {
-    /// A subscription's status (API.md section 6).
+    /// A subscription's status (API.md section 6). Stored as its text; an
+    /// unknown one is kept as sent.
+    #[derive(sea_orm::DeriveValueType)]
+    #[sea_orm(value_type = "String")]
     pub enum SubscriptionStatus {
         /// Paid up and renewing.
         Active = "active",

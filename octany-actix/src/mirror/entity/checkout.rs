@@ -9,6 +9,8 @@ pub use self::table::{CheckoutStatus, Column, Entity, Model};
 #[doc(hidden)]
 pub mod table {
     use sea_orm::entity::prelude::*;
+
+    use crate::domain::model::ProductId;
     use serde::Serialize;
 
     /// Where a checkout intent stands.
@@ -37,7 +39,7 @@ pub mod table {
         /// Who is buying (`user:42`).
         pub billable_ref: String,
         /// What.
-        pub product_id: i64,
+        pub product_id: ProductId,
         /// Where it stands.
         pub status: CheckoutStatus,
         /// The subscription it made.

@@ -26,8 +26,8 @@ pub mod table {
         pub billable_ref: Option<String>,
         /// The `reference_id` as Octany has it.
         pub reference_id: Option<String>,
-        /// The state, as text.
-        pub state: String,
+        /// The state (an unknown one kept as text).
+        pub state: OrderState,
         /// Total, VAT excluded.
         pub total: i64,
         /// Total, VAT included.
@@ -55,11 +55,6 @@ pub mod table {
     impl ActiveModelBehavior for ActiveModel {}
 
     impl Model {
-        /// The state, typed.
-        pub fn order_state(&self) -> OrderState {
-            OrderState::from(self.state.as_str())
-        }
-
         /// The order as Octany last reported it.
         pub fn order(&self) -> Option<Order> {
             serde_json::from_value(self.data.clone()).ok()

@@ -8,6 +8,8 @@ pub use self::table::{Column, Entity, Model};
 #[doc(hidden)]
 pub mod table {
     use sea_orm::entity::prelude::*;
+
+    use crate::domain::model::ProductId;
     use serde::Serialize;
 
     /// A cached product.
@@ -16,7 +18,7 @@ pub mod table {
     pub struct Model {
         /// Octany's product id.
         #[sea_orm(primary_key, auto_increment = false)]
-        pub id: i64,
+        pub id: ProductId,
         /// Name.
         pub name: String,
         /// Kind (`recurring_donation`, ...).

@@ -11,7 +11,7 @@ pub mod table {
     use sea_orm::entity::prelude::*;
     use serde::Serialize;
 
-    use crate::domain::model::{Entitlement, Subscription, SubscriptionStatus};
+    use crate::domain::model::{Entitlement, ProductId, Subscription, SubscriptionStatus};
 
     /// A mirrored subscription.
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize)]
@@ -24,10 +24,10 @@ pub mod table {
         pub billable_ref: Option<String>,
         /// The `reference_id` as Octany has it.
         pub reference_id: Option<String>,
-        /// The status, as text (see [`Model::subscription_status`]).
-        pub status: String,
+        /// The status (an unknown one kept as text).
+        pub status: SubscriptionStatus,
         /// The product's id.
-        pub product_id: Option<i64>,
+        pub product_id: Option<ProductId>,
         /// The product's name.
         pub product_name: Option<String>,
         /// Price in minor units, VAT excluded.
@@ -72,11 +72,6 @@ pub mod table {
     impl ActiveModelBehavior for ActiveModel {}
 
     impl Model {
-        /// The status, typed.
-        pub fn subscription_status(&self) -> SubscriptionStatus {
-            SubscriptionStatus::from(self.status.as_str())
-        }
-
         /// The subscription as Octany last reported it.
         pub fn subscription(&self) -> Option<Subscription> {
             serde_json::from_value(self.data.clone()).ok()
@@ -85,7 +80,7 @@ pub mod table {
 
     impl Entitlement for Model {
         fn status(&self) -> SubscriptionStatus {
-            self.subscription_status()
+            self.status.clone()
         }
 
         fn ends_at(&self) -> Option<DateTime<Utc>> {

@@ -150,8 +150,8 @@ fn subscription_row(s: &Subscription, mark: i64, now: DateTime<Utc>) -> subscrip
         id: Set(s.id.to_string()),
         billable_ref: Set(billable_ref(s.reference_id.as_deref())),
         reference_id: Set(s.reference_id.clone()),
-        status: Set(s.status.to_string()),
-        product_id: Set(s.product.as_ref().map(|p| p.id.0)),
+        status: Set(s.status.clone()),
+        product_id: Set(s.product.as_ref().map(|p| p.id)),
         product_name: Set(s.product.as_ref().map(|p| p.name.clone())),
         price: Set(s.price),
         vat: Set(s.vat),
@@ -259,7 +259,7 @@ pub(crate) async fn apply_order<C: ConnectionTrait + TransactionTrait>(
         subscription_id: Set(subscription.clone()),
         billable_ref: Set(billable_ref(o.reference_id.as_deref())),
         reference_id: Set(o.reference_id.clone()),
-        state: Set(o.state.to_string()),
+        state: Set(o.state.clone()),
         total: Set(o.total),
         total_with_vat: Set(o.total_with_vat),
         currency: Set(o.currency.clone()),
@@ -289,7 +289,7 @@ pub(crate) async fn apply_order<C: ConnectionTrait + TransactionTrait>(
         Ok(current) => current,
     };
     let by_id = || order::Entity::update_many().filter(order::Column::Id.eq(&id));
-    let further = state_rank(&o.state) > state_rank(&current.order_state());
+    let further = state_rank(&o.state) > state_rank(&current.state);
     let applied = if current.sync_mark < mark || (current.sync_mark == mark && further) {
         by_id().set(update).exec(conn).await?;
         Applied::Updated
@@ -321,7 +321,7 @@ pub(crate) async fn apply_product<C: ConnectionTrait + TransactionTrait>(
     now: DateTime<Utc>,
 ) -> Result<Applied, DbErr> {
     let row = product::ActiveModel {
-        id: Set(p.id.0),
+        id: Set(p.id),
         name: Set(p.name.clone()),
         kind: Set(p.kind.clone()),
         interval: Set(p.billing_interval().map(str::to_owned)),
@@ -332,7 +332,7 @@ pub(crate) async fn apply_product<C: ConnectionTrait + TransactionTrait>(
         sync_mark: Set(mark),
         updated_at: Set(now),
     };
-    let current = match locked_or_inserted(conn, p.id.0, row.clone()).await? {
+    let current = match locked_or_inserted(conn, p.id, row.clone()).await? {
         Err(()) => return Ok(Applied::Inserted),
         Ok(current) => current,
     };

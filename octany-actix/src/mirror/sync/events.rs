@@ -167,7 +167,7 @@ pub(crate) fn of_subscription(
     before: Option<&subscription::Model>,
     after: &Subscription,
 ) -> Vec<BillingEvent> {
-    let was = before.map(|b| b.subscription_status());
+    let was = before.map(|b| b.status.clone());
     let now = &after.status;
     let mut events = Vec::new();
     let event = |make: fn(Subscription) -> BillingEvent| make(after.clone());
@@ -190,11 +190,11 @@ pub(crate) fn of_subscription(
             }));
         }
         if let (Some(from), Some(to)) = (before.product_id, after.product_id())
-            && from != to.0
+            && from != to
         {
             events.push(BillingEvent::SubscriptionSwapped {
                 subscription: after.clone(),
-                from: ProductId(from),
+                from,
             });
         }
     }
@@ -219,7 +219,7 @@ pub(crate) fn of_subscription(
 
 /// The events of an order's change from `before` to `after`.
 pub(crate) fn of_order(before: Option<&order::Model>, after: &Order) -> Vec<BillingEvent> {
-    let was = before.map(|b| b.order_state());
+    let was = before.map(|b| b.state.clone());
     if was.as_ref() == Some(&after.state) {
         return Vec::new();
     }
@@ -249,8 +249,8 @@ mod tests {
             id: s.id.to_string(),
             billable_ref: s.reference_id.clone(),
             reference_id: s.reference_id.clone(),
-            status: s.status.to_string(),
-            product_id: s.product_id().map(|p| p.0),
+            status: s.status.clone(),
+            product_id: s.product_id(),
             product_name: None,
             price: s.price,
             vat: s.vat,

@@ -66,9 +66,11 @@ impl<U: Billable> Billing<'_, U> {
         let state = self.state().await?;
         let clock = self.octany.clock();
         let settings = self.octany.settings();
-        if state.subscriptions.iter().any(|s| {
-            s.product_id == Some(product.0) && s.has_access(clock.as_ref(), settings.policy)
-        }) {
+        if state
+            .subscriptions
+            .iter()
+            .any(|s| s.product_id == Some(product) && s.has_access(clock.as_ref(), settings.policy))
+        {
             return Err(BillingError::AlreadySubscribed);
         }
         let now = clock.now();
@@ -95,7 +97,7 @@ impl<U: Billable> Billing<'_, U> {
         checkout::Entity::insert(checkout::ActiveModel {
             id: Set(id),
             billable_ref: Set(self.reference()),
-            product_id: Set(product.0),
+            product_id: Set(product),
             status: Set(checkout::CheckoutStatus::Pending),
             subscription_id: Set(None),
             order_id: Set(None),

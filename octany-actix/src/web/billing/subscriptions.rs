@@ -45,7 +45,7 @@ impl<U: Billable> Billing<'_, U> {
         let clock = self.octany.clock();
         let policy = self.octany.settings().policy;
         Ok(state.subscriptions.iter().any(|s| {
-            s.product_id == Some(plan.product_id().0) && s.has_access(clock.as_ref(), policy)
+            s.product_id == Some(plan.product_id()) && s.has_access(clock.as_ref(), policy)
         }))
     }
 

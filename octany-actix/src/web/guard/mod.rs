@@ -77,7 +77,7 @@ impl<U, P: Plan> RequireSubscription<U, P> {
     pub fn plan(&self) -> P {
         self.subscription
             .product_id
-            .and_then(|id| P::from_product(crate::domain::model::ProductId(id)))
+            .and_then(P::from_product)
             .expect("the guard admitted only subscriptions to a plan of P")
     }
 }
