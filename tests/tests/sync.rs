@@ -408,3 +408,30 @@ async fn migrations_go_down_and_up_again() {
         "the outbox is back too"
     );
 }
+
+db_test!(
+    async fn the_abandon_window_is_set_on_the_builder(db: TestDb) {
+        let h = Harness::new(db).await;
+        let octany = octany_actix::Octany::builder(
+            h.fake.config().with_webhook_secret(SECRET),
+            h.db.conn.clone(),
+        )
+        .public_base_url("http://localhost:8080")
+        .clock(h.fake.app_clock())
+        .abandon_checkouts_after(std::time::Duration::from_secs(600))
+        .build()
+        .unwrap();
+        let intent_id = pending_checkout(&h, 8, 1227).await;
+        h.fake.advance(std::time::Duration::from_secs(599));
+        assert_eq!(octany.syncer().reconcile().await.unwrap().abandoned, 0);
+        h.fake.advance(std::time::Duration::from_secs(2));
+        assert_eq!(octany.syncer().reconcile().await.unwrap().abandoned, 1);
+        let intent = checkout::Entity::find_by_id(intent_id.as_str())
+            .one(&h.db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(intent.status, checkout::CheckoutStatus::Abandoned);
+        h.finish().await
+    }
+);

@@ -136,7 +136,7 @@ pub struct OctanyBuilder {
     public_base_url: Option<String>,
     settings: Settings,
     catalog: Vec<CatalogPlan>,
-    listeners: Listeners,
+    sync: SyncOptions,
     insecure_webhooks: bool,
     body_limit: Option<usize>,
     rejection: Option<RejectionHandler>,
@@ -179,7 +179,7 @@ impl Octany {
                 success_timeout: Duration::from_secs(120),
             },
             catalog: Vec::new(),
-            listeners: Listeners::new(),
+            sync: SyncOptions::default(),
             insecure_webhooks: false,
             body_limit: None,
             rejection: None,
@@ -258,7 +258,14 @@ impl OctanyBuilder {
     /// The host's code run once per billing event (a subscription started,
     /// renewed, cancelled, ...), whichever path brought the change.
     pub fn listeners(mut self, listeners: Listeners) -> Self {
-        self.listeners = listeners;
+        self.sync = self.sync.with_listeners(listeners);
+        self
+    }
+
+    /// Checkout intents opened this long ago without an answer from Octany
+    /// are marked abandoned by the reconcile (default 24 hours).
+    pub fn abandon_checkouts_after(mut self, after: Duration) -> Self {
+        self.sync.abandon_checkouts_after = after;
         self
     }
 
@@ -320,8 +327,7 @@ impl OctanyBuilder {
                 reason: e.to_string(),
             }
         })?;
-        let options = SyncOptions::default().with_listeners(self.listeners);
-        let syncer = Syncer::with_options(self.db, client.clone(), options);
+        let syncer = Syncer::with_options(self.db, client.clone(), self.sync);
         let receiver = if self.insecure_webhooks {
             WebhookReceiver::insecure_development_mode(syncer.clone())
         } else {
