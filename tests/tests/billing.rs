@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use actix_web::{App, test as actix_test, web};
+use octany_actix::model::BillableRef;
 use octany_actix::model::ProductId;
 use octany_actix_tests::app::{Plans, TestUser, configure, octany};
 use octany_actix_tests::db_test;
@@ -111,7 +112,7 @@ db_test!(
         for user in 1..=6 {
             octany
                 .syncer()
-                .sync_billable_subscriptions(&format!("user:{user}"))
+                .sync_billable_subscriptions(&BillableRef::new("user", &user.to_string()))
                 .await
                 .unwrap();
         }
@@ -284,7 +285,7 @@ db_test!(
             .unwrap();
         octany
             .syncer()
-            .sync_billable_subscriptions("user:1")
+            .sync_billable_subscriptions(&BillableRef::new("user", "1"))
             .await
             .unwrap();
         let again = call(&app, "GET", "/billing/checkout/pro-monthly", Some(1), true).await;

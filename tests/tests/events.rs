@@ -35,7 +35,7 @@ impl Seen {
                 seen.0.lock().unwrap().push((
                     event.event.kind().to_owned(),
                     event.origin,
-                    event.billable.clone(),
+                    event.billable.as_ref().map(ToString::to_string),
                 ));
                 Ok(())
             }
@@ -58,7 +58,7 @@ fn ev(kind: &str, origin: Origin) -> (String, Origin) {
 
 fn buyer(user: &TestUser) -> CheckoutParams {
     CheckoutParams {
-        reference_id: Some(user.billable_ref()),
+        reference_id: Some(user.billable_ref().to_string()),
         ..Default::default()
     }
 }

@@ -109,7 +109,7 @@ db_test!(
         fake.checkout(
             1225,
             &CheckoutParams {
-                reference_id: Some(user.billable_ref()),
+                reference_id: Some(user.billable_ref().to_string()),
                 ..Default::default()
             },
             CheckoutOutcome::Succeed,
@@ -194,7 +194,7 @@ db_test!(
             .checkout(
                 1225,
                 &CheckoutParams {
-                    reference_id: Some(user.billable_ref()),
+                    reference_id: Some(user.billable_ref().to_string()),
                     ..Default::default()
                 },
                 CheckoutOutcome::Succeed,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use actix_web::{App, test as actix_test};
 use octany_actix::Octany;
+use octany_actix::model::BillableRef;
 use octany_actix_tests::app::{configure, octany};
 use octany_actix_tests::harness::{SECRET, envelope, signed};
 use octany_actix_tests::sea_orm::{ConnectionTrait, Statement};
@@ -52,11 +53,11 @@ db_test!(
         );
         // The status route syncs a user at most every few seconds.
         assert!(
-            !octany.sync_throttled("user:1").await,
+            !octany.sync_throttled(&BillableRef::new("user", "1")).await,
             "just synced by the status call"
         );
         fake.advance(Duration::from_secs(4));
-        assert!(octany.sync_throttled("user:1").await);
+        assert!(octany.sync_throttled(&BillableRef::new("user", "1")).await);
         fake.stop().await;
         db
     }
@@ -72,7 +73,7 @@ db_test!(
             .unwrap();
         octany
             .syncer()
-            .sync_billable_subscriptions("user:1")
+            .sync_billable_subscriptions(&BillableRef::new("user", "1"))
             .await
             .unwrap();
         assert_eq!(

@@ -3,6 +3,7 @@
 
 use octany_actix::billing::CheckoutOptions;
 use octany_actix::entity::{checkout, order, product, subscription};
+use octany_actix::model::BillableRef;
 use octany_actix::model::{AccessPolicy, Entitlement, ProductId, SubscriptionId};
 use octany_actix::sync::BackfillOptions;
 use octany_actix::webhook::Received;
@@ -57,8 +58,12 @@ db_test!(
             .unwrap();
         let id = bought.subscription.unwrap().id.to_string();
         // No webhook endpoint at all: only polls.
-        let effects = h.syncer.sync_billable("user:7").await.unwrap();
-        assert!(effects.changed.contains("user:7"));
+        let effects = h
+            .syncer
+            .sync_billable(&BillableRef::new("user", "7"))
+            .await
+            .unwrap();
+        assert!(effects.changed.contains(&BillableRef::new("user", "7")));
         assert_eq!((effects.subscriptions, effects.orders), (1, 1));
         let clock = h.syncer.clock().clone();
         assert!(
@@ -87,7 +92,10 @@ db_test!(
             .cancel_subscription(&SubscriptionId::new(id.clone()))
             .await
             .unwrap();
-        h.syncer.sync_billable("user:7").await.unwrap();
+        h.syncer
+            .sync_billable(&BillableRef::new("user", "7"))
+            .await
+            .unwrap();
         let cancelled = row(&h, &id).await;
         assert_eq!(cancelled.status, "cancelled");
         assert!(cancelled.on_grace_period(clock.as_ref()));
@@ -118,8 +126,9 @@ db_test!(
                 h.fake.now(),
                 data.clone(),
             ));
+            let user = BillableRef::new("user", "8");
             let (poll, hook) = tokio::join!(
-                h.syncer.sync_billable_subscriptions("user:8"),
+                h.syncer.sync_billable_subscriptions(&user),
                 h.receiver.receive(Some(&signature), &body)
             );
             poll.unwrap();
@@ -181,7 +190,7 @@ db_test!(
         h.receiver.receive(Some(&signature), &body).await.unwrap();
         assert_eq!(row(&h, &sub.id.to_string()).await.sync_mark, mark);
         h.syncer
-            .sync_billable_subscriptions("user:9")
+            .sync_billable_subscriptions(&BillableRef::new("user", "9"))
             .await
             .unwrap();
         let polled = row(&h, &sub.id.to_string()).await;
@@ -242,7 +251,7 @@ db_test!(
             .subscription
             .unwrap();
         h.syncer
-            .sync_billable_subscriptions("user:5")
+            .sync_billable_subscriptions(&BillableRef::new("user", "5"))
             .await
             .unwrap();
         let intent = checkout::Entity::find_by_id(intent_id.as_str())
@@ -290,7 +299,7 @@ db_test!(
             .id
             .to_string();
         h.syncer
-            .sync_billable_subscriptions("user:4")
+            .sync_billable_subscriptions(&BillableRef::new("user", "4"))
             .await
             .unwrap();
         let clock = h.syncer.clock().clone();
@@ -312,7 +321,7 @@ db_test!(
             "but no renewal was seen"
         );
         h.syncer
-            .sync_billable_subscriptions("user:4")
+            .sync_billable_subscriptions(&BillableRef::new("user", "4"))
             .await
             .unwrap();
         assert!(

@@ -1,6 +1,8 @@
 //! What the host implements for who pays: [`Billable`]. (What they can
 //! buy is a [`Plan`](crate::Plan).)
 
+use crate::domain::model::BillableRef;
+
 /// Who pays: a user, a team, an organisation. Implement it (or
 /// `#[derive(Billable)]`) on the host's model; the library writes no code
 /// against the host's tables and never reads sessions.
@@ -36,8 +38,8 @@ pub trait Billable {
     }
 
     /// The Octany `referenceId`: `{type}:{id}`, e.g. `user:42`.
-    fn billable_ref(&self) -> String {
-        format!("{}:{}", self.billable_type(), self.billable_id())
+    fn billable_ref(&self) -> BillableRef {
+        BillableRef::new(self.billable_type(), &self.billable_id())
     }
 }
 

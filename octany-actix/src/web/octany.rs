@@ -13,7 +13,7 @@ use url::Url;
 use crate::client::OctanyClient;
 use crate::domain::clock::SharedClock;
 use crate::domain::config::{ConfigError, OctanyConfig};
-use crate::domain::model::{AccessPolicy, ProductId};
+use crate::domain::model::{AccessPolicy, BillableRef, ProductId};
 use crate::domain::plan::Plan;
 use crate::mirror::access::{AccessCache, AccessState};
 use crate::mirror::sync::{Listeners, SyncOptions, Syncer};
@@ -417,7 +417,10 @@ impl Octany {
     }
 
     /// A billable's state: from the cache while fresh, else the database.
-    pub(crate) async fn access(&self, billable: &str) -> Result<Arc<AccessState>, BillingError> {
+    pub(crate) async fn access(
+        &self,
+        billable: &BillableRef,
+    ) -> Result<Arc<AccessState>, BillingError> {
         let now = self.inner.clock.now();
         if let Some(state) = self.inner.cache.get(billable, now) {
             return Ok(state);
@@ -430,7 +433,7 @@ impl Octany {
     /// Syncs a billable's subscriptions from Octany unless that was done in
     /// the last [`Settings::status_sync_interval`]; true when it ran. A
     /// failure is logged and the local state stands.
-    pub async fn sync_throttled(&self, billable: &str) -> bool {
+    pub async fn sync_throttled(&self, billable: &BillableRef) -> bool {
         let now = self.inner.clock.now();
         let interval = chrono::Duration::from_std(self.inner.settings.status_sync_interval)
             .unwrap_or(chrono::Duration::MAX);
@@ -440,13 +443,16 @@ impl Octany {
                 .last_sync
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            if last.get(billable).is_some_and(|at| *at + interval > now) {
+            if last
+                .get(billable.as_str())
+                .is_some_and(|at| *at + interval > now)
+            {
                 return false;
             }
             if last.len() > 100_000 {
                 last.retain(|_, at| *at + interval > now);
             }
-            last.insert(billable.to_owned(), now);
+            last.insert(billable.to_string(), now);
         }
         if let Err(error) = self
             .inner
@@ -460,7 +466,7 @@ impl Octany {
     }
 
     /// Drops a billable's cached state.
-    pub fn forget(&self, billable: &str) {
+    pub fn forget(&self, billable: &BillableRef) {
         self.inner.cache.invalidate(billable);
     }
 

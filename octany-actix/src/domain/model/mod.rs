@@ -7,6 +7,7 @@
 
 pub(crate) mod lenient;
 
+mod billable_ref;
 mod billing_method;
 mod entitlement;
 mod order;
@@ -14,6 +15,7 @@ mod product;
 mod subscription;
 mod webhook;
 
+pub use billable_ref::BillableRef;
 pub use billing_method::{Address, BillingMethod, BillingMethodKind, Company, Person};
 pub use entitlement::{AccessPolicy, Entitlement};
 pub(crate) use lenient::format_timestamp;

@@ -10,7 +10,7 @@ pub use self::table::{CheckoutStatus, Column, Entity, Model};
 pub mod table {
     use sea_orm::entity::prelude::*;
 
-    use crate::domain::model::ProductId;
+    use crate::domain::model::{BillableRef, ProductId};
     use serde::Serialize;
 
     /// Where a checkout intent stands.
@@ -37,7 +37,7 @@ pub mod table {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: String,
         /// Who is buying (`user:42`).
-        pub billable_ref: String,
+        pub billable_ref: BillableRef,
         /// What.
         pub product_id: ProductId,
         /// Where it stands.

@@ -10,6 +10,8 @@ pub use self::table::{Column, Entity, Model};
 #[doc(hidden)]
 pub mod table {
     use sea_orm::entity::prelude::*;
+
+    use crate::domain::model::BillableRef;
     use serde::Serialize;
 
     /// A recorded billing event.
@@ -22,7 +24,7 @@ pub mod table {
         /// What happened, e.g. `subscription.started`.
         pub kind: String,
         /// The billable it concerns (`user:42`), when known.
-        pub billable_ref: Option<String>,
+        pub billable_ref: Option<BillableRef>,
         /// Which path brought the change: `webhook`, `poll`, `reconcile`,
         /// `backfill` or `action`.
         pub origin: String,

@@ -10,7 +10,7 @@ pub mod table {
     use sea_orm::entity::prelude::*;
     use serde::Serialize;
 
-    use crate::domain::model::{Order, OrderState};
+    use crate::domain::model::{BillableRef, Order, OrderState};
 
     /// A mirrored order.
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize)]
@@ -23,7 +23,7 @@ pub mod table {
         /// say so; an `order.*` webhook does not).
         pub subscription_id: Option<String>,
         /// The billable it belongs to, when its `reference_id` names one.
-        pub billable_ref: Option<String>,
+        pub billable_ref: Option<BillableRef>,
         /// The `reference_id` as Octany has it.
         pub reference_id: Option<String>,
         /// The state (an unknown one kept as text).

@@ -11,7 +11,9 @@ pub mod table {
     use sea_orm::entity::prelude::*;
     use serde::Serialize;
 
-    use crate::domain::model::{Entitlement, ProductId, Subscription, SubscriptionStatus};
+    use crate::domain::model::{
+        BillableRef, Entitlement, ProductId, Subscription, SubscriptionStatus,
+    };
 
     /// A mirrored subscription.
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize)]
@@ -21,7 +23,7 @@ pub mod table {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: String,
         /// The billable it belongs to (`user:42`), when its `reference_id` names one.
-        pub billable_ref: Option<String>,
+        pub billable_ref: Option<BillableRef>,
         /// The `reference_id` as Octany has it.
         pub reference_id: Option<String>,
         /// The status (an unknown one kept as text).

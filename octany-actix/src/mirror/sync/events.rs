@@ -10,7 +10,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::model::{Order, OrderState, ProductId, Subscription, SubscriptionStatus};
+use crate::domain::model::{
+    BillableRef, Order, OrderState, ProductId, Subscription, SubscriptionStatus,
+};
 use crate::mirror::entity::{order, subscription};
 
 /// Which path brought a change into the mirror.
@@ -145,7 +147,7 @@ pub struct Event {
     /// Its id (stable across redeliveries: use it to make a listener idempotent).
     pub id: String,
     /// The billable it concerns (`user:42`), when the resource names one.
-    pub billable: Option<String>,
+    pub billable: Option<BillableRef>,
     /// Which path brought the change.
     pub origin: Origin,
     /// When it was true by Octany's clock.
@@ -247,7 +249,7 @@ mod tests {
     fn row(s: &Subscription) -> subscription::Model {
         subscription::Model {
             id: s.id.to_string(),
-            billable_ref: s.reference_id.clone(),
+            billable_ref: s.reference_id.as_deref().and_then(BillableRef::parse),
             reference_id: s.reference_id.clone(),
             status: s.status.clone(),
             product_id: s.product_id(),

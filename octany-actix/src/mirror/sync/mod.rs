@@ -25,7 +25,7 @@ use sea_orm::{DatabaseConnection, DbErr};
 use crate::client::OctanyError;
 use crate::client::{OctanyClient, SubscriptionFilter};
 use crate::domain::clock::SharedClock;
-use crate::domain::model::{SubscriptionId, WebhookEnvelope, WebhookEvent};
+use crate::domain::model::{BillableRef, SubscriptionId, WebhookEnvelope, WebhookEvent};
 
 pub(crate) use apply::mark;
 pub use backfill::{BackfillOptions, BackfillProgress};
@@ -63,7 +63,7 @@ pub enum SyncError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Effects {
     /// Billables whose mirrored state changed.
-    pub changed: BTreeSet<String>,
+    pub changed: BTreeSet<BillableRef>,
     /// Subscriptions to re-fetch (two equally new states disagreed).
     pub refetch: Vec<SubscriptionId>,
     /// Subscriptions written.
@@ -90,7 +90,7 @@ impl Effects {
 /// # async fn demo(db: sea_orm::DatabaseConnection) -> Result<(), Box<dyn std::error::Error>> {
 /// use octany_actix::{sync::Syncer, OctanyClient, OctanyConfig};
 /// let syncer = Syncer::new(db, OctanyClient::new(OctanyConfig::from_env()?)?);
-/// syncer.sync_billable("user:42").await?;          // what the success page's poll does
+/// syncer.sync_billable(&octany_actix::model::BillableRef::new("user", "42")).await?; // the success page's poll
 /// let _task = syncer.spawn_reconciler(std::time::Duration::from_secs(300));
 /// # Ok(()) }
 /// ```
@@ -109,7 +109,7 @@ struct Inner {
     instance: String,
 }
 
-type ChangeHook = Arc<dyn Fn(&str) + Send + Sync>;
+type ChangeHook = Arc<dyn Fn(&BillableRef) + Send + Sync>;
 
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -200,7 +200,7 @@ impl Syncer {
 
     /// Calls `hook` with each billable whose mirrored state a sync changed,
     /// right after the change is committed (caches drop their entry here).
-    pub fn on_change(&self, hook: impl Fn(&str) + Send + Sync + 'static) {
+    pub fn on_change(&self, hook: impl Fn(&BillableRef) + Send + Sync + 'static) {
         self.inner
             .hooks
             .write()
@@ -268,22 +268,25 @@ impl Syncer {
 
     /// Syncs the subscriptions of one billable (`filter[reference_id]`, all
     /// pages): what the success page's poll and the status route run.
-    pub async fn sync_billable_subscriptions(&self, billable: &str) -> Result<Effects, SyncError> {
+    pub async fn sync_billable_subscriptions(
+        &self,
+        billable: &BillableRef,
+    ) -> Result<Effects, SyncError> {
         self.sync_billable_by(billable, false, Origin::Poll).await
     }
 
     /// Syncs one billable's subscriptions and their orders.
-    pub async fn sync_billable(&self, billable: &str) -> Result<Effects, SyncError> {
+    pub async fn sync_billable(&self, billable: &BillableRef) -> Result<Effects, SyncError> {
         self.sync_billable_by(billable, true, Origin::Poll).await
     }
 
     async fn sync_billable_by(
         &self,
-        billable: &str,
+        billable: &BillableRef,
         with_orders: bool,
         origin: Origin,
     ) -> Result<Effects, SyncError> {
-        let filter = SubscriptionFilter::reference_id(billable);
+        let filter = SubscriptionFilter::reference_id(billable.as_str());
         let mut effects = Effects::default();
         let mut page_no = 1;
         loop {

@@ -27,6 +27,7 @@ use sea_orm::{
 
 use super::events::{BillingEvent, Event, Origin};
 use super::mark;
+use crate::domain::model::BillableRef;
 use crate::mirror::entity::event;
 
 /// What a listener may fail with.
@@ -135,7 +136,7 @@ fn backoff(attempts: i32) -> Duration {
 /// A new event's row. With no listeners to run it is born delivered.
 pub(crate) fn row(
     event: &BillingEvent,
-    billable: Option<String>,
+    billable: Option<BillableRef>,
     origin: Origin,
     occurred: i64,
     now: DateTime<Utc>,

@@ -20,7 +20,7 @@ use sea_orm::{
 use super::apply::{self, Applied, Source};
 use super::events::{self, BillingEvent, Origin};
 use super::{Effects, SyncError, Syncer, outbox};
-use crate::domain::model::{Order, Product, Subscription, SubscriptionId};
+use crate::domain::model::{BillableRef, Order, Product, Subscription, SubscriptionId};
 use crate::mirror::entity::billable_ref;
 
 /// When a state was true by Octany's clock: a webhook's `created_at`, or the
@@ -209,7 +209,7 @@ impl Syncer {
         let mut effects = Effects::default();
         let mut rows = Vec::new();
         let delivered = self.listeners().is_empty();
-        let mut record = |events: Vec<BillingEvent>, billable: &Option<String>, mark: Mark| {
+        let mut record = |events: Vec<BillingEvent>, billable: &Option<BillableRef>, mark: Mark| {
             for event in events {
                 rows.push(outbox::row(
                     &event,

@@ -83,7 +83,7 @@ impl<U: Billable> Billing<'_, U> {
                 query.append_pair("next", next);
             }
         }
-        let mut request = CheckoutRequest::new(self.reference(), success);
+        let mut request = CheckoutRequest::new(self.reference().to_string(), success);
         request.email = self.billable.billing_email();
         if let Some(name) = self.billable.billing_name() {
             let mut parts = name.splitn(2, ' ');

@@ -9,6 +9,7 @@ mod subscriptions;
 
 use std::sync::Arc;
 
+use crate::domain::model::BillableRef;
 use crate::mirror::access::AccessState;
 use crate::web::billable::Billable;
 use crate::web::error::BillingError;
@@ -37,7 +38,7 @@ impl<'a, U: Billable> Billing<'a, U> {
     }
 
     /// The billable's reference (`user:42`).
-    pub fn reference(&self) -> String {
+    pub fn reference(&self) -> BillableRef {
         self.billable.billable_ref()
     }
 

@@ -18,6 +18,7 @@ use actix_web::dev::Payload;
 use actix_web::error::InternalError;
 use actix_web::{FromRequest, HttpRequest};
 
+use crate::domain::model::BillableRef;
 use crate::domain::plan::{AnyPlan, Plan, PlanSet};
 use crate::mirror::entity::subscription;
 use crate::web::billable::Billable;
@@ -95,7 +96,7 @@ impl<U: std::fmt::Debug, P> std::fmt::Debug for RequireSubscription<U, P> {
 /// middleware.
 pub(crate) async fn check<P: PlanSet>(
     octany: &Octany,
-    billable: &str,
+    billable: &BillableRef,
 ) -> Result<Arc<subscription::Model>, Denial> {
     let state = octany.access(billable).await.map_err(|error| {
         tracing::error!(%error, "the guard could not read billing state; denying");
