@@ -12,8 +12,22 @@ use serde_json::{Value, json};
 use crate::client::OctanyError;
 use crate::mirror::sync::SyncError;
 use crate::mirror::webhook::WebhookError;
-use crate::web::guard::Denial;
-use crate::web::octany::Settings;
+use crate::web::settings::Settings;
+
+/// Why the guard said no.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Denial {
+    /// No access (or not to this plan).
+    #[error("a subscription is required")]
+    NotSubscribed,
+    /// A checkout or first invoice is still being paid.
+    #[error("the payment is still being processed")]
+    PaymentProcessing,
+    /// The billing database could not be read: denied, never admitted.
+    #[error("billing is unavailable")]
+    Unavailable,
+}
 
 /// A billing action or question of the host failed.
 #[derive(Debug, thiserror::Error)]

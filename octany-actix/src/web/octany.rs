@@ -18,53 +18,12 @@ use crate::domain::plan::Plan;
 use crate::mirror::access::{AccessCache, AccessState};
 use crate::mirror::sync::{Listeners, SyncOptions, Syncer};
 use crate::mirror::webhook::WebhookReceiver;
-use crate::web::billable::Billable;
-use crate::web::billing::Billing;
-use crate::web::error::BillingError;
-use crate::web::guard::Denial;
+use crate::web::error::{BillingError, Denial};
+pub use crate::web::settings::Settings;
 
 /// How a refusal of the guard is answered; see [`OctanyBuilder::on_rejection`].
 pub(crate) type RejectionHandler =
     Arc<dyn Fn(&HttpRequest, &Denial, &Settings) -> HttpResponse + Send + Sync>;
-
-/// Where things are, and how long things last.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
-    /// The app's public address (success URLs are built from it, never
-    /// from the `Host` header).
-    pub public_base_url: Url,
-    /// Where the billing routes are mounted (default `/billing`).
-    pub billing_path: String,
-    /// Where a browser without a subscription is sent (default `/pricing`).
-    pub pricing_path: String,
-    /// Where the success page forwards once access is granted (default `/`).
-    pub after_checkout_path: String,
-    /// What the guard allows.
-    pub policy: AccessPolicy,
-    /// How long the guard trusts a cached answer (default 5 s; every sync of
-    /// the billable drops it at once).
-    pub cache_ttl: Duration,
-    /// The status route syncs a user at most this often (default 3 s).
-    pub status_sync_interval: Duration,
-    /// After this long since checkout the success page says the payment is
-    /// still being processed (default 2 minutes).
-    pub success_timeout: Duration,
-}
-
-impl Settings {
-    /// The path of one of the mounted routes, e.g. `route_path("status")`
-    /// is `/billing/status`.
-    pub fn route_path(&self, route: &str) -> String {
-        format!("{}/{route}", self.billing_path)
-    }
-
-    /// The public URL of one of the mounted routes, e.g. the success page's.
-    pub fn route_url(&self, route: &str) -> Url {
-        self.public_base_url
-            .join(self.route_path(route).trim_start_matches('/'))
-            .expect("a local path joins onto an absolute URL")
-    }
-}
 
 /// A plan of the catalog the checkout route sells.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -357,33 +316,12 @@ impl OctanyBuilder {
 }
 
 impl Octany {
-    /// The billing routes, mounted at [`Settings::billing_path`]; `U` is the
-    /// host's user extractor. Register the `Octany` on the `App` too, for
-    /// the guards outside this scope.
-    ///
-    /// - `GET checkout/{plan}`: records the intent, 303 to Octany's
-    ///   checkout (409 if the plan is already held);
-    /// - `GET success`: waits for the payment to settle, then forwards;
-    /// - `GET status`: the current user's billing state as JSON;
-    /// - `POST webhook`: the signed webhook receiver.
-    pub fn scope<U: Billable + actix_web::FromRequest + 'static>(&self) -> actix_web::Scope {
-        web::scope(&self.inner.settings.billing_path)
-            .app_data(web::Data::new(self.clone()))
-            .configure(crate::web::routes::routes::<U>)
-    }
-
     /// The registered `Octany` of a request, or an error that says how to
     /// register it.
     pub fn from_request(req: &HttpRequest) -> Result<Self, BillingError> {
         req.app_data::<web::Data<Octany>>()
             .map(|data| data.get_ref().clone())
             .ok_or(BillingError::NotRegistered)
-    }
-
-    /// The billing of one billable: questions answered from the mirror,
-    /// actions sent to Octany and then synced.
-    pub fn billing<'a, U: Billable>(&'a self, billable: &'a U) -> Billing<'a, U> {
-        Billing::new(self, billable)
     }
 
     /// The API client.

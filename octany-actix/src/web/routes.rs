@@ -25,6 +25,23 @@ use crate::web::billing::{CheckoutOptions, is_local_path};
 use crate::web::error::BillingError;
 use crate::web::octany::Octany;
 
+impl Octany {
+    /// The billing routes, mounted at [`Settings::billing_path`](crate::Settings::billing_path); `U` is the
+    /// host's user extractor. Register the `Octany` on the `App` too, for
+    /// the guards outside this scope.
+    ///
+    /// - `GET checkout/{plan}`: records the intent, 303 to Octany's
+    ///   checkout (409 if the plan is already held);
+    /// - `GET success`: waits for the payment to settle, then forwards;
+    /// - `GET status`: the current user's billing state as JSON;
+    /// - `POST webhook`: the signed webhook receiver.
+    pub fn scope<U: Billable + actix_web::FromRequest + 'static>(&self) -> actix_web::Scope {
+        web::scope(&self.settings().billing_path)
+            .app_data(web::Data::new(self.clone()))
+            .configure(routes::<U>)
+    }
+}
+
 /// Adds the billing routes to a scope; `U` is the host's user extractor.
 pub(crate) fn routes<U: Billable + FromRequest + 'static>(cfg: &mut web::ServiceConfig) {
     cfg.route("/checkout/{plan}", web::get().to(start_checkout::<U>))

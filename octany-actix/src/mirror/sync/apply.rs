@@ -103,6 +103,15 @@ pub(crate) struct Written<M> {
     pub before: Option<M>,
 }
 
+impl<M> Written<M> {
+    fn inserted() -> Self {
+        Self {
+            applied: Applied::Inserted,
+            before: None,
+        }
+    }
+}
+
 /// Reads the row of `id` for update: `SELECT ... FOR UPDATE` on PostgreSQL
 /// and MySQL; SQLite has no row locks, and the unit of work holds its
 /// write lock from `BEGIN IMMEDIATE` instead. With the row locked, the
@@ -119,28 +128,28 @@ where
     E::find_by_id(id).lock_exclusive().one(conn).await
 }
 
-/// The row of `id` locked, inserting `row` first when absent: `Ok(Err(()))`
-/// when this call inserted it, else the locked row as it stood (another
-/// writer may have inserted it in between; then its committed row).
+/// The row of `id` locked, inserting `row` first when absent: `None` when
+/// this call inserted it, else the locked row as it stood (another writer
+/// may have inserted it in between; then its committed row).
 async fn locked_or_inserted<C, A>(
     conn: &C,
     id: <<A::Entity as EntityTrait>::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType,
     row: A,
-) -> Result<Result<<A::Entity as EntityTrait>::Model, ()>, DbErr>
+) -> Result<Option<<A::Entity as EntityTrait>::Model>, DbErr>
 where
     C: ConnectionTrait + TransactionTrait,
     A: ActiveModelTrait + Send,
     <<A::Entity as EntityTrait>::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType: Clone,
 {
     if let Some(current) = locked::<C, A::Entity>(conn, id.clone()).await? {
-        return Ok(Ok(current));
+        return Ok(Some(current));
     }
     if insert_if_absent(conn, row).await? {
-        return Ok(Err(()));
+        return Ok(None);
     }
     locked::<C, A::Entity>(conn, id)
         .await?
-        .map(Ok)
+        .map(Some)
         .ok_or_else(|| DbErr::RecordNotFound("a row that another writer had just inserted".into()))
 }
 
@@ -189,14 +198,8 @@ pub(crate) async fn apply_subscription<C: ConnectionTrait + TransactionTrait>(
         created_at: NotSet,
         ..row.clone()
     };
-    let current = match locked_or_inserted(conn, id.clone(), row).await? {
-        Err(()) => {
-            return Ok(Written {
-                applied: Applied::Inserted,
-                before: None,
-            });
-        }
-        Ok(current) => current,
+    let Some(current) = locked_or_inserted(conn, id.clone(), row).await? else {
+        return Ok(Written::inserted());
     };
     let by_id = || subscription::Entity::update_many().filter(subscription::Column::Id.eq(&id));
     let data = serde_json::to_value(s).expect("a subscription serializes");
@@ -279,14 +282,8 @@ pub(crate) async fn apply_order<C: ConnectionTrait + TransactionTrait>(
         },
         ..row.clone()
     };
-    let current = match locked_or_inserted(conn, id.clone(), row).await? {
-        Err(()) => {
-            return Ok(Written {
-                applied: Applied::Inserted,
-                before: None,
-            });
-        }
-        Ok(current) => current,
+    let Some(current) = locked_or_inserted(conn, id.clone(), row).await? else {
+        return Ok(Written::inserted());
     };
     let by_id = || order::Entity::update_many().filter(order::Column::Id.eq(&id));
     let further = state_rank(&o.state) > state_rank(&current.state);
@@ -332,9 +329,8 @@ pub(crate) async fn apply_product<C: ConnectionTrait + TransactionTrait>(
         sync_mark: Set(mark),
         updated_at: Set(now),
     };
-    let current = match locked_or_inserted(conn, p.id, row.clone()).await? {
-        Err(()) => return Ok(Applied::Inserted),
-        Ok(current) => current,
+    let Some(current) = locked_or_inserted(conn, p.id, row.clone()).await? else {
+        return Ok(Applied::Inserted);
     };
     if current.sync_mark >= mark {
         return Ok(Applied::Stale);

@@ -55,3 +55,11 @@ impl<'a, U: Billable> Billing<'a, U> {
         Ok(())
     }
 }
+
+impl Octany {
+    /// The billing of one billable: questions answered from the mirror,
+    /// actions sent to Octany and then synced.
+    pub fn billing<'a, U: Billable>(&'a self, billable: &'a U) -> Billing<'a, U> {
+        Billing::new(self, billable)
+    }
+}

@@ -26,20 +26,7 @@ use crate::web::octany::Octany;
 
 pub use middleware::{require_plan, require_subscription};
 
-/// Why the guard said no.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Denial {
-    /// No access (or not to this plan).
-    #[error("a subscription is required")]
-    NotSubscribed,
-    /// A checkout or first invoice is still being paid.
-    #[error("the payment is still being processed")]
-    PaymentProcessing,
-    /// The billing database could not be read: denied, never admitted.
-    #[error("billing is unavailable")]
-    Unavailable,
-}
+pub use crate::web::error::Denial;
 
 /// A user (`U`) with access to a plan of `P` (any plan by default), and the
 /// subscription that grants it.

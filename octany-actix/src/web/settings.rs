@@ -1,0 +1,46 @@
+//! Where the library's routes and pages are, and how long things last.
+
+use std::time::Duration;
+
+use url::Url;
+
+use crate::domain::model::AccessPolicy;
+
+/// Where things are, and how long things last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The app's public address (success URLs are built from it, never
+    /// from the `Host` header).
+    pub public_base_url: Url,
+    /// Where the billing routes are mounted (default `/billing`).
+    pub billing_path: String,
+    /// Where a browser without a subscription is sent (default `/pricing`).
+    pub pricing_path: String,
+    /// Where the success page forwards once access is granted (default `/`).
+    pub after_checkout_path: String,
+    /// What the guard allows.
+    pub policy: AccessPolicy,
+    /// How long the guard trusts a cached answer (default 5 s; every sync of
+    /// the billable drops it at once).
+    pub cache_ttl: Duration,
+    /// The status route syncs a user at most this often (default 3 s).
+    pub status_sync_interval: Duration,
+    /// After this long since checkout the success page says the payment is
+    /// still being processed (default 2 minutes).
+    pub success_timeout: Duration,
+}
+
+impl Settings {
+    /// The path of one of the mounted routes, e.g. `route_path("status")`
+    /// is `/billing/status`.
+    pub fn route_path(&self, route: &str) -> String {
+        format!("{}/{route}", self.billing_path)
+    }
+
+    /// The public URL of one of the mounted routes, e.g. the success page's.
+    pub fn route_url(&self, route: &str) -> Url {
+        self.public_base_url
+            .join(self.route_path(route).trim_start_matches('/'))
+            .expect("a local path joins onto an absolute URL")
+    }
+}
