@@ -42,6 +42,20 @@ impl Origin {
             Origin::Action => "action",
         }
     }
+
+    /// The origin a stored name stands for (a name this version does not
+    /// know reads as a poll).
+    pub(crate) fn from_name(name: &str) -> Self {
+        [
+            Origin::Webhook,
+            Origin::Reconcile,
+            Origin::Backfill,
+            Origin::Action,
+        ]
+        .into_iter()
+        .find(|origin| origin.as_str() == name)
+        .unwrap_or(Origin::Poll)
+    }
 }
 
 /// What happened to a subscription or an order, with the resource as it
@@ -344,6 +358,19 @@ mod tests {
         assert!(of_subscription(Some(&row(&active)), &active).is_empty());
         let cancelled = sub("cancelled", 1, None);
         assert!(of_subscription(Some(&row(&cancelled)), &cancelled).is_empty());
+    }
+
+    #[test]
+    fn origins_round_trip_through_their_stored_names() {
+        for origin in [
+            Origin::Webhook,
+            Origin::Poll,
+            Origin::Reconcile,
+            Origin::Backfill,
+            Origin::Action,
+        ] {
+            assert_eq!(Origin::from_name(origin.as_str()), origin);
+        }
     }
 
     #[test]

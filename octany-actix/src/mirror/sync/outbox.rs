@@ -239,7 +239,7 @@ pub(crate) async fn deliver<C: ConnectionTrait>(
             let event = Arc::new(Event {
                 id: row.id.clone(),
                 billable: row.billable_ref.clone(),
-                origin: origin(&row.origin),
+                origin: Origin::from_name(&row.origin),
                 occurred_at: DateTime::from_timestamp_micros(row.occurred_mark).unwrap_or_default(),
                 event: parsed,
             });
@@ -279,16 +279,6 @@ pub(crate) async fn deliver<C: ConnectionTrait>(
         .exec(conn)
         .await?;
     Ok(delivered)
-}
-
-fn origin(text: &str) -> Origin {
-    match text {
-        "webhook" => Origin::Webhook,
-        "reconcile" => Origin::Reconcile,
-        "backfill" => Origin::Backfill,
-        "action" => Origin::Action,
-        _ => Origin::Poll,
-    }
 }
 
 #[cfg(test)]
