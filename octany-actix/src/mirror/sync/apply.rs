@@ -113,8 +113,8 @@ impl<M> Written<M> {
 }
 
 /// Reads the row of `id` for update: `SELECT ... FOR UPDATE` on PostgreSQL
-/// and MySQL; SQLite has no row locks, and the unit of work holds its
-/// write lock from `BEGIN IMMEDIATE` instead. With the row locked, the
+/// and MySQL. SQLite has no row locks: there a unit whose row changed
+/// after it read it cannot write (`BUSY_SNAPSHOT`) and runs again. With the row locked, the
 /// decision taken from it (and the events derived from it) cannot be
 /// overtaken by another writer.
 async fn locked<C, E>(
