@@ -103,9 +103,9 @@ pub(crate) trait Hook: Send + Sync {
 /// locks, fewer deadlocks), the default elsewhere. On SQLite a unit that
 /// read a row and then finds it changed by another writer cannot write:
 /// SQLite answers `BUSY_SNAPSHOT`, which is transient, so the whole unit
-/// runs again and decides from the new row. (`BEGIN IMMEDIATE` gave the
-/// same guarantee at a third less throughput, measured by the webhooks
-/// benchmark.)
+/// runs again and decides from the new row. (`BEGIN IMMEDIATE` gives the
+/// same guarantee; in the webhooks benchmark it applied 747 deliveries a
+/// second against 780 deferred, 4,000 unique, 16 at a time.)
 pub(crate) async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
     match db.get_database_backend() {
         DbBackend::MySql => {
