@@ -153,7 +153,12 @@ where
         .ok_or_else(|| DbErr::RecordNotFound("a row that another writer had just inserted".into()))
 }
 
-fn subscription_row(s: &Subscription, mark: i64, now: DateTime<Utc>) -> subscription::ActiveModel {
+fn subscription_row(
+    s: &Subscription,
+    data: serde_json::Value,
+    mark: i64,
+    now: DateTime<Utc>,
+) -> subscription::ActiveModel {
     let method = s.billing_method.as_ref();
     subscription::ActiveModel {
         id: Set(s.id.to_string()),
@@ -172,7 +177,7 @@ fn subscription_row(s: &Subscription, mark: i64, now: DateTime<Utc>) -> subscrip
         update_card_url: Set(s.update_card_url.clone()),
         invoices_url: Set(s.invoices_url.clone()),
         cancel_url: Set(s.cancel_url.clone()),
-        data: Set(serde_json::to_value(s).expect("a subscription serializes")),
+        data: Set(data),
         sync_mark: Set(mark),
         needs_sync: Set(false),
         created_at: Set(now),
@@ -189,7 +194,8 @@ pub(crate) async fn apply_subscription<C: ConnectionTrait + TransactionTrait>(
     source: Source,
     now: DateTime<Utc>,
 ) -> Result<Written<subscription::Model>, DbErr> {
-    let row = subscription_row(s, mark, now);
+    let data = serde_json::to_value(s).expect("a subscription serializes");
+    let row = subscription_row(s, data.clone(), mark, now);
     let id = s.id.to_string();
     if billable_ref(s.reference_id.as_deref()).is_none() {
         tracing::info!(subscription = %id, "subscription names no billable (reference_id is not type:id); mirrored unlinked");
@@ -202,7 +208,6 @@ pub(crate) async fn apply_subscription<C: ConnectionTrait + TransactionTrait>(
         return Ok(Written::inserted());
     };
     let by_id = || subscription::Entity::update_many().filter(subscription::Column::Id.eq(&id));
-    let data = serde_json::to_value(s).expect("a subscription serializes");
     let applied = match (current.sync_mark.cmp(&mark), current.data == data, source) {
         (std::cmp::Ordering::Greater, ..) => Applied::Stale,
         (std::cmp::Ordering::Less, ..) | (std::cmp::Ordering::Equal, false, Source::Api) => {

@@ -13,7 +13,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     AccessMode, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, IsolationLevel,
-    RuntimeErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    RuntimeErr, TransactionOptions, TransactionTrait,
 };
 
 use super::apply::{self, Applied, Source};
