@@ -1,7 +1,7 @@
 //! What the app sells, and its octany-actix wiring (real Octany, or the
 //! in-process fake with its webhooks pointed at the app).
 
-use octany_actix::model::ProductId;
+use octany_actix::model::{AccessPolicy, ProductId};
 use octany_actix::sync::{BillingEvent, Listeners};
 use octany_actix::{Octany, OctanyConfig, Plan};
 use octany_fake::FakeOctany;
@@ -20,6 +20,15 @@ pub enum Plans {
     /// Basic, monthly.
     #[plan(product = 1227)]
     Basic,
+}
+
+/// One-off products: sold at hosted checkout (`/billing/checkout/extra-seats`)
+/// and charged on a subscriber's card from the account page.
+#[derive(Plan, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddOns {
+    /// Extra seats.
+    #[plan(product = 1400)]
+    ExtraSeats,
 }
 
 /// The one-off add-on sold on the account page.
@@ -93,6 +102,12 @@ pub fn octany(
         .pricing_path("/pricing")
         .after_checkout_path("/dashboard")
         .plans::<Plans>()
+        .one_off_products::<AddOns>()
+        // Swedish businesses pay by invoice: access while it is not yet due.
+        .access_policy(AccessPolicy {
+            invoice_grants_access: true,
+            ..AccessPolicy::default()
+        })
         .listeners(listeners);
     if let Some(fake) = &backend.fake {
         // The app reads the fake's virtual time, so its clock buttons move both.

@@ -5,13 +5,14 @@ use actix_session::Session;
 use actix_web::{HttpResponse, http::header, web};
 use askama::Template;
 use askama_web::WebTemplate;
+use octany_actix::client::NewOrder;
 use octany_actix::entity::product;
 use octany_actix::model::Entitlement;
-use octany_actix::{Plan, RequireSubscription};
+use octany_actix::{BillingError, Plan, RequireSubscription};
 use sea_orm::EntityTrait;
 use serde::Deserialize;
 
-use crate::billing::{ADD_ON, Plans};
+use crate::billing::{ADD_ON, AddOns, Plans};
 use crate::{AppState, csrf, user};
 
 /// What every page shows around its content.
@@ -77,6 +78,7 @@ pub struct PlanCard {
 pub struct PricingPage {
     layout: Layout,
     plans: Vec<PlanCard>,
+    add_ons: Vec<PlanCard>,
     signed_in: bool,
 }
 
@@ -121,9 +123,23 @@ pub async fn pricing(
             })
         })
         .collect();
+    let add_ons = AddOns::all()
+        .iter()
+        .filter_map(|add_on| {
+            let p = products.iter().find(|p| p.id == add_on.product_id())?;
+            Some(PlanCard {
+                slug: add_on.slug(),
+                name: p.name.clone(),
+                price: money(price_with_vat(p.price, p.vat_rate)),
+                interval: String::new(),
+                current: false,
+            })
+        })
+        .collect();
     Ok(PricingPage {
         layout: Layout::new(&state, &session, user.as_ref()),
         plans,
+        add_ons,
         signed_in: user.is_some(),
     })
 }
@@ -135,18 +151,25 @@ pub struct DashboardPage {
     layout: Layout,
     plan: String,
     status: String,
+    invoice_due: Option<String>,
 }
 
-/// `GET /dashboard`: subscribers only.
+/// `GET /dashboard`: subscribers only (and invoice customers while their
+/// invoice is not yet due).
 pub async fn dashboard(
     state: web::Data<AppState>,
     session: Session,
     paid: RequireSubscription<user::Model>,
 ) -> DashboardPage {
+    let policy = state.octany.settings().policy;
     DashboardPage {
         layout: Layout::new(&state, &session, Some(&paid.user)),
         plan: paid.subscription.product_name.clone().unwrap_or_default(),
         status: paid.subscription.status.to_string(),
+        invoice_due: paid
+            .subscription
+            .invoice_due_at(policy)
+            .map(|t| t.format("%Y-%m-%d").to_string()),
     }
 }
 
@@ -178,15 +201,18 @@ pub struct AccountPage {
     method: String,
     swaps: Vec<(&'static str, String)>,
     add_on: String,
+    charge_key: String,
     orders: Vec<OrderRow>,
     portal: Option<String>,
     flash: Option<String>,
+    error: Option<String>,
 }
 
 /// What the last action did.
 #[derive(Debug, Deserialize)]
 pub struct Flash {
     done: Option<String>,
+    failed: Option<String>,
 }
 
 /// `GET /account`: the current subscription, orders and actions.
@@ -245,8 +271,13 @@ pub async fn account(
         }
         "swapped" => "Your plan was changed.".to_owned(),
         "charged" => "Thank you: the add-on was charged.".to_owned(),
-        other => other.to_owned(),
+        _ => "Done.".to_owned(),
     });
+    let error = query.failed.as_deref().map(|failed| match failed {
+        "declined" => "The card was declined, so the add-on was not charged. Update the card and try again.",
+        "in-progress" => "That purchase is still being made: reload this page in a moment.",
+        _ => "That did not work; nothing was changed. Try again in a moment.",
+    }.to_owned());
     Ok(AccountPage {
         layout: Layout::new(&state, &session, Some(&user)),
         email: user.email.clone(),
@@ -269,9 +300,12 @@ pub async fn account(
             .unwrap_or_default(),
         swaps,
         add_on,
+        // One key per rendered form: a double submit charges once.
+        charge_key: uuid::Uuid::new_v4().to_string(),
         orders,
         portal: current.and_then(|s| s.update_card_url),
         flash,
+        error,
     })
 }
 
@@ -281,6 +315,8 @@ pub struct ActionForm {
     csrf: String,
     #[serde(default)]
     plan: String,
+    #[serde(default)]
+    key: String,
 }
 
 fn back(done: &str) -> HttpResponse {
@@ -315,7 +351,8 @@ pub async fn swap(
     Ok(back("swapped"))
 }
 
-/// `POST /account/add-on`: a one-off charge, made exactly once.
+/// `POST /account/add-on`: a one-off charge, made once per rendered form
+/// (its idempotency key), however often the form is posted.
 pub async fn add_on(
     state: web::Data<AppState>,
     session: Session,
@@ -323,10 +360,20 @@ pub async fn add_on(
     form: web::Form<ActionForm>,
 ) -> actix_web::Result<HttpResponse> {
     csrf::check(&session, &form.csrf)?;
-    state
-        .octany
-        .billing(&user)
-        .charge(ADD_ON, None, Some("Extra seats"))
-        .await?;
-    Ok(back("charged"))
+    let order = NewOrder {
+        product_id: ADD_ON,
+        amount: None,
+        description: Some("Extra seats".into()),
+    };
+    let failed = |why: &str| {
+        HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, format!("/account?failed={why}")))
+            .finish()
+    };
+    match state.octany.billing(&user).charge(&form.key, order).await {
+        Ok(_) => Ok(back("charged")),
+        Err(BillingError::ChargeDeclined { .. }) => Ok(failed("declined")),
+        Err(BillingError::ChargeInProgress) => Ok(failed("in-progress")),
+        Err(other) => Err(other.into()),
+    }
 }

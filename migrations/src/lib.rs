@@ -1,7 +1,8 @@
 //! Migrations for the tables octany-actix keeps in the host's database:
 //! `octany_subscriptions`, `octany_orders`, `octany_products`,
 //! `octany_webhook_deliveries`, `octany_checkouts`, `octany_locks` and
-//! `octany_events` (the outbox of billing events).
+//! `octany_events` (the outbox of billing events) and `octany_charges`
+//! (one-off charges by idempotency key).
 //!
 //! The [`Migrator`] records its history in its own table,
 //! `octany_actix_migrations`, so it never collides with the host's
@@ -33,6 +34,7 @@ use sea_orm_migration::prelude::*;
 mod m20261123_000001_create_octany_tables;
 mod m20261123_000002_create_octany_locks;
 mod m20261201_000003_create_octany_events;
+mod m20261202_000004_create_octany_charges;
 
 /// octany-actix's migrations, oldest first, to splice into a host's migrator.
 pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
@@ -40,6 +42,7 @@ pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         Box::new(m20261123_000001_create_octany_tables::Migration),
         Box::new(m20261123_000002_create_octany_locks::Migration),
         Box::new(m20261201_000003_create_octany_events::Migration),
+        Box::new(m20261202_000004_create_octany_charges::Migration),
     ]
 }
 

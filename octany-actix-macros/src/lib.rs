@@ -25,7 +25,9 @@ pub fn derive_billable(input: TokenStream) -> TokenStream {
 
 /// Implements `octany_actix::Plan` for an enum of unit variants, each
 /// `#[plan(product = 1225)]` (and optionally `slug = "pro"`; by default the
-/// variant's name in kebab case). Derive `Clone` and `Copy` beside it.
+/// variant's name in kebab case). On the enum, `#[plan(group = "add-ons")]`
+/// puts its plans in a group of their own (default `"default"`). Derive
+/// `Clone` and `Copy` beside it.
 #[proc_macro_derive(Plan, attributes(plan))]
 pub fn derive_plan(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
@@ -159,19 +161,28 @@ fn plan(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
         ));
     }
     let mut krate = default_crate();
+    let mut group: Option<LitStr> = None;
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("plan")) {
         attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("crate") {
                 let value: LitStr = meta.value()?.parse()?;
                 krate = value.parse()?;
                 Ok(())
+            } else if meta.path.is_ident("group") {
+                let value: LitStr = meta.value()?.parse()?;
+                if value.value().is_empty() {
+                    return Err(meta.error("a plan group needs a name"));
+                }
+                group = Some(value);
+                Ok(())
             } else {
                 Err(meta.error(
-                    "on the enum, #[plan] takes only `crate`; put `product` on each variant",
+                    "on the enum, #[plan] takes only `group` and `crate`; put `product` on each variant",
                 ))
             }
         })?;
     }
+    let group = group.map(|g| quote! { const GROUP: &'static str = #g; });
     let mut variants = Vec::new();
     let mut products: Vec<(i64, Ident)> = Vec::new();
     let mut slugs: Vec<String> = Vec::new();
@@ -238,6 +249,7 @@ fn plan(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
     let slug_lits: Vec<&String> = variants.iter().map(|(_, _, s)| s).collect();
     Ok(quote! {
         impl #krate::Plan for #ident {
+            #group
             fn product_id(&self) -> #krate::model::ProductId {
                 match self {
                     #( Self::#names => #krate::model::ProductId(#ids), )*

@@ -120,6 +120,18 @@ fn last_page_stops_by_either_rule() {
 }
 
 #[test]
+fn a_links_next_is_followed_without_page_counts() {
+    let linked: Page<Subscription> = serde_json::from_str(
+        r#"{"data":[{"id":1}],"pagination":{"count":1,"links":{"next":"https://api.octany.com/api/a/subscriptions?page=2"}}}"#,
+    )
+    .unwrap();
+    assert!(linked.has_next(), "API.md: follow links.next");
+    let silent: Page<Subscription> =
+        serde_json::from_str(r#"{"data":[{"id":1}],"pagination":{"count":1}}"#).unwrap();
+    assert!(!silent.has_next(), "no counts and no link: the only page");
+}
+
+#[test]
 fn order_with_string_quantity() {
     let o: Order = data(include_str!("fixtures/order.json"));
     assert_eq!(o.id, OrderId::new("88120001"));

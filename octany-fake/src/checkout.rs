@@ -124,6 +124,16 @@ fn read(
         }
     };
     let text = |name: &str| query.get(name).filter(|v| !v.is_empty()).cloned();
+    let list = |name: &str| -> Vec<String> {
+        text(name)
+            .map(|v| {
+                v.split(',')
+                    .map(|m| m.trim().to_owned())
+                    .filter(|m| !m.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
     let amount = match text("amount").map(|a| a.parse::<i64>()) {
         Some(Ok(a)) if a > 0 => Some(a),
         Some(_) => {
@@ -145,6 +155,8 @@ fn read(
         amount,
         locale: text("locale"),
         start_date: None,
+        methods: list("methods"),
+        roles: [list("role"), list("roles")].concat(),
     };
     if params
         .reference_id
@@ -279,15 +291,11 @@ async fn pay(
 }
 
 /// Fills `{subscriptionId}` and friends in the success URL, raw or
-/// percent-encoded, with URL-encoded values.
+/// percent-encoded, with URL-encoded values: `{product}` is the product's
+/// name and `{total}` today's total without VAT (API.md section 9).
 fn fill_placeholders(checkout: &Checkout, result: &CheckoutResult) -> String {
     let params = &checkout.params;
-    let total = result
-        .order
-        .as_ref()
-        .map(|o| o.total_with_vat)
-        .or_else(|| result.subscription.as_ref().map(|s| s.price + s.vat))
-        .unwrap_or_default();
+    let total = result.order.as_ref().map(|o| o.total).unwrap_or_default();
     let values = [
         (
             "subscriptionId",
@@ -301,7 +309,7 @@ fn fill_placeholders(checkout: &Checkout, result: &CheckoutResult) -> String {
         ("email", params.email.clone().unwrap_or_default()),
         ("firstName", params.first_name.clone().unwrap_or_default()),
         ("lastName", params.last_name.clone().unwrap_or_default()),
-        ("product", checkout.product.id.to_string()),
+        ("product", checkout.product.name.clone()),
         ("total", total.to_string()),
     ];
     let mut url = checkout.success_url.to_string();

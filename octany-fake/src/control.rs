@@ -40,6 +40,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
             .route("/deliveries", web::get().to(deliveries))
             .route("/state", web::get().to(state))
             .route("/subscriptions/{id}/card", web::post().to(card))
+            .route("/orders/{id}/pay", web::post().to(pay_invoice))
             .route("/webhooks/test", web::post().to(test_hook))
             .route("/portal/{id}/{what}", web::get().to(portal)),
     );
@@ -230,6 +231,20 @@ async fn card(
     };
     match shared.with_state(|s, _| s.set_card_failing(0, id, failing)) {
         Ok(()) => answer(&req, json!({"subscription": id, "card_failing": failing})),
+        Err(refusal) => refusal_response(&refusal, false),
+    }
+}
+
+async fn pay_invoice(shared: web::Data<Shared>, req: HttpRequest) -> HttpResponse {
+    let Some(id) = req
+        .match_info()
+        .get("id")
+        .and_then(|id| id.parse::<u64>().ok())
+    else {
+        return bad("POST /_fake/orders/{id}/pay");
+    };
+    match shared.with_state(|s, now| s.pay_open_invoice(0, id, now)) {
+        Ok(()) => answer(&req, json!({"order": id, "paid": true})),
         Err(refusal) => refusal_response(&refusal, false),
     }
 }

@@ -372,6 +372,28 @@ impl FakeOctany {
             .with_state(|s, _| s.set_card_failing(0, id, failing))
     }
 
+    /// The customer pays the open invoice `order` (an invoice checkout's
+    /// first order): it is paid and its subscription active from now.
+    /// Unpaid at its due date, the subscription becomes `unpaid` instead.
+    pub fn pay_invoice(&self, order: &OrderId) -> Result<(), Refusal> {
+        let id = order.as_str().parse().map_err(|_| Refusal::NotFound)?;
+        self.shared
+            .with_state(|s, now| s.pay_open_invoice(0, id, now))
+    }
+
+    /// The CRM tags (`role`/`roles` at checkout) of the customer with this
+    /// e-mail.
+    pub fn customer_roles(&self, email: &str) -> Vec<String> {
+        self.shared.with_state(|s, _| {
+            let account = &s.accounts[0];
+            account
+                .customer_id(email)
+                .and_then(|id| account.roles.get(&id))
+                .map(|roles| roles.iter().cloned().collect())
+                .unwrap_or_default()
+        })
+    }
+
     /// A subscription as the API shows it (read by the library's parser).
     pub fn subscription(&self, id: &SubscriptionId) -> Option<Subscription> {
         let id: u64 = id.as_str().parse().ok()?;

@@ -108,7 +108,8 @@ async fn paying_by_card_redirects_with_placeholders_and_emits_three_events() {
     assert_eq!(
         location,
         format!(
-            "https://app.example/billing/success?sub={}&total=12375&who=ada%40example.com&p=1225",
+            // {product} is the product's name, {total} without VAT (API.md section 9).
+            "https://app.example/billing/success?sub={}&total=9900&who=ada%40example.com&p=Pro+monthly",
             sub.id
         )
     );
@@ -152,38 +153,152 @@ async fn a_declined_card_creates_nothing() {
 }
 
 #[tokio::test]
-async fn an_invoice_is_pending_until_it_falls_due() {
+async fn an_invoice_is_pending_until_paid() {
     let (fake, hooks) = fake_with_hooks().await;
     let bought = fake
         .checkout(1225, &buyer("user:1"), CheckoutOutcome::Invoice)
         .unwrap();
     let id = bought.subscription.unwrap().id;
+    let invoice = bought.order.unwrap();
     assert_eq!(
         fake.subscription(&id).unwrap().status,
         SubscriptionStatus::Pending
     );
-    assert_eq!(bought.order.unwrap().state, OrderState::Pending);
+    assert_eq!(invoice.state, OrderState::Pending);
     fake.settled().await;
     assert_eq!(event_names(&hooks).await, ["order.confirmed"]);
 
+    fake.advance_days(10);
+    assert_eq!(
+        fake.subscription(&id).unwrap().status,
+        SubscriptionStatus::Pending,
+        "time alone pays nothing"
+    );
+    fake.pay_invoice(&invoice.id).unwrap();
+    let sub = fake.subscription(&id).unwrap();
+    assert_eq!(sub.status, SubscriptionStatus::Active);
+    assert_eq!(
+        sub.renews_at.unwrap().to_rfc3339(),
+        "2026-02-11T00:00:00+00:00",
+        "the period starts at payment"
+    );
+    assert_eq!(fake.orders()[0].state, OrderState::Paid);
+    assert!(fake.pay_invoice(&invoice.id).is_err(), "paid once");
+    fake.settled().await;
+    assert_eq!(
+        event_names(&hooks).await,
+        ["order.confirmed", "order.paid", "subscription.created"]
+    );
+}
+
+#[tokio::test]
+async fn an_invoice_unpaid_at_its_due_date_leaves_the_subscription_unpaid() {
+    let (fake, hooks) = fake_with_hooks().await;
+    let bought = fake
+        .checkout(1225, &buyer("user:1"), CheckoutOutcome::Invoice)
+        .unwrap();
+    let id = bought.subscription.unwrap().id;
+    let invoice = bought.order.unwrap();
     fake.advance_days(13);
     assert_eq!(
         fake.subscription(&id).unwrap().status,
         SubscriptionStatus::Pending
     );
     fake.advance_days(1);
-    let sub = fake.subscription(&id).unwrap();
-    assert_eq!(sub.status, SubscriptionStatus::Active);
     assert_eq!(
-        sub.renews_at.unwrap().to_rfc3339(),
-        "2026-02-15T00:00:00+00:00",
-        "the period starts at payment"
+        fake.subscription(&id).unwrap().status,
+        SubscriptionStatus::Unpaid,
+        "overdue: unpaid (API.md section 6)"
     );
-    assert_eq!(fake.orders()[0].state, OrderState::Paid);
+    assert_eq!(fake.orders()[0].state, OrderState::Pending, "never paid");
+    assert!(fake.pay_invoice(&invoice.id).is_err(), "no longer open");
     fake.settled().await;
     assert_eq!(
         event_names(&hooks).await,
-        ["order.confirmed", "order.paid", "subscription.created"]
+        ["order.confirmed", "subscription.updated"]
+    );
+}
+
+#[tokio::test]
+async fn methods_allow_only_the_named_payment_methods_and_roles_tag_the_customer() {
+    let fake = fake().await;
+    let success = "https://app.example/ok";
+    let card_only = format!(
+        "{}&methods=stripe,swish&role=b2c&roles=newsletter",
+        checkout_path(&fake, 1225, success)
+    );
+    let invoice = http()
+        .post(&card_only)
+        .form(&[("outcome", "invoice")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invoice.status(), 422, "an invoice is not an allowed method");
+    assert!(
+        invoice
+            .text()
+            .await
+            .unwrap()
+            .contains("allows only stripe, swish")
+    );
+    assert!(fake.subscriptions().is_empty());
+    let card = http()
+        .post(&card_only)
+        .form(&[("outcome", "succeed")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(card.status(), 303);
+    assert_eq!(
+        fake.customer_roles("ada@example.com"),
+        ["b2c", "newsletter"]
+    );
+    let invoice_only = format!("{}&methods=fortnox", checkout_path(&fake, 1226, success));
+    let by_card = http()
+        .post(&invoice_only)
+        .form(&[("outcome", "succeed")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_card.status(), 422);
+    let by_invoice = http()
+        .post(&invoice_only)
+        .form(&[("outcome", "invoice")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_invoice.status(), 303);
+    assert_eq!(fake.subscriptions().len(), 2);
+}
+
+#[tokio::test]
+async fn amount_overrides_the_price_and_locale_reaches_the_customer() {
+    let fake = fake().await;
+    let url = format!(
+        "{}&amount=12300&locale=sv",
+        checkout_path(&fake, 1400, "https://app.example/ok?total={total}")
+    );
+    let page = http().get(&url).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("153,75 SEK"), "12 300 öre plus 25 % VAT");
+    let paid = http()
+        .post(&url)
+        .form(&[("outcome", "succeed")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        paid.headers()["location"],
+        "https://app.example/ok?total=12300"
+    );
+    let order = &fake.orders()[0];
+    assert_eq!((order.total, order.total_with_vat), (12300, 15375));
+    assert_eq!(
+        order
+            .billing_method
+            .as_ref()
+            .and_then(|m| m.person.as_ref())
+            .and_then(|p| p.locale.as_deref()),
+        Some("sv")
     );
 }
 

@@ -5,11 +5,13 @@
 use std::time::Duration;
 
 use actix_web::{App, test as actix_test, web};
+use octany_actix::client::NewOrder;
+use octany_actix::entity::checkout;
 use octany_actix::model::BillableRef;
 use octany_actix::model::ProductId;
 use octany_actix_tests::app::{Plans, TestUser, configure, octany};
 use octany_actix_tests::db_test;
-use octany_actix_tests::sea_orm::{ConnectionTrait, Statement};
+use octany_actix_tests::sea_orm::{ConnectionTrait, EntityTrait, Statement};
 use octany_fake::{CheckoutOutcome, Faults};
 
 use octany_actix_tests::http::{buyer, call, fake, pay};
@@ -215,20 +217,31 @@ db_test!(
             .await
             .unwrap();
         assert!(url.as_str().contains("referenceId=user%3A7"));
-        let pending = billing.pending_checkout().await.unwrap().unwrap();
+        assert!(
+            billing.pending_checkout().await.unwrap().is_none(),
+            "an intent only opened is not a payment on its way"
+        );
+        let intent = checkout::Entity::find()
+            .one(&db.conn)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(
-            (pending.product_id, pending.status),
-            (
-                ProductId(1225),
-                octany_actix::entity::checkout::CheckoutStatus::Pending
-            )
+            (intent.product_id, intent.status),
+            (ProductId(1225), checkout::CheckoutStatus::Opened)
         );
 
         fake.checkout(1225, &buyer(7), CheckoutOutcome::Trial)
             .unwrap();
         billing.sync().await.unwrap();
-        assert!(
-            billing.pending_checkout().await.unwrap().is_none(),
+        let intent = checkout::Entity::find()
+            .one(&db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            intent.status,
+            checkout::CheckoutStatus::Completed,
             "the intent completed"
         );
         assert!(billing.subscribed().await.unwrap());
@@ -249,7 +262,14 @@ db_test!(
             ..Faults::none()
         });
         let charged = billing
-            .charge(ProductId(1400), Some(2500), Some("Extra seats"))
+            .charge(
+                "form-1",
+                NewOrder {
+                    product_id: ProductId(1400),
+                    amount: Some(2500),
+                    description: Some("Extra seats".into()),
+                },
+            )
             .await
             .unwrap();
         fake.set_faults(Faults::none());

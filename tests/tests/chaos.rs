@@ -16,6 +16,7 @@ use std::time::Duration;
 use actix_web::{App, HttpServer, web};
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
+use octany_actix::client::NewOrder;
 use octany_actix::entity::{order, subscription};
 use octany_actix::model::{AccessPolicy, ProductId, SubscriptionId};
 use octany_actix::{Billable, Octany};
@@ -240,9 +241,12 @@ db_test!(
                             .ok()
                             .flatten()
                             .map(|s| SubscriptionId::new(s.id));
-                        let made = billing
-                            .charge(ProductId(1400), Some(500 + u), Some(&token))
-                            .await;
+                        let order = NewOrder {
+                            product_id: ProductId(1400),
+                            amount: Some(500 + u),
+                            description: Some(token.clone()),
+                        };
+                        let made = billing.charge(&token, order).await;
                         ("one-off charges", made.is_ok(), current.map(|s| (s, token)))
                     }
                 }

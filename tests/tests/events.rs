@@ -8,6 +8,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use octany_actix::client::NewOrder;
 use octany_actix::entity::event;
 use octany_actix::model::ProductId;
 use octany_actix::sync::{BackfillOptions, Event, Listeners, Origin, SyncOptions, Syncer};
@@ -225,7 +226,12 @@ db_test!(
         let billing = octany.billing(&user);
         billing.sync().await.unwrap();
         billing.swap(Plans::ProYearly).await.unwrap();
-        billing.charge(ProductId(1400), None, None).await.unwrap();
+        let order = NewOrder {
+            product_id: ProductId(1400),
+            amount: None,
+            description: None,
+        };
+        billing.charge("add-on-form", order).await.unwrap();
         billing.cancel().await.unwrap();
         // What the actions changed, seen again by a poll: nothing new.
         billing.sync().await.unwrap();

@@ -101,14 +101,60 @@ impl OctanyClient {
         subscription: &SubscriptionId,
         order: &NewOrder,
     ) -> Result<(Order, Option<chrono::DateTime<chrono::Utc>>)> {
-        let before: HashSet<OrderId> = self
-            .stream_subscription_orders(subscription)
+        let before = self.order_ids(subscription).await?;
+        self.create_order_after(subscription, order, &before).await
+    }
+
+    /// The ids of a subscription's orders: what a charge lists against
+    /// after a lost answer.
+    pub(crate) async fn order_ids(
+        &self,
+        subscription: &SubscriptionId,
+    ) -> Result<HashSet<OrderId>> {
+        self.stream_subscription_orders(subscription)
             .map_ok(|o| o.id)
             .try_collect()
-            .await?;
-        let body = serde_json::to_value(order).expect("plain struct serializes");
+            .await
+    }
+
+    /// The order `order` made on `subscription` that is not one of
+    /// `before`, if Octany has one (list after write, API.md section 7).
+    pub(crate) async fn find_order(
+        &self,
+        subscription: &SubscriptionId,
+        order: &NewOrder,
+        before: &HashSet<OrderId>,
+    ) -> Result<Option<Order>> {
+        std::pin::pin!(self.orders_made(subscription, order, before))
+            .try_next()
+            .await
+    }
+
+    fn orders_made<'a>(
+        &'a self,
+        subscription: &'a SubscriptionId,
+        order: &NewOrder,
+        before: &'a HashSet<OrderId>,
+    ) -> impl futures_util::Stream<Item = Result<Order>> + 'a {
         let (product, amount, description) =
             (order.product_id, order.amount, order.description.clone());
+        self.stream_subscription_orders(subscription)
+            .try_filter(move |o| {
+                std::future::ready(
+                    !before.contains(&o.id) && o.charges(product, amount, description.as_deref()),
+                )
+            })
+    }
+
+    /// Sends a charge, given the orders that existed before it; an
+    /// ambiguous failure is settled by listing against them.
+    pub(crate) async fn create_order_after(
+        &self,
+        subscription: &SubscriptionId,
+        order: &NewOrder,
+        before: &HashSet<OrderId>,
+    ) -> Result<(Order, Option<chrono::DateTime<chrono::Utc>>)> {
+        let body = serde_json::to_value(order).expect("plain struct serializes");
         self.write_reconciled(
             "create order",
             || {
@@ -119,16 +165,7 @@ impl OctanyClient {
                     &body,
                 )
             },
-            || {
-                let (before, description) = (before.clone(), description.clone());
-                self.stream_subscription_orders(subscription)
-                    .try_filter(move |o| {
-                        std::future::ready(
-                            !before.contains(&o.id)
-                                && o.charges(product, amount, description.as_deref()),
-                        )
-                    })
-            },
+            || self.orders_made(subscription, order, before),
         )
         .await
     }

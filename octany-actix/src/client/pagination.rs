@@ -75,19 +75,22 @@ fn links_next<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>,
 }
 
 impl<T> Page<T> {
-    /// Whether another page follows: stop when `current_page >=
-    /// total_pages` or when `links.next` is explicitly absent.
+    /// Whether another page follows (API.md section 2): stop when
+    /// `current_page >= total_pages`, when `links` is an object without
+    /// `next`, or on an empty page; a `links.next` is followed even when the
+    /// page counts are missing. A page that says neither is the only one.
     pub fn has_next(&self) -> bool {
         let p = &self.pagination;
         let by_count = match (p.current_page, p.total_pages) {
-            (Some(current), Some(total)) => current < total,
-            _ => false,
+            (Some(current), Some(total)) => Some(current < total),
+            _ => None,
         };
-        let by_link = match &p.next {
-            Some(next) => next.is_some(),
-            None => true,
+        let by_link = p.next.as_ref().map(Option::is_some);
+        let more = match (by_count, by_link) {
+            (Some(false), _) | (_, Some(false)) | (None, None) => false,
+            _ => true,
         };
-        by_count && by_link && !self.data.is_empty()
+        more && !self.data.is_empty()
     }
 }
 

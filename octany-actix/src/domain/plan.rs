@@ -23,7 +23,30 @@ use crate::domain::model::ProductId;
 ///
 /// A guard typed `RequireSubscription<User, Pro>` admits a subscriber to
 /// any plan of `Pro`.
+///
+/// Plans belong to a **group**, Cashier's named subscription: a billable
+/// holds at most one live subscription per group, so a checkout for another
+/// plan of a group it already holds becomes a swap. Every plan type is in
+/// [`DEFAULT_GROUP`] unless it names another, e.g. an add-on subscription
+/// sold beside the main plan:
+///
+/// ```
+/// use octany_actix::Plan;
+///
+/// #[derive(Plan, Clone, Copy, Debug, PartialEq, Eq)]
+/// #[plan(group = "support")]
+/// enum Support {
+///     #[plan(product = 1500)]
+///     Priority,
+/// }
+///
+/// assert_eq!(Support::GROUP, "support");
+/// ```
 pub trait Plan: Copy + Send + Sync + 'static {
+    /// The group its plans belong to: one live subscription per billable
+    /// and group.
+    const GROUP: &'static str = DEFAULT_GROUP;
+
     /// The Octany product this plan is.
     fn product_id(&self) -> ProductId;
 
@@ -46,6 +69,10 @@ pub trait Plan: Copy + Send + Sync + 'static {
         Self::all().iter().copied().find(|p| p.slug() == slug)
     }
 }
+
+/// The group of every plan that names none (and of subscriptions to
+/// products outside the catalog).
+pub const DEFAULT_GROUP: &str = "default";
 
 /// The plan set of "any subscription at all": the default of
 /// [`RequireSubscription`](crate::web::guard::RequireSubscription).

@@ -19,7 +19,8 @@ pub(crate) struct AccessState {
     /// Every mirrored subscription, newest first (shared, so the guard
     /// hands them out without copying).
     pub subscriptions: Vec<Arc<subscription::Model>>,
-    /// The newest checkout still waiting for Octany, if any.
+    /// The newest checkout the buyer came back from that Octany has not
+    /// yet reported (an intent only opened is not one).
     pub pending_checkout: Option<checkout::Model>,
 }
 
@@ -37,7 +38,7 @@ impl AccessState {
             .collect();
         let pending_checkout = checkout::Entity::find()
             .filter(checkout::Column::BillableRef.eq(billable))
-            .filter(checkout::Column::Status.eq(checkout::CheckoutStatus::Pending))
+            .filter(checkout::Column::Status.eq(checkout::CheckoutStatus::Awaiting))
             .order_by_desc(checkout::Column::CreatedAt)
             .one(db)
             .await?;
@@ -68,14 +69,15 @@ impl AccessState {
             .or(self.subscriptions.first())
     }
 
-    /// Whether a payment is still on its way: a pending checkout, or a
-    /// subscription Octany reports `pending` (an unpaid first invoice).
-    pub(crate) fn payment_pending(&self) -> bool {
+    /// Whether a payment is still on its way: a checkout the buyer came
+    /// back from, or a subscription Octany reports `pending` (an unpaid
+    /// first invoice) that is not yet overdue.
+    pub(crate) fn payment_pending(&self, clock: &dyn Clock, policy: AccessPolicy) -> bool {
         self.pending_checkout.is_some()
-            || self
-                .subscriptions
-                .iter()
-                .any(|s| s.status == crate::domain::model::SubscriptionStatus::Pending)
+            || self.subscriptions.iter().any(|s| {
+                s.status == crate::domain::model::SubscriptionStatus::Pending
+                    && s.invoice_due_at(policy).is_none_or(|due| due > clock.now())
+            })
     }
 }
 

@@ -54,6 +54,42 @@ pub enum BillingError {
     /// The action needs a subscription and there is none.
     #[error("there is no subscription to do that with")]
     NoSubscription,
+    /// A checkout for another plan of a group the billable already holds:
+    /// it would make a second subscription, so it is a swap instead.
+    #[error(
+        "already subscribed to another plan of this group: a checkout would make a second subscription; \
+         confirm the swap at {swap_path} (or call Billing::swap)"
+    )]
+    SwapInstead {
+        /// The swap's confirmation page.
+        swap_path: String,
+    },
+    /// A one-off charge needs a live subscription whose billing method pays.
+    #[error(
+        "there is no live subscription whose billing method could pay this charge: sell the product at checkout \
+         instead (OctanyBuilder::one_off_products, then send the customer to the checkout route)"
+    )]
+    ChargeNeedsSubscription,
+    /// Octany made the order, and it was declined or failed: nothing was
+    /// charged.
+    #[error(
+        "the charge was declined (order {} is {}): nothing was charged; ask the customer to update their card",
+        .order.id, .order.state
+    )]
+    ChargeDeclined {
+        /// The order, as mirrored.
+        order: Box<crate::mirror::entity::order::Model>,
+    },
+    /// Another request with the same idempotency key is making this charge.
+    #[error(
+        "this charge is being made by another request right now: reload in a moment to see how it ended"
+    )]
+    ChargeInProgress,
+    /// The idempotency key was used before, for a different charge.
+    #[error(
+        "this idempotency key was used for a different charge: make a new key for each form you render"
+    )]
+    KeyReused,
     /// A page of the library could not be rendered (a bug: report it).
     #[error("a billing page could not be rendered ({0}); this is a bug in octany-actix, report it")]
     Render(#[from] askama::Error),
@@ -92,7 +128,13 @@ impl ResponseError for BillingError {
             Self::Octany(OctanyError::Validation { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Octany(_) => StatusCode::BAD_GATEWAY,
             Self::UnknownPlan(_) => StatusCode::NOT_FOUND,
-            Self::AlreadySubscribed | Self::NoSubscription => StatusCode::CONFLICT,
+            Self::AlreadySubscribed
+            | Self::NoSubscription
+            | Self::SwapInstead { .. }
+            | Self::ChargeNeedsSubscription
+            | Self::ChargeInProgress => StatusCode::CONFLICT,
+            Self::ChargeDeclined { .. } => StatusCode::PAYMENT_REQUIRED,
+            Self::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 
@@ -104,6 +146,11 @@ impl ResponseError for BillingError {
             Self::UnknownPlan(_) => "unknown_plan",
             Self::AlreadySubscribed => "already_subscribed",
             Self::NoSubscription => "no_subscription",
+            Self::SwapInstead { .. } => "swap_instead",
+            Self::ChargeNeedsSubscription => "charge_needs_subscription",
+            Self::ChargeDeclined { .. } => "charge_declined",
+            Self::ChargeInProgress => "charge_in_progress",
+            Self::KeyReused => "key_reused",
             Self::Render(_) => "internal",
         };
         // Database and Octany details go to the log, not to the browser.
@@ -123,7 +170,12 @@ impl ResponseError for BillingError {
             }
             other => other.to_string(),
         };
-        body(self.status_code(), code, &message, Value::Null)
+        let extra = match self {
+            Self::SwapInstead { swap_path } => json!({ "swap_url": swap_path }),
+            Self::ChargeDeclined { order } => json!({ "order": order.id, "state": order.state }),
+            _ => Value::Null,
+        };
+        body(self.status_code(), code, &message, extra)
     }
 }
 

@@ -14,7 +14,7 @@ use crate::client::OctanyClient;
 use crate::domain::clock::SharedClock;
 use crate::domain::config::{ConfigError, OctanyConfig};
 use crate::domain::model::{AccessPolicy, BillableRef, ProductId};
-use crate::domain::plan::Plan;
+use crate::domain::plan::{DEFAULT_GROUP, Plan};
 use crate::mirror::access::{AccessCache, AccessState};
 use crate::mirror::sync::{Listeners, SyncOptions, Syncer};
 use crate::mirror::webhook::WebhookReceiver;
@@ -25,13 +25,15 @@ pub use crate::web::settings::Settings;
 pub(crate) type RejectionHandler =
     Arc<dyn Fn(&HttpRequest, &Denial, &Settings) -> HttpResponse + Send + Sync>;
 
-/// A plan of the catalog the checkout route sells.
+/// A product of the catalog the checkout route sells.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CatalogPlan {
     /// Its name in URLs.
     pub(crate) slug: String,
     /// Its Octany product.
     pub(crate) product: ProductId,
+    /// The group of a plan; `None` for a one-off product.
+    pub(crate) group: Option<&'static str>,
 }
 
 /// Everything billing, for one app. Build it once, outside
@@ -197,12 +199,27 @@ impl OctanyBuilder {
         self
     }
 
-    /// Sells every plan of `P` at `{billing_path}/checkout/{slug}`.
-    pub fn plans<P: Plan>(mut self) -> Self {
+    /// Sells every plan of `P` at `{billing_path}/checkout/{slug}`, in the
+    /// group [`Plan::GROUP`]: a billable that already holds a plan of the
+    /// group is sent to the swap's confirmation instead.
+    pub fn plans<P: Plan>(self) -> Self {
+        self.sell::<P>(Some(P::GROUP))
+    }
+
+    /// Sells every product of `P` once, as a one-off purchase at
+    /// `{billing_path}/checkout/{slug}` (no subscription; the success page
+    /// confirms on the order).
+    pub fn one_off_products<P: Plan>(self) -> Self {
+        self.sell::<P>(None)
+    }
+
+    fn sell<P: Plan>(mut self, group: Option<&'static str>) -> Self {
         for plan in P::all() {
+            self.catalog.retain(|p| p.slug != plan.slug());
             self.catalog.push(CatalogPlan {
                 slug: plan.slug().to_owned(),
                 product: plan.product_id(),
+                group,
             });
         }
         self
@@ -221,10 +238,18 @@ impl OctanyBuilder {
         self
     }
 
-    /// Checkout intents opened this long ago without an answer from Octany
-    /// are marked abandoned by the reconcile (default 24 hours).
+    /// Checkout intents the buyer came back from, still unpaid this long
+    /// after, are marked abandoned by the reconcile (default 24 hours).
     pub fn abandon_checkouts_after(mut self, after: Duration) -> Self {
         self.sync.abandon_checkouts_after = after;
+        self
+    }
+
+    /// Checkout intents opened but never returned from lapse after this
+    /// long (default 30 minutes). An opened intent never changes what the
+    /// guard answers; it is reused when the same plan is opened again.
+    pub fn checkouts_lapse_after(mut self, after: Duration) -> Self {
+        self.sync.lapse_opened_checkouts_after = after;
         self
     }
 
@@ -349,9 +374,29 @@ impl Octany {
         &self.inner.settings
     }
 
-    /// The plans the checkout route sells.
-    pub(crate) fn catalog(&self) -> &[CatalogPlan] {
-        &self.inner.catalog
+    /// What the catalog sells at `slug`.
+    pub(crate) fn sold_at(&self, slug: &str) -> Option<&CatalogPlan> {
+        self.inner.catalog.iter().find(|p| p.slug == slug)
+    }
+
+    /// What the catalog sells as `product`.
+    pub(crate) fn sold_as(&self, product: ProductId) -> Option<&CatalogPlan> {
+        self.inner.catalog.iter().find(|p| p.product == product)
+    }
+
+    /// The group a subscription to `product` is in: its plan's, or
+    /// [`DEFAULT_GROUP`] for a product outside the catalog.
+    pub(crate) fn group_of(&self, product: Option<ProductId>) -> &str {
+        product
+            .and_then(|p| self.sold_as(p))
+            .and_then(|p| p.group)
+            .unwrap_or(DEFAULT_GROUP)
+    }
+
+    /// How long an opened checkout intent is reused before it lapses.
+    pub(crate) fn checkout_lapse(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.inner.syncer.options().lapse_opened_checkouts_after)
+            .unwrap_or(chrono::Duration::MAX)
     }
 
     /// A billable's state: from the cache while fresh, else the database.

@@ -1,8 +1,13 @@
 //! The billing routes [`Octany::scope`](crate::Octany::scope) mounts at the billing path:
 //!
 //! - `GET checkout/{plan}`: records the intent, 303 to Octany's checkout
-//!   (409 if the plan is already held);
-//! - `GET success`: waits for the payment to settle, then forwards;
+//!   (409 if the plan is already held; 303 to `swap/{plan}` if another
+//!   plan of its group is);
+//! - `GET swap/{plan}`, `POST swap/{plan}`: the swap's confirmation page,
+//!   saying what changes and when, and its form;
+//! - `GET success`: waits for the payment to settle, then forwards (or,
+//!   for a one-off product, confirms the order); says so when the
+//!   checkout was abandoned;
 //! - `GET status`: the current user's billing state as JSON (syncs at
 //!   most every few seconds per user);
 //! - `POST webhook`: the signed webhook receiver.
@@ -16,7 +21,7 @@ use futures_util::StreamExt;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::json;
 
-use crate::domain::model::{Entitlement, format_timestamp};
+use crate::domain::model::{Entitlement, ProductId, format_timestamp};
 use crate::domain::plan::AnyPlan;
 use crate::mirror::entity::checkout;
 use crate::mirror::webhook::{Received, SIGNATURE_HEADER, WebhookError, WebhookReceiver};
@@ -31,8 +36,11 @@ impl Octany {
     /// the guards outside this scope.
     ///
     /// - `GET checkout/{plan}`: records the intent, 303 to Octany's
-    ///   checkout (409 if the plan is already held);
-    /// - `GET success`: waits for the payment to settle, then forwards;
+    ///   checkout (409 if the plan is already held, 303 to the swap's
+    ///   confirmation if another plan of its group is);
+    /// - `GET`/`POST swap/{plan}`: the swap's confirmation page and form;
+    /// - `GET success`: waits for the payment to settle, then forwards (a
+    ///   one-off purchase: confirms its order);
     /// - `GET status`: the current user's billing state as JSON;
     /// - `POST webhook`: the signed webhook receiver.
     pub fn scope<U: Billable + actix_web::FromRequest + 'static>(&self) -> actix_web::Scope {
@@ -45,6 +53,8 @@ impl Octany {
 /// Adds the billing routes to a scope; `U` is the host's user extractor.
 pub(crate) fn routes<U: Billable + FromRequest + 'static>(cfg: &mut web::ServiceConfig) {
     cfg.route("/checkout/{plan}", web::get().to(start_checkout::<U>))
+        .route("/swap/{plan}", web::get().to(swap_page::<U>))
+        .route("/swap/{plan}", web::post().to(confirm_swap::<U>))
         .route("/success", web::get().to(success::<U>))
         .route("/status", web::get().to(status::<U>))
         .route("/webhook", web::post().to(webhook));
@@ -60,6 +70,25 @@ fn next_path(query: &HashMap<String, String>, octany: &Octany) -> String {
         .unwrap_or_else(|| octany.settings().after_checkout_path.clone())
 }
 
+fn see_other(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+/// `path` with `next` kept, when there is one.
+fn with_next(path: String, query: &HashMap<String, String>) -> String {
+    match query.get("next").filter(|n| is_local_path(n)) {
+        Some(next) => {
+            let mut url = url::form_urlencoded::Serializer::new(String::new());
+            url.append_pair("next", next);
+            format!("{path}?{}", url.finish())
+        }
+        None => path,
+    }
+}
+
 async fn start_checkout<U: Billable + FromRequest + 'static>(
     req: HttpRequest,
     user: U,
@@ -69,22 +98,202 @@ async fn start_checkout<U: Billable + FromRequest + 'static>(
     let octany = Octany::from_request(&req)?;
     let slug = plan.into_inner();
     let product = octany
-        .catalog()
-        .iter()
-        .find(|p| p.slug == slug)
+        .sold_at(&slug)
         .map(|p| p.product)
         .ok_or(BillingError::UnknownPlan(slug))?;
     let options = CheckoutOptions {
         next: query.get("next").filter(|n| is_local_path(n)).cloned(),
         ..CheckoutOptions::default()
     };
-    let url = octany
+    match octany
         .billing(&user)
         .checkout_url_for(product, options)
+        .await
+    {
+        Ok(url) => Ok(see_other(url.as_str())),
+        // Another plan of the group is held: a swap, confirmed first.
+        Err(BillingError::SwapInstead { swap_path }) => {
+            Ok(see_other(&with_next(swap_path, &query)))
+        }
+        Err(other) => Err(other),
+    }
+}
+
+/// One side of a swap, as the confirmation page shows it.
+struct PlanView {
+    name: String,
+    price: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "octany/swap.html")]
+struct SwapPage {
+    from: PlanView,
+    to: PlanView,
+    renews_at: Option<String>,
+    action: String,
+    intent: String,
+    back: String,
+}
+
+fn money(minor: i64, currency: &str, interval: Option<&str>) -> String {
+    let per = interval.map(|i| format!(" a {i}")).unwrap_or_default();
+    format!(
+        "{},{:02} {}{per}",
+        minor / 100,
+        (minor % 100).abs(),
+        currency.to_uppercase()
+    )
+}
+
+/// The swap a billable would make to `slug`: its group's live
+/// subscription and the plan's product; `Err(response)` when there is
+/// nothing to swap (no such plan, none held, or already on it).
+async fn swap_target<U: Billable>(
+    octany: &Octany,
+    user: &U,
+    slug: &str,
+    query: &HashMap<String, String>,
+) -> Result<
+    Result<
+        (
+            crate::mirror::entity::subscription::Model,
+            ProductId,
+            &'static str,
+        ),
+        HttpResponse,
+    >,
+    BillingError,
+> {
+    let Some((product, group)) = octany
+        .sold_at(slug)
+        .and_then(|p| p.group.map(|g| (p.product, g)))
+    else {
+        return Err(BillingError::UnknownPlan(slug.to_owned()));
+    };
+    let billing = octany.billing(user).in_group(group);
+    match billing.live_subscription().await {
+        Ok(current) if current.product_id == Some(product) => {
+            Ok(Err(see_other(&next_path(query, octany))))
+        }
+        Ok(current) => Ok(Ok((current, product, group))),
+        Err(BillingError::NoSubscription) => Ok(Err(see_other(&with_next(
+            octany.settings().route_path(&format!("checkout/{slug}")),
+            query,
+        )))),
+        Err(other) => Err(other),
+    }
+}
+
+async fn swap_page<U: Billable + FromRequest + 'static>(
+    req: HttpRequest,
+    user: U,
+    plan: web::Path<String>,
+    query: Query,
+) -> Result<HttpResponse, BillingError> {
+    let octany = Octany::from_request(&req)?;
+    let slug = plan.into_inner();
+    let (current, product, group) = match swap_target(&octany, &user, &slug, &query).await? {
+        Ok(target) => target,
+        Err(response) => return Ok(response),
+    };
+    let billing = octany.billing(&user).in_group(group);
+    let intent = billing.open_intent(product).await?;
+    let to = crate::mirror::entity::product::Entity::find_by_id(product)
+        .one(octany.syncer().db())
         .await?;
-    Ok(HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, url.as_str()))
-        .finish())
+    let interval = |s: &Option<String>| s.clone();
+    let page = SwapPage {
+        from: PlanView {
+            name: current
+                .product_name
+                .clone()
+                .unwrap_or_else(|| "your current plan".into()),
+            price: Some(money(
+                current.price + current.vat,
+                &current.currency,
+                current.data["product"]["interval"].as_str(),
+            )),
+        },
+        to: PlanView {
+            name: to
+                .as_ref()
+                .map(|p| p.name.clone())
+                .unwrap_or_else(|| slug.clone()),
+            price: to.as_ref().map(|p| {
+                money(
+                    p.price + (p.price * p.vat_rate + 5000) / 10000,
+                    &p.currency,
+                    interval(&p.interval).as_deref(),
+                )
+            }),
+        },
+        renews_at: current.renews_at.map(|t| t.format("%Y-%m-%d").to_string()),
+        action: with_next(
+            octany.settings().route_path(&format!("swap/{slug}")),
+            &query,
+        ),
+        intent,
+        back: next_path(&query, &octany),
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .content_type("text/html; charset=utf-8")
+        .body(page.render()?))
+}
+
+async fn confirm_swap<U: Billable + FromRequest + 'static>(
+    req: HttpRequest,
+    user: U,
+    plan: web::Path<String>,
+    query: Query,
+    form: web::Form<HashMap<String, String>>,
+) -> Result<HttpResponse, BillingError> {
+    let octany = Octany::from_request(&req)?;
+    let slug = plan.into_inner();
+    let again = with_next(
+        octany.settings().route_path(&format!("swap/{slug}")),
+        &query,
+    );
+    let billing = octany.billing(&user);
+    // The form's intent is the confirmation's token: made for this user and
+    // plan by the page, unknown to another site.
+    let intent = match form.get("intent") {
+        Some(id) => billing.intent(id).await?,
+        None => None,
+    };
+    let product = octany.sold_at(&slug).map(|p| p.product);
+    let Some(intent) = intent.filter(|i| Some(i.product_id) == product) else {
+        return Ok(see_other(&again));
+    };
+    if intent.status == checkout::CheckoutStatus::Completed {
+        // Posted twice: the first did it.
+        return Ok(see_other(&next_path(&query, &octany)));
+    }
+    let (_, product, group) = match swap_target(&octany, &user, &slug, &query).await? {
+        Ok(target) => target,
+        Err(response) => return Ok(response),
+    };
+    let swapped = octany
+        .billing(&user)
+        .in_group(group)
+        .swap_to(product)
+        .await?;
+    billing.complete_intent(&intent.id, &swapped.id).await?;
+    Ok(see_other(&next_path(&query, &octany)))
+}
+
+/// What the success page says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Waiting for Octany (polling).
+    Waiting,
+    /// Waited longer than the success timeout.
+    TimedOut,
+    /// No checkout came back: nothing is on its way.
+    Abandoned,
+    /// A one-off purchase, confirmed on its order.
+    Purchased,
 }
 
 #[derive(Template)]
@@ -94,7 +303,8 @@ struct SuccessPage {
     next: String,
     pricing_path: String,
     poll_ms: u64,
-    timed_out: bool,
+    outcome: Outcome,
+    order: Option<String>,
 }
 
 async fn success<U: Billable + FromRequest + 'static>(
@@ -104,48 +314,75 @@ async fn success<U: Billable + FromRequest + 'static>(
 ) -> Result<HttpResponse, BillingError> {
     let octany = Octany::from_request(&req)?;
     let billable = user.billable_ref();
-    octany.sync_throttled(&billable).await;
-    let state = octany.access(&billable).await?;
-    let next = next_path(&query, &octany);
-    let settings = octany.settings();
-    if state
-        .granting::<AnyPlan>(octany.clock().as_ref(), settings.policy)
-        .is_some()
-    {
-        return Ok(HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, next))
-            .finish());
-    }
-    // How long has the payment been on its way? Since the checkout named in
-    // the URL, else the user's newest (completed only means Octany has
-    // reported it, not that it is paid).
-    let db = octany.syncer().db();
+    let billing = octany.billing(&user);
+    // Coming back through the success URL moves the intent to "awaiting".
     let named = match query.get("checkout") {
-        Some(id) => checkout::Entity::find_by_id(id.as_str())
-            .one(db)
-            .await?
-            .filter(|c| c.billable_ref == billable),
+        Some(id) => billing.returned(id).await?,
         None => None,
     };
-    let newest = match named {
-        Some(named) => Some(named),
+    octany.sync_throttled(&billable).await;
+    let next = next_path(&query, &octany);
+    let settings = octany.settings();
+    let one_off = named
+        .as_ref()
+        .and_then(|c| octany.sold_as(c.product_id))
+        .is_some_and(|p| p.group.is_none());
+    let state = octany.access(&billable).await?;
+    if !one_off
+        && state
+            .granting::<AnyPlan>(octany.clock().as_ref(), settings.policy)
+            .is_some()
+    {
+        return Ok(see_other(&next));
+    }
+    let db = octany.syncer().db();
+    // The named intent, re-read (a sync may have completed it), else the newest.
+    let intent = match &named {
+        Some(named) => billing.intent(&named.id).await?,
         None => {
             checkout::Entity::find()
                 .filter(checkout::Column::BillableRef.eq(billable.as_str()))
-                .order_by_desc(checkout::Column::CreatedAt)
+                .order_by_desc(checkout::Column::UpdatedAt)
                 .one(db)
                 .await?
         }
     };
     let now = octany.clock().now();
-    let started = newest.map(|c| c.created_at).unwrap_or(now);
-    let timed_out = (now - started).to_std().unwrap_or_default() > settings.success_timeout;
+    let mut order = None;
+    let outcome = match &intent {
+        None => Outcome::Abandoned,
+        Some(c)
+            if matches!(
+                c.status,
+                checkout::CheckoutStatus::Opened | checkout::CheckoutStatus::Abandoned
+            ) =>
+        {
+            Outcome::Abandoned
+        }
+        Some(c) if one_off && c.status == checkout::CheckoutStatus::Completed => {
+            order = c.order_id.clone();
+            Outcome::Purchased
+        }
+        Some(c) => {
+            let waited = (now - c.updated_at).to_std().unwrap_or_default();
+            if waited > settings.success_timeout {
+                Outcome::TimedOut
+            } else {
+                Outcome::Waiting
+            }
+        }
+    };
+    let mut status_url = settings.route_path("status");
+    if let Some(c) = intent.as_ref().filter(|_| one_off) {
+        status_url = format!("{status_url}?checkout={}", c.id);
+    }
     let page = SuccessPage {
-        status_url: settings.route_path("status"),
+        status_url,
         next,
         pricing_path: settings.pricing_path.clone(),
         poll_ms: 2500,
-        timed_out,
+        outcome,
+        order,
     };
     let body = page.render()?;
     Ok(HttpResponse::Ok()
@@ -157,6 +394,7 @@ async fn success<U: Billable + FromRequest + 'static>(
 async fn status<U: Billable + FromRequest + 'static>(
     req: HttpRequest,
     user: U,
+    query: Query,
 ) -> Result<HttpResponse, BillingError> {
     let octany = Octany::from_request(&req)?;
     let billable = user.billable_ref();
@@ -167,14 +405,22 @@ async fn status<U: Billable + FromRequest + 'static>(
     let current = state.current(clock, policy);
     let plan = current
         .and_then(|s| s.product_id)
-        .and_then(|id| octany.catalog().iter().find(|p| p.product == id))
+        .and_then(|id| octany.sold_as(id))
         .map(|p| p.slug.clone());
     let access = state.granting::<AnyPlan>(clock, policy).is_some();
+    let checkout = match query.get("checkout") {
+        Some(id) => octany.billing(&user).intent(id).await?,
+        None => None,
+    };
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(json!({
             "access": access,
-            "pending": !access && state.payment_pending(),
+            "pending": !access && state.payment_pending(clock, policy),
+            "invoice_due_at": current
+                .and_then(|s| s.invoice_due_at(policy))
+                .map(|t| format_timestamp(&t)),
+            "checkout": checkout.map(|c| json!({"status": c.status, "order_id": c.order_id})),
             "status": current.map(|s| s.status.clone()),
             "plan": plan,
             "product_id": current.and_then(|s| s.product_id),

@@ -21,7 +21,7 @@ impl State {
                     sub.lapsed_at.get_or_insert(at);
                     self.emit_subscription(account, EventName::SubscriptionUpdated, id, at);
                 }
-                Due::Invoice(order) => self.pay_invoice(account, order, at),
+                Due::Invoice(order) => self.invoice_overdue(account, order, at),
             }
         }
     }
@@ -138,7 +138,52 @@ impl State {
         self.emit_order(account, EventName::OrderPaid, order, at);
     }
 
-    pub(super) fn pay_invoice(&mut self, account: usize, order: u64, at: DateTime<Utc>) {
+    /// An invoice unpaid at its due date: the subscription waiting for it
+    /// is `unpaid` (API.md section 6); the order stays unpaid, no longer due.
+    pub(super) fn invoice_overdue(&mut self, account: usize, order: u64, at: DateTime<Utc>) {
+        let o = self.accounts[account]
+            .orders
+            .get_mut(&order)
+            .expect("known");
+        o.due_at = None;
+        let sub = o.subscription_id;
+        if let Some(id) = sub
+            && self.accounts[account].subscriptions[&id].status == SubscriptionStatus::Pending
+        {
+            self.set_status(account, id, SubscriptionStatus::Unpaid, at);
+            let s = self.accounts[account]
+                .subscriptions
+                .get_mut(&id)
+                .expect("known");
+            s.updated_at = at;
+            self.emit_subscription(account, EventName::SubscriptionUpdated, id, at);
+        }
+    }
+
+    /// The customer pays invoice `order`, due and not yet overdue.
+    pub(crate) fn pay_open_invoice(
+        &mut self,
+        account: usize,
+        order: u64,
+        now: DateTime<Utc>,
+    ) -> Result<(), Refusal> {
+        let o = self.accounts[account]
+            .orders
+            .get(&order)
+            .ok_or(Refusal::NotFound)?;
+        if o.state != OrderState::Pending || o.due_at.is_none() {
+            return Err(Refusal::invalid(
+                "order",
+                "This order is not an open invoice (paid, or overdue).",
+            ));
+        }
+        self.pay_invoice(account, order, now);
+        Ok(())
+    }
+
+    /// The customer paid invoice `order`: paid, and the subscription that
+    /// waited for it is active from now.
+    pub(crate) fn pay_invoice(&mut self, account: usize, order: u64, at: DateTime<Utc>) {
         self.settle(account, order, at);
         let sub = self.accounts[account].orders[&order].subscription_id;
         if let Some(id) = sub {

@@ -26,7 +26,9 @@ use octany_actix::model::ProductId;
 /// How the fake's life cycle is timed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct LifeCycle {
-    /// Days from an invoice checkout until its invoice is paid.
+    /// Days from an invoice checkout until its invoice falls due. Unpaid by
+    /// then ([`FakeOctany::pay_invoice`](crate::FakeOctany::pay_invoice)
+    /// pays it), the subscription becomes `unpaid` (API.md section 6).
     pub invoice_due_days: u32,
     /// Days after a failed renewal at which it is retried; after the last
     /// failed retry the subscription is `unpaid`.
@@ -162,6 +164,8 @@ pub struct FakeAccount {
     pub endpoints: Vec<FakeEndpoint>,
     #[serde(skip)]
     customers: HashMap<String, u64>,
+    /// CRM tags per customer (`role`/`roles` at checkout).
+    pub(crate) roles: HashMap<u64, std::collections::BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for FakeAccount {
@@ -259,6 +263,10 @@ pub struct CheckoutParams {
     pub locale: Option<String>,
     /// For `future_start`: when it starts.
     pub start_date: Option<DateTime<Utc>>,
+    /// `methods`: the payment methods allowed (empty: all).
+    pub methods: Vec<String>,
+    /// `role` and `roles`: CRM tags given to the customer.
+    pub roles: Vec<String>,
 }
 
 /// What a checkout made.
@@ -361,6 +369,7 @@ impl State {
             orders: BTreeMap::new(),
             endpoints: Vec::new(),
             customers: HashMap::new(),
+            roles: HashMap::new(),
         });
         self.accounts.len() - 1
     }
@@ -478,6 +487,11 @@ impl State {
 }
 
 impl FakeAccount {
+    /// The id of the customer with this e-mail, if one bought.
+    pub(crate) fn customer_id(&self, email: &str) -> Option<u64> {
+        self.customers.get(email).copied()
+    }
+
     /// The product's id list, for a quick look.
     pub fn product_ids(&self) -> Vec<ProductId> {
         self.products.keys().map(|id| ProductId(*id)).collect()

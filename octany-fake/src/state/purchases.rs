@@ -57,6 +57,23 @@ impl State {
             return Err(Refusal::invalid("amount", "The amount must be at least 1."));
         }
         let recurring = product.interval.is_some();
+        let method: &[&str] = if outcome == CheckoutOutcome::Invoice {
+            &["fortnox", "billecta", "invoice"]
+        } else {
+            &["stripe", "card"]
+        };
+        if !params.methods.is_empty()
+            && !params.methods.iter().any(|m| method.contains(&m.as_str()))
+        {
+            return Err(Refusal::invalid(
+                "methods",
+                format!(
+                    "This checkout allows only {}; {} is not one of them.",
+                    params.methods.join(", "),
+                    method[0]
+                ),
+            ));
+        }
         match outcome {
             CheckoutOutcome::Decline => return Err(Refusal::Declined),
             CheckoutOutcome::Trial if product.trial_days.is_none() => {
@@ -75,6 +92,13 @@ impl State {
         }
         let invoice = outcome == CheckoutOutcome::Invoice;
         let customer_id = self.customer(account, params.email.as_deref());
+        if !params.roles.is_empty() {
+            self.accounts[account]
+                .roles
+                .entry(customer_id)
+                .or_default()
+                .extend(params.roles.iter().cloned());
+        }
         let billing_method = BillingMethod {
             kind: if invoice {
                 BillingMethodKind::Fortnox

@@ -13,6 +13,14 @@ pub struct AccessPolicy {
     /// renewal seen (webhooks may be late or lost); after that it waits for
     /// a sync to confirm it. `None` trusts `renews_at` forever. Default 2 days.
     pub renewal_grace: Option<std::time::Duration>,
+    /// Grant access to a `pending` subscription whose first invoice is not
+    /// yet due (customers who pay by invoice: Fortnox, Billecta,
+    /// e-faktura), and take it away once the invoice is overdue. Off by
+    /// default: until the invoice is paid, nothing has been paid.
+    pub invoice_grants_access: bool,
+    /// How long after the purchase an invoice falls due (API.md section 6:
+    /// 14 days).
+    pub invoice_terms: std::time::Duration,
 }
 
 impl Default for AccessPolicy {
@@ -20,6 +28,8 @@ impl Default for AccessPolicy {
         Self {
             delayed_keeps_access: false,
             renewal_grace: Some(std::time::Duration::from_secs(2 * 86_400)),
+            invoice_grants_access: false,
+            invoice_terms: std::time::Duration::from_secs(14 * 86_400),
         }
     }
 }
@@ -62,6 +72,29 @@ pub trait Entitlement {
         None
     }
 
+    /// When it was bought, if known (the mirror: when it was first seen).
+    /// An invoice's due date is counted from it.
+    fn bought_at(&self) -> Option<DateTime<Utc>> {
+        None
+    }
+
+    /// When the first invoice of a `pending` subscription falls due:
+    /// [`AccessPolicy::invoice_terms`] after it was bought. `None` when it
+    /// is not waiting for an invoice (or its purchase time is unknown).
+    fn invoice_due_at(&self, policy: AccessPolicy) -> Option<DateTime<Utc>> {
+        if self.status() != SubscriptionStatus::Pending {
+            return None;
+        }
+        let terms = chrono::Duration::from_std(policy.invoice_terms).ok()?;
+        self.bought_at()?.checked_add_signed(terms)
+    }
+
+    /// Waiting for its first invoice to be paid, which is not yet due.
+    fn awaiting_invoice(&self, clock: &dyn Clock, policy: AccessPolicy) -> bool {
+        self.invoice_due_at(policy)
+            .is_some_and(|due| due > clock.now())
+    }
+
     /// Whether a renewal was due more than the policy's grace ago and has
     /// not been seen: such a state is stale until a sync confirms it.
     fn renewal_overdue(&self, clock: &dyn Clock, policy: AccessPolicy) -> bool {
@@ -101,8 +134,9 @@ pub trait Entitlement {
     }
 
     /// What the guard checks: paying, or on a grace period; and, when the
-    /// policy says so, `delayed` (until `ends_at`, if one is set). An
-    /// unknown status never grants access and is logged.
+    /// policy says so, `delayed` (until `ends_at`, if one is set) and
+    /// `pending` with an invoice not yet due. An unknown status never grants
+    /// access and is logged.
     fn has_access(&self, clock: &dyn Clock, policy: AccessPolicy) -> bool {
         if let SubscriptionStatus::Unknown(status) = self.status() {
             tracing::warn!(status = %status, "unknown subscription status; denying access");
@@ -116,6 +150,7 @@ pub trait Entitlement {
             || (policy.delayed_keeps_access
                 && self.status() == SubscriptionStatus::Delayed
                 && self.runs_at(clock.now()))
+            || (policy.invoice_grants_access && self.awaiting_invoice(clock, policy))
     }
 
     /// Over for good: `expired` or `unpaid`, or past its `ends_at`.
@@ -268,5 +303,43 @@ mod tests {
         clock.advance(std::time::Duration::from_secs(3 * 86_400));
         assert!(!row.on_grace_period(&clock));
         assert!(row.has_ended(&clock));
+    }
+
+    struct Invoiced(SubscriptionStatus, DateTime<Utc>);
+    impl Entitlement for Invoiced {
+        fn status(&self) -> SubscriptionStatus {
+            self.0.clone()
+        }
+        fn ends_at(&self) -> Option<DateTime<Utc>> {
+            None
+        }
+        fn bought_at(&self) -> Option<DateTime<Utc>> {
+            Some(self.1)
+        }
+    }
+
+    #[test]
+    fn an_unpaid_invoice_grants_access_until_due_when_opted_in() {
+        let clock = ManualClock::at(now());
+        let opted_in = AccessPolicy {
+            invoice_grants_access: true,
+            ..AccessPolicy::default()
+        };
+        let bought = now() - chrono::Duration::days(13);
+        let pending = Invoiced(SubscriptionStatus::Pending, bought);
+        assert_eq!(
+            pending.invoice_due_at(opted_in),
+            Some(bought + chrono::Duration::days(14))
+        );
+        assert!(pending.has_access(&clock, opted_in), "due tomorrow");
+        assert!(
+            !pending.has_access(&clock, AccessPolicy::default()),
+            "off by default"
+        );
+        clock.advance(std::time::Duration::from_secs(86_400));
+        assert!(!pending.has_access(&clock, opted_in), "overdue: no access");
+        let unpaid = Invoiced(SubscriptionStatus::Unpaid, now());
+        assert_eq!(unpaid.invoice_due_at(opted_in), None);
+        assert!(!unpaid.has_access(&clock, opted_in));
     }
 }

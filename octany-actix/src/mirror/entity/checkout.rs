@@ -1,5 +1,9 @@
 //! `octany_checkouts`: the local intent recorded before redirecting a buyer
-//! to Octany's checkout; completed when its subscription (or order) appears.
+//! to Octany's checkout (or to a swap's confirmation). *Opened* changes
+//! nothing the guard answers; the buyer's return through the success URL
+//! makes it *awaiting* (the guard then says "payment processing"); the
+//! subscription or order appearing completes it; opened intents that
+//! never returned lapse to *abandoned*.
 
 pub(crate) use self::table::ActiveModel;
 pub use self::table::{CheckoutStatus, Column, Entity, Model};
@@ -18,13 +22,18 @@ pub mod table {
     #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
     #[serde(rename_all = "snake_case")]
     pub enum CheckoutStatus {
-        /// Waiting for Octany.
-        #[sea_orm(string_value = "pending")]
-        Pending,
+        /// Opened: the buyer was sent to the checkout (or the swap page)
+        /// and has not come back.
+        #[sea_orm(string_value = "opened")]
+        Opened,
+        /// The buyer came back through the success URL; waiting for Octany
+        /// to report the payment.
+        #[sea_orm(string_value = "awaiting")]
+        Awaiting,
         /// Octany reported what was bought.
         #[sea_orm(string_value = "completed")]
         Completed,
-        /// Nothing came of it in time.
+        /// Never came back, or nothing came of it in time.
         #[sea_orm(string_value = "abandoned")]
         Abandoned,
     }

@@ -92,5 +92,9 @@ pub mod table {
         fn renews_at(&self) -> Option<DateTime<Utc>> {
             self.renews_at
         }
+
+        fn bought_at(&self) -> Option<DateTime<Utc>> {
+            Some(self.created_at)
+        }
     }
 }

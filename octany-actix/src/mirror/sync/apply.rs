@@ -362,8 +362,9 @@ pub(crate) async fn delete_product<C: ConnectionTrait>(
     Ok(deleted.rows_affected > 0)
 }
 
-/// Completes the pending checkouts of `billable` for `product` that this
-/// subscription or order answers.
+/// Completes the checkout intents of `billable` for `product` that this
+/// subscription or order answers: opened, awaiting, or lapsed (a buyer
+/// who paid after the lapse window).
 pub(crate) async fn complete_checkouts<C: ConnectionTrait>(
     conn: &C,
     billable: &str,
@@ -389,7 +390,11 @@ pub(crate) async fn complete_checkouts<C: ConnectionTrait>(
         .col_expr(checkout::Column::UpdatedAt, Expr::value(now))
         .filter(checkout::Column::BillableRef.eq(billable))
         .filter(checkout::Column::ProductId.eq(product))
-        .filter(checkout::Column::Status.eq(checkout::CheckoutStatus::Pending))
+        .filter(checkout::Column::Status.is_in([
+            checkout::CheckoutStatus::Opened,
+            checkout::CheckoutStatus::Awaiting,
+            checkout::CheckoutStatus::Abandoned,
+        ]))
         .exec(conn)
         .await?;
     Ok(done.rows_affected)

@@ -124,9 +124,14 @@ impl std::fmt::Debug for Inner {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct SyncOptions {
-    /// Pending checkouts older than this are marked abandoned by
-    /// [`Syncer::reconcile`] (default 24 hours).
+    /// Checkout intents the buyer came back from (awaiting Octany's word)
+    /// are marked abandoned by [`Syncer::reconcile`] after this long without
+    /// a payment (default 24 hours).
     pub abandon_checkouts_after: std::time::Duration,
+    /// Checkout intents only opened (the buyer never came back through the
+    /// success URL) lapse after this long (default 30 minutes). They never
+    /// change what the guard answers.
+    pub lapse_opened_checkouts_after: std::time::Duration,
     /// The host's code run once per billing event.
     pub listeners: Listeners,
 }
@@ -143,6 +148,7 @@ impl Default for SyncOptions {
     fn default() -> Self {
         Self {
             abandon_checkouts_after: std::time::Duration::from_secs(24 * 3600),
+            lapse_opened_checkouts_after: std::time::Duration::from_secs(30 * 60),
             listeners: Listeners::new(),
         }
     }
@@ -192,6 +198,10 @@ impl Syncer {
     /// This syncer's random instance id (the holder of its leases).
     pub fn instance(&self) -> &str {
         &self.inner.instance
+    }
+
+    pub(crate) fn options(&self) -> &SyncOptions {
+        &self.inner.options
     }
 
     pub(crate) fn listeners(&self) -> &Listeners {

@@ -19,14 +19,16 @@ pub struct ReconcileReport {
     pub synced: u64,
     /// Of those, the ones whose re-read failed (retried next time).
     pub failed: u64,
-    /// Pending checkouts marked abandoned.
+    /// Checkout intents marked abandoned: opened and never returned from
+    /// within [`SyncOptions::lapse_opened_checkouts_after`](super::SyncOptions), or
+    /// returned but never paid within `abandon_checkouts_after`.
     pub abandoned: u64,
 }
 
 impl Syncer {
     /// Re-syncs every subscription whose `renews_at` or `ends_at` has passed
     /// since it was last synced, or that is flagged `needs_sync`; marks
-    /// stale pending checkouts abandoned. Safe to call at any time.
+    /// checkout intents that lapsed abandoned. Safe to call at any time.
     pub async fn reconcile(&self) -> Result<ReconcileReport, SyncError> {
         let now = self.now();
         let due = Condition::any()
@@ -65,21 +67,43 @@ impl Syncer {
                 tracing::warn!(subscription = %id, %error, "reconcile could not re-sync a subscription");
             }
         }
-        let cutoff = now
-            - chrono::Duration::from_std(self.inner.options.abandon_checkouts_after)
-                .unwrap_or(chrono::Duration::MAX);
-        report.abandoned = checkout::Entity::update_many()
+        report.abandoned = self.lapse_checkouts().await?;
+        Ok(report)
+    }
+
+    /// Marks abandoned the checkout intents that lapsed: opened and never
+    /// returned from in the (short) lapse window, or returned from but
+    /// never reported paid in `abandon_checkouts_after`.
+    async fn lapse_checkouts(&self) -> Result<u64, SyncError> {
+        let now = self.now();
+        let before = |window: Duration| {
+            now - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX)
+        };
+        let options = &self.inner.options;
+        let lapsed = Condition::any()
+            .add(
+                Condition::all()
+                    .add(checkout::Column::Status.eq(checkout::CheckoutStatus::Opened))
+                    .add(
+                        checkout::Column::UpdatedAt
+                            .lt(before(options.lapse_opened_checkouts_after)),
+                    ),
+            )
+            .add(
+                Condition::all()
+                    .add(checkout::Column::Status.eq(checkout::CheckoutStatus::Awaiting))
+                    .add(checkout::Column::UpdatedAt.lt(before(options.abandon_checkouts_after))),
+            );
+        Ok(checkout::Entity::update_many()
             .col_expr(
                 checkout::Column::Status,
                 Expr::value(checkout::CheckoutStatus::Abandoned),
             )
             .col_expr(checkout::Column::UpdatedAt, Expr::value(now))
-            .filter(checkout::Column::Status.eq(checkout::CheckoutStatus::Pending))
-            .filter(checkout::Column::CreatedAt.lt(cutoff))
+            .filter(lapsed)
             .exec(self.db())
             .await?
-            .rows_affected;
-        Ok(report)
+            .rows_affected)
     }
 
     /// [`Syncer::reconcile`] on one instance at a time: takes the

@@ -19,7 +19,9 @@ use sea_orm::{
 use super::apply::{self, Applied, Source};
 use super::events::{self, BillingEvent, Origin};
 use super::{Effects, SyncError, Syncer, outbox};
-use crate::domain::model::{BillableRef, Order, Product, Subscription, SubscriptionId};
+use crate::domain::model::{
+    BillableRef, Order, Product, Subscription, SubscriptionId, SubscriptionStatus,
+};
 use crate::mirror::entity::billable_ref;
 
 /// When a state was true by Octany's clock: a webhook's `created_at`, or the
@@ -240,7 +242,12 @@ impl Syncer {
                         *mark,
                     );
                     if let Some(billable) = billable {
-                        if let Some(product) = s.product_id() {
+                        // An ended subscription answers no checkout.
+                        let live = !matches!(
+                            s.status,
+                            SubscriptionStatus::Expired | SubscriptionStatus::Unpaid
+                        );
+                        if let Some(product) = s.product_id().filter(|_| live) {
                             let id = s.id.to_string();
                             apply::complete_checkouts(
                                 &txn,

@@ -1,7 +1,9 @@
-//! Checkout: the intent recorded before the redirect, and the URL.
+//! Checkout: the intent recorded before the redirect (opened, awaiting,
+//! completed or abandoned), the URL, and the one-subscription-per-group rule.
 
 use chrono::Utc;
-use sea_orm::{ActiveValue::Set, EntityTrait};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use url::Url;
 
 use super::Billing;
@@ -42,13 +44,17 @@ pub fn is_local_path(path: &str) -> bool {
 }
 
 impl<U: Billable> Billing<'_, U> {
-    /// The newest checkout still waiting for Octany.
+    /// The newest checkout the buyer came back from that Octany has not yet
+    /// reported (while it lasts, the guard answers "payment processing").
     pub async fn pending_checkout(&self) -> Result<Option<checkout::Model>, BillingError> {
         Ok(self.state().await?.pending_checkout.clone())
     }
 
-    /// Records a checkout intent for `plan` and returns the hosted-checkout
-    /// URL to redirect to. Refuses when `plan` is already held.
+    /// Records a checkout intent for `plan` (or reuses the one opened
+    /// recently) and returns the hosted-checkout URL to redirect to.
+    /// Refuses when `plan` is already held, and answers
+    /// [`BillingError::SwapInstead`] when another plan of its group is:
+    /// a checkout would make a second subscription.
     pub async fn checkout_url<P: Plan>(
         &self,
         plan: P,
@@ -57,24 +63,20 @@ impl<U: Billable> Billing<'_, U> {
         self.checkout_url_for(plan.product_id(), options).await
     }
 
-    /// [`Billing::checkout_url`] by product id (for catalogs not typed as a [`Plan`]).
+    /// [`Billing::checkout_url`] by product id (for catalogs not typed as a
+    /// [`Plan`]; a product outside the catalog counts as a plan of the
+    /// default group).
     pub async fn checkout_url_for(
         &self,
         product: ProductId,
         options: CheckoutOptions,
     ) -> Result<Url, BillingError> {
-        let state = self.state().await?;
-        let clock = self.octany.clock();
-        let settings = self.octany.settings();
-        if state
-            .subscriptions
-            .iter()
-            .any(|s| s.product_id == Some(product) && s.has_access(clock.as_ref(), settings.policy))
-        {
-            return Err(BillingError::AlreadySubscribed);
+        let sold = self.octany.sold_as(product);
+        if let Some(group) = sold.map_or(Some(crate::domain::plan::DEFAULT_GROUP), |p| p.group) {
+            self.refuse_a_second(group, product).await?;
         }
-        let now = clock.now();
-        let id = uuid::Uuid::new_v4().to_string();
+        let settings = self.octany.settings();
+        let id = self.open_intent(product).await?;
         let mut success = settings.route_url("success");
         {
             let mut query = success.query_pairs_mut();
@@ -93,22 +95,146 @@ impl<U: Billable> Billing<'_, U> {
         }
         request.locale = options.locale;
         request.amount = options.amount;
-        let url = self.octany.client().checkout_url(product, &request)?;
+        Ok(self.octany.client().checkout_url(product, &request)?)
+    }
+
+    /// A checkout of `product` in `group` would be a second live
+    /// subscription of the group: refused, or turned into a swap.
+    async fn refuse_a_second(&self, group: &str, product: ProductId) -> Result<(), BillingError> {
+        let clock = self.octany.clock();
+        let policy = self.octany.settings().policy;
+        let mine = self.octany.billing(self.billable).in_group(group);
+        let held = mine.in_this_group().await?;
+        if held
+            .iter()
+            .any(|s| s.product_id == Some(product) && s.has_access(clock.as_ref(), policy))
+        {
+            return Err(BillingError::AlreadySubscribed);
+        }
+        // Renewing, or waiting for its first payment: a live subscription
+        // of the group. (One cancelled and running out is not: Octany
+        // cannot resume it, so a new plan is bought, as in Cashier after
+        // the grace period.)
+        let live = held.iter().find(|s| {
+            !s.has_ended(clock.as_ref())
+                && s.status != crate::domain::model::SubscriptionStatus::Cancelled
+        });
+        match live {
+            None => Ok(()),
+            Some(s) if s.product_id == Some(product) => Err(BillingError::AlreadySubscribed),
+            Some(_) => Err(BillingError::SwapInstead {
+                swap_path: match self.octany.sold_as(product) {
+                    Some(plan) => self
+                        .octany
+                        .settings()
+                        .route_path(&format!("swap/{}", plan.slug)),
+                    None => "Billing::swap".to_owned(),
+                },
+            }),
+        }
+    }
+
+    /// The opened intent for `product`: the one opened within the lapse
+    /// window (so reopening a checkout adds no row), else a new one.
+    pub(crate) async fn open_intent(&self, product: ProductId) -> Result<String, BillingError> {
+        let db = self.octany.syncer().db();
+        let now = self.octany.clock().now();
+        let reference = self.reference();
+        let recent = checkout::Entity::find()
+            .filter(checkout::Column::BillableRef.eq(reference.as_str()))
+            .filter(checkout::Column::ProductId.eq(product))
+            .filter(checkout::Column::Status.eq(checkout::CheckoutStatus::Opened))
+            .filter(checkout::Column::UpdatedAt.gt(now - self.octany.checkout_lapse()))
+            .order_by_desc(checkout::Column::UpdatedAt)
+            .one(db)
+            .await?;
+        if let Some(recent) = recent {
+            checkout::Entity::update_many()
+                .col_expr(checkout::Column::UpdatedAt, Expr::value(now))
+                .filter(checkout::Column::Id.eq(recent.id.as_str()))
+                .exec(db)
+                .await?;
+            return Ok(recent.id);
+        }
+        let id = uuid::Uuid::new_v4().to_string();
         checkout::Entity::insert(checkout::ActiveModel {
-            id: Set(id),
-            billable_ref: Set(self.reference()),
+            id: Set(id.clone()),
+            billable_ref: Set(reference),
             product_id: Set(product),
-            status: Set(checkout::CheckoutStatus::Pending),
+            status: Set(checkout::CheckoutStatus::Opened),
             subscription_id: Set(None),
             order_id: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
             completed_at: Set(None::<chrono::DateTime<Utc>>),
         })
-        .exec_without_returning(self.octany.syncer().db())
+        .exec_without_returning(db)
         .await?;
+        Ok(id)
+    }
+
+    /// This billable's intent `id`, if it is one.
+    pub(crate) async fn intent(&self, id: &str) -> Result<Option<checkout::Model>, BillingError> {
+        Ok(checkout::Entity::find_by_id(id)
+            .one(self.octany.syncer().db())
+            .await?
+            .filter(|c| c.billable_ref == self.reference()))
+    }
+
+    /// The buyer came back through the success URL of intent `id`: an
+    /// opened (or lapsed) intent now awaits Octany's word, and the guard
+    /// answers "payment processing" until it comes. The intent as it now
+    /// stands.
+    pub(crate) async fn returned(&self, id: &str) -> Result<Option<checkout::Model>, BillingError> {
+        let Some(intent) = self.intent(id).await? else {
+            return Ok(None);
+        };
+        if !matches!(
+            intent.status,
+            checkout::CheckoutStatus::Opened | checkout::CheckoutStatus::Abandoned
+        ) {
+            return Ok(Some(intent));
+        }
+        let now = self.octany.clock().now();
+        checkout::Entity::update_many()
+            .col_expr(
+                checkout::Column::Status,
+                Expr::value(checkout::CheckoutStatus::Awaiting),
+            )
+            .col_expr(checkout::Column::UpdatedAt, Expr::value(now))
+            .filter(checkout::Column::Id.eq(id))
+            .filter(checkout::Column::Status.is_in([
+                checkout::CheckoutStatus::Opened,
+                checkout::CheckoutStatus::Abandoned,
+            ]))
+            .exec(self.octany.syncer().db())
+            .await?;
         self.octany.forget(&self.reference());
-        Ok(url)
+        self.intent(id).await
+    }
+
+    /// Marks intent `id` completed by `subscription` (a confirmed swap).
+    pub(crate) async fn complete_intent(
+        &self,
+        id: &str,
+        subscription: &str,
+    ) -> Result<(), BillingError> {
+        let now = self.octany.clock().now();
+        checkout::Entity::update_many()
+            .col_expr(
+                checkout::Column::Status,
+                Expr::value(checkout::CheckoutStatus::Completed),
+            )
+            .col_expr(
+                checkout::Column::SubscriptionId,
+                Expr::value(Some(subscription.to_owned())),
+            )
+            .col_expr(checkout::Column::CompletedAt, Expr::value(Some(now)))
+            .col_expr(checkout::Column::UpdatedAt, Expr::value(now))
+            .filter(checkout::Column::Id.eq(id))
+            .exec(self.octany.syncer().db())
+            .await?;
+        Ok(())
     }
 }
 

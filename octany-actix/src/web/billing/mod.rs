@@ -2,6 +2,15 @@
 //! as Laravel Cashier splits its `Billable`: subscriptions,
 //! checkout and orders. Questions are answered from the local
 //! mirror; actions call Octany, then sync.
+//!
+//! A handle acts on one plan group ([`DEFAULT_GROUP`] unless
+//! [`Billing::in_group`] names another), as Cashier's methods take a
+//! subscription name.
+//!
+//! What Octany's API cannot do, the handle does not pretend to: there is
+//! no resume of a cancelled subscription (buy again at checkout once it
+//! has ended) and no cancel-now (a cancel runs to the end of the paid
+//! period).
 
 mod checkout;
 mod orders;
@@ -10,6 +19,7 @@ mod subscriptions;
 use std::sync::Arc;
 
 use crate::domain::model::BillableRef;
+use crate::domain::plan::DEFAULT_GROUP;
 use crate::mirror::access::AccessState;
 use crate::web::billable::Billable;
 use crate::web::error::BillingError;
@@ -18,23 +28,50 @@ use crate::web::octany::Octany;
 pub use checkout::{CheckoutOptions, is_local_path};
 pub use orders::PortalUrls;
 
-/// One billable's billing. Get it with [`Octany::billing`].
+/// One billable's billing, in one plan group. Get it with [`Octany::billing`].
 pub struct Billing<'a, U: Billable> {
     octany: &'a Octany,
     billable: &'a U,
+    group: &'a str,
 }
 
 impl<U: Billable> std::fmt::Debug for Billing<'_, U> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Billing")
             .field("billable", &self.billable.billable_ref())
+            .field("group", &self.group)
             .finish_non_exhaustive()
     }
 }
 
 impl<'a, U: Billable> Billing<'a, U> {
     pub(crate) fn new(octany: &'a Octany, billable: &'a U) -> Self {
-        Self { octany, billable }
+        Self {
+            octany,
+            billable,
+            group: DEFAULT_GROUP,
+        }
+    }
+
+    /// The same billable's billing in another plan group (e.g. an add-on
+    /// subscription held beside the main plan): its subscription, cancel
+    /// and swap act on that group's subscription.
+    ///
+    /// ```no_run
+    /// # async fn demo(octany: &octany_actix::Octany, user: &impl octany_actix::Billable) -> Result<(), octany_actix::BillingError> {
+    /// let support = octany.billing(user).in_group("support");
+    /// if support.subscribed().await? {
+    ///     support.cancel().await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn in_group(self, group: &'a str) -> Self {
+        Self { group, ..self }
+    }
+
+    /// The plan group this handle acts on.
+    pub fn group(&self) -> &str {
+        self.group
     }
 
     /// The billable's reference (`user:42`).

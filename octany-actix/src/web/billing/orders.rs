@@ -1,12 +1,16 @@
 //! Orders: one-off charges, the order history, Octany's portal links.
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::Serialize;
 
 use super::Billing;
-use crate::client::NewOrder;
-use crate::domain::model::{ProductId, SubscriptionId};
-use crate::mirror::entity::order;
+use crate::client::{NewOrder, OctanyError};
+use crate::domain::model::{Order, OrderId, OrderState, SubscriptionId};
+use crate::mirror::entity::{charge, order};
 use crate::mirror::sync::{Batch, Mark, Origin};
 use crate::web::billable::Billable;
 use crate::web::error::BillingError;
@@ -22,40 +26,237 @@ pub struct PortalUrls {
     pub cancel: Option<String>,
 }
 
+/// How long a charge being sent is left to the request sending it; after
+/// that a request with the same key takes it over (the first one died).
+const CHARGE_CLAIM: chrono::Duration = chrono::Duration::minutes(5);
+
+/// The longest idempotency key kept.
+const MAX_KEY_LEN: usize = 128;
+
 impl<U: Billable> Billing<'_, U> {
-    /// A one-off charge of `product` on the current subscription's billing
-    /// method, made exactly once even if Octany's answer is lost.
-    pub async fn charge(
-        &self,
-        product: ProductId,
-        amount: Option<i64>,
-        description: Option<&str>,
-    ) -> Result<order::Model, BillingError> {
-        let subscription = self.live_subscription().await?;
-        let id = SubscriptionId::new(subscription.id);
-        let new = NewOrder {
-            product_id: product,
-            amount,
-            description: description.map(str::to_owned),
+    /// A one-off charge of `order` on the billing method of the group's live
+    /// subscription, made at most once per idempotency `key`: the charge is
+    /// recorded under the key *before* it is sent, so a second request with
+    /// the same key (a form posted twice, a retry) returns the first one's
+    /// result instead of charging again, and a lost answer is settled by
+    /// listing the subscription's orders. Render a new key with each form.
+    ///
+    /// A declined or failed order is [`BillingError::ChargeDeclined`], never
+    /// `Ok`. Without a live subscription the answer is
+    /// [`BillingError::ChargeNeedsSubscription`]: sell the product at
+    /// checkout instead ([`OctanyBuilder::one_off_products`](crate::OctanyBuilder::one_off_products)).
+    ///
+    /// ```no_run
+    /// # async fn demo(octany: &octany_actix::Octany, user: &impl octany_actix::Billable, key: &str) -> Result<(), octany_actix::BillingError> {
+    /// use octany_actix::client::NewOrder;
+    /// use octany_actix::model::ProductId;
+    /// let order = octany
+    ///     .billing(user)
+    ///     .charge(key, NewOrder { product_id: ProductId(1400), amount: None, description: Some("Extra seats".into()) })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn charge(&self, key: &str, order: NewOrder) -> Result<order::Model, BillingError> {
+        if key.is_empty() || key.chars().count() > MAX_KEY_LEN {
+            return Err(BillingError::Octany(OctanyError::InvalidRequest {
+                reason: format!("an idempotency key is 1 to {MAX_KEY_LEN} characters"),
+            }));
+        }
+        let reference = self.reference().to_string();
+        let db = self.octany.syncer().db();
+        let row_id = (reference.clone(), key.to_owned());
+        if let Some(row) = charge::Entity::find_by_id(row_id.clone()).one(db).await? {
+            return self.charged_before(row, &order).await;
+        }
+        let subscription = match self.live_subscription().await {
+            Ok(s) => SubscriptionId::new(s.id),
+            Err(BillingError::NoSubscription) => return Err(BillingError::ChargeNeedsSubscription),
+            Err(other) => return Err(other),
         };
+        let before = self.octany.client().order_ids(&subscription).await?;
+        let now = self.octany.clock().now();
+        let known: Vec<&str> = before.iter().map(OrderId::as_str).collect();
+        let inserted = charge::Entity::insert(charge::ActiveModel {
+            billable_ref: Set(reference),
+            key: Set(key.to_owned()),
+            subscription_id: Set(subscription.to_string()),
+            product_id: Set(order.product_id.0),
+            amount: Set(order.amount),
+            description: Set(order.description.clone()),
+            state: Set(charge::ChargeState::Sending),
+            order_id: Set(None),
+            known_orders: Set(serde_json::to_string(&known).expect("strings serialize")),
+            attempted_at: Set(now),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .exec_without_returning(db)
+        .await;
+        match inserted {
+            Ok(_) => {
+                self.send_charge(&row_id, &subscription, &order, &before)
+                    .await
+            }
+            // Another request with this key got there first.
+            Err(e)
+                if matches!(
+                    e.sql_err(),
+                    Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+                ) =>
+            {
+                match charge::Entity::find_by_id(row_id).one(db).await? {
+                    Some(row) => self.charged_before(row, &order).await,
+                    None => Err(BillingError::ChargeInProgress),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Sends a recorded charge and records how it ended. A definite refusal
+    /// (nothing was made) frees the key; an unsettled one keeps the row for
+    /// the next request with the key to settle.
+    async fn send_charge(
+        &self,
+        row_id: &(String, String),
+        subscription: &SubscriptionId,
+        order: &NewOrder,
+        before: &HashSet<OrderId>,
+    ) -> Result<order::Model, BillingError> {
         let client = self.octany.client();
-        let (made, date) = match client.create_order_observed(&id, &new).await? {
+        match client.create_order_after(subscription, order, before).await {
+            Ok(made) => self.record_charge(row_id, subscription, made).await,
+            Err(error)
+                if error.is_ambiguous() || matches!(error, OctanyError::Unconfirmed { .. }) =>
+            {
+                Err(error.into())
+            }
+            Err(error) => {
+                charge::Entity::delete_by_id(row_id.clone())
+                    .exec(self.octany.syncer().db())
+                    .await?;
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Writes the order Octany made through the unit of work, marks the
+    /// charge made, and answers by the order's state.
+    async fn record_charge(
+        &self,
+        row_id: &(String, String),
+        subscription: &SubscriptionId,
+        (made, date): (Order, Option<DateTime<Utc>>),
+    ) -> Result<order::Model, BillingError> {
+        let client = self.octany.client();
+        let (made, date) = match date {
+            Some(date) => (made, Some(date)),
             // Found by listing after a lost answer: read it for Octany's time.
-            (made, None) => client.get_order_observed(&made.id).await?,
-            answered => answered,
+            None => client.get_order_observed(&made.id).await?,
         };
         let syncer = self.octany.syncer();
-        let order_id = made.id.clone();
+        let order_id = made.id.to_string();
         syncer
             .ingest(
-                Batch::default().order(made, Some(id), Mark::of(date)),
+                Batch::default().order(made, Some(subscription.clone()), Mark::of(date)),
                 Origin::Action,
             )
             .await?;
-        order::Entity::find_by_id(order_id.as_str())
-            .one(syncer.db())
-            .await?
-            .ok_or(BillingError::NoSubscription)
+        charge::Entity::update_many()
+            .col_expr(
+                charge::Column::State,
+                Expr::value(charge::ChargeState::Made),
+            )
+            .col_expr(charge::Column::OrderId, Expr::value(Some(order_id.clone())))
+            .col_expr(
+                charge::Column::UpdatedAt,
+                Expr::value(self.octany.clock().now()),
+            )
+            .filter(charge::Column::BillableRef.eq(row_id.0.as_str()))
+            .filter(charge::Column::Key.eq(row_id.1.as_str()))
+            .exec(syncer.db())
+            .await?;
+        self.charge_outcome(&order_id).await
+    }
+
+    /// The mirrored order of a charge: `Ok` unless it failed.
+    async fn charge_outcome(&self, order_id: &str) -> Result<order::Model, BillingError> {
+        let syncer = self.octany.syncer();
+        let found = order::Entity::find_by_id(order_id).one(syncer.db()).await?;
+        let made = match found {
+            Some(made) => made,
+            None => {
+                let (o, date) = self
+                    .octany
+                    .client()
+                    .get_order_observed(&OrderId::new(order_id))
+                    .await?;
+                syncer
+                    .ingest(
+                        Batch::default().order(o, None, Mark::of(date)),
+                        Origin::Action,
+                    )
+                    .await?;
+                order::Entity::find_by_id(order_id)
+                    .one(syncer.db())
+                    .await?
+                    .ok_or(BillingError::NoSubscription)?
+            }
+        };
+        if made.state == OrderState::Failed {
+            return Err(BillingError::ChargeDeclined {
+                order: Box::new(made),
+            });
+        }
+        Ok(made)
+    }
+
+    /// A request with a key used before: the same charge's result, or the
+    /// charge settled (found by listing, or taken over when the request
+    /// that sent it died), or "in progress".
+    async fn charged_before(
+        &self,
+        row: charge::Model,
+        order: &NewOrder,
+    ) -> Result<order::Model, BillingError> {
+        if row.product_id != order.product_id.0
+            || row.amount != order.amount
+            || row.description != order.description
+        {
+            return Err(BillingError::KeyReused);
+        }
+        if let (charge::ChargeState::Made, Some(id)) = (row.state, row.order_id.as_deref()) {
+            return self.charge_outcome(id).await;
+        }
+        let subscription = SubscriptionId::new(row.subscription_id.clone());
+        let known: Vec<String> = serde_json::from_str(&row.known_orders).unwrap_or_default();
+        let before: HashSet<OrderId> = known.into_iter().map(OrderId::new).collect();
+        let row_id = (row.billable_ref.clone(), row.key.clone());
+        let client = self.octany.client();
+        if let Some(found) = client.find_order(&subscription, order, &before).await? {
+            return self
+                .record_charge(&row_id, &subscription, (found, None))
+                .await;
+        }
+        let now = self.octany.clock().now();
+        if row.attempted_at + CHARGE_CLAIM > now {
+            return Err(BillingError::ChargeInProgress);
+        }
+        // The request that sent it died before Octany made anything: take it over.
+        let taken = charge::Entity::update_many()
+            .col_expr(charge::Column::AttemptedAt, Expr::value(now))
+            .col_expr(charge::Column::UpdatedAt, Expr::value(now))
+            .filter(charge::Column::BillableRef.eq(row.billable_ref.as_str()))
+            .filter(charge::Column::Key.eq(row.key.as_str()))
+            .filter(charge::Column::State.eq(charge::ChargeState::Sending))
+            .filter(charge::Column::AttemptedAt.eq(row.attempted_at))
+            .exec(self.octany.syncer().db())
+            .await?;
+        if taken.rows_affected != 1 {
+            return Err(BillingError::ChargeInProgress);
+        }
+        self.send_charge(&row_id, &subscription, order, &before)
+            .await
     }
 
     /// Every mirrored order, newest first.

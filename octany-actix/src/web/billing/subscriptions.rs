@@ -1,17 +1,21 @@
-//! Subscriptions: questions and the actions on the current one.
+//! Subscriptions: questions and the actions on the group's current one.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sea_orm::EntityTrait;
 
 use super::Billing;
-use crate::domain::plan::{AnyPlan, Plan};
+use crate::client::OctanyError;
+use crate::domain::model::{Entitlement, ProductId, Subscription, SubscriptionId};
+use crate::domain::plan::Plan;
 use crate::mirror::entity::subscription;
+use crate::mirror::sync::{Batch, Mark, Origin};
 use crate::web::billable::Billable;
 use crate::web::error::BillingError;
-use chrono::{DateTime, Utc};
-
-use crate::domain::model::{Entitlement, Subscription, SubscriptionId};
-use crate::mirror::sync::{Batch, Mark, Origin};
 
 impl<U: Billable> Billing<'_, U> {
-    /// Every mirrored subscription, newest first.
+    /// Every mirrored subscription of every group, newest first.
     pub async fn subscriptions(&self) -> Result<Vec<subscription::Model>, BillingError> {
         Ok(self
             .state()
@@ -22,21 +26,43 @@ impl<U: Billable> Billing<'_, U> {
             .collect())
     }
 
-    /// The current subscription: the one granting access, else the newest.
+    /// The group's subscriptions, newest first (shared with the cache).
+    pub(super) async fn in_this_group(
+        &self,
+    ) -> Result<Vec<Arc<subscription::Model>>, BillingError> {
+        Ok(self
+            .state()
+            .await?
+            .subscriptions
+            .iter()
+            .filter(|s| self.octany.group_of(s.product_id) == self.group)
+            .cloned()
+            .collect())
+    }
+
+    /// The group's current subscription: the one granting access, else the
+    /// newest.
     pub async fn subscription(&self) -> Result<Option<subscription::Model>, BillingError> {
-        let state = self.state().await?;
-        let settings = self.octany.settings();
-        Ok(state
-            .current(self.octany.clock().as_ref(), settings.policy)
+        let mine = self.in_this_group().await?;
+        let clock = self.octany.clock();
+        let policy = self.octany.settings().policy;
+        Ok(mine
+            .iter()
+            .find(|s| s.has_access(clock.as_ref(), policy))
+            .or(mine.first())
             .map(|s| s.as_ref().clone()))
     }
 
-    /// Whether it has access (paying, on trial or on a grace period).
+    /// Whether it has access through a subscription of this group (paying,
+    /// on trial, on a grace period, or as the access policy allows).
     pub async fn subscribed(&self) -> Result<bool, BillingError> {
-        let state = self.state().await?;
-        Ok(state
-            .granting::<AnyPlan>(self.octany.clock().as_ref(), self.octany.settings().policy)
-            .is_some())
+        let clock = self.octany.clock();
+        let policy = self.octany.settings().policy;
+        Ok(self
+            .in_this_group()
+            .await?
+            .iter()
+            .any(|s| s.has_access(clock.as_ref(), policy)))
     }
 
     /// Whether it has access to `plan`.
@@ -74,7 +100,20 @@ impl<U: Billable> Billing<'_, U> {
         self.current_is(|s| s.is_paying(clock.as_ref())).await
     }
 
-    pub(super) async fn live_subscription(&self) -> Result<subscription::Model, BillingError> {
+    /// When the first invoice of the group's subscription falls due, while
+    /// it is `pending` on an unpaid invoice (see
+    /// [`AccessPolicy::invoice_grants_access`](crate::model::AccessPolicy)).
+    pub async fn invoice_due_at(&self) -> Result<Option<DateTime<Utc>>, BillingError> {
+        let policy = self.octany.settings().policy;
+        Ok(self
+            .subscription()
+            .await?
+            .and_then(|s| s.invoice_due_at(policy)))
+    }
+
+    /// The group's subscription that has not ended, if any: the one a
+    /// checkout of another plan of the group would duplicate.
+    pub(crate) async fn live_subscription(&self) -> Result<subscription::Model, BillingError> {
         let clock = self.octany.clock().clone();
         self.subscription()
             .await?
@@ -102,28 +141,73 @@ impl<U: Billable> Billing<'_, U> {
             .ok_or(BillingError::NoSubscription)
     }
 
-    /// Cancels the current subscription at the end of its paid period; it
-    /// keeps access until then (a grace period).
+    /// A write whose answer was lost may have happened: read the
+    /// subscription back, and if it shows what was asked, that is the
+    /// answer; otherwise the write's own error stands.
+    async fn settle(
+        &self,
+        id: &SubscriptionId,
+        answer: Result<(Subscription, Option<DateTime<Utc>>), OctanyError>,
+        done: impl Fn(&Subscription) -> bool,
+    ) -> Result<subscription::Model, BillingError> {
+        match answer {
+            Ok(answer) => self.record(answer).await,
+            Err(error) if error.is_ambiguous() => {
+                tracing::warn!(subscription = %id, %error, "the answer was lost; reading the subscription back");
+                let read = self.octany.client().get_subscription_observed(id).await;
+                match read {
+                    Ok(read) if done(&read.0) => self.record(read).await,
+                    Ok(read) => {
+                        // It did not happen: record what is true, report the failure.
+                        self.record(read).await?;
+                        Err(error.into())
+                    }
+                    Err(_) => Err(error.into()),
+                }
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Cancels the group's current subscription at the end of its paid
+    /// period; it keeps access until then (a grace period). Octany has no
+    /// cancel-now. A lost answer is settled by reading the subscription back.
     pub async fn cancel(&self) -> Result<subscription::Model, BillingError> {
         let id = SubscriptionId::new(self.live_subscription().await?.id);
-        let answer = self
-            .octany
-            .client()
-            .cancel_subscription_observed(&id)
-            .await?;
-        self.record(answer).await
+        let answer = self.octany.client().cancel_subscription_observed(&id).await;
+        self.settle(&id, answer, |s| {
+            s.status == crate::domain::model::SubscriptionStatus::Cancelled
+        })
+        .await
     }
 
-    /// Moves the current subscription to `plan`.
+    /// Moves the subscription of `plan`'s group to `plan` (Octany changes
+    /// the product at once; the new price applies from the next renewal,
+    /// with no proration). A lost answer is settled by reading it back.
     pub async fn swap<P: Plan>(&self, plan: P) -> Result<subscription::Model, BillingError> {
-        let id = SubscriptionId::new(self.live_subscription().await?.id);
+        self.octany
+            .billing(self.billable)
+            .in_group(P::GROUP)
+            .swap_to(plan.product_id())
+            .await
+    }
+
+    /// [`Billing::swap`] by product id, in this handle's group.
+    pub(crate) async fn swap_to(
+        &self,
+        product: ProductId,
+    ) -> Result<subscription::Model, BillingError> {
+        let current = self.live_subscription().await?;
+        if current.product_id == Some(product) {
+            return Ok(current);
+        }
+        let id = SubscriptionId::new(current.id);
         let answer = self
             .octany
             .client()
-            .swap_subscription_product_observed(&id, plan.product_id())
-            .await?;
-        self.record(answer).await
+            .swap_subscription_product_observed(&id, product)
+            .await;
+        self.settle(&id, answer, |s| s.product_id() == Some(product))
+            .await
     }
 }
-
-use sea_orm::EntityTrait;

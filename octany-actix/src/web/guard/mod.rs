@@ -92,7 +92,9 @@ pub(crate) async fn check<P: PlanSet>(
     let settings = octany.settings();
     match state.granting::<P>(octany.clock().as_ref(), settings.policy) {
         Some(subscription) => Ok(subscription.clone()),
-        None if state.payment_pending() => Err(Denial::PaymentProcessing),
+        None if state.payment_pending(octany.clock().as_ref(), settings.policy) => {
+            Err(Denial::PaymentProcessing)
+        }
         None => Err(Denial::NotSubscribed),
     }
 }
