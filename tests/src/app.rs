@@ -84,6 +84,14 @@ pub enum Pro {
     Yearly,
 }
 
+/// The one-off products the app sells at checkout.
+#[derive(Plan, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddOns {
+    /// Extra seats (a one-off product in the fake's catalog).
+    #[plan(product = 1400)]
+    ExtraSeats,
+}
+
 /// Builds the app's `Octany` against `fake`, mirroring into `db`.
 pub fn octany(db: &TestDb, fake: &FakeOctany, cache_ttl: Duration) -> Octany {
     octany_with(db, fake, cache_ttl, Listeners::new())
@@ -96,6 +104,14 @@ pub fn octany_with(
     cache_ttl: Duration,
     listeners: Listeners,
 ) -> Octany {
+    builder(db, fake, cache_ttl)
+        .listeners(listeners)
+        .build()
+        .expect("the app's billing builds")
+}
+
+/// The app's `Octany` builder, for tests that configure more.
+pub fn builder(db: &TestDb, fake: &FakeOctany, cache_ttl: Duration) -> octany_actix::OctanyBuilder {
     Octany::builder(
         fake.config().with_webhook_secret(crate::harness::SECRET),
         db.conn.clone(),
@@ -104,11 +120,9 @@ pub fn octany_with(
     .pricing_path("/pricing")
     .after_checkout_path("/dashboard")
     .plans::<Plans>()
+    .one_off_products::<AddOns>()
     .clock(fake.app_clock())
     .cache_ttl(cache_ttl)
-    .listeners(listeners)
-    .build()
-    .expect("the app's billing builds")
 }
 
 async fn dashboard(paid: RequireSubscription<TestUser>) -> HttpResponse {

@@ -60,6 +60,43 @@ where
     }
 }
 
+/// Posts a form as user `user`, as a browser would.
+pub async fn post_form<S, B>(app: &S, path: &str, user: i64, form: &[(&str, &str)]) -> Answer
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let request = actix_test::TestRequest::post()
+        .uri(path)
+        .insert_header(("X-User", user.to_string()))
+        .insert_header(("Accept", "text/html"))
+        .set_form(
+            form.iter()
+                .copied()
+                .collect::<std::collections::HashMap<_, _>>(),
+        )
+        .to_request();
+    let response = actix_test::call_service(app, request).await;
+    let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let bytes = actix_test::read_body(response).await;
+    Answer {
+        status,
+        location,
+        body: Value::String(String::from_utf8_lossy(&bytes).into_owned()),
+    }
+}
+
+/// The value of the hidden input `name` in an HTML page.
+pub fn hidden(html: &str, name: &str) -> Option<String> {
+    let marker = format!(r#"name="{name}" value=""#);
+    let start = html.find(&marker)? + marker.len();
+    Some(html[start..].split('"').next()?.to_owned())
+}
+
 /// A fake Octany with the sample catalog.
 pub async fn fake() -> FakeOctany {
     FakeOctany::builder()

@@ -48,11 +48,11 @@ db_test!(
         assert!(
             params["successUrl"].starts_with("http://localhost:8080/billing/success?checkout=")
         );
-        // While the checkout is open the dashboard says "processing", not "not subscribed".
-        let waiting = call(&app, "GET", "/dashboard", Some(1), false).await;
+        // A checkout only opened changes nothing the guard answers.
+        let opened = call(&app, "GET", "/dashboard", Some(1), false).await;
         assert_eq!(
-            (waiting.status, waiting.body["error"].as_str()),
-            (402, Some("payment_processing"))
+            (opened.status, opened.body["error"].as_str()),
+            (402, Some("subscription_required"))
         );
 
         // Pay on the fake; no webhook reaches this app, so the success page's poll does it.

@@ -8,7 +8,7 @@ use octany_actix::model::{AccessPolicy, Entitlement, ProductId, SubscriptionId};
 use octany_actix::sync::BackfillOptions;
 use octany_actix::webhook::Received;
 use octany_actix_tests::harness::*;
-use octany_actix_tests::sea_orm::{EntityTrait, PaginatorTrait};
+use octany_actix_tests::sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use octany_actix_tests::{TestDb, db_test};
 use octany_fake::{CheckoutOutcome, CheckoutParams};
 
@@ -407,7 +407,7 @@ async fn migrations_go_down_and_up_again() {
         0
     );
     let statuses = Migrator::get_migration_with_status(&db.conn).await.unwrap();
-    assert_eq!(statuses.len(), 3);
+    assert_eq!(statuses.len(), 4);
     assert_eq!(
         octany_actix::entity::event::Entity::find()
             .count(&db.conn)
@@ -419,7 +419,7 @@ async fn migrations_go_down_and_up_again() {
 }
 
 db_test!(
-    async fn the_abandon_window_is_set_on_the_builder(db: TestDb) {
+    async fn the_lapse_and_abandon_windows_are_set_on_the_builder(db: TestDb) {
         let h = Harness::new(db).await;
         let octany = octany_actix::Octany::builder(
             h.fake.config().with_webhook_secret(SECRET),
@@ -427,20 +427,51 @@ db_test!(
         )
         .public_base_url("http://localhost:8080")
         .clock(h.fake.app_clock())
+        .checkouts_lapse_after(std::time::Duration::from_secs(300))
         .abandon_checkouts_after(std::time::Duration::from_secs(600))
         .build()
         .unwrap();
-        let intent_id = pending_checkout(&h, 8, 1227).await;
-        h.fake.advance(std::time::Duration::from_secs(599));
+        let opened = pending_checkout(&h, 8, 1227).await;
+        let returned = pending_checkout(&h, 9, 1227).await;
+        // The buyer of `returned` came back through the success URL, as the success page records it.
+        checkout::Entity::update_many()
+            .col_expr(
+                checkout::Column::Status,
+                octany_actix_tests::sea_orm::sea_query::Expr::value(
+                    checkout::CheckoutStatus::Awaiting,
+                ),
+            )
+            .filter(checkout::Column::Id.eq(returned.as_str()))
+            .exec(&h.db.conn)
+            .await
+            .unwrap();
+        let status = |id: String| {
+            let conn = h.db.conn.clone();
+            async move {
+                checkout::Entity::find_by_id(id.as_str())
+                    .one(&conn)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .status
+            }
+        };
+        h.fake.advance(std::time::Duration::from_secs(299));
         assert_eq!(octany.syncer().reconcile().await.unwrap().abandoned, 0);
         h.fake.advance(std::time::Duration::from_secs(2));
         assert_eq!(octany.syncer().reconcile().await.unwrap().abandoned, 1);
-        let intent = checkout::Entity::find_by_id(intent_id.as_str())
-            .one(&h.db.conn)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(intent.status, checkout::CheckoutStatus::Abandoned);
+        assert_eq!(
+            status(opened).await,
+            checkout::CheckoutStatus::Abandoned,
+            "lapsed"
+        );
+        assert_eq!(
+            status(returned.clone()).await,
+            checkout::CheckoutStatus::Awaiting
+        );
+        h.fake.advance(std::time::Duration::from_secs(300));
+        assert_eq!(octany.syncer().reconcile().await.unwrap().abandoned, 1);
+        assert_eq!(status(returned).await, checkout::CheckoutStatus::Abandoned);
         h.finish().await
     }
 );

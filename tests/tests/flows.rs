@@ -1,0 +1,388 @@
+//! The billing flows beside the happy path (issue 11), each through the
+//! library's routes against the fake Octany, on every database: a second
+//! plan, a double submit, a declined card, an abandoned checkout, an
+//! invoice customer, a one-off product at checkout, a lost answer.
+
+use std::time::Duration;
+
+use actix_web::{App, test as actix_test, web};
+use futures_util::future::join_all;
+use octany_actix::client::NewOrder;
+use octany_actix::entity::checkout;
+use octany_actix::model::{AccessPolicy, ProductId, SubscriptionId};
+use octany_actix::{Billable, BillingError};
+use octany_actix_tests::app::{Plans, TestUser, builder, configure};
+use octany_actix_tests::harness::{SECRET, envelope, signed};
+use octany_actix_tests::http::{buyer, call, hidden, pay, post_form};
+use octany_actix_tests::sea_orm::{EntityTrait, PaginatorTrait};
+use octany_actix_tests::{TestDb, db_test, started};
+use octany_fake::{CheckoutOutcome, Faults};
+use serde_json::json;
+
+fn add_on(key_amount: Option<i64>) -> NewOrder {
+    NewOrder {
+        product_id: ProductId(1400),
+        amount: key_amount,
+        description: Some("Extra seats".into()),
+    }
+}
+
+db_test!(
+    async fn a_second_plan_is_a_confirmed_swap_never_a_second_subscription(db: TestDb) {
+        let (fake, octany, app) = started!(db, Duration::from_secs(5));
+        octany.syncer().sync_products().await.unwrap();
+        let first = call(&app, "GET", "/billing/checkout/pro-monthly", Some(1), true).await;
+        let landed = pay(&app, first.location.as_deref().unwrap(), "succeed", 1).await;
+        assert_eq!(landed.location.as_deref(), Some("/dashboard"));
+
+        // The pricing page's link for another plan leads to the swap's confirmation.
+        let second = call(&app, "GET", "/billing/checkout/pro-yearly", Some(1), true).await;
+        assert_eq!(
+            (second.status, second.location.as_deref()),
+            (303, Some("/billing/swap/pro-yearly"))
+        );
+        let page = call(&app, "GET", "/billing/swap/pro-yearly", Some(1), true).await;
+        assert_eq!(page.status, 200);
+        let html = page.body.as_str().unwrap();
+        assert!(
+            html.contains("Pro monthly") && html.contains("Pro yearly"),
+            "{html}"
+        );
+        assert!(html.contains("the new price is charged from the next renewal"));
+        assert!(
+            html.contains("1237,50 SEK a year"),
+            "the new price with VAT: {html}"
+        );
+        let intent = hidden(html, "intent").unwrap();
+        assert_eq!(
+            fake.subscriptions().len(),
+            1,
+            "showing the page changes nothing"
+        );
+
+        // A form without this user's token does nothing (another site cannot swap).
+        let forged = post_form(&app, "/billing/swap/pro-yearly", 1, &[("intent", "guess")]).await;
+        assert_eq!(forged.location.as_deref(), Some("/billing/swap/pro-yearly"));
+        let someone_else =
+            post_form(&app, "/billing/swap/pro-yearly", 2, &[("intent", &intent)]).await;
+        assert_eq!(someone_else.status, 303);
+        assert_eq!(fake.subscriptions()[0].product_id(), Some(ProductId(1225)));
+
+        // Confirmed (twice, as a double click does): one subscription, on the new plan.
+        for _ in 0..2 {
+            let confirmed =
+                post_form(&app, "/billing/swap/pro-yearly", 1, &[("intent", &intent)]).await;
+            assert_eq!(
+                (confirmed.status, confirmed.location.as_deref()),
+                (303, Some("/dashboard"))
+            );
+        }
+        let at_octany = fake.subscriptions();
+        assert_eq!(at_octany.len(), 1, "never a second subscription");
+        assert_eq!(at_octany[0].product_id(), Some(ProductId(1226)));
+        let status = call(&app, "GET", "/billing/status", Some(1), false).await;
+        assert_eq!(status.body["plan"], "pro-yearly");
+        // Checking out the plan already held is refused, as before.
+        let again = call(&app, "GET", "/billing/checkout/pro-yearly", Some(1), false).await;
+        assert_eq!(again.status, 409);
+        fake.stop().await;
+        db
+    }
+);
+
+db_test!(
+    async fn one_idempotency_key_makes_one_order_however_often_it_is_submitted(db: TestDb) {
+        let (fake, octany, _app) = started!(db, Duration::from_secs(5));
+        let user = TestUser::new(3);
+        fake.checkout(1227, &buyer(3), CheckoutOutcome::Succeed)
+            .unwrap();
+        let billing = octany.billing(&user);
+        billing.sync().await.unwrap();
+        let before = fake.orders().len();
+
+        // Two submits at once, then a third.
+        let at_once = join_all((0..2).map(|_| billing.charge("form-a", add_on(None)))).await;
+        let third = billing.charge("form-a", add_on(None)).await.unwrap();
+        let made: Vec<_> = fake.orders().into_iter().skip(before).collect();
+        assert_eq!(made.len(), 1, "one order at Octany: {made:?}");
+        assert_eq!(third.id, made[0].id.as_str());
+        for answer in at_once {
+            match answer {
+                Ok(order) => assert_eq!(order.id, third.id),
+                Err(BillingError::ChargeInProgress) => {}
+                Err(other) => panic!("a concurrent submit failed: {other}"),
+            }
+        }
+        // The same key for another charge is refused; a new key is a new charge.
+        assert!(matches!(
+            billing.charge("form-a", add_on(Some(100))).await,
+            Err(BillingError::KeyReused)
+        ));
+        billing.charge("form-b", add_on(None)).await.unwrap();
+        assert_eq!(fake.orders().len(), before + 2);
+        fake.stop().await;
+        db
+    }
+);
+
+db_test!(
+    async fn a_declined_charge_is_an_error_with_its_order(db: TestDb) {
+        let (fake, octany, _app) = started!(db, Duration::from_secs(5));
+        let user = TestUser::new(4);
+        let sub = fake
+            .checkout(1227, &buyer(4), CheckoutOutcome::Succeed)
+            .unwrap()
+            .subscription
+            .unwrap();
+        fake.set_card_failing(&sub.id, true).unwrap();
+        let billing = octany.billing(&user);
+        billing.sync().await.unwrap();
+        let declined = billing.charge("form-1", add_on(None)).await;
+        let Err(BillingError::ChargeDeclined { order }) = declined else {
+            panic!("a declined card must be an error: {declined:?}");
+        };
+        assert_eq!(order.state.as_str(), "failed");
+        // Asked again with the same key: the same answer, no new order.
+        let again = billing.charge("form-1", add_on(None)).await;
+        assert!(matches!(again, Err(BillingError::ChargeDeclined { .. })));
+        let failed = fake
+            .orders()
+            .into_iter()
+            .filter(|o| o.state.as_str() == "failed")
+            .count();
+        assert_eq!(failed, 1);
+        // Its HTTP answer is a 402 that says what to do.
+        let response = actix_web::ResponseError::error_response(&again.unwrap_err());
+        assert_eq!(response.status(), 402);
+        fake.stop().await;
+        db
+    }
+);
+
+db_test!(
+    async fn a_checkout_opened_and_left_traps_no_one(db: TestDb) {
+        let (fake, octany, app) = started!(db, Duration::from_secs(5));
+        for _ in 0..30 {
+            let opened = call(&app, "GET", "/billing/checkout/pro-monthly", Some(5), true).await;
+            assert_eq!(opened.status, 303);
+        }
+        assert_eq!(
+            checkout::Entity::find().count(&db.conn).await.unwrap(),
+            1,
+            "one intent per billable and plan, reused"
+        );
+        let guard = call(&app, "GET", "/dashboard", Some(5), true).await;
+        assert_eq!(
+            guard.location.as_deref(),
+            Some("/pricing"),
+            "sent to pricing"
+        );
+        let status = call(&app, "GET", "/billing/status", Some(5), false).await;
+        assert_eq!(status.body["pending"], false);
+        let success = call(&app, "GET", "/billing/success", Some(5), true).await;
+        assert!(
+            success
+                .body
+                .as_str()
+                .unwrap()
+                .contains("The checkout was not completed"),
+            "{:?}",
+            success.body
+        );
+        // After the lapse window the reconcile marks it abandoned.
+        fake.advance(Duration::from_secs(31 * 60));
+        assert_eq!(octany.syncer().reconcile().await.unwrap().abandoned, 1);
+
+        // Coming back through the success URL (the payment made) is what
+        // makes the guard say "processing".
+        let opened = call(&app, "GET", "/billing/checkout/basic", Some(5), true).await;
+        let to = url::Url::parse(opened.location.as_deref().unwrap()).unwrap();
+        let success_url: String = to
+            .query_pairs()
+            .find(|(k, _)| k == "successUrl")
+            .unwrap()
+            .1
+            .into_owned();
+        let back = url::Url::parse(&success_url).unwrap();
+        let page = call(
+            &app,
+            "GET",
+            &format!("{}?{}", back.path(), back.query().unwrap()),
+            Some(5),
+            true,
+        )
+        .await;
+        assert_eq!(page.status, 200);
+        let guard = call(&app, "GET", "/dashboard", Some(5), false).await;
+        assert_eq!(guard.body["error"], "payment_processing");
+        fake.stop().await;
+        db
+    }
+);
+
+db_test!(
+    async fn an_invoice_customer_has_access_while_the_invoice_is_due_and_none_after(db: TestDb) {
+        let fake = octany_actix_tests::http::fake().await;
+        let octany = builder(&db, &fake, Duration::from_secs(5))
+            .access_policy(AccessPolicy {
+                invoice_grants_access: true,
+                ..AccessPolicy::default()
+            })
+            .build()
+            .unwrap();
+        let app = actix_test::init_service(
+            App::new()
+                .app_data(web::Data::new(octany.clone()))
+                .configure(configure(&octany)),
+        )
+        .await;
+        let opened = call(&app, "GET", "/billing/checkout/pro-yearly", Some(6), true).await;
+        let landed = pay(&app, opened.location.as_deref().unwrap(), "invoice", 6).await;
+        assert_eq!(
+            landed.location.as_deref(),
+            Some("/dashboard"),
+            "access at once"
+        );
+        let inside = call(&app, "GET", "/dashboard", Some(6), false).await;
+        assert_eq!(inside.status, 200);
+        let status = call(&app, "GET", "/billing/status", Some(6), false).await;
+        let due = (fake.now() + chrono::Duration::days(14)).to_rfc3339();
+        assert_eq!(
+            (
+                status.body["status"].as_str(),
+                status.body["invoice_due_at"].as_str()
+            ),
+            (Some("pending"), Some(due.as_str()))
+        );
+        assert_eq!(
+            octany
+                .billing(&TestUser::new(6))
+                .invoice_due_at()
+                .await
+                .unwrap()
+                .map(|t| t.to_rfc3339()),
+            Some(due)
+        );
+        // Overdue: no access (the guard reads the due date; Octany's
+        // `unpaid` arrives by the next sync too).
+        fake.advance(Duration::from_secs(14 * 86_400 + 1));
+        octany.forget(&TestUser::new(6).billable_ref());
+        let outside = call(&app, "GET", "/dashboard", Some(6), false).await;
+        assert_eq!(
+            (outside.status, outside.body["error"].as_str()),
+            (402, Some("subscription_required"))
+        );
+        octany.syncer().reconcile().await.unwrap();
+        octany.billing(&TestUser::new(6)).sync().await.unwrap();
+        let status = call(&app, "GET", "/billing/status", Some(6), false).await;
+        assert_eq!(status.body["status"], "unpaid");
+
+        // The same purchase without the policy: no access until paid.
+        let strict = octany_actix_tests::app::octany(&db, &fake, Duration::ZERO);
+        let user = TestUser::new(7);
+        fake.checkout(1225, &buyer(7), CheckoutOutcome::Invoice)
+            .unwrap();
+        strict.billing(&user).sync().await.unwrap();
+        assert!(!strict.billing(&user).subscribed().await.unwrap());
+        fake.stop().await;
+        db
+    }
+);
+
+db_test!(
+    async fn a_one_off_product_bought_at_checkout_is_confirmed_on_its_order(db: TestDb) {
+        let (fake, octany, app) = started!(db, Duration::from_secs(5));
+        // `charge` needs a live subscription, and says where to go instead.
+        let user = TestUser::new(8);
+        let refused = octany.billing(&user).charge("k", add_on(None)).await;
+        assert!(
+            matches!(&refused, Err(BillingError::ChargeNeedsSubscription)),
+            "{refused:?}"
+        );
+        assert!(refused.unwrap_err().to_string().contains("checkout"));
+
+        let opened = call(&app, "GET", "/billing/checkout/extra-seats", Some(8), true).await;
+        assert_eq!(opened.status, 303);
+        let landed = pay(&app, opened.location.as_deref().unwrap(), "succeed", 8).await;
+        assert_eq!(
+            landed.status, 200,
+            "a one-off purchase does not wait for access"
+        );
+        let html = landed.body.as_str().unwrap();
+        assert!(html.contains("Confirming your payment"), "{html}");
+        let status_url = html
+            .split(r#"data-status-url=""#)
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap()
+            .replace("&amp;", "&");
+        assert!(status_url.contains("checkout="), "{status_url}");
+        let polled = call(&app, "GET", &status_url, Some(8), false).await;
+        assert_eq!(polled.body["checkout"]["status"], "awaiting");
+
+        // Octany's `order.paid` (its reference is the buyer's) confirms it.
+        let order = fake.orders().remove(0);
+        let (body, signature) = signed(&envelope(
+            9001,
+            "order.paid",
+            fake.now(),
+            serde_json::to_value(&order).unwrap(),
+        ));
+        octany
+            .receiver()
+            .receive(Some(&signature), &body)
+            .await
+            .unwrap();
+        let polled = call(&app, "GET", &status_url, Some(8), false).await;
+        assert_eq!(
+            polled.body["checkout"],
+            json!({"status": "completed", "order_id": order.id.as_str()})
+        );
+        let confirmed = call(
+            &app,
+            "GET",
+            &status_url.replace("/billing/status", "/billing/success"),
+            Some(8),
+            true,
+        )
+        .await;
+        let html = confirmed.body.as_str().unwrap();
+        assert!(html.contains("your purchase is confirmed"), "{html}");
+        assert!(html.contains(order.id.as_str()));
+        let _ = SECRET;
+        fake.stop().await;
+        db
+    }
+);
+
+db_test!(
+    async fn a_swap_or_cancel_whose_answer_was_lost_is_reported_as_done(db: TestDb) {
+        let (fake, octany, _app) = started!(db, Duration::from_secs(5));
+        let user = TestUser::new(9);
+        let sub = fake
+            .checkout(1225, &buyer(9), CheckoutOutcome::Succeed)
+            .unwrap()
+            .subscription
+            .unwrap();
+        let billing = octany.billing(&user);
+        billing.sync().await.unwrap();
+        fake.set_faults(Faults {
+            lost_response_rate: 1.0,
+            ..Faults::none()
+        });
+        let swapped = billing.swap(Plans::ProYearly).await.unwrap();
+        assert_eq!(swapped.product_id, Some(ProductId(1226)));
+        let cancelled = billing.cancel().await.unwrap();
+        assert_eq!(cancelled.status, "cancelled");
+        fake.set_faults(Faults::none());
+        let truth = fake
+            .subscription(&SubscriptionId::new(sub.id.as_str()))
+            .unwrap();
+        assert_eq!(
+            (truth.product_id(), truth.status.as_str()),
+            (Some(ProductId(1226)), "cancelled")
+        );
+        fake.stop().await;
+        db
+    }
+);
