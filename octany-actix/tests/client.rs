@@ -349,3 +349,30 @@ async fn undecodable_body_is_a_decode_error_with_an_excerpt() {
         matches!(&err, OctanyError::Decode { status: 200, excerpt, .. } if excerpt.contains("maintenance"))
     );
 }
+
+#[test]
+fn the_checkout_url_carries_amount_locale_methods_and_roles_and_refuses_a_long_reference() {
+    use octany_actix::client::CheckoutRequest;
+    use octany_actix::config::Locale;
+    use octany_actix::model::ProductId;
+    let client = octany_actix::OctanyClient::new(
+        octany_actix::OctanyConfig::new("8f14e45f-ceea-467f-a0e6-a6f4f7c3b2d1", "key").unwrap(),
+    )
+    .unwrap();
+    let success: url::Url = "https://app.example/billing/success".parse().unwrap();
+    let mut request = CheckoutRequest::new("user:1", success.clone()).locale(Locale::Sv);
+    request.amount = Some(12300);
+    request.methods = vec!["stripe".into(), "swish".into()];
+    request.roles = vec!["b2b".into()];
+    let url = client.checkout_url(ProductId(1225), &request).unwrap();
+    let query: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    assert_eq!(query["amount"], "12300");
+    assert_eq!(query["locale"], "sv");
+    assert_eq!(query["methods"], "stripe,swish");
+    assert_eq!(query["roles"], "b2b");
+    let longest = CheckoutRequest::new("u".repeat(250), success.clone());
+    assert!(client.checkout_url(ProductId(1225), &longest).is_ok());
+    let too_long = CheckoutRequest::new("u".repeat(251), success);
+    let refused = client.checkout_url(ProductId(1225), &too_long).unwrap_err();
+    assert!(refused.to_string().contains("250"), "{refused}");
+}

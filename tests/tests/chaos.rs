@@ -2,8 +2,11 @@
 //! the fake Octany with API errors, 429s, lost POST answers, and webhooks
 //! dropped, duplicated, delayed and reordered; then renewals, failed
 //! renewals, cancellations and expiries as the clock moves, while the poll
-//! and webhook paths both run. At the end the mirror equals Octany, nothing
-//! was charged twice, and no guard answer granted access Octany had not.
+//! and webhook paths both run; subscribers open other plans' checkouts,
+//! change plan, pay or leave invoices, and submit charge forms twice at
+//! once. At the end the mirror equals Octany, nothing was charged twice, no
+//! one holds two live subscriptions, and no guard answer granted access
+//! Octany had not.
 //!
 //! Bounded for CI (`OCTANY_CHAOS_USERS`, default 200; `OCTANY_CHAOS_ROUNDS`,
 //! default 6). Run it longer with larger values, and with `--nocapture` to
@@ -20,7 +23,7 @@ use octany_actix::client::NewOrder;
 use octany_actix::entity::{order, subscription};
 use octany_actix::model::{AccessPolicy, ProductId, SubscriptionId};
 use octany_actix::{Billable, Octany};
-use octany_actix_tests::app::{TestUser, configure, octany};
+use octany_actix_tests::app::{Plans, TestUser, configure, octany};
 use octany_actix_tests::db_test;
 use octany_actix_tests::harness::SECRET;
 use octany_actix_tests::sea_orm::{EntityTrait, PaginatorTrait};
@@ -224,15 +227,63 @@ db_test!(
                     _ => {}
                 }
             }
-            // Some users cancel, some buy an add-on (each charge with a unique description).
+            // Some customers pay their invoice; the rest go overdue.
+            for (i, invoice) in fake
+                .orders()
+                .into_iter()
+                .filter(|o| o.state.as_str() == "pending")
+                .enumerate()
+            {
+                if (i + round).is_multiple_of(2) && fake.pay_invoice(&invoice.id).is_ok() {
+                    counts.add("invoices paid", 1);
+                }
+            }
+            // Subscribers open another plan's checkout: it must become a swap.
+            let second = (1..=users).filter(|u| (*u as usize + round).is_multiple_of(7));
+            let seconds = second.map(|u| {
+                let (http, app) = (http.clone(), app.clone());
+                let plan = plans[(u as usize + round + 1) % plans.len()];
+                async move {
+                    let go = http
+                        .get(format!("{app}/billing/checkout/{plan}"))
+                        .header("X-User", u.to_string())
+                        .send()
+                        .await
+                        .ok()?;
+                    let to = go.headers().get("location")?.to_str().ok()?.to_owned();
+                    if to.starts_with("/billing/swap/") {
+                        return Some("second-plan checkouts shown as a swap");
+                    }
+                    // Sent to Octany's checkout: pay it, as a buyer would.
+                    let paid = http
+                        .post(&to)
+                        .form(&[("outcome", "succeed")])
+                        .send()
+                        .await
+                        .ok()?;
+                    Some(if paid.status() == 303 {
+                        "second-plan checkouts paid"
+                    } else {
+                        "second-plan checkouts refused"
+                    })
+                }
+            });
+            for what in join_all(seconds).await.into_iter().flatten() {
+                counts.add(what, 1);
+            }
+            // Some users cancel, some change plan, some buy an add-on (each
+            // charge with a unique description, its form submitted twice at once).
             let acting = (1..=users).filter(|u| (*u as usize + round).is_multiple_of(13));
             let actions = acting.map(|u| {
                 let octany = app_octany.clone();
                 async move {
                     let user = TestUser::new(u);
                     let billing = octany.billing(&user);
-                    if (u as usize + round).is_multiple_of(2) {
+                    if (u as usize + round).is_multiple_of(3) {
                         ("cancellations", billing.cancel().await.is_ok(), None)
+                    } else if (u as usize + round) % 3 == 1 {
+                        let plan = [Plans::ProMonthly, Plans::ProYearly, Plans::Basic][round % 3];
+                        ("plan changes", billing.swap(plan).await.is_ok(), None)
                     } else {
                         let token = format!("add-on {u} round {round}");
                         let current = billing
@@ -246,8 +297,16 @@ db_test!(
                             amount: Some(500 + u),
                             description: Some(token.clone()),
                         };
-                        let made = billing.charge(&token, order).await;
-                        ("one-off charges", made.is_ok(), current.map(|s| (s, token)))
+                        let (first, second) = tokio::join!(
+                            billing.charge(&token, order.clone()),
+                            billing.charge(&token, order)
+                        );
+                        let made = first.is_ok() || second.is_ok();
+                        (
+                            "one-off charges (each submitted twice)",
+                            made,
+                            current.map(|s| (s, token)),
+                        )
                     }
                 }
             });
@@ -354,6 +413,30 @@ db_test!(
                 }
             }
         }
+        // Never two live subscriptions of one group (all plans here are one).
+        let mut live_per_user: HashMap<String, u64> = HashMap::new();
+        for s in &truth {
+            let live = matches!(
+                s.status.as_str(),
+                "active" | "trialing" | "pending" | "delayed" | "future_start"
+            );
+            if live && let Some(reference) = &s.reference_id {
+                *live_per_user.entry(reference.clone()).or_default() += 1;
+            }
+        }
+        let two_live = live_per_user.values().filter(|n| **n > 1).count() as u64;
+        for (reference, _) in live_per_user.iter().filter(|(_, n)| **n > 1) {
+            for r in fake
+                .subscription_records()
+                .iter()
+                .filter(|r| r.reference_id.as_ref() == Some(reference))
+            {
+                eprintln!(
+                    "two live: {reference}: {} {:?} product {} created {} renews {:?} ends {:?}",
+                    r.id, r.status, r.product.id, r.created_at, r.renews_at, r.ends_at
+                );
+            }
+        }
         let mirror_subs = subscription::Entity::find().count(&db.conn).await.unwrap();
         let mirror_orders = order::Entity::find().count(&db.conn).await.unwrap();
 
@@ -454,6 +537,7 @@ db_test!(
         counts.add("  granting", granted_answers);
         counts.add("VIOLATION mirror differs from Octany", mismatches);
         counts.add("VIOLATION charged twice", charged_twice);
+        counts.add("VIOLATION two live subscriptions of one group", two_live);
         counts.add("VIOLATION granted, never granted by Octany", never_granted);
         counts.add("VIOLATION granted past Octany's end + grace", too_long);
         let table: String = counts
@@ -484,6 +568,7 @@ db_test!(
             "no duplicate or missing order rows\n{report}"
         );
         assert_eq!(charged_twice, 0, "{report}");
+        assert_eq!(two_live, 0, "{report}");
         assert_eq!((never_granted, too_long), (0, 0), "{report}");
         assert!(
             counts.rows["  dropped"] > 0 && counts.rows["  duplicated"] > 0,

@@ -12,10 +12,10 @@ use octany_actix::entity::checkout;
 use octany_actix::model::{AccessPolicy, ProductId, SubscriptionId};
 use octany_actix::{Billable, BillingError};
 use octany_actix_tests::app::{Plans, TestUser, builder, configure};
-use octany_actix_tests::harness::{SECRET, envelope, signed};
+use octany_actix_tests::harness::{envelope, signed};
 use octany_actix_tests::http::{buyer, call, hidden, pay, post_form};
 use octany_actix_tests::sea_orm::{EntityTrait, PaginatorTrait};
-use octany_actix_tests::{TestDb, db_test, started};
+use octany_actix_tests::{db_test, started};
 use octany_fake::{CheckoutOutcome, Faults};
 use serde_json::json;
 
@@ -349,7 +349,6 @@ db_test!(
         let html = confirmed.body.as_str().unwrap();
         assert!(html.contains("your purchase is confirmed"), "{html}");
         assert!(html.contains(order.id.as_str()));
-        let _ = SECRET;
         fake.stop().await;
         db
     }

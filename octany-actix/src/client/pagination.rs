@@ -86,10 +86,10 @@ impl<T> Page<T> {
             _ => None,
         };
         let by_link = p.next.as_ref().map(Option::is_some);
-        let more = match (by_count, by_link) {
-            (Some(false), _) | (_, Some(false)) | (None, None) => false,
-            _ => true,
-        };
+        let more = !matches!(
+            (by_count, by_link),
+            (Some(false), _) | (_, Some(false)) | (None, None)
+        );
         more && !self.data.is_empty()
     }
 }

@@ -413,6 +413,19 @@ impl Octany {
         Ok(state)
     }
 
+    /// A billable's state read from the database now, past the cache (for
+    /// decisions that cannot be undone, such as opening a checkout); the
+    /// cache takes the fresh state.
+    pub(crate) async fn access_fresh(
+        &self,
+        billable: &BillableRef,
+    ) -> Result<Arc<AccessState>, BillingError> {
+        let now = self.inner.clock.now();
+        let state = Arc::new(AccessState::load(self.inner.syncer.db(), billable).await?);
+        self.inner.cache.put(billable, state.clone(), now);
+        Ok(state)
+    }
+
     /// Syncs a billable's subscriptions from Octany unless that was done in
     /// the last [`Settings::status_sync_interval`]; true when it ran. A
     /// failure is logged and the local state stands.

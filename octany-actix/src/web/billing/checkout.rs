@@ -103,8 +103,30 @@ impl<U: Billable> Billing<'_, U> {
     async fn refuse_a_second(&self, group: &str, product: ProductId) -> Result<(), BillingError> {
         let clock = self.octany.clock();
         let policy = self.octany.settings().policy;
-        let mine = self.octany.billing(self.billable).in_group(group);
-        let held = mine.in_this_group().await?;
+        // A checkout makes a subscription that cannot be undone. Read the
+        // database itself, not the guard's cache; and when it shows nothing
+        // live in the group, ask Octany (a mirror that missed a webhook must
+        // not let a second subscription through). If Octany cannot answer,
+        // no checkout: better "try again" than paying twice.
+        let reference = self.reference();
+        let mut state = self.octany.access_fresh(&reference).await?;
+        let live_in_group = |state: &crate::mirror::access::AccessState| {
+            state.subscriptions.iter().any(|s| {
+                self.octany.group_of(s.product_id) == group && !s.has_ended(clock.as_ref())
+            })
+        };
+        if !live_in_group(&state) {
+            self.octany
+                .syncer()
+                .sync_billable_subscriptions(&reference)
+                .await?;
+            state = self.octany.access_fresh(&reference).await?;
+        }
+        let held: Vec<_> = state
+            .subscriptions
+            .iter()
+            .filter(|s| self.octany.group_of(s.product_id) == group)
+            .collect();
         if held
             .iter()
             .any(|s| s.product_id == Some(product) && s.has_access(clock.as_ref(), policy))
