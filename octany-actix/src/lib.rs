@@ -40,7 +40,7 @@ pub use client::{OctanyClient, OctanyError, install_crypto_provider};
 pub use clock::{Clock, ManualClock, SystemClock};
 #[doc(no_inline)]
 pub use config::OctanyConfig;
-pub use domain::plan::{AnyPlan, DEFAULT_GROUP, Plan};
+pub use domain::plan::{AnyPlan, Plan};
 #[doc(no_inline)]
 pub use guard::RequireSubscription;
 pub use octany_actix_macros::{Billable, Plan};

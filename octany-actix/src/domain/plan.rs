@@ -27,8 +27,8 @@ use crate::domain::model::ProductId;
 /// Plans belong to a **group**, Cashier's named subscription: a billable
 /// holds at most one live subscription per group, so a checkout for another
 /// plan of a group it already holds becomes a swap. Every plan type is in
-/// [`DEFAULT_GROUP`] unless it names another, e.g. an add-on subscription
-/// sold beside the main plan:
+/// the default group unless it names another, e.g. an add-on subscription
+/// sold beside the main plan (the default group is `"default"`):
 ///
 /// ```
 /// use octany_actix::Plan;
@@ -45,7 +45,7 @@ use crate::domain::model::ProductId;
 pub trait Plan: Copy + Send + Sync + 'static {
     /// The group its plans belong to: one live subscription per billable
     /// and group.
-    const GROUP: &'static str = DEFAULT_GROUP;
+    const GROUP: &'static str = "default";
 
     /// The Octany product this plan is.
     fn product_id(&self) -> ProductId;
@@ -72,7 +72,7 @@ pub trait Plan: Copy + Send + Sync + 'static {
 
 /// The group of every plan that names none (and of subscriptions to
 /// products outside the catalog).
-pub const DEFAULT_GROUP: &str = "default";
+pub(crate) const DEFAULT_GROUP: &str = "default";
 
 /// The plan set of "any subscription at all": the default of
 /// [`RequireSubscription`](crate::web::guard::RequireSubscription).

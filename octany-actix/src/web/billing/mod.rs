@@ -3,7 +3,7 @@
 //! checkout and orders. Questions are answered from the local
 //! mirror; actions call Octany, then sync.
 //!
-//! A handle acts on one plan group ([`DEFAULT_GROUP`] unless
+//! A handle acts on one plan group (`"default"` unless
 //! [`Billing::in_group`] names another), as Cashier's methods take a
 //! subscription name.
 //!
