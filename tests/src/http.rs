@@ -44,7 +44,11 @@ where
             "application/json"
         },
     ));
-    let response = actix_test::call_service(app, request.to_request()).await;
+    answer(actix_test::call_service(app, request.to_request()).await).await
+}
+
+/// Reads a response into an [`Answer`].
+async fn answer<B: MessageBody>(response: ServiceResponse<B>) -> Answer {
     let status = response.status().as_u16();
     let location = response
         .headers()
@@ -76,18 +80,7 @@ where
                 .collect::<std::collections::HashMap<_, _>>(),
         )
         .to_request();
-    let response = actix_test::call_service(app, request).await;
-    let status = response.status().as_u16();
-    let location = response
-        .headers()
-        .get("location")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let bytes = actix_test::read_body(response).await;
-    Answer {
-        status,
-        location,
-        body: Value::String(String::from_utf8_lossy(&bytes).into_owned()),
-    }
+    answer(actix_test::call_service(app, request).await).await
 }
 
 /// The value of the hidden input `name` in an HTML page.

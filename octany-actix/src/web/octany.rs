@@ -404,13 +404,10 @@ impl Octany {
         &self,
         billable: &BillableRef,
     ) -> Result<Arc<AccessState>, BillingError> {
-        let now = self.inner.clock.now();
-        if let Some(state) = self.inner.cache.get(billable, now) {
+        if let Some(state) = self.inner.cache.get(billable, self.inner.clock.now()) {
             return Ok(state);
         }
-        let state = Arc::new(AccessState::load(self.inner.syncer.db(), billable).await?);
-        self.inner.cache.put(billable, state.clone(), now);
-        Ok(state)
+        self.access_fresh(billable).await
     }
 
     /// A billable's state read from the database now, past the cache (for

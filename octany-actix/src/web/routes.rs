@@ -21,9 +21,9 @@ use futures_util::StreamExt;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::json;
 
-use crate::domain::model::{Entitlement, ProductId, format_timestamp};
+use crate::domain::model::{Entitlement, Product, ProductId, format_timestamp};
 use crate::domain::plan::AnyPlan;
-use crate::mirror::entity::checkout;
+use crate::mirror::entity::{checkout, product, subscription};
 use crate::mirror::webhook::{Received, SIGNATURE_HEADER, WebhookError, WebhookReceiver};
 use crate::web::billable::Billable;
 use crate::web::billing::{CheckoutOptions, is_local_path};
@@ -146,25 +146,18 @@ fn money(minor: i64, currency: &str, interval: Option<&str>) -> String {
     )
 }
 
-/// The swap a billable would make to `slug`: its group's live
-/// subscription and the plan's product; `Err(response)` when there is
-/// nothing to swap (no such plan, none held, or already on it).
+/// The swap a billable would make: its group's live subscription, the
+/// plan's product and group.
+type SwapTarget = (subscription::Model, ProductId, &'static str);
+
+/// The swap a billable would make to `slug`; `Err(response)` when there is
+/// nothing to swap (none held: to the checkout; already on it: onwards).
 async fn swap_target<U: Billable>(
     octany: &Octany,
     user: &U,
     slug: &str,
     query: &HashMap<String, String>,
-) -> Result<
-    Result<
-        (
-            crate::mirror::entity::subscription::Model,
-            ProductId,
-            &'static str,
-        ),
-        HttpResponse,
-    >,
-    BillingError,
-> {
+) -> Result<Result<SwapTarget, HttpResponse>, BillingError> {
     let Some((product, group)) = octany
         .sold_at(slug)
         .and_then(|p| p.group.map(|g| (p.product, g)))
@@ -199,10 +192,23 @@ async fn swap_page<U: Billable + FromRequest + 'static>(
     };
     let billing = octany.billing(&user).in_group(group);
     let intent = billing.open_intent(product).await?;
-    let to = crate::mirror::entity::product::Entity::find_by_id(product)
+    // The new plan as the product cache has it (name, price, VAT, interval).
+    let to = product::Entity::find_by_id(product)
         .one(octany.syncer().db())
-        .await?;
-    let interval = |s: &Option<String>| s.clone();
+        .await?
+        .map(|p| Product {
+            id: p.id,
+            name: p.name,
+            kind: p.kind,
+            interval: p.interval,
+            price: p.price,
+            currency: p.currency,
+            vat_rate: p.vat_rate,
+        });
+    let interval = current
+        .subscription()
+        .and_then(|s| s.product)
+        .and_then(|p| p.billing_interval().map(str::to_owned));
     let page = SwapPage {
         from: PlanView {
             name: current
@@ -212,7 +218,7 @@ async fn swap_page<U: Billable + FromRequest + 'static>(
             price: Some(money(
                 current.price + current.vat,
                 &current.currency,
-                current.data["product"]["interval"].as_str(),
+                interval.as_deref(),
             )),
         },
         to: PlanView {
@@ -220,13 +226,9 @@ async fn swap_page<U: Billable + FromRequest + 'static>(
                 .as_ref()
                 .map(|p| p.name.clone())
                 .unwrap_or_else(|| slug.clone()),
-            price: to.as_ref().map(|p| {
-                money(
-                    p.price + (p.price * p.vat_rate + 5000) / 10000,
-                    &p.currency,
-                    interval(&p.interval).as_deref(),
-                )
-            }),
+            price: to
+                .as_ref()
+                .map(|p| money(p.price_with_vat(), &p.currency, p.billing_interval())),
         },
         renews_at: current.renews_at.map(|t| t.format("%Y-%m-%d").to_string()),
         action: with_next(
@@ -274,12 +276,13 @@ async fn confirm_swap<U: Billable + FromRequest + 'static>(
         Ok(target) => target,
         Err(response) => return Ok(response),
     };
-    let swapped = octany
+    // The swap's write completes the intent (the unit of work completes
+    // every intent the subscription's new product answers).
+    octany
         .billing(&user)
         .in_group(group)
         .swap_to(product)
         .await?;
-    billing.complete_intent(&intent.id, &swapped.id).await?;
     Ok(see_other(&next_path(&query, &octany)))
 }
 

@@ -109,24 +109,16 @@ impl<U: Billable> Billing<'_, U> {
         // not let a second subscription through). If Octany cannot answer,
         // no checkout: better "try again" than paying twice.
         let reference = self.reference();
-        let mut state = self.octany.access_fresh(&reference).await?;
-        let live_in_group = |state: &crate::mirror::access::AccessState| {
-            state.subscriptions.iter().any(|s| {
-                self.octany.group_of(s.product_id) == group && !s.has_ended(clock.as_ref())
-            })
-        };
-        if !live_in_group(&state) {
+        let fresh = self.octany.access_fresh(&reference).await?;
+        let mut held = self.of_group(&fresh, group);
+        if held.iter().all(|s| s.has_ended(clock.as_ref())) {
             self.octany
                 .syncer()
                 .sync_billable_subscriptions(&reference)
                 .await?;
-            state = self.octany.access_fresh(&reference).await?;
+            let synced = self.octany.access_fresh(&reference).await?;
+            held = self.of_group(&synced, group);
         }
-        let held: Vec<_> = state
-            .subscriptions
-            .iter()
-            .filter(|s| self.octany.group_of(s.product_id) == group)
-            .collect();
         if held
             .iter()
             .any(|s| s.product_id == Some(product) && s.has_access(clock.as_ref(), policy))
@@ -233,30 +225,6 @@ impl<U: Billable> Billing<'_, U> {
             .await?;
         self.octany.forget(&self.reference());
         self.intent(id).await
-    }
-
-    /// Marks intent `id` completed by `subscription` (a confirmed swap).
-    pub(crate) async fn complete_intent(
-        &self,
-        id: &str,
-        subscription: &str,
-    ) -> Result<(), BillingError> {
-        let now = self.octany.clock().now();
-        checkout::Entity::update_many()
-            .col_expr(
-                checkout::Column::Status,
-                Expr::value(checkout::CheckoutStatus::Completed),
-            )
-            .col_expr(
-                checkout::Column::SubscriptionId,
-                Expr::value(Some(subscription.to_owned())),
-            )
-            .col_expr(checkout::Column::CompletedAt, Expr::value(Some(now)))
-            .col_expr(checkout::Column::UpdatedAt, Expr::value(now))
-            .filter(checkout::Column::Id.eq(id))
-            .exec(self.octany.syncer().db())
-            .await?;
-        Ok(())
     }
 }
 

@@ -9,6 +9,7 @@ use super::Billing;
 use crate::client::OctanyError;
 use crate::domain::model::{Entitlement, ProductId, Subscription, SubscriptionId};
 use crate::domain::plan::Plan;
+use crate::mirror::access::AccessState;
 use crate::mirror::entity::subscription;
 use crate::mirror::sync::{Batch, Mark, Origin};
 use crate::web::billable::Billable;
@@ -27,17 +28,23 @@ impl<U: Billable> Billing<'_, U> {
     }
 
     /// The group's subscriptions, newest first (shared with the cache).
-    pub(super) async fn in_this_group(
+    async fn in_this_group(&self) -> Result<Vec<Arc<subscription::Model>>, BillingError> {
+        let state = self.state().await?;
+        Ok(self.of_group(&state, self.group))
+    }
+
+    /// The subscriptions of `state` in `group`, newest first.
+    pub(super) fn of_group(
         &self,
-    ) -> Result<Vec<Arc<subscription::Model>>, BillingError> {
-        Ok(self
-            .state()
-            .await?
+        state: &AccessState,
+        group: &str,
+    ) -> Vec<Arc<subscription::Model>> {
+        state
             .subscriptions
             .iter()
-            .filter(|s| self.octany.group_of(s.product_id) == self.group)
+            .filter(|s| self.octany.group_of(s.product_id) == group)
             .cloned()
-            .collect())
+            .collect()
     }
 
     /// The group's current subscription: the one granting access, else the
