@@ -1,5 +1,10 @@
-//! Sign-up, login, logout (argon2id), and the `user::Model` extractor that
-//! octany-actix's guard composes with.
+//! Sign-up, login, logout and password change, and the `user::Model`
+//! extractor that octany-actix's guard composes with.
+//!
+//! Logins and sign-ups are throttled ([`throttle`](crate::throttle)),
+//! passwords are hashed off the request workers
+//! ([`Passwords`](crate::passwords::Passwords)), an unknown e-mail costs the
+//! same as a wrong password, and a login renews the session's key.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,25 +13,29 @@ use actix_session::{Session, SessionExt};
 use actix_web::{
     FromRequest, HttpRequest, HttpResponse, dev::Payload, error::InternalError, http::header, web,
 };
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
 use askama::Template;
 use askama_web::WebTemplate;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, SqlErr};
 use serde::Deserialize;
 
+use crate::errors::AppError;
 use crate::pages::Layout;
-use crate::{AppState, csrf, user};
+use crate::sessions::USER_KEY;
+use crate::throttle::{self, Counted};
+use crate::{AppState, csrf, passwords, sessions, user, validate};
 
-const USER_KEY: &str = "user_id";
-
-fn wants_html(req: &HttpRequest) -> bool {
+pub(crate) fn wants_html(req: &HttpRequest) -> bool {
     req.headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_none_or(|accept| {
             accept.contains("text/html") || accept.contains("*/*") && !accept.contains("json")
         })
+}
+
+/// The signed-in user's id, if any.
+pub fn user_id(session: &Session) -> Option<i64> {
+    session.get::<i64>(USER_KEY).ok().flatten()
 }
 
 /// The signed-in user; browsers without one are sent to `/login`.
@@ -43,12 +52,11 @@ impl FromRequest for user::Model {
             let state = state.ok_or_else(|| {
                 actix_web::error::ErrorInternalServerError("AppState is not registered")
             })?;
-            let id = session.get::<i64>(USER_KEY).ok().flatten();
-            let found = match id {
+            let found = match user_id(&session) {
                 Some(id) => user::Entity::find_by_id(id)
                     .one(&state.db)
                     .await
-                    .map_err(actix_web::error::ErrorServiceUnavailable)?,
+                    .map_err(AppError::from)?,
                 None => None,
             };
             found.ok_or_else(|| {
@@ -60,7 +68,7 @@ impl FromRequest for user::Model {
                         .finish()
                 } else {
                     HttpResponse::Unauthorized()
-                        .json(serde_json::json!({"error": "login required"}))
+                        .json(serde_json::json!({"error": "login_required", "message": "Log in to continue."}))
                 };
                 InternalError::from_response("login required", response).into()
             })
@@ -76,6 +84,7 @@ pub struct AuthPage {
     signup: bool,
     error: Option<String>,
     email: String,
+    name: String,
     next: String,
 }
 
@@ -97,20 +106,36 @@ pub struct Next {
     next: Option<String>,
 }
 
-async fn page(
-    state: &AppState,
-    session: &Session,
-    signup: bool,
-    error: Option<String>,
-    email: String,
-    next: String,
-) -> AuthPage {
-    AuthPage {
-        layout: Layout::new(state, session, None),
-        signup,
-        error,
-        email,
-        next,
+impl AuthPage {
+    fn new(state: &AppState, session: &Session, signup: bool, next: String) -> Self {
+        Self {
+            layout: Layout::new(state, session, None),
+            signup,
+            error: None,
+            email: String::new(),
+            name: String::new(),
+            next,
+        }
+    }
+
+    /// The form again, with the user's input (never the password) and why.
+    fn again(
+        mut self,
+        status: actix_web::http::StatusCode,
+        error: &str,
+        form: &Credentials,
+    ) -> HttpResponse {
+        self.error = Some(error.to_owned());
+        self.email = form
+            .email
+            .trim()
+            .chars()
+            .take(validate::EMAIL_MAX)
+            .collect();
+        self.name = form.name.trim().chars().take(validate::NAME_MAX).collect();
+        HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .body(self.render().unwrap_or_default())
     }
 }
 
@@ -120,15 +145,12 @@ pub async fn signup_form(
     session: Session,
     query: web::Query<Next>,
 ) -> AuthPage {
-    page(
+    AuthPage::new(
         &state,
         &session,
         true,
-        None,
-        String::new(),
         query.next.clone().unwrap_or_default(),
     )
-    .await
 }
 
 /// `GET /login`.
@@ -137,20 +159,20 @@ pub async fn login_form(
     session: Session,
     query: web::Query<Next>,
 ) -> AuthPage {
-    page(
+    AuthPage::new(
         &state,
         &session,
         false,
-        None,
-        String::new(),
         query.next.clone().unwrap_or_default(),
     )
-    .await
 }
 
-fn signed_in(session: &Session, id: i64, next: &str) -> actix_web::Result<HttpResponse> {
+/// A new session key for the user (no fixation), then on to `next`.
+fn signed_in(session: &Session, id: i64, next: &str) -> Result<HttpResponse, AppError> {
     session.renew();
-    session.insert(USER_KEY, id)?;
+    session
+        .insert(USER_KEY, id)
+        .map_err(|e| AppError::Session(e.to_string()))?;
     let to = if octany_actix::billing::is_local_path(next) {
         next
     } else {
@@ -161,99 +183,144 @@ fn signed_in(session: &Session, id: i64, next: &str) -> actix_web::Result<HttpRe
         .finish())
 }
 
+/// The client's address: the peer's, or (with `TRUST_PROXY_HEADERS`) the
+/// one the proxy in front of the app reports.
+pub fn client_address(req: &HttpRequest, state: &AppState) -> String {
+    if state.trust_proxy_headers {
+        if let Some(ip) = req.connection_info().realip_remote_addr() {
+            return ip.to_owned();
+        }
+    }
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default()
+}
+
 /// `POST /signup`.
 pub async fn signup(
+    req: HttpRequest,
     state: web::Data<AppState>,
     session: Session,
     form: web::Form<Credentials>,
-) -> actix_web::Result<HttpResponse> {
+) -> Result<HttpResponse, AppError> {
     csrf::check(&session, &form.csrf)?;
-    let email = form.email.trim().to_lowercase();
+    let limits = state.limits;
+    let address = client_address(&req, &state);
+    // Every sign-up counts against the address, made or not.
+    if let Err(refused) = throttle::attempt(
+        &state.db,
+        &state.clock,
+        limits.window,
+        &[Counted::new(
+            "signup-address",
+            &address,
+            limits.signup_per_address,
+        )],
+    )
+    .await?
+    {
+        return Err(AppError::TooMany(refused));
+    }
+    let page = AuthPage::new(&state, &session, true, form.next.clone());
+    let unprocessable = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
+    let email = match validate::email(&form.email) {
+        Ok(email) => email,
+        Err(problem) => return Ok(page.again(unprocessable, problem, &form)),
+    };
+    let name = match validate::name(&form.name, false) {
+        Ok(name) => name,
+        Err(problem) => return Ok(page.again(unprocessable, problem, &form)),
+    };
+    if let Some(problem) = passwords::policy_problem(&form.password, &email, &name) {
+        return Ok(page.again(unprocessable, &problem, &form));
+    }
     let taken = user::Entity::find()
         .filter(user::Column::Email.eq(&email))
         .one(&state.db)
-        .await
-        .map_err(actix_web::error::ErrorServiceUnavailable)?;
-    let problem = if !email.contains('@') || email.len() > 255 {
-        Some("Enter an e-mail address.")
-    } else if form.password.chars().count() < 8 {
-        Some("Choose a password of at least 8 characters.")
-    } else if taken.is_some() {
-        Some("That e-mail already has an account: log in instead.")
-    } else {
-        None
-    };
-    if let Some(problem) = problem {
-        let page = page(
-            &state,
-            &session,
-            true,
-            Some(problem.to_owned()),
-            email,
-            form.next.clone(),
-        )
-        .await;
-        return Ok(HttpResponse::UnprocessableEntity()
-            .content_type("text/html; charset=utf-8")
-            .body(page.render().unwrap_or_default()));
+        .await?;
+    if taken.is_some() {
+        return Ok(page.again(
+            unprocessable,
+            "That e-mail already has an account: log in instead.",
+            &form,
+        ));
     }
-    let hash = Argon2::default()
-        .hash_password(form.password.as_bytes())
-        .map_err(actix_web::error::ErrorInternalServerError)?
-        .to_string();
-    let name = form.name.trim();
+    let hash = state.passwords.hash(form.password.clone()).await?;
     let created = user::Entity::insert(user::ActiveModel {
-        email: Set(email.clone()),
-        name: Set((!name.is_empty()).then(|| name.to_owned())),
+        email: Set(email),
+        name: Set((!name.is_empty()).then_some(name)),
         password_hash: Set(hash),
-        created_at: Set(state.octany.clock().now()),
+        created_at: Set(state.clock.now()),
         ..Default::default()
     })
     .exec(&state.db)
-    .await
-    .map_err(actix_web::error::ErrorServiceUnavailable)?;
+    .await;
+    let created = match created {
+        Ok(created) => created,
+        // The same e-mail signed up at the same moment (a double submit).
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            return Ok(page.again(
+                unprocessable,
+                "That e-mail already has an account: log in instead.",
+                &form,
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
     tracing::info!(user = created.last_insert_id, "signed up");
     signed_in(&session, created.last_insert_id, &form.next)
 }
 
 /// `POST /login`.
 pub async fn login(
+    req: HttpRequest,
     state: web::Data<AppState>,
     session: Session,
     form: web::Form<Credentials>,
-) -> actix_web::Result<HttpResponse> {
+) -> Result<HttpResponse, AppError> {
     csrf::check(&session, &form.csrf)?;
+    let limits = state.limits;
     let email = form.email.trim().to_lowercase();
+    let address = client_address(&req, &state);
+    let attempt = match throttle::attempt(
+        &state.db,
+        &state.clock,
+        limits.window,
+        &[
+            Counted::new("login-account", &email, limits.login_per_account),
+            Counted::new("login-address", &address, limits.login_per_address),
+        ],
+    )
+    .await?
+    {
+        Ok(attempt) => attempt,
+        Err(refused) => {
+            tracing::warn!(%address, "login throttled");
+            return Err(AppError::TooMany(refused));
+        }
+    };
     let found = user::Entity::find()
         .filter(user::Column::Email.eq(&email))
         .one(&state.db)
-        .await
-        .map_err(actix_web::error::ErrorServiceUnavailable)?;
-    let verified = found.filter(|u| {
-        PasswordHash::new(&u.password_hash)
-            .map(|hash| {
-                Argon2::default()
-                    .verify_password(form.password.as_bytes(), &hash)
-                    .is_ok()
-            })
-            .unwrap_or(false)
-    });
-    match verified {
-        Some(user) => signed_in(&session, user.id, &form.next),
-        None => {
-            let page = page(
-                &state,
-                &session,
-                false,
-                Some("Wrong e-mail or password.".into()),
-                email,
-                form.next.clone(),
-            )
-            .await;
-            Ok(HttpResponse::Unauthorized()
-                .content_type("text/html; charset=utf-8")
-                .body(page.render().unwrap_or_default()))
+        .await?;
+    // The same work whether or not the e-mail has an account.
+    let stored = found.as_ref().map(|u| u.password_hash.clone());
+    let verified = state
+        .passwords
+        .verify(form.password.clone(), stored)
+        .await?;
+    match found.filter(|_| verified) {
+        Some(user) => {
+            attempt.forgive(&state.db).await?;
+            signed_in(&session, user.id, &form.next)
         }
+        None => Ok(
+            AuthPage::new(&state, &session, false, form.next.clone()).again(
+                actix_web::http::StatusCode::UNAUTHORIZED,
+                "Wrong e-mail or password.",
+                &form,
+            ),
+        ),
     }
 }
 
@@ -263,14 +330,92 @@ pub struct CsrfForm {
     csrf: String,
 }
 
-/// `POST /logout`.
-pub async fn logout(
-    session: Session,
-    form: web::Form<CsrfForm>,
-) -> actix_web::Result<HttpResponse> {
+impl CsrfForm {
+    /// The submitted token.
+    pub fn token(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// `POST /logout`: the session's row is deleted, so its cookie is worthless.
+pub async fn logout(session: Session, form: web::Form<CsrfForm>) -> Result<HttpResponse, AppError> {
     csrf::check(&session, &form.csrf)?;
     session.purge();
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/"))
         .finish())
+}
+
+/// The password change form.
+#[derive(Debug, Deserialize)]
+pub struct PasswordChange {
+    csrf: String,
+    current: String,
+    new: String,
+}
+
+/// `POST /account/password`: checks the current password (throttled like a
+/// login), applies the policy, and ends every session of the user; this one
+/// continues under a new key.
+pub async fn change_password(
+    state: web::Data<AppState>,
+    session: Session,
+    user: user::Model,
+    form: web::Form<PasswordChange>,
+) -> Result<HttpResponse, AppError> {
+    csrf::check(&session, &form.csrf)?;
+    let limits = state.limits;
+    let back = |query: &str| {
+        HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, format!("/account?{query}")))
+            .finish()
+    };
+    let attempt = match throttle::attempt(
+        &state.db,
+        &state.clock,
+        limits.window,
+        &[Counted::new(
+            "login-account",
+            &user.email,
+            limits.login_per_account,
+        )],
+    )
+    .await?
+    {
+        Ok(attempt) => attempt,
+        Err(refused) => return Err(AppError::TooMany(refused)),
+    };
+    let verified = state
+        .passwords
+        .verify(form.current.clone(), Some(user.password_hash.clone()))
+        .await?;
+    if !verified {
+        return Ok(back("failed=wrong-password"));
+    }
+    attempt.forgive(&state.db).await?;
+    if passwords::policy_problem(
+        &form.new,
+        &user.email,
+        user.name.as_deref().unwrap_or_default(),
+    )
+    .is_some()
+    {
+        return Ok(back("failed=weak-password"));
+    }
+    let hash = state.passwords.hash(form.new.clone()).await?;
+    let id = user.id;
+    let mut row: user::ActiveModel = user.into();
+    row.password_hash = Set(hash);
+    row.update(&state.db).await?;
+    let ended = sessions::revoke_user(&state.db, id).await?;
+    tracing::info!(
+        user = id,
+        sessions = ended,
+        "password changed; every session ended"
+    );
+    session.renew();
+    session
+        .insert(USER_KEY, id)
+        .map_err(|e| AppError::Session(e.to_string()))?;
+    Ok(back("done=password"))
 }

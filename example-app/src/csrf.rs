@@ -3,9 +3,10 @@
 //! `HttpOnly` and `SameSite=Lax`.)
 
 use actix_session::Session;
-use actix_web::{HttpResponse, error::InternalError};
 use rand::{TryRngCore, rngs::OsRng};
 use subtle::ConstantTimeEq;
+
+use crate::errors::AppError;
 
 const KEY: &str = "csrf";
 
@@ -24,7 +25,7 @@ pub fn token(session: &Session) -> String {
 }
 
 /// Refuses (403, changing nothing) a form whose token is not the session's.
-pub fn check(session: &Session, submitted: &str) -> Result<(), actix_web::Error> {
+pub fn check(session: &Session, submitted: &str) -> Result<(), AppError> {
     let expected = session
         .get::<String>(KEY)
         .ok()
@@ -33,13 +34,5 @@ pub fn check(session: &Session, submitted: &str) -> Result<(), actix_web::Error>
     if !expected.is_empty() && bool::from(expected.as_bytes().ct_eq(submitted.as_bytes())) {
         return Ok(());
     }
-    tracing::warn!("refused a form without this session's CSRF token");
-    Err(InternalError::from_response(
-        "csrf",
-        HttpResponse::Forbidden().content_type("text/html; charset=utf-8").body(
-            "<!doctype html><title>Form refused</title><h1>That form was refused</h1>\
-             <p>It expired or came from another site, so nothing was changed. Go back, reload the page and try again.</p>",
-        ),
-    )
-    .into())
+    Err(AppError::Forged)
 }

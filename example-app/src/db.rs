@@ -4,14 +4,19 @@
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 use sea_orm_migration::prelude::*;
 
-/// The app's own migrations (just `users`).
+/// The app's own migrations: users, sessions, login attempts, teams.
 #[derive(Debug)]
 pub struct Migrator;
 
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateUsers)]
+        vec![
+            Box::new(CreateUsers),
+            Box::new(CreateSessions),
+            Box::new(CreateAuthAttempts),
+            Box::new(CreateTeams),
+        ]
     }
 }
 
@@ -36,11 +41,6 @@ impl MigrationName for CreateUsers {
 #[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for CreateUsers {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let mut created = ColumnDef::new(Users::CreatedAt);
-        match manager.get_database_backend() {
-            sea_orm::DbBackend::Postgres => created.timestamp_with_time_zone(),
-            _ => created.date_time(),
-        };
         manager
             .create_table(
                 Table::create()
@@ -65,7 +65,7 @@ impl MigrationTrait for CreateUsers {
                             .string_len(255)
                             .not_null(),
                     )
-                    .col(created.not_null())
+                    .col(timestamp(manager, Users::CreatedAt).not_null())
                     .to_owned(),
             )
             .await
@@ -75,6 +75,310 @@ impl MigrationTrait for CreateUsers {
         manager
             .drop_table(Table::drop().table(Users::Table).to_owned())
             .await
+    }
+}
+
+/// A timestamp column: with time zone on PostgreSQL, `DATETIME` elsewhere
+/// (MySQL's `TIMESTAMP` ends in 2038).
+fn timestamp<T: IntoIden>(manager: &SchemaManager, name: T) -> ColumnDef {
+    let mut column = ColumnDef::new(name);
+    match manager.get_database_backend() {
+        sea_orm::DbBackend::Postgres => column.timestamp_with_time_zone(),
+        _ => column.date_time(),
+    };
+    column
+}
+
+#[derive(DeriveIden)]
+enum Sessions {
+    Table,
+    Id,
+    UserId,
+    State,
+    ExpiresAt,
+    CreatedAt,
+}
+
+/// Server-side sessions: the cookie holds only a random key; the row is
+/// found by the key's SHA-256 (a copy of the table logs no one in).
+struct CreateSessions;
+
+impl MigrationName for CreateSessions {
+    fn name(&self) -> &str {
+        "m20261202_000002_create_sessions"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for CreateSessions {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Sessions::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(Sessions::Id)
+                            .string_len(64)
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(Sessions::UserId).big_integer().null())
+                    .col(ColumnDef::new(Sessions::State).text().not_null())
+                    .col(timestamp(manager, Sessions::ExpiresAt).not_null())
+                    .col(timestamp(manager, Sessions::CreatedAt).not_null())
+                    .to_owned(),
+            )
+            .await?;
+        for (name, column) in [
+            ("idx_sessions_user", Sessions::UserId),
+            ("idx_sessions_expires", Sessions::ExpiresAt),
+        ] {
+            manager
+                .create_index(
+                    Index::create()
+                        .name(name)
+                        .table(Sessions::Table)
+                        .col(column)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(Sessions::Table).to_owned())
+            .await
+    }
+}
+
+#[derive(DeriveIden)]
+enum AuthAttempts {
+    Table,
+    Id,
+    Key,
+    At,
+}
+
+/// Login and sign-up attempts, one row each, counted per account and per
+/// client address over a window (rows, so the limit holds across instances).
+struct CreateAuthAttempts;
+
+impl MigrationName for CreateAuthAttempts {
+    fn name(&self) -> &str {
+        "m20261202_000003_create_auth_attempts"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for CreateAuthAttempts {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(AuthAttempts::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(AuthAttempts::Id)
+                            .big_integer()
+                            .not_null()
+                            .auto_increment()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(AuthAttempts::Key).string_len(64).not_null())
+                    .col(timestamp(manager, AuthAttempts::At).not_null())
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_auth_attempts_key_at")
+                    .table(AuthAttempts::Table)
+                    .col(AuthAttempts::Key)
+                    .col(AuthAttempts::At)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_auth_attempts_at")
+                    .table(AuthAttempts::Table)
+                    .col(AuthAttempts::At)
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(AuthAttempts::Table).to_owned())
+            .await
+    }
+}
+
+#[derive(DeriveIden)]
+enum Teams {
+    Table,
+    Id,
+    Name,
+    BillingEmail,
+    CreatedAt,
+}
+
+#[derive(DeriveIden)]
+enum TeamMembers {
+    Table,
+    TeamId,
+    UserId,
+    Role,
+    CreatedAt,
+}
+
+#[derive(DeriveIden)]
+enum TeamInvites {
+    Table,
+    Id,
+    TeamId,
+    Email,
+    InvitedBy,
+    ExpiresAt,
+    AcceptedAt,
+    CreatedAt,
+}
+
+/// Teams, their members, and invitations (the link's token is kept as its
+/// SHA-256 only).
+struct CreateTeams;
+
+impl MigrationName for CreateTeams {
+    fn name(&self) -> &str {
+        "m20261202_000004_create_teams"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for CreateTeams {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Teams::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(Teams::Id)
+                            .big_integer()
+                            .not_null()
+                            .auto_increment()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(Teams::Name).string_len(100).not_null())
+                    .col(
+                        ColumnDef::new(Teams::BillingEmail)
+                            .string_len(255)
+                            .not_null(),
+                    )
+                    .col(timestamp(manager, Teams::CreatedAt).not_null())
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(TeamMembers::Table)
+                    .if_not_exists()
+                    .col(ColumnDef::new(TeamMembers::TeamId).big_integer().not_null())
+                    .col(ColumnDef::new(TeamMembers::UserId).big_integer().not_null())
+                    .col(ColumnDef::new(TeamMembers::Role).string_len(16).not_null())
+                    .col(timestamp(manager, TeamMembers::CreatedAt).not_null())
+                    .primary_key(
+                        Index::create()
+                            .col(TeamMembers::TeamId)
+                            .col(TeamMembers::UserId),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(TeamMembers::Table, TeamMembers::TeamId)
+                            .to(Teams::Table, Teams::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(TeamMembers::Table, TeamMembers::UserId)
+                            .to(Users::Table, Users::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_team_members_user")
+                    .table(TeamMembers::Table)
+                    .col(TeamMembers::UserId)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(TeamInvites::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(TeamInvites::Id)
+                            .string_len(64)
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(TeamInvites::TeamId).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(TeamInvites::Email)
+                            .string_len(255)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(TeamInvites::InvitedBy)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(timestamp(manager, TeamInvites::ExpiresAt).not_null())
+                    .col(timestamp(manager, TeamInvites::AcceptedAt).null())
+                    .col(timestamp(manager, TeamInvites::CreatedAt).not_null())
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(TeamInvites::Table, TeamInvites::TeamId)
+                            .to(Teams::Table, Teams::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_team_invites_team")
+                    .table(TeamInvites::Table)
+                    .col(TeamInvites::TeamId)
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in [
+            TeamInvites::Table.into_iden(),
+            TeamMembers::Table.into_iden(),
+            Teams::Table.into_iden(),
+        ] {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
+        }
+        Ok(())
     }
 }
 

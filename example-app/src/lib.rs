@@ -9,19 +9,28 @@ pub mod billing;
 pub mod cli;
 pub mod csrf;
 pub mod db;
+pub mod errors;
 pub mod pages;
+pub mod passwords;
+pub mod sessions;
 pub mod settings;
+pub mod team;
+pub mod teams;
+pub mod throttle;
 pub mod user;
+pub mod validate;
 
 use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_session::SessionMiddleware;
-use actix_session::storage::CookieSessionStore;
+use actix_session::config::PersistentSession;
 use actix_web::cookie::SameSite;
 use actix_web::dev::ServerHandle;
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use octany_actix::Octany;
+use octany_actix::clock::SharedClock;
 use octany_fake::FakeOctany;
 use sea_orm::DatabaseConnection;
 
@@ -32,11 +41,27 @@ pub use settings::Settings;
 pub struct AppState {
     /// The database.
     pub db: DatabaseConnection,
-    /// Billing.
+    /// Billing of users (at `/billing`).
     pub octany: Octany,
+    /// Billing of teams (at `/team/billing`): the same client and mirror.
+    pub teams: Octany,
     /// The fake's control page, when running against it.
     pub fake_control: Option<String>,
+    /// The app's own time (sessions, throttling): the system's.
+    pub clock: SharedClock,
+    /// Password hashing off the request workers.
+    pub passwords: passwords::Passwords,
+    /// Login and sign-up limits.
+    pub limits: throttle::Limits,
+    /// Whether to believe the proxy's `X-Forwarded-For` for client addresses.
+    pub trust_proxy_headers: bool,
+    /// The app's public address (invitation links are built from it).
+    pub public_url: String,
 }
+
+/// How long a session lasts after its last change (a login renews it).
+pub const SESSION_TTL: actix_web::cookie::time::Duration =
+    actix_web::cookie::time::Duration::days(7);
 
 /// A running app.
 #[derive(Debug)]
@@ -52,6 +77,7 @@ pub struct Running {
     server: ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     reconciler: tokio::task::JoinHandle<()>,
+    maintenance: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -62,6 +88,7 @@ impl Running {
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         self.reconciler.abort();
+        self.maintenance.abort();
         result
     }
 
@@ -69,6 +96,7 @@ impl Running {
     pub async fn stop(self) {
         self.server.stop(true).await;
         self.reconciler.abort();
+        self.maintenance.abort();
         if let Some(fake) = self.fake {
             fake.stop().await;
         }
@@ -80,6 +108,12 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Connects, migrates, starts billing (or the fake), and serves.
 pub async fn start(settings: Settings) -> Result<Running, BoxError> {
     let db = db::connect(&settings.database_url).await?;
+    start_on(settings, db).await
+}
+
+/// [`start`] on a database already connected (`settings.database_url` is
+/// not used).
+pub async fn start_on(settings: Settings, db: DatabaseConnection) -> Result<Running, BoxError> {
     db::migrate(&db).await?;
     let listener = TcpListener::bind(&settings.bind)
         .map_err(|e| format!("cannot listen on {}: {e}", settings.bind))?;
@@ -101,35 +135,59 @@ pub async fn start(settings: Settings) -> Result<Running, BoxError> {
         tracing::warn!(%error, "could not load the catalog from Octany; the pricing page will be empty until it can");
     }
     billing::connect_fake(&backend, &url);
+    let teams = teams::mount(&octany);
     let state = web::Data::new(AppState {
         db: db.clone(),
         octany: octany.clone(),
+        teams: teams.clone(),
         fake_control: backend.fake.as_ref().map(FakeOctany::control_url),
+        clock: settings.clock.clone(),
+        passwords: settings.passwords.clone(),
+        limits: settings.limits,
+        trust_proxy_headers: settings.trust_proxy_headers,
+        public_url: url.clone(),
     });
     let billing_data = web::Data::new(octany.clone());
+    let store = sessions::DbSessionStore::new(db.clone(), settings.clock.clone());
     let key = settings.session_key.clone();
     let secure = url.starts_with("https://");
     let server = HttpServer::new(move || {
         App::new()
             .wrap(
-                SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
-                    .cookie_name("example_session".into())
+                SessionMiddleware::builder(store.clone(), key.clone())
+                    .cookie_name(
+                        if secure {
+                            "__Host-session"
+                        } else {
+                            "example_session"
+                        }
+                        .into(),
+                    )
                     .cookie_http_only(true)
                     .cookie_same_site(SameSite::Lax)
                     .cookie_secure(secure)
+                    .session_lifecycle(PersistentSession::default().session_ttl(SESSION_TTL))
                     .build(),
             )
+            .wrap(from_fn(errors::error_pages))
+            .wrap(errors::hardening_headers(secure))
             .wrap(tracing_actix_web::TracingLogger::default())
             .app_data(state.clone())
             .app_data(billing_data.clone())
             .configure(routes)
             .service(billing_data.scope::<user::Model>())
+            .configure(|cfg| teams::routes(cfg, &teams))
     })
     .listen(listener)?
     .run();
     let handle = server.handle();
     let task = tokio::spawn(server);
     let reconciler = octany.syncer().spawn_reconciler(Duration::from_secs(60));
+    let maintenance = tokio::spawn(maintain(
+        db.clone(),
+        settings.clock.clone(),
+        settings.limits,
+    ));
     Ok(Running {
         url,
         octany,
@@ -138,7 +196,25 @@ pub async fn start(settings: Settings) -> Result<Running, BoxError> {
         server: handle,
         task,
         reconciler,
+        maintenance,
     })
+}
+
+/// Every minute: expired sessions and old login attempts are deleted.
+async fn maintain(db: DatabaseConnection, clock: SharedClock, limits: throttle::Limits) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match sessions::prune(&db, &clock).await {
+            Ok(n) if n > 0 => tracing::debug!(sessions = n, "expired sessions deleted"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "could not delete expired sessions"),
+        }
+        if let Err(error) = throttle::prune(&db, &clock, limits.window).await {
+            tracing::warn!(%error, "could not delete old login attempts");
+        }
+    }
 }
 
 /// The app's own routes (the billing routes are `Octany::scope`'s).
@@ -154,5 +230,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/account", web::get().to(pages::account))
         .route("/account/cancel", web::post().to(pages::cancel))
         .route("/account/swap", web::post().to(pages::swap))
-        .route("/account/add-on", web::post().to(pages::add_on));
+        .route("/account/add-on", web::post().to(pages::add_on))
+        .route("/account/password", web::post().to(auth::change_password));
 }

@@ -13,6 +13,7 @@ use sea_orm::EntityTrait;
 use serde::Deserialize;
 
 use crate::billing::{ADD_ON, AddOns, Plans};
+use crate::errors::AppError;
 use crate::{AppState, csrf, user};
 
 /// What every page shows around its content.
@@ -47,7 +48,7 @@ fn price_with_vat(price: i64, vat_rate: i64) -> i64 {
 
 /// `GET /`: to the dashboard when signed in, else pricing.
 pub async fn home(session: Session) -> HttpResponse {
-    let to = if matches!(session.get::<i64>("user_id"), Ok(Some(_))) {
+    let to = if crate::auth::user_id(&session).is_some() {
         "/dashboard"
     } else {
         "/pricing"
@@ -72,7 +73,7 @@ pub struct PlanCard {
     pub current: bool,
 }
 
-/// The pricing page.
+/// The pricing page (a user's, or a team's).
 #[derive(Debug, Template, WebTemplate)]
 #[template(path = "pricing.html")]
 pub struct PricingPage {
@@ -80,13 +81,24 @@ pub struct PricingPage {
     plans: Vec<PlanCard>,
     add_ons: Vec<PlanCard>,
     signed_in: bool,
+    /// Where the checkout routes are (`/billing` or `/team/billing`).
+    billing_path: String,
+    team: Option<ForTeam>,
+    /// A team member who cannot buy for the team.
+    ask_owner: bool,
 }
 
-async fn catalog(state: &AppState) -> Result<Vec<product::Model>, actix_web::Error> {
-    product::Entity::find()
-        .all(&state.db)
-        .await
-        .map_err(actix_web::error::ErrorServiceUnavailable)
+/// A pricing page shown for a team.
+#[derive(Debug)]
+pub struct ForTeam {
+    /// The team's name.
+    pub name: String,
+    /// Whether the viewer may buy for it (an owner).
+    pub can_buy: bool,
+}
+
+async fn catalog(state: &AppState) -> Result<Vec<product::Model>, AppError> {
+    Ok(product::Entity::find().all(&state.db).await?)
 }
 
 /// `GET /pricing`: the catalog with prices including VAT.
@@ -94,15 +106,35 @@ pub async fn pricing(
     state: web::Data<AppState>,
     session: Session,
     req: actix_web::HttpRequest,
-) -> actix_web::Result<PricingPage> {
+) -> Result<PricingPage, AppError> {
     let user = <user::Model as actix_web::FromRequest>::extract(&req)
         .await
         .ok();
-    let products = catalog(&state).await?;
-    let current = match &user {
-        Some(u) => state
-            .octany
-            .billing(u)
+    pricing_for(
+        &state,
+        &session,
+        user.as_ref(),
+        &state.octany,
+        user.as_ref(),
+        None,
+    )
+    .await
+}
+
+/// The pricing page of `billable` (when signed in), sold through `octany`'s
+/// routes.
+pub async fn pricing_for<B: octany_actix::Billable>(
+    state: &AppState,
+    session: &Session,
+    user: Option<&user::Model>,
+    octany: &octany_actix::Octany,
+    billable: Option<&B>,
+    team: Option<ForTeam>,
+) -> Result<PricingPage, AppError> {
+    let products = catalog(state).await?;
+    let current = match billable {
+        Some(b) => octany
+            .billing(b)
             .subscription()
             .await
             .ok()
@@ -123,8 +155,10 @@ pub async fn pricing(
             })
         })
         .collect();
+    // Add-ons are sold to people; a team buys plans.
     let add_ons = AddOns::all()
         .iter()
+        .filter(|_| team.is_none())
         .filter_map(|add_on| {
             let p = products.iter().find(|p| p.id == add_on.product_id())?;
             Some(PlanCard {
@@ -137,10 +171,13 @@ pub async fn pricing(
         })
         .collect();
     Ok(PricingPage {
-        layout: Layout::new(&state, &session, user.as_ref()),
+        layout: Layout::new(state, session, user),
         plans,
         add_ons,
         signed_in: user.is_some(),
+        billing_path: octany.settings().billing_path.clone(),
+        ask_owner: team.as_ref().is_some_and(|t| !t.can_buy),
+        team,
     })
 }
 
@@ -221,7 +258,7 @@ pub async fn account(
     session: Session,
     user: user::Model,
     query: web::Query<Flash>,
-) -> actix_web::Result<AccountPage> {
+) -> Result<AccountPage, AppError> {
     let billing = state.octany.billing(&user);
     let clock = state.octany.clock().clone();
     let current = billing.subscription().await?;
@@ -271,11 +308,16 @@ pub async fn account(
         }
         "swapped" => "Your plan was changed.".to_owned(),
         "charged" => "Thank you: the add-on was charged.".to_owned(),
+        "password" => {
+            "Your password was changed, and every other session was logged out.".to_owned()
+        }
         _ => "Done.".to_owned(),
     });
     let error = query.failed.as_deref().map(|failed| match failed {
         "declined" => "The card was declined, so the add-on was not charged. Update the card and try again.",
         "in-progress" => "That purchase is still being made: reload this page in a moment.",
+        "wrong-password" => "The current password was wrong, so the password was not changed.",
+        "weak-password" => "The new password is too short or too easy to guess (at least 10 characters, not a common password), so it was not changed.",
         _ => "That did not work; nothing was changed. Try again in a moment.",
     }.to_owned());
     Ok(AccountPage {
@@ -331,7 +373,7 @@ pub async fn cancel(
     session: Session,
     user: user::Model,
     form: web::Form<ActionForm>,
-) -> actix_web::Result<HttpResponse> {
+) -> Result<HttpResponse, AppError> {
     csrf::check(&session, &form.csrf)?;
     state.octany.billing(&user).cancel().await?;
     Ok(back("cancelled"))
@@ -343,10 +385,9 @@ pub async fn swap(
     session: Session,
     user: user::Model,
     form: web::Form<ActionForm>,
-) -> actix_web::Result<HttpResponse> {
+) -> Result<HttpResponse, AppError> {
     csrf::check(&session, &form.csrf)?;
-    let plan = Plans::from_slug(&form.plan)
-        .ok_or_else(|| actix_web::error::ErrorBadRequest("unknown plan"))?;
+    let plan = Plans::from_slug(&form.plan).ok_or(AppError::NotFound)?;
     state.octany.billing(&user).swap(plan).await?;
     Ok(back("swapped"))
 }
@@ -358,7 +399,7 @@ pub async fn add_on(
     session: Session,
     user: user::Model,
     form: web::Form<ActionForm>,
-) -> actix_web::Result<HttpResponse> {
+) -> Result<HttpResponse, AppError> {
     csrf::check(&session, &form.csrf)?;
     let order = NewOrder {
         product_id: ADD_ON,

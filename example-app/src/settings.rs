@@ -2,8 +2,17 @@
 
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
 use actix_web::cookie::Key;
 use octany_actix::OctanyConfig;
+use octany_actix::clock::{SharedClock, SystemClock};
+
+use crate::passwords::Passwords;
+use crate::throttle::Limits;
+
+/// The shortest webhook secret accepted (Octany's secrets are 32 characters).
+pub const WEBHOOK_SECRET_MIN: usize = 32;
 
 /// Everything the app needs to run.
 pub struct Settings {
@@ -19,6 +28,15 @@ pub struct Settings {
     pub octany: Option<OctanyConfig>,
     /// The session cookie's signing and encryption key.
     pub session_key: Key,
+    /// Login and sign-up limits.
+    pub limits: Limits,
+    /// Believe `X-Forwarded-For` for the client's address
+    /// (`TRUST_PROXY_HEADERS=1`; only behind a proxy that sets it).
+    pub trust_proxy_headers: bool,
+    /// The app's own clock (sessions, throttling).
+    pub clock: SharedClock,
+    /// Password hashing (at most half the cores at once).
+    pub passwords: Passwords,
 }
 
 impl std::fmt::Debug for Settings {
@@ -29,6 +47,8 @@ impl std::fmt::Debug for Settings {
             .field("database", &self.database_url.split('@').next_back())
             .field("data_dir", &self.data_dir)
             .field("octany", &self.octany)
+            .field("limits", &self.limits)
+            .field("trust_proxy_headers", &self.trust_proxy_headers)
             .finish_non_exhaustive()
     }
 }
@@ -36,8 +56,9 @@ impl std::fmt::Debug for Settings {
 impl Settings {
     /// Reads the environment: `OCTANY_ACCOUNT`, `OCTANY_API_KEY` and
     /// `OCTANY_WEBHOOK_SECRET` switch to real Octany (the secret is then
-    /// required); `DATABASE_URL`, `PUBLIC_URL`, `SESSION_KEY` (hex, at least
-    /// 64 bytes; generated and kept in the data directory for development),
+    /// required, at least 32 characters); `DATABASE_URL`, `PUBLIC_URL`,
+    /// `SESSION_KEY` (hex, at least 64 random bytes; generated and kept in the
+    /// data directory for development), `TRUST_PROXY_HEADERS`,
     /// `EXAMPLE_DATA_DIR`.
     pub fn from_env(bind: Option<String>) -> Result<Self, String> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
@@ -53,20 +74,16 @@ impl Settings {
         let octany = match var("OCTANY_ACCOUNT") {
             Some(_) => {
                 let config = OctanyConfig::from_env().map_err(|e| e.to_string())?;
-                if config.webhook_secrets().is_empty() {
-                    return Err("OCTANY_WEBHOOK_SECRET is not set: copy the webhook endpoint's secret from Octany's admin; the app will not accept unsigned webhooks".into());
-                }
+                check_webhook_secrets(&config)?;
                 Some(config)
             }
             None => None,
         };
         let session_key = match var("SESSION_KEY") {
             Some(hex) => {
-                let bytes =
-                    hex::decode(hex.trim()).map_err(|_| "SESSION_KEY must be hex".to_owned())?;
-                Key::try_from(bytes.as_slice()).map_err(|_| {
-                    "SESSION_KEY must hold at least 64 bytes (128 hex digits)".to_owned()
-                })?
+                let bytes = hex::decode(hex.trim())
+                    .map_err(|_| format!("SESSION_KEY must be hex: {MAKE_KEY}"))?;
+                session_key(&bytes)?
             }
             None if octany.is_some() => {
                 return Err("SESSION_KEY is not set: generate one with `openssl rand -hex 64` (sessions would not survive a restart otherwise)".into());
@@ -83,8 +100,72 @@ impl Settings {
             data_dir,
             octany,
             session_key,
+            limits: Limits::default(),
+            trust_proxy_headers: var("TRUST_PROXY_HEADERS")
+                .is_some_and(|v| v == "1" || v == "true"),
+            clock: Arc::new(SystemClock),
+            passwords: Passwords::for_this_machine(),
         })
     }
+
+    /// Development settings in `data_dir`: a SQLite file there, the
+    /// in-process fake Octany, a fresh session key, port 0 (tests use this).
+    pub fn development(data_dir: &std::path::Path) -> Self {
+        Self {
+            bind: "127.0.0.1:0".into(),
+            public_url: None,
+            database_url: format!("sqlite://{}/app.db?mode=rwc", data_dir.display()),
+            data_dir: data_dir.to_owned(),
+            octany: None,
+            session_key: Key::generate(),
+            limits: Limits::default(),
+            trust_proxy_headers: false,
+            clock: Arc::new(SystemClock),
+            passwords: Passwords::for_this_machine(),
+        }
+    }
+}
+
+const MAKE_KEY: &str = "generate one with `openssl rand -hex 64`";
+
+/// Refuses webhook secrets shorter than Octany's (a short secret can be
+/// guessed, and then anyone can forge a payment).
+fn check_webhook_secrets(config: &OctanyConfig) -> Result<(), String> {
+    if config.webhook_secrets().is_empty() {
+        return Err("OCTANY_WEBHOOK_SECRET is not set: copy the webhook endpoint's secret from Octany's admin; the app will not accept unsigned webhooks".into());
+    }
+    if config
+        .webhook_secrets()
+        .iter()
+        .any(|s| s.expose().chars().count() < WEBHOOK_SECRET_MIN)
+    {
+        return Err(format!(
+            "OCTANY_WEBHOOK_SECRET is shorter than {WEBHOOK_SECRET_MIN} characters: copy the endpoint's whole secret from Octany's admin (Octany's are {WEBHOOK_SECRET_MIN}), or make one with `openssl rand -hex 32` and set it on the endpoint"
+        ));
+    }
+    Ok(())
+}
+
+/// A session key from at least 64 bytes that look random: a key with few
+/// distinct bytes (all zeros, a repeated pattern, a typed phrase) is refused.
+/// 64 random bytes have about 57 distinct values; fewer than 32 happens by
+/// chance with a probability below 10^-20.
+pub fn session_key(bytes: &[u8]) -> Result<Key, String> {
+    let key = Key::try_from(bytes).map_err(|_| {
+        format!("SESSION_KEY must hold at least 64 bytes (128 hex digits): {MAKE_KEY}")
+    })?;
+    let mut seen = [false; 256];
+    for b in bytes {
+        seen[usize::from(*b)] = true;
+    }
+    let distinct = seen.iter().filter(|s| **s).count();
+    if distinct < 32 {
+        return Err(format!(
+            "SESSION_KEY has too little entropy ({distinct} distinct bytes of {}): it looks typed or patterned, not random; {MAKE_KEY}",
+            bytes.len()
+        ));
+    }
+    Ok(key)
 }
 
 /// A key generated once and kept in the data directory, so development

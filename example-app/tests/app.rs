@@ -4,18 +4,10 @@
 
 use std::process::Command;
 
-use actix_web::cookie::Key;
 use example_app::Settings;
 
 fn settings(dir: &std::path::Path) -> Settings {
-    Settings {
-        bind: "127.0.0.1:0".into(),
-        public_url: None,
-        database_url: format!("sqlite://{}/app.db?mode=rwc", dir.display()),
-        data_dir: dir.to_owned(),
-        octany: None,
-        session_key: Key::generate(),
-    }
+    Settings::development(dir)
 }
 
 fn browser() -> reqwest::Client {
@@ -54,7 +46,7 @@ async fn forms_without_the_sessions_token_change_nothing() {
         .form(&[
             ("csrf", "0".repeat(64).as_str()),
             ("email", "eve@example.com"),
-            ("password", "password123"),
+            ("password", "correct horse battery"),
         ])
         .send()
         .await
@@ -78,7 +70,7 @@ async fn forms_without_the_sessions_token_change_nothing() {
             .text()
             .await
             .unwrap()
-            .contains("at least 8 characters")
+            .contains("at least 10 characters")
     );
 
     let made = client
@@ -86,7 +78,7 @@ async fn forms_without_the_sessions_token_change_nothing() {
         .form(&[
             ("csrf", token.as_str()),
             ("email", "ada@example.com"),
-            ("password", "password123"),
+            ("password", "correct horse battery"),
         ])
         .send()
         .await
@@ -143,7 +135,7 @@ async fn forms_without_the_sessions_token_change_nothing() {
         .form(&[
             ("csrf", token.as_str()),
             ("email", "ada@example.com"),
-            ("password", "password124"),
+            ("password", "correct horse battery!"),
         ])
         .send()
         .await
@@ -177,7 +169,7 @@ fn migrate_and_doctor_work_with_nothing_configured() {
         "{}",
         String::from_utf8_lossy(&migrate.stderr)
     );
-    assert!(String::from_utf8_lossy(&migrate.stdout).contains("applied 5 migration(s)"));
+    assert!(String::from_utf8_lossy(&migrate.stdout).contains("applied 8 migration(s)"));
     let doctor = run("doctor");
     let report = String::from_utf8_lossy(&doctor.stdout);
     assert!(doctor.status.success(), "{report}");

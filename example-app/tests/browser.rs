@@ -7,7 +7,6 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use actix_web::cookie::Key;
 use chromiumoxide::page::ScreenshotParams;
 use chromiumoxide::{Browser, BrowserConfig, Page};
 use example_app::Settings;
@@ -97,14 +96,7 @@ async fn a_person_subscribes_cancels_and_expires_in_a_real_browser() {
         "this test drives Debian's Chromium: install it with `apt-get install chromium` (.ci/run does)"
     );
     let data = tempfile::tempdir().unwrap();
-    let settings = Settings {
-        bind: "127.0.0.1:0".into(),
-        public_url: None,
-        database_url: format!("sqlite://{}/e2e.db?mode=rwc", data.path().display()),
-        data_dir: data.path().to_owned(),
-        octany: None,
-        session_key: Key::generate(),
-    };
+    let settings = Settings::development(data.path());
     let app = example_app::start(settings).await.expect("the app starts");
     let fake = app
         .fake

@@ -64,6 +64,7 @@ pub(crate) struct CatalogPlan {
 #[derive(Clone)]
 pub struct Octany {
     inner: Arc<Inner>,
+    settings: Arc<Settings>,
 }
 
 struct Inner {
@@ -71,7 +72,6 @@ struct Inner {
     syncer: Syncer,
     receiver: WebhookReceiver,
     clock: SharedClock,
-    settings: Settings,
     catalog: Vec<CatalogPlan>,
     cache: Arc<AccessCache>,
     last_sync: Mutex<HashMap<String, DateTime<Utc>>>,
@@ -82,7 +82,7 @@ impl std::fmt::Debug for Octany {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Octany")
             .field("config", self.inner.client.config())
-            .field("settings", &self.inner.settings)
+            .field("settings", &self.settings)
             .field("catalog", &self.inner.catalog)
             .finish_non_exhaustive()
     }
@@ -330,12 +330,12 @@ impl OctanyBuilder {
                 syncer,
                 receiver,
                 clock,
-                settings: self.settings,
                 catalog: self.catalog,
                 cache,
                 last_sync: Mutex::default(),
                 rejection: self.rejection,
             }),
+            settings: Arc::new(self.settings),
         })
     }
 }
@@ -371,7 +371,38 @@ impl Octany {
 
     /// The settings.
     pub fn settings(&self) -> &Settings {
-        &self.inner.settings
+        &self.settings
+    }
+
+    /// This billing for a second kind of billable with routes of its own (a
+    /// team's beside its users'): the same client, mirror, webhook receiver,
+    /// catalog and cache, with its routes mounted at `billing_path`, its
+    /// refusals sent to `pricing_path`, and a paid checkout forwarded to
+    /// `after_checkout_path`. Mount its [`scope`](Octany::scope) with the
+    /// other billable's extractor, and register it (`app_data`) on the
+    /// scope of that billable's pages, so their guards answer with its paths.
+    /// Register the webhook URL of one mount with Octany; each mount answers it.
+    ///
+    /// ```no_run
+    /// # fn demo(octany: octany_actix::Octany) {
+    /// let teams = octany.mounted_at("/team/billing", "/team/pricing", "/team");
+    /// assert_eq!(teams.settings().route_path("status"), "/team/billing/status");
+    /// # }
+    /// ```
+    pub fn mounted_at(
+        &self,
+        billing_path: &str,
+        pricing_path: &str,
+        after_checkout_path: &str,
+    ) -> Octany {
+        let mut settings = Settings::clone(&self.settings);
+        settings.billing_path = local_path(billing_path);
+        settings.pricing_path = local_path(pricing_path);
+        settings.after_checkout_path = local_path(after_checkout_path);
+        Octany {
+            inner: self.inner.clone(),
+            settings: Arc::new(settings),
+        }
     }
 
     /// What the catalog sells at `slug`.
@@ -428,7 +459,7 @@ impl Octany {
     /// failure is logged and the local state stands.
     pub async fn sync_throttled(&self, billable: &BillableRef) -> bool {
         let now = self.inner.clock.now();
-        let interval = chrono::Duration::from_std(self.inner.settings.status_sync_interval)
+        let interval = chrono::Duration::from_std(self.settings.status_sync_interval)
             .unwrap_or(chrono::Duration::MAX);
         {
             let mut last = self
@@ -465,8 +496,8 @@ impl Octany {
 
     pub(crate) fn reject(&self, req: &HttpRequest, denial: &Denial) -> HttpResponse {
         match &self.inner.rejection {
-            Some(handler) => handler(req, denial, &self.inner.settings),
-            None => crate::web::error::rejection(req, denial, &self.inner.settings),
+            Some(handler) => handler(req, denial, &self.settings),
+            None => crate::web::error::rejection(req, denial, &self.settings),
         }
     }
 }

@@ -7,7 +7,8 @@
 //!   saying what changes and when, and its form;
 //! - `GET success`: waits for the payment to settle, then forwards (or,
 //!   for a one-off product, confirms the order); says so when the
-//!   checkout was abandoned;
+//!   checkout was abandoned; `GET success.js`, its polling script (a file,
+//!   so a host's `Content-Security-Policy` can forbid inline scripts);
 //! - `GET status`: the current user's billing state as JSON (syncs at
 //!   most every few seconds per user);
 //! - `POST webhook`: the signed webhook receiver.
@@ -40,7 +41,8 @@ impl Octany {
     ///   confirmation if another plan of its group is);
     /// - `GET`/`POST swap/{plan}`: the swap's confirmation page and form;
     /// - `GET success`: waits for the payment to settle, then forwards (a
-    ///   one-off purchase: confirms its order);
+    ///   one-off purchase: confirms its order), and `GET success.js`, its
+    ///   polling script;
     /// - `GET status`: the current user's billing state as JSON;
     /// - `POST webhook`: the signed webhook receiver.
     pub fn scope<U: Billable + actix_web::FromRequest + 'static>(&self) -> actix_web::Scope {
@@ -56,6 +58,7 @@ pub(crate) fn routes<U: Billable + FromRequest + 'static>(cfg: &mut web::Service
         .route("/swap/{plan}", web::get().to(swap_page::<U>))
         .route("/swap/{plan}", web::post().to(confirm_swap::<U>))
         .route("/success", web::get().to(success::<U>))
+        .route("/success.js", web::get().to(success_script))
         .route("/status", web::get().to(status::<U>))
         .route("/webhook", web::post().to(webhook));
 }
@@ -299,10 +302,20 @@ enum Outcome {
     Purchased,
 }
 
+/// `GET success.js`: the success page's polling, as a file of its own so
+/// a host's `Content-Security-Policy` can forbid inline scripts.
+async fn success_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(include_str!("../../templates/octany/success.js"))
+}
+
 #[derive(Template)]
 #[template(path = "octany/success.html")]
 struct SuccessPage {
     status_url: String,
+    script_url: String,
     next: String,
     pricing_path: String,
     poll_ms: u64,
@@ -381,6 +394,7 @@ async fn success<U: Billable + FromRequest + 'static>(
     }
     let page = SuccessPage {
         status_url,
+        script_url: settings.route_path("success.js"),
         next,
         pricing_path: settings.pricing_path.clone(),
         poll_ms: 2500,

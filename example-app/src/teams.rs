@@ -1,0 +1,643 @@
+//! Teams that pay for their members: create a team, invite members by a
+//! link (no mail server: the link is shown to the owner and logged), switch
+//! between teams, and the team's own billing: its checkout, guard, account
+//! page and billing events, under `/team` with octany-actix mounted a second
+//! time at `/team/billing` ([`Octany::mounted_at`]).
+//!
+//! The current team lives in the session and is checked against the
+//! membership table on every request, so a member who is removed loses the
+//! team's pages at once, and no one reaches a team they do not belong to.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_session::{Session, SessionExt};
+use actix_web::dev::Payload;
+use actix_web::error::InternalError;
+use actix_web::http::{StatusCode, header};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use askama::Template;
+use askama_web::WebTemplate;
+use octany_actix::model::Entitlement;
+use octany_actix::{Billable, Octany, RequireSubscription};
+use rand::{TryRngCore, rngs::OsRng};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::auth::{user_id, wants_html};
+use crate::errors::AppError;
+use crate::pages::{self, Layout};
+use crate::team::{self, invite, member};
+use crate::{AppState, csrf, user, validate};
+
+/// The session key of the current team.
+const TEAM_KEY: &str = "team_id";
+/// How long an invitation link works.
+const INVITE_DAYS: i64 = 7;
+
+/// The team billing, mounted at `/team/billing`: refusals go to
+/// `/team/pricing`, a paid checkout lands on `/team`.
+pub fn mount(octany: &Octany) -> Octany {
+    octany.mounted_at("/team/billing", "/team/pricing", "/team")
+}
+
+/// The team routes; `teams` is [`mount`]'s billing.
+pub fn routes(cfg: &mut web::ServiceConfig, teams: &Octany) {
+    cfg.route("/teams", web::get().to(list))
+        .route("/teams", web::post().to(create))
+        .route("/teams/switch", web::post().to(switch))
+        .route("/invites/{token}", web::get().to(invitation))
+        .route("/invites/{token}", web::post().to(accept))
+        // The billing scope first: `/team` would otherwise take its paths.
+        .service(teams.scope::<TeamMember>())
+        .service(
+            web::scope("/team")
+                .app_data(web::Data::new(teams.clone()))
+                .route("", web::get().to(dashboard))
+                .route("/pricing", web::get().to(pricing))
+                .route("/account", web::get().to(account))
+                .route("/invites", web::post().to(invite))
+                .route("/cancel", web::post().to(cancel)),
+        );
+}
+
+/// The signed-in user acting for their current team: the billable of every
+/// team page (billing goes to the team, `team:{id}`).
+#[derive(Debug, Clone)]
+pub struct TeamMember {
+    /// The team.
+    pub team: team::Model,
+    /// The signed-in member.
+    pub user: user::Model,
+    /// `owner` or `member`.
+    pub role: String,
+}
+
+impl TeamMember {
+    /// Whether the member manages the team (billing, invitations).
+    pub fn is_owner(&self) -> bool {
+        self.role == member::OWNER
+    }
+}
+
+impl Billable for TeamMember {
+    fn billable_id(&self) -> String {
+        self.team.billable_id()
+    }
+    fn billable_type(&self) -> &'static str {
+        self.team.billable_type()
+    }
+    fn billing_email(&self) -> Option<String> {
+        self.team.billing_email()
+    }
+    fn billing_name(&self) -> Option<String> {
+        self.team.billing_name()
+    }
+}
+
+/// The current team of the signed-in user, if they are (still) a member.
+async fn current(
+    state: &AppState,
+    session: &Session,
+    user: &user::Model,
+) -> Result<Option<TeamMember>, AppError> {
+    let Some(team_id) = session.get::<i64>(TEAM_KEY).ok().flatten() else {
+        return Ok(None);
+    };
+    membership(state, team_id, user).await
+}
+
+async fn membership(
+    state: &AppState,
+    team_id: i64,
+    user: &user::Model,
+) -> Result<Option<TeamMember>, AppError> {
+    let Some(row) = member::Entity::find_by_id((team_id, user.id))
+        .one(&state.db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Some(team) = team::Entity::find_by_id(team_id).one(&state.db).await? else {
+        return Ok(None);
+    };
+    Ok(Some(TeamMember {
+        team,
+        user: user.clone(),
+        role: row.role,
+    }))
+}
+
+/// The current team; without one (or no longer a member) browsers are
+/// sent to `/teams`, others get 404.
+impl FromRequest for TeamMember {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let user = user::Model::from_request(req, payload);
+        let session = req.get_session();
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let html = wants_html(req);
+        Box::pin(async move {
+            let user = user.await?;
+            let state = state.ok_or_else(|| {
+                actix_web::error::ErrorInternalServerError("AppState is not registered")
+            })?;
+            match current(&state, &session, &user).await? {
+                Some(found) => Ok(found),
+                None => {
+                    let response = if html {
+                        HttpResponse::SeeOther()
+                            .insert_header((header::LOCATION, "/teams"))
+                            .finish()
+                    } else {
+                        HttpResponse::NotFound().json(serde_json::json!({"error": "no_team", "message": "Choose a team you belong to first."}))
+                    };
+                    Err(InternalError::from_response("no current team", response).into())
+                }
+            }
+        })
+    }
+}
+
+/// A team in the list.
+#[derive(Debug)]
+pub struct TeamRow {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// The user's role in it.
+    pub role: String,
+    /// Whether it is the current one.
+    pub current: bool,
+}
+
+/// `/teams`: the user's teams, switching, and a new team's form.
+#[derive(Debug, Template, WebTemplate)]
+#[template(path = "teams.html")]
+pub struct TeamsPage {
+    layout: Layout,
+    teams: Vec<TeamRow>,
+    personal: bool,
+    error: Option<String>,
+    name: String,
+}
+
+async fn teams_page(
+    state: &AppState,
+    session: &Session,
+    user: &user::Model,
+    error: Option<String>,
+    name: String,
+) -> Result<TeamsPage, AppError> {
+    let memberships = member::Entity::find()
+        .filter(member::Column::UserId.eq(user.id))
+        .all(&state.db)
+        .await?;
+    let current = session.get::<i64>(TEAM_KEY).ok().flatten();
+    let found = team::Entity::find()
+        .filter(team::Column::Id.is_in(memberships.iter().map(|m| m.team_id)))
+        .order_by_asc(team::Column::Name)
+        .all(&state.db)
+        .await?;
+    let teams = found
+        .into_iter()
+        .map(|t| TeamRow {
+            current: current == Some(t.id),
+            role: memberships
+                .iter()
+                .find(|m| m.team_id == t.id)
+                .map(|m| m.role.clone())
+                .unwrap_or_default(),
+            id: t.id,
+            name: t.name,
+        })
+        .collect::<Vec<_>>();
+    Ok(TeamsPage {
+        layout: Layout::new(state, session, Some(user)),
+        personal: !teams.iter().any(|t| t.current),
+        teams,
+        error,
+        name,
+    })
+}
+
+/// `GET /teams`.
+pub async fn list(
+    state: web::Data<AppState>,
+    session: Session,
+    user: user::Model,
+) -> Result<TeamsPage, AppError> {
+    teams_page(&state, &session, &user, None, String::new()).await
+}
+
+/// The new team form.
+#[derive(Debug, Deserialize)]
+pub struct NewTeam {
+    csrf: String,
+    name: String,
+}
+
+/// `POST /teams`: the user creates a team, owns it, and switches to it.
+pub async fn create(
+    state: web::Data<AppState>,
+    session: Session,
+    user: user::Model,
+    form: web::Form<NewTeam>,
+) -> Result<HttpResponse, AppError> {
+    csrf::check(&session, &form.csrf)?;
+    let name = match validate::name(&form.name, true) {
+        Ok(name) => name,
+        Err(problem) => {
+            let kept = form.name.trim().chars().take(validate::NAME_MAX).collect();
+            let page = teams_page(&state, &session, &user, Some(problem.to_owned()), kept).await?;
+            return Ok(HttpResponse::build(StatusCode::UNPROCESSABLE_ENTITY)
+                .content_type("text/html; charset=utf-8")
+                .body(page.render().unwrap_or_default()));
+        }
+    };
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    let made = team::Entity::insert(team::ActiveModel {
+        name: Set(name),
+        billing_email: Set(user.email.clone()),
+        created_at: Set(now),
+        ..Default::default()
+    })
+    .exec(&txn)
+    .await?;
+    member::Entity::insert(member::ActiveModel {
+        team_id: Set(made.last_insert_id),
+        user_id: Set(user.id),
+        role: Set(member::OWNER.into()),
+        created_at: Set(now),
+    })
+    .exec_without_returning(&txn)
+    .await?;
+    txn.commit().await?;
+    tracing::info!(team = made.last_insert_id, owner = user.id, "team created");
+    session
+        .insert(TEAM_KEY, made.last_insert_id)
+        .map_err(|e| AppError::Session(e.to_string()))?;
+    Ok(see_other("/team/account"))
+}
+
+/// The switch form: a team's id, or empty for personal.
+#[derive(Debug, Deserialize)]
+pub struct Switch {
+    csrf: String,
+    #[serde(default)]
+    team: String,
+}
+
+/// `POST /teams/switch`: to one of the user's teams (404 for any other), or
+/// back to personal billing.
+pub async fn switch(
+    state: web::Data<AppState>,
+    session: Session,
+    user: user::Model,
+    form: web::Form<Switch>,
+) -> Result<HttpResponse, AppError> {
+    csrf::check(&session, &form.csrf)?;
+    if form.team.is_empty() {
+        session.remove(TEAM_KEY);
+        return Ok(see_other("/dashboard"));
+    }
+    let id: i64 = form.team.parse().map_err(|_| AppError::NotFound)?;
+    if membership(&state, id, &user).await?.is_none() {
+        return Err(AppError::NotFound);
+    }
+    session
+        .insert(TEAM_KEY, id)
+        .map_err(|e| AppError::Session(e.to_string()))?;
+    Ok(see_other("/team"))
+}
+
+fn see_other(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to))
+        .finish()
+}
+
+/// The team's dashboard.
+#[derive(Debug, Template, WebTemplate)]
+#[template(path = "team_dashboard.html")]
+pub struct TeamDashboard {
+    layout: Layout,
+    team: String,
+    plan: String,
+    status: String,
+}
+
+/// `GET /team`: for members of a paying team only (the guard reads the
+/// team's subscription; refusals go to `/team/pricing`).
+pub async fn dashboard(
+    state: web::Data<AppState>,
+    session: Session,
+    paid: RequireSubscription<TeamMember>,
+) -> TeamDashboard {
+    TeamDashboard {
+        layout: Layout::new(&state, &session, Some(&paid.user.user)),
+        team: paid.user.team.name.clone(),
+        plan: paid.subscription.product_name.clone().unwrap_or_default(),
+        status: paid.subscription.status.to_string(),
+    }
+}
+
+/// `GET /team/pricing`: the plans, bought for the team by its owners.
+pub async fn pricing(
+    state: web::Data<AppState>,
+    session: Session,
+    member: TeamMember,
+) -> Result<pages::PricingPage, AppError> {
+    let for_team = pages::ForTeam {
+        name: member.team.name.clone(),
+        can_buy: member.is_owner(),
+    };
+    pages::pricing_for(
+        &state,
+        &session,
+        Some(&member.user),
+        &state.teams,
+        Some(&member),
+        Some(for_team),
+    )
+    .await
+}
+
+/// A member on the team's account page.
+#[derive(Debug)]
+pub struct MemberRow {
+    /// E-mail.
+    pub email: String,
+    /// Role.
+    pub role: String,
+}
+
+/// `GET /team/account`: members, invitations and the team's subscription.
+#[derive(Debug, Template, WebTemplate)]
+#[template(path = "team_account.html")]
+pub struct TeamAccount {
+    layout: Layout,
+    team: String,
+    owner: bool,
+    members: Vec<MemberRow>,
+    pending: Vec<(String, String)>,
+    invite_link: Option<String>,
+    plan: Option<String>,
+    status: String,
+    ends: Option<String>,
+    can_cancel: bool,
+    flash: Option<String>,
+}
+
+/// What the last team action did.
+#[derive(Debug, Deserialize)]
+pub struct TeamFlash {
+    done: Option<String>,
+}
+
+/// `GET /team/account`.
+pub async fn account(
+    state: web::Data<AppState>,
+    session: Session,
+    member: TeamMember,
+    query: web::Query<TeamFlash>,
+) -> Result<TeamAccount, AppError> {
+    let rows = member::Entity::find()
+        .filter(member::Column::TeamId.eq(member.team.id))
+        .all(&state.db)
+        .await?;
+    let users = user::Entity::find()
+        .filter(user::Column::Id.is_in(rows.iter().map(|r| r.user_id)))
+        .order_by_asc(user::Column::Email)
+        .all(&state.db)
+        .await?;
+    let members = users
+        .into_iter()
+        .map(|u| MemberRow {
+            role: rows
+                .iter()
+                .find(|r| r.user_id == u.id)
+                .map(|r| r.role.clone())
+                .unwrap_or_default(),
+            email: u.email,
+        })
+        .collect();
+    let now = state.clock.now();
+    let pending = invite::Entity::find()
+        .filter(invite::Column::TeamId.eq(member.team.id))
+        .filter(invite::Column::AcceptedAt.is_null())
+        .filter(invite::Column::ExpiresAt.gt(now))
+        .order_by_asc(invite::Column::CreatedAt)
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|i| (i.email, i.expires_at.format("%Y-%m-%d").to_string()))
+        .collect();
+    // The link of an invitation just made is shown once (only its hash is kept).
+    let invite_link = session
+        .remove_as::<String>("invite_link")
+        .and_then(Result::ok);
+    let billing = state.teams.billing(&member);
+    let current = billing.subscription().await?;
+    let clock = state.teams.clock().clone();
+    Ok(TeamAccount {
+        layout: Layout::new(&state, &session, Some(&member.user)),
+        team: member.team.name.clone(),
+        owner: member.is_owner(),
+        members,
+        pending,
+        invite_link,
+        plan: current.as_ref().and_then(|s| s.product_name.clone()),
+        status: current.as_ref().map(|s| s.status.to_string()).unwrap_or_else(|| "none".into()),
+        ends: current.as_ref().and_then(|s| s.ends_at).map(|t| t.format("%Y-%m-%d").to_string()),
+        can_cancel: member.is_owner() && current.as_ref().is_some_and(|s| s.is_paying(clock.as_ref())),
+        flash: query.done.as_deref().map(|done| match done {
+            "invited" => "Invitation made: send the link below to the person you invited.",
+            "cancelled" => "The team's subscription is cancelled. Members keep access until the end of the paid period.",
+            _ => "Done.",
+        }.to_owned()),
+    })
+}
+
+/// The invitation form.
+#[derive(Debug, Deserialize)]
+pub struct InviteForm {
+    csrf: String,
+    email: String,
+}
+
+/// `POST /team/invites`: an owner invites an e-mail address; the link is
+/// shown once on the account page and logged (there is no mail server).
+pub async fn invite(
+    state: web::Data<AppState>,
+    session: Session,
+    member: TeamMember,
+    form: web::Form<InviteForm>,
+) -> Result<HttpResponse, AppError> {
+    csrf::check(&session, &form.csrf)?;
+    if !member.is_owner() {
+        return Err(AppError::NotOwner);
+    }
+    let email = match validate::email(&form.email) {
+        Ok(email) => email,
+        Err(problem) => {
+            return Ok(HttpResponse::build(StatusCode::UNPROCESSABLE_ENTITY)
+                .json(serde_json::json!({"error": "invalid_email", "message": problem})));
+        }
+    };
+    let mut bytes = [0u8; 32];
+    OsRng
+        .try_fill_bytes(&mut bytes)
+        .expect("the OS has randomness");
+    let token = hex::encode(bytes);
+    let now = state.clock.now();
+    invite::Entity::insert(invite::ActiveModel {
+        id: Set(digest(&token)),
+        team_id: Set(member.team.id),
+        email: Set(email.clone()),
+        invited_by: Set(member.user.id),
+        expires_at: Set(now + chrono::Duration::days(INVITE_DAYS)),
+        accepted_at: Set(None),
+        created_at: Set(now),
+    })
+    .exec_without_returning(&state.db)
+    .await?;
+    let link = format!("{}/invites/{token}", state.public_url);
+    tracing::info!(team = member.team.id, invited = %email, %link, "invitation made (send this link to the person invited)");
+    session
+        .insert("invite_link", &link)
+        .map_err(|e| AppError::Session(e.to_string()))?;
+    Ok(see_other("/team/account?done=invited"))
+}
+
+fn digest(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A usable invitation by its link's token, and its team.
+async fn usable(state: &AppState, token: &str) -> Result<(invite::Model, team::Model), AppError> {
+    let found = invite::Entity::find_by_id(digest(token))
+        .one(&state.db)
+        .await?;
+    let invite = found
+        .filter(|i| i.accepted_at.is_none() && i.expires_at > state.clock.now())
+        .ok_or(AppError::NotFound)?;
+    let team = team::Entity::find_by_id(invite.team_id)
+        .one(&state.db)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    Ok((invite, team))
+}
+
+/// The invitation page.
+#[derive(Debug, Template, WebTemplate)]
+#[template(path = "invite.html")]
+pub struct InvitePage {
+    layout: Layout,
+    team: String,
+    email: String,
+    token: String,
+    signed_in_as: Option<String>,
+    next: String,
+}
+
+/// `GET /invites/{token}`: who is invited to what, and how to accept
+/// (signed in with the invited e-mail), or 404 for a used, expired or
+/// unknown link.
+pub async fn invitation(
+    state: web::Data<AppState>,
+    session: Session,
+    token: web::Path<String>,
+) -> Result<InvitePage, AppError> {
+    let (invite, team) = usable(&state, &token).await?;
+    let user = match user_id(&session) {
+        Some(id) => user::Entity::find_by_id(id).one(&state.db).await?,
+        None => None,
+    };
+    let next: String =
+        url::form_urlencoded::byte_serialize(format!("/invites/{token}").as_bytes()).collect();
+    Ok(InvitePage {
+        layout: Layout::new(&state, &session, user.as_ref()),
+        team: team.name,
+        email: invite.email,
+        token: token.into_inner(),
+        signed_in_as: user.map(|u| u.email),
+        next,
+    })
+}
+
+/// `POST /invites/{token}`: the invited user joins (once: the link is
+/// used up in the same statement that checks it) and switches to the team.
+pub async fn accept(
+    state: web::Data<AppState>,
+    session: Session,
+    user: user::Model,
+    token: web::Path<String>,
+    form: web::Form<crate::auth::CsrfForm>,
+) -> Result<HttpResponse, AppError> {
+    csrf::check(&session, form.token())?;
+    let (invite, team) = usable(&state, &token).await?;
+    if invite.email != user.email {
+        return Err(AppError::NotFound);
+    }
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    let used = invite::Entity::update_many()
+        .col_expr(
+            invite::Column::AcceptedAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .filter(invite::Column::Id.eq(invite.id.clone()))
+        .filter(invite::Column::AcceptedAt.is_null())
+        .exec(&txn)
+        .await?;
+    if used.rows_affected != 1 {
+        return Err(AppError::NotFound);
+    }
+    if member::Entity::find_by_id((team.id, user.id))
+        .one(&txn)
+        .await?
+        .is_none()
+    {
+        member::Entity::insert(member::ActiveModel {
+            team_id: Set(team.id),
+            user_id: Set(user.id),
+            role: Set(member::MEMBER.into()),
+            created_at: Set(now),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+    }
+    txn.commit().await?;
+    tracing::info!(
+        team = team.id,
+        member = user.id,
+        "joined a team by invitation"
+    );
+    session
+        .insert(TEAM_KEY, team.id)
+        .map_err(|e| AppError::Session(e.to_string()))?;
+    Ok(see_other("/team"))
+}
+
+/// `POST /team/cancel`: an owner cancels the team's subscription.
+pub async fn cancel(
+    state: web::Data<AppState>,
+    session: Session,
+    member: TeamMember,
+    form: web::Form<crate::auth::CsrfForm>,
+) -> Result<HttpResponse, AppError> {
+    csrf::check(&session, form.token())?;
+    if !member.is_owner() {
+        return Err(AppError::NotOwner);
+    }
+    state.teams.billing(&member).cancel().await?;
+    Ok(see_other("/team/account?done=cancelled"))
+}
