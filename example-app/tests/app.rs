@@ -182,3 +182,60 @@ fn migrate_and_doctor_work_with_nothing_configured() {
         assert!(report.contains(line), "missing `{line}` in:\n{report}");
     }
 }
+
+#[test]
+fn weak_secrets_refuse_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |vars: &[(&str, &str)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_example-app"));
+        command
+            .arg("migrate")
+            .env("EXAMPLE_DATA_DIR", dir.path())
+            .env_remove("OCTANY_ACCOUNT")
+            .env_remove("OCTANY_API_KEY")
+            .env_remove("OCTANY_WEBHOOK_SECRET")
+            .env_remove("SESSION_KEY")
+            .env_remove("DATABASE_URL");
+        for (name, value) in vars {
+            command.env(name, value);
+        }
+        let output = command.output().expect("the binary runs");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let good_key = "7f3a9c".repeat(22);
+    let strong_key = {
+        // 64 bytes with 64 distinct values: passes the entropy check.
+        (0u8..64)
+            .map(|b| format!("{:02x}", b.wrapping_mul(37).wrapping_add(11)))
+            .collect::<String>()
+    };
+    let account = [
+        ("OCTANY_ACCOUNT", "8f14e45f-ceea-467f-a0e6-a6f4f7c3b2d1"),
+        ("OCTANY_API_KEY", "key-for-the-test"),
+        ("SESSION_KEY", strong_key.as_str()),
+    ];
+    let with = |secret: &str| {
+        let mut vars = account.to_vec();
+        vars.push(("OCTANY_WEBHOOK_SECRET", secret));
+        run(&vars)
+    };
+    let (ok, said) = with("abc");
+    assert!(!ok, "a 3-character webhook secret started the app");
+    assert!(said.contains("shorter than 32 characters"), "{said}");
+    let (ok, said) = run(&[("SESSION_KEY", &"00".repeat(64))]);
+    assert!(!ok, "an all-zero session key started the app");
+    assert!(
+        said.contains("too little entropy") && said.contains("openssl rand -hex 64"),
+        "{said}"
+    );
+    let (ok, said) = run(&[("SESSION_KEY", &good_key)]);
+    assert!(!ok, "a repeated pattern is not a key: {said}");
+    let (ok, said) = run(&[("SESSION_KEY", &strong_key)]);
+    assert!(ok, "a strong key starts: {said}");
+    let (ok, said) = with(&"s".repeat(32));
+    // A 32-character secret passes the check (the migrate itself needs no Octany).
+    assert!(ok, "{said}");
+}

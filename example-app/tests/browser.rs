@@ -1,7 +1,9 @@
 //! The example app in a real browser (headless Chromium): sign up → pricing
 //! → subscribe → the fake's checkout page → pay → the success page waits,
 //! then the dashboard → account → cancel → still in (grace) → the fake's
-//! clock past the end → sent to pricing. Screenshots of each step go to
+//! clock past the end → sent to pricing → log out, and back shows no page
+//! → a team made, its plan bought, a member invited, who signs up, joins
+//! and gets in. Screenshots of each step go to
 //! `target/e2e-screenshots/`; a failure names its step.
 
 use std::path::{Path, PathBuf};
@@ -232,6 +234,98 @@ async fn a_person_subscribes_cancels_and_expires_in_a_real_browser() {
             .await?;
         assert!(url.ends_with("/pricing"));
         run.shot("after-expiry").await
+    })
+    .await;
+
+    step("log out, then back: the page is not shown again", async {
+        run.page.goto(format!("{base}/account")).await?;
+        run.until_url(Duration::from_secs(10), |u| u.ends_with("/account"))
+            .await?;
+        run.click("header form button").await?;
+        run.until_url(Duration::from_secs(10), |u| u.ends_with("/pricing"))
+            .await?;
+        run.page.evaluate("history.back()").await?;
+        let url = run
+            .until_url(Duration::from_secs(10), |u| u.contains("/login"))
+            .await?;
+        assert!(url.contains("next=%2Faccount"), "at {url}");
+        run.shot("back-after-logout").await
+    })
+    .await;
+
+    step("log in again, make a team, buy its plan", async {
+        run.fill("input[name=email]", "ada@example.com").await?;
+        run.fill("input[name=password]", "correct horse battery")
+            .await?;
+        run.click("#submit").await?;
+        run.until_url(Duration::from_secs(10), |u| u.ends_with("/account"))
+            .await?;
+        run.page.goto(format!("{base}/teams")).await?;
+        run.fill("#team-name", "Analytical Engines").await?;
+        run.click("#create-team").await?;
+        run.until_url(Duration::from_secs(10), |u| u.ends_with("/team/account"))
+            .await?;
+        run.shot("team-account").await?;
+        run.click("#team-plans").await?;
+        run.until_url(Duration::from_secs(10), |u| u.ends_with("/team/pricing"))
+            .await?;
+        assert!(run.text().await?.contains("Plans for Analytical Engines"));
+        run.shot("team-pricing").await?;
+        run.click("#plan-pro-monthly a.button").await?;
+        run.until_url(Duration::from_secs(10), |u| u.contains("/product/1225"))
+            .await?;
+        run.click("button[value=succeed]").await?;
+        run.until_url(Duration::from_secs(30), |u| u.ends_with("/team"))
+            .await?;
+        assert!(run.text().await?.contains("every member gets in"));
+        run.shot("team-dashboard").await
+    })
+    .await;
+
+    let link = step("invite a member: the link is shown", async {
+        run.page.goto(format!("{base}/team/account")).await?;
+        run.fill("#invite-email", "grace@example.com").await?;
+        run.click("#invite").await?;
+        run.until_url(Duration::from_secs(10), |u| u.contains("done=invited"))
+            .await?;
+        let link = run
+            .page
+            .find_element("#invite-link")
+            .await?
+            .inner_text()
+            .await?
+            .ok_or("no invitation link")?;
+        run.shot("team-invited").await?;
+        run.click("header form button").await?;
+        run.until_url(Duration::from_secs(10), |u| u.ends_with("/pricing"))
+            .await?;
+        Ok(link)
+    })
+    .await;
+
+    step("the invited member signs up, joins, and gets in", async {
+        run.page.goto(link.clone()).await?;
+        assert!(run.text().await?.contains("grace@example.com"));
+        run.shot("invitation").await?;
+        run.click("#signup-to-join").await?;
+        run.fill("input[name=name]", "Grace Hopper").await?;
+        run.fill("input[name=email]", "grace@example.com").await?;
+        run.fill("input[name=password]", "compiler moth nanosecond")
+            .await?;
+        run.click("#submit").await?;
+        run.until_url(Duration::from_secs(10), |u| u.contains("/invites/"))
+            .await?;
+        run.click("#accept").await?;
+        run.until_url(Duration::from_secs(10), |u| u.ends_with("/team"))
+            .await?;
+        let page = run.text().await?;
+        assert!(page.contains("Analytical Engines") && page.contains("Pro monthly"));
+        run.shot("member-in-team").await?;
+        // Her own (personal) billing has no plan: the personal dashboard is closed.
+        run.page.goto(format!("{base}/dashboard")).await?;
+        run.until_url(Duration::from_secs(10), |u| u.ends_with("/pricing"))
+            .await?;
+        Ok(())
     })
     .await;
 

@@ -1,0 +1,600 @@
+//! The example app (the starter users copy), tried from outside over HTTP on
+//! every database: sessions end at logout and at a password change, logins
+//! and sign-ups are throttled, an unknown e-mail costs a verification like a
+//! known one, every response carries the hardening headers, bad input is 422
+//! with the input kept and no database text, and a team pays for its
+//! members, whom its guard admits while it refuses everyone else.
+
+use std::sync::Mutex;
+
+use example_app::Settings;
+use octany_actix_tests::{TestDb, db_test};
+use octany_fake::{CheckoutOutcome, CheckoutParams};
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait};
+
+/// A browser with one cookie (the session's), which a test can copy.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    cookie: Mutex<Option<String>>,
+}
+
+/// What the app answered.
+struct Page {
+    status: u16,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Page {
+    fn location(&self) -> &str {
+        self.headers
+            .get(LOCATION)
+            .map_or("", |v| v.to_str().unwrap())
+    }
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_default()
+    }
+}
+
+impl Browser {
+    fn new(base: &str) -> Self {
+        octany_actix::install_crypto_provider();
+        Self {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: base.to_owned(),
+            cookie: Mutex::new(None),
+        }
+    }
+
+    fn cookie(&self) -> Option<String> {
+        self.cookie.lock().unwrap().clone()
+    }
+
+    fn set_cookie(&self, cookie: Option<String>) {
+        *self.cookie.lock().unwrap() = cookie;
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder, accept: &str) -> Page {
+        let mut request = request.header("Accept", accept);
+        if let Some(cookie) = self.cookie() {
+            request = request.header("Cookie", cookie);
+        }
+        let response = request.send().await.unwrap();
+        for value in response.headers().get_all(SET_COOKIE) {
+            let value = value.to_str().unwrap();
+            let pair = value.split(';').next().unwrap().to_owned();
+            let removed = value.contains("Max-Age=0") || pair.ends_with('=');
+            self.set_cookie((!removed).then_some(pair));
+        }
+        Page {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body: response.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> Page {
+        self.send(self.http.get(format!("{}{path}", self.base)), "text/html")
+            .await
+    }
+
+    async fn get_json(&self, path: &str) -> Page {
+        self.send(
+            self.http.get(format!("{}{path}", self.base)),
+            "application/json",
+        )
+        .await
+    }
+
+    async fn csrf(&self, path: &str) -> String {
+        let page = self.get(path).await;
+        let at = page
+            .body
+            .find(r#"name="csrf" value=""#)
+            .unwrap_or_else(|| panic!("no CSRF field on {path}: {}", page.body))
+            + r#"name="csrf" value=""#.len();
+        page.body[at..at + 64].to_owned()
+    }
+
+    /// Posts `form` from the page at `from` (with that page's CSRF token).
+    async fn post(&self, from: &str, path: &str, form: &[(&str, &str)]) -> Page {
+        let token = self.csrf(from).await;
+        let mut fields = vec![("csrf", token.as_str())];
+        fields.extend_from_slice(form);
+        self.send(
+            self.http.post(format!("{}{path}", self.base)).form(&fields),
+            "text/html",
+        )
+        .await
+    }
+
+    async fn signup(&self, email: &str) -> Page {
+        self.post(
+            "/signup",
+            "/signup",
+            &[
+                ("email", email),
+                ("password", PASSWORD),
+                ("name", "Ada Lovelace"),
+            ],
+        )
+        .await
+    }
+
+    async fn login(&self, email: &str, password: &str) -> Page {
+        self.post(
+            "/login",
+            "/login",
+            &[("email", email), ("password", password)],
+        )
+        .await
+    }
+}
+
+const PASSWORD: &str = "correct horse battery";
+
+async fn start(
+    db: &TestDb,
+    dir: &std::path::Path,
+    change: impl FnOnce(&mut Settings),
+) -> example_app::Running {
+    let mut settings = Settings::development(dir);
+    change(&mut settings);
+    example_app::start_on(settings, db.conn.clone())
+        .await
+        .expect("the app starts")
+}
+
+/// Subscribes `reference` (`user:1`, `team:1`) to Pro monthly at the fake.
+async fn pays(app: &example_app::Running, reference: &str) {
+    let fake = app.fake.as_ref().unwrap();
+    fake.checkout(
+        1225,
+        &CheckoutParams {
+            reference_id: Some(reference.into()),
+            ..Default::default()
+        },
+        CheckoutOutcome::Succeed,
+    )
+    .unwrap();
+    fake.settled().await;
+}
+
+async fn count(db: &TestDb, table: &str) -> i64 {
+    let row = db
+        .conn
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.db_backend(),
+            format!("SELECT COUNT(*) AS n FROM {table}"),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get::<i64>("", "n").unwrap()
+}
+
+db_test!(
+    async fn a_cookie_copied_before_logout_or_a_password_change_is_refused_after_it(db: TestDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let app = start(&db, dir.path(), |_| {}).await;
+        let ada = Browser::new(&app.url);
+        // A key planted before login is not the one that is signed in.
+        ada.get("/login").await;
+        let before_login = ada.cookie().expect("a session for the CSRF token");
+        assert_eq!(ada.signup("ada@example.com").await.status, 303);
+        let signed_in = ada.cookie().unwrap();
+        assert_ne!(before_login, signed_in, "the key is renewed at login");
+        let planted = Browser::new(&app.url);
+        planted.set_cookie(Some(before_login));
+        assert_eq!(planted.get_json("/billing/status").await.status, 401);
+
+        pays(&app, "user:1").await;
+        let status = ada.get_json("/billing/status").await;
+        assert_eq!(
+            (status.status, status.json()["access"].as_bool()),
+            (200, Some(true))
+        );
+
+        // Logout: the copied cookie is worthless, and its row is gone.
+        let copied = Browser::new(&app.url);
+        copied.set_cookie(Some(signed_in));
+        assert_eq!(copied.get_json("/billing/status").await.status, 200);
+        let out = ada.post("/account", "/logout", &[]).await;
+        assert_eq!((out.status, out.location()), (303, "/"));
+        let replayed = copied.get_json("/billing/status").await;
+        assert_eq!(replayed.status, 401, "{}", replayed.body);
+        assert_eq!(
+            copied.get("/dashboard").await.location(),
+            "/login?next=%2Fdashboard"
+        );
+
+        // A password change ends every other session; this one goes on.
+        let laptop = Browser::new(&app.url);
+        let phone = Browser::new(&app.url);
+        assert_eq!(laptop.login("ada@example.com", PASSWORD).await.status, 303);
+        assert_eq!(phone.login("ada@example.com", PASSWORD).await.status, 303);
+        let sessions_before = count(&db, "sessions").await;
+        let changed = laptop
+            .post(
+                "/account",
+                "/account/password",
+                &[("current", PASSWORD), ("new", "violet kestrel harbour")],
+            )
+            .await;
+        assert_eq!(changed.location(), "/account?done=password");
+        assert_eq!(phone.get_json("/billing/status").await.status, 401);
+        assert_eq!(laptop.get_json("/billing/status").await.status, 200);
+        assert!(count(&db, "sessions").await < sessions_before);
+        assert_eq!(
+            Browser::new(&app.url)
+                .login("ada@example.com", PASSWORD)
+                .await
+                .status,
+            401
+        );
+        assert_eq!(
+            Browser::new(&app.url)
+                .login("ada@example.com", "violet kestrel harbour")
+                .await
+                .status,
+            303
+        );
+        app.stop().await;
+        db
+    }
+);
+
+db_test!(
+    async fn the_eleventh_wrong_password_in_a_minute_is_429(db: TestDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let app = start(&db, dir.path(), |s| s.limits.signup_per_address = 3).await;
+        let ada = Browser::new(&app.url);
+        assert_eq!(ada.signup("ada@example.com").await.status, 303);
+        let eve = Browser::new(&app.url);
+        for attempt in 1..=10 {
+            let wrong = eve.login("ada@example.com", "not the password").await;
+            assert_eq!(wrong.status, 401, "attempt {attempt}");
+        }
+        let refused = eve.login("ada@example.com", "not the password").await;
+        assert_eq!(refused.status, 429);
+        let wait: u64 = refused.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&wait), "Retry-After {wait}");
+        assert!(
+            refused.body.contains("Too many attempts"),
+            "{}",
+            refused.body
+        );
+        // The right password waits too: the account is locked for the window.
+        assert_eq!(eve.login("ada@example.com", PASSWORD).await.status, 429);
+        // Other accounts from the same address are not locked by Ada's.
+        let bob = Browser::new(&app.url);
+        assert_eq!(bob.signup("bob@example.com").await.status, 303);
+        assert_eq!(
+            Browser::new(&app.url)
+                .login("bob@example.com", PASSWORD)
+                .await
+                .status,
+            303
+        );
+        // Sign-ups are limited per address (3 in this test): Ada, Bob, Cy, then no.
+        assert_eq!(
+            Browser::new(&app.url).signup("cy@example.com").await.status,
+            303
+        );
+        let fourth = Browser::new(&app.url).signup("dee@example.com").await;
+        assert_eq!(fourth.status, 429);
+        assert!(fourth.headers.contains_key("retry-after"));
+        assert_eq!(
+            count(&db, "users").await,
+            3,
+            "the throttled sign-up made no account"
+        );
+        app.stop().await;
+        db
+    }
+);
+
+db_test!(
+    async fn an_unknown_email_costs_a_verification_like_a_known_one(db: TestDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings::development(dir.path());
+        let passwords = settings.passwords.clone();
+        settings.limits.login_per_account = 100;
+        let app = example_app::start_on(settings, db.conn.clone())
+            .await
+            .unwrap();
+        let ada = Browser::new(&app.url);
+        assert_eq!(ada.signup("ada@example.com").await.status, 303);
+        let before = passwords.verifications();
+        let known = Browser::new(&app.url)
+            .login("ada@example.com", "not the password")
+            .await;
+        let unknown = Browser::new(&app.url)
+            .login("nobody@example.com", "not the password")
+            .await;
+        assert_eq!((known.status, unknown.status), (401, 401));
+        assert_eq!(
+            passwords.verifications() - before,
+            2,
+            "both verified a hash"
+        );
+        let words = |p: &Page| p.body.contains("Wrong e-mail or password.");
+        assert!(words(&known) && words(&unknown));
+        app.stop().await;
+        db
+    }
+);
+
+db_test!(
+    async fn every_response_carries_the_hardening_headers(db: TestDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let app = start(&db, dir.path(), |_| {}).await;
+        let visitor = Browser::new(&app.url);
+        let pages = [
+            visitor.get("/pricing").await,
+            visitor.get("/login").await,
+            visitor.get("/no-such-page").await,
+            visitor.get_json("/billing/status").await,
+            visitor.get("/billing/success.js").await,
+        ];
+        assert_eq!(
+            pages.iter().map(|p| p.status).collect::<Vec<_>>(),
+            [200, 200, 404, 401, 200]
+        );
+        for page in &pages {
+            let header = |name: &str| {
+                page.headers
+                    .get(name)
+                    .map(|v| v.to_str().unwrap().to_owned())
+            };
+            assert_eq!(header("x-frame-options").as_deref(), Some("DENY"));
+            assert_eq!(header("x-content-type-options").as_deref(), Some("nosniff"));
+            assert_eq!(header("referrer-policy").as_deref(), Some("same-origin"));
+            let csp = header("content-security-policy").unwrap();
+            assert!(
+                csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"),
+                "{csp}"
+            );
+        }
+        // The 404 is the one error page, not actix's plain text.
+        assert!(
+            pages[2].body.contains(r#"id="error" data-status="404""#),
+            "{}",
+            pages[2].body
+        );
+        // The success page loads its script as a file, which the CSP allows.
+        assert!(pages[4].body.contains("fetch(url"));
+        app.stop().await;
+        db
+    }
+);
+
+db_test!(
+    async fn bad_input_is_422_with_the_input_kept_and_no_database_text(db: TestDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let app = start(&db, dir.path(), |s| s.limits.signup_per_address = 100).await;
+        let visitor = Browser::new(&app.url);
+        let long_name = "n".repeat(300);
+        for (email, name, password, says) in [
+            ("a@", "Ada", PASSWORD, "valid e-mail address"),
+            ("ada@example.com", long_name.as_str(), PASSWORD, "too long"),
+            (
+                "ada@example.com",
+                "Ada\0Lovelace",
+                PASSWORD,
+                "control characters",
+            ),
+            ("ada\0@example.com", "Ada", PASSWORD, "valid e-mail address"),
+            ("ada@example.com", "Ada", "password123", "too easy to guess"),
+            ("ada@example.com", "Ada", "short", "at least 10 characters"),
+        ] {
+            let page = visitor
+                .post(
+                    "/signup",
+                    "/signup",
+                    &[("email", email), ("name", name), ("password", password)],
+                )
+                .await;
+            assert_eq!(page.status, 422, "{email:?} {name:?}: {}", page.body);
+            assert!(page.body.contains(says), "{says}: {}", page.body);
+            for leak in [
+                "varying",
+                "relation",
+                "sqlx",
+                "SQLSTATE",
+                "syntax",
+                "Data too long",
+            ] {
+                assert!(
+                    !page.body.contains(leak),
+                    "database text `{leak}` in the page"
+                );
+            }
+            if email == "a@" {
+                assert!(page.body.contains(r#"value="a@""#), "the input is kept");
+            }
+            assert!(
+                !page.body.contains(password) || password == "short",
+                "the password is not echoed"
+            );
+        }
+        assert_eq!(count(&db, "users").await, 0);
+        // The flash texts are fixed: a query cannot put words on the page.
+        assert_eq!(visitor.signup("ada@example.com").await.status, 303);
+        let account = visitor.get("/account?done=%3Cb%3Ehacked%3C%2Fb%3E").await;
+        assert!(account.body.contains("Done.") && !account.body.contains("hacked"));
+        // A team's name is checked the same way.
+        let team = visitor
+            .post("/teams", "/teams", &[("name", &long_name)])
+            .await;
+        assert_eq!(team.status, 422);
+        assert!(
+            team.body.contains(&"n".repeat(100)),
+            "the input is kept (to the column's length)"
+        );
+        assert_eq!(count(&db, "teams").await, 0);
+        app.stop().await;
+        db
+    }
+);
+
+db_test!(
+    async fn a_team_pays_for_its_members_and_its_guard_refuses_everyone_else(db: TestDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let app = start(&db, dir.path(), |_| {}).await;
+        let owner = Browser::new(&app.url);
+        assert_eq!(owner.signup("owner@example.com").await.status, 303);
+        let made = owner
+            .post("/teams", "/teams", &[("name", "Analytical Engines AB")])
+            .await;
+        assert_eq!(made.location(), "/team/account");
+        let team_id = example_app::team::Entity::find()
+            .one(&db.conn)
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        // Not paid yet: the team's guard sends the team to the team's plans.
+        assert_eq!(owner.get("/team").await.location(), "/team/pricing");
+        let plans = owner.get("/team/pricing").await;
+        assert!(
+            plans.body.contains("/team/billing/checkout/pro-monthly"),
+            "{}",
+            plans.body
+        );
+        let checkout = owner.get("/team/billing/checkout/pro-monthly").await;
+        assert_eq!(checkout.status, 303);
+        assert!(
+            checkout
+                .location()
+                .contains(&format!("referenceId=team%3A{team_id}")),
+            "the team is the billable: {}",
+            checkout.location()
+        );
+        pays(&app, &format!("team:{team_id}")).await;
+        let owned = owner.get("/team").await;
+        assert_eq!(owned.status, 200, "{}", owned.location());
+        assert!(owned.body.contains("Analytical Engines AB"));
+        // The owner's own (personal) billing is untouched.
+        assert_eq!(owner.get("/dashboard").await.location(), "/pricing");
+
+        // An invitation, accepted by the invited member.
+        let invited = owner
+            .post(
+                "/team/account",
+                "/team/invites",
+                &[("email", "member@example.com")],
+            )
+            .await;
+        assert_eq!(invited.location(), "/team/account?done=invited");
+        let account = owner.get("/team/account").await;
+        let at = account.body.find("/invites/").expect("the link is shown");
+        let link = account.body[at..at + "/invites/".len() + 64].to_owned();
+        assert!(
+            !owner.get("/team/account").await.body.contains(&link),
+            "shown once"
+        );
+        let member = Browser::new(&app.url);
+        assert!(member.get(&link).await.body.contains("member@example.com"));
+        assert_eq!(member.signup("member@example.com").await.status, 303);
+        let joined = member.post(&link, &link, &[]).await;
+        assert_eq!(joined.location(), "/team");
+        let in_team = member.get("/team").await;
+        assert_eq!(in_team.status, 200);
+        assert_eq!(
+            member.get_json("/team/billing/status").await.json()["access"],
+            true
+        );
+        // The link is used up; a member cannot buy or cancel for the team.
+        assert_eq!(Browser::new(&app.url).get(&link).await.status, 404);
+        assert!(
+            member
+                .get("/team/pricing")
+                .await
+                .body
+                .contains("Only an owner")
+        );
+        assert_eq!(
+            member
+                .post("/team/account", "/team/cancel", &[])
+                .await
+                .status,
+            403
+        );
+
+        // Someone else: not a member, whatever they try.
+        let stranger = Browser::new(&app.url);
+        assert_eq!(stranger.signup("stranger@example.com").await.status, 303);
+        let id = team_id.to_string();
+        assert_eq!(
+            stranger
+                .post("/teams", "/teams/switch", &[("team", &id)])
+                .await
+                .status,
+            404
+        );
+        assert_eq!(stranger.get("/team").await.location(), "/teams");
+        assert_eq!(stranger.get_json("/team/billing/status").await.status, 404);
+        // Accepting someone else's link (made for another e-mail) does nothing.
+        owner
+            .post(
+                "/team/account",
+                "/team/invites",
+                &[("email", "third@example.com")],
+            )
+            .await;
+        let account = owner.get("/team/account").await;
+        let at = account.body.find("/invites/").unwrap();
+        let other = account.body[at..at + "/invites/".len() + 64].to_owned();
+        assert_eq!(stranger.post(&other, &other, &[]).await.status, 404);
+        assert_eq!(stranger.get("/team").await.location(), "/teams");
+        assert_eq!(
+            example_app::team::member::Entity::find()
+                .count(&db.conn)
+                .await
+                .unwrap(),
+            2,
+            "the owner and the member"
+        );
+
+        // Switching: the member goes personal, then back.
+        assert_eq!(
+            member
+                .post("/teams", "/teams/switch", &[("team", "")])
+                .await
+                .location(),
+            "/dashboard"
+        );
+        assert_eq!(member.get("/team").await.location(), "/teams");
+        assert_eq!(
+            member
+                .post("/teams", "/teams/switch", &[("team", &id)])
+                .await
+                .location(),
+            "/team"
+        );
+        assert_eq!(member.get("/team").await.status, 200);
+
+        // The owner cancels: members keep access to the end of the period.
+        let cancelled = owner.post("/team/account", "/team/cancel", &[]).await;
+        assert_eq!(cancelled.location(), "/team/account?done=cancelled");
+        assert_eq!(
+            app.fake.as_ref().unwrap().subscriptions()[0]
+                .status
+                .as_str(),
+            "cancelled"
+        );
+        assert_eq!(member.get("/team").await.status, 200);
+        app.stop().await;
+        db
+    }
+);
