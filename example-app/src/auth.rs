@@ -183,13 +183,20 @@ fn signed_in(session: &Session, id: i64, next: &str) -> Result<HttpResponse, App
         .finish())
 }
 
-/// The client's address: the peer's, or (with `TRUST_PROXY_HEADERS`) the
-/// one the proxy in front of the app reports.
+/// The client's address: the peer's, or (with `TRUST_PROXY_HEADERS`, behind
+/// one proxy) the last address of `X-Forwarded-For`, the one that proxy saw;
+/// the first ones are whatever the client chose to send.
 pub fn client_address(req: &HttpRequest, state: &AppState) -> String {
-    if state.trust_proxy_headers {
-        if let Some(ip) = req.connection_info().realip_remote_addr() {
-            return ip.to_owned();
-        }
+    if state.trust_proxy_headers
+        && let Some(ip) = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .map(str::trim)
+            .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
+    {
+        return ip.to_owned();
     }
     req.peer_addr()
         .map(|a| a.ip().to_string())
