@@ -58,8 +58,9 @@ impl Settings {
     /// `OCTANY_WEBHOOK_SECRET` switch to real Octany (the secret is then
     /// required, at least 32 characters); `DATABASE_URL`, `PUBLIC_URL`,
     /// `SESSION_KEY` (hex, at least 64 random bytes; generated and kept in the
-    /// data directory for development), `TRUST_PROXY_HEADERS`,
-    /// `EXAMPLE_DATA_DIR`.
+    /// data directory for development), `TRUST_PROXY_HEADERS`, the throttle's
+    /// `LOGIN_LIMIT_PER_ACCOUNT`, `LOGIN_LIMIT_PER_ADDRESS` and
+    /// `SIGNUP_LIMIT_PER_ADDRESS`, `EXAMPLE_DATA_DIR`.
     pub fn from_env(bind: Option<String>) -> Result<Self, String> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let data_dir = var("EXAMPLE_DATA_DIR")
@@ -100,7 +101,7 @@ impl Settings {
             data_dir,
             octany,
             session_key,
-            limits: Limits::default(),
+            limits: limits(&var)?,
             trust_proxy_headers: var("TRUST_PROXY_HEADERS")
                 .is_some_and(|v| v == "1" || v == "true"),
             clock: Arc::new(SystemClock),
@@ -124,6 +125,25 @@ impl Settings {
             passwords: Passwords::for_this_machine(),
         }
     }
+}
+
+/// The throttle's limits, each overridable: `LOGIN_LIMIT_PER_ACCOUNT`,
+/// `LOGIN_LIMIT_PER_ADDRESS`, `SIGNUP_LIMIT_PER_ADDRESS` (per minute).
+fn limits(var: &dyn Fn(&str) -> Option<String>) -> Result<Limits, String> {
+    let mut limits = Limits::default();
+    for (name, field) in [
+        ("LOGIN_LIMIT_PER_ACCOUNT", &mut limits.login_per_account),
+        ("LOGIN_LIMIT_PER_ADDRESS", &mut limits.login_per_address),
+        ("SIGNUP_LIMIT_PER_ADDRESS", &mut limits.signup_per_address),
+    ] {
+        if let Some(value) = var(name) {
+            *field = value
+                .trim()
+                .parse()
+                .map_err(|_| format!("{name} must be a whole number of attempts per minute"))?;
+        }
+    }
+    Ok(limits)
 }
 
 const MAKE_KEY: &str = "generate one with `openssl rand -hex 64`";
