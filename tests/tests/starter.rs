@@ -285,6 +285,28 @@ db_test!(
                 .status,
             303
         );
+        // Twenty guesses at once: no more than ten are even tried.
+        let guessers: Vec<Browser> = (0..20).map(|_| Browser::new(&app.url)).collect();
+        let mut tokens = Vec::new();
+        for g in &guessers {
+            tokens.push(g.csrf("/login").await);
+        }
+        let answers =
+            futures_util::future::join_all(guessers.iter().zip(&tokens).map(|(g, token)| {
+                g.send(
+                    g.http.post(format!("{}/login", app.url)).form(&[
+                        ("csrf", token.as_str()),
+                        ("email", "bob@example.com"),
+                        ("password", "a wrong guess"),
+                    ]),
+                    "text/html",
+                )
+            }))
+            .await;
+        let tried = answers.iter().filter(|a| a.status == 401).count();
+        let refused = answers.iter().filter(|a| a.status == 429).count();
+        assert_eq!(tried + refused, 20);
+        assert!(tried <= 10, "{tried} concurrent guesses were tried");
         // Sign-ups are limited per address (3 in this test): Ada, Bob, Cy, then no.
         assert_eq!(
             Browser::new(&app.url).signup("cy@example.com").await.status,
@@ -428,6 +450,36 @@ db_test!(
             );
         }
         assert_eq!(count(&db, "users").await, 0);
+        // The same sign-up posted twice at once: one account, the other told so.
+        let (first, second) = (Browser::new(&app.url), Browser::new(&app.url));
+        let (t1, t2) = (first.csrf("/signup").await, second.csrf("/signup").await);
+        let form = |t: &str| {
+            vec![
+                ("csrf", t.to_owned()),
+                ("email", "zed@example.com".to_owned()),
+                ("password", PASSWORD.to_owned()),
+            ]
+        };
+        let (a, b) = tokio::join!(
+            first.send(
+                first
+                    .http
+                    .post(format!("{}/signup", app.url))
+                    .form(&form(&t1)),
+                "text/html"
+            ),
+            second.send(
+                second
+                    .http
+                    .post(format!("{}/signup", app.url))
+                    .form(&form(&t2)),
+                "text/html"
+            ),
+        );
+        let mut statuses = [a.status, b.status];
+        statuses.sort();
+        assert_eq!(statuses, [303, 422]);
+        assert_eq!(count(&db, "users").await, 1);
         // The flash texts are fixed: a query cannot put words on the page.
         assert_eq!(visitor.signup("ada@example.com").await.status, 303);
         let account = visitor.get("/account?done=%3Cb%3Ehacked%3C%2Fb%3E").await;
@@ -442,6 +494,46 @@ db_test!(
             "the input is kept (to the column's length)"
         );
         assert_eq!(count(&db, "teams").await, 0);
+        // A database failure is the error page (or JSON), never the database's words.
+        assert_eq!(
+            visitor
+                .post("/teams", "/teams", &[("name", "Ada's")])
+                .await
+                .status,
+            303
+        );
+        db.conn
+            .execute_unprepared("DROP TABLE team_invites")
+            .await
+            .unwrap();
+        let broken = visitor.get("/team/account").await;
+        assert_eq!(broken.status, 503);
+        assert!(
+            broken.body.contains("Something went wrong on our side"),
+            "{}",
+            broken.body
+        );
+        let json = visitor.get_json("/team/account").await;
+        assert_eq!(
+            (json.status, json.json()["error"].as_str()),
+            (503, Some("unavailable"))
+        );
+        for page in [&broken, &json] {
+            for leak in [
+                "team_invites",
+                "relation",
+                "exist",
+                "sqlx",
+                "SQLSTATE",
+                "no such table",
+            ] {
+                assert!(
+                    !page.body.contains(leak),
+                    "database text `{leak}` in {}",
+                    page.body
+                );
+            }
+        }
         app.stop().await;
         db
     }
