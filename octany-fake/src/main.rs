@@ -4,8 +4,10 @@
 //! cargo run -p octany-actix --features fake --bin octany-fake -- --port 0 --webhook-url URL
 //! ```
 //!
-//! Prints one JSON line once it listens:
-//! `{"api_url", "checkout_url", "control_url", "account", "api_key", "webhook_secret"}`
+//! Its virtual clock starts at the real time (so an app reading the system
+//! clock agrees with it), or at `--now RFC3339`. Prints one JSON line once
+//! it listens:
+//! `{"api_url", "checkout_url", "control_url", "account", "api_key", "webhook_secret", "now"}`
 //! (`api_url` and `checkout_url` are the values for `OCTANY_API_URL` and
 //! `OCTANY_CHECKOUT_URL`), seeds the sample catalog, and runs until killed.
 
@@ -14,13 +16,14 @@ use std::process::ExitCode;
 
 use octany_fake::FakeOctany;
 
-const USAGE: &str = "usage: octany-fake [--port N] [--webhook-url URL] [--webhook-secret SECRET] [--seed N] [--legacy-pagination]";
+const USAGE: &str = "usage: octany-fake [--port N] [--webhook-url URL] [--webhook-secret SECRET] [--seed N] [--now RFC3339] [--legacy-pagination]";
 
 struct Args {
     port: u16,
     webhook_url: Option<String>,
     webhook_secret: Option<String>,
     seed: u64,
+    now: Option<chrono::DateTime<chrono::Utc>>,
     legacy: bool,
 }
 
@@ -30,6 +33,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         webhook_url: None,
         webhook_secret: None,
         seed: 1,
+        now: None,
         legacy: false,
     };
     while let Some(arg) = args.next() {
@@ -46,6 +50,14 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 parsed.seed = value("--seed")?
                     .parse()
                     .map_err(|_| "--seed takes a whole number")?
+            }
+            "--now" => {
+                let at = value("--now")?;
+                parsed.now = Some(
+                    chrono::DateTime::parse_from_rfc3339(&at)
+                        .map_err(|_| format!("--now takes an RFC 3339 time such as 2026-01-01T00:00:00Z, not `{at}`"))?
+                        .with_timezone(&chrono::Utc),
+                )
             }
             "--legacy-pagination" => parsed.legacy = true,
             "-h" | "--help" => return Err(USAGE.into()),
@@ -68,7 +80,13 @@ fn main() -> ExitCode {
         .build()
         .expect("a Tokio runtime starts");
     runtime.block_on(async move {
+        // The real time, read once here: an app on the system clock then
+        // agrees with the fake about what is due (renewal grace included).
+        let now = args
+            .now
+            .unwrap_or_else(|| octany_actix::Clock::now(&octany_actix::SystemClock));
         let mut builder = FakeOctany::builder()
+            .starting_at(now)
             .port(args.port)
             .seed(args.seed)
             .sample_catalog()
@@ -91,6 +109,7 @@ fn main() -> ExitCode {
             "account": fake.account_id(),
             "api_key": fake.api_key(),
             "webhook_secret": secret,
+            "now": fake.now().to_rfc3339(),
         });
         let mut stdout = std::io::stdout().lock();
         if writeln!(stdout, "{line}")

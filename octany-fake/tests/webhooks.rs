@@ -522,8 +522,19 @@ async fn the_binary_prints_one_json_line_an_app_can_use() {
             "api_url",
             "checkout_url",
             "control_url",
+            "now",
             "webhook_secret"
         ]
+    );
+    // The virtual clock starts at the real time, so an app on the system
+    // clock agrees with it about what is due.
+    let started = chrono::DateTime::parse_from_rfc3339(info["now"].as_str().unwrap()).unwrap();
+    let drift = (chrono::Utc::now() - started.with_timezone(&chrono::Utc))
+        .num_seconds()
+        .abs();
+    assert!(
+        drift < 300,
+        "the fake's clock starts {drift} s away from the real time"
     );
     assert_eq!(info["webhook_secret"].as_str().unwrap().len(), 32);
     // The OCTANY_* variables filled from that line make the client talk to it.
@@ -557,4 +568,27 @@ async fn the_binary_prints_one_json_line_an_app_can_use() {
     assert_eq!(products.len(), 5, "the sample catalog");
     assert_eq!(checkout.status(), 200);
     assert_eq!(control.status(), 200);
+}
+
+#[test]
+fn the_binary_starts_its_clock_where_told() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_octany-fake"))
+        .args(["--port", "0", "--now", "2030-05-01T12:00:00Z"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    child.kill().ok();
+    child.wait().ok();
+    let info: Value = serde_json::from_str(&line).expect("one JSON line");
+    assert_eq!(info["now"], "2030-05-01T12:00:00+00:00");
+    let refused = Command::new(env!("CARGO_BIN_EXE_octany-fake"))
+        .args(["--now", "tomorrow"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("RFC 3339"));
 }
