@@ -33,8 +33,12 @@ impl Harness {
 
     /// [`Harness::new`] with billing-event listeners on the syncer.
     pub async fn with_listeners(db: TestDb, listeners: Listeners) -> Harness {
+        // The fake's clock (the syncer's) starts after the dates the tests'
+        // deliveries carry: a delivery dated ahead of the app's clock is not
+        // believed.
         let fake = FakeOctany::builder()
             .sample_catalog()
+            .starting_at(at("2026-06-01T00:00:00Z"))
             .start()
             .await
             .expect("the fake starts");

@@ -78,7 +78,8 @@ db_test!(
         assert_eq!((report.synced, report.failed), (1, 0));
         assert_eq!(
             row(&h, &id).await.renews_at.unwrap().to_rfc3339(),
-            "2026-03-01T00:00:00+00:00"
+            // bought at the harness's start (2026-06-01), renewed once
+            "2026-08-01T00:00:00+00:00"
         );
         assert_eq!(
             h.syncer.reconcile().await.unwrap().synced,

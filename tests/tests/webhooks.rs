@@ -560,3 +560,187 @@ fn no_secret_refuses_to_start() {
         assert_eq!(open.receive(None, &body).await.unwrap(), Received::Applied);
     });
 }
+
+db_test!(
+    async fn failing_deliveries_count_every_attempt_and_odd_ids_are_400_never_500(db: TestDb) {
+        let h = Harness::new(db).await;
+        let backend = h.db.db_backend();
+        let rename = |from: &str, to: &str| {
+            Statement::from_string(backend, format!("ALTER TABLE {from} RENAME TO {to}"))
+        };
+        h.db.conn
+            .execute_raw(rename("octany_orders", "octany_orders_away"))
+            .await
+            .unwrap();
+        let paid = envelope(
+            41,
+            "order.paid",
+            at("2026-05-25T09:29:51Z"),
+            order_json(7, "user:1", "paid"),
+        );
+        for _ in 0..3 {
+            assert!(matches!(
+                deliver(&h, &paid).await,
+                Err(WebhookError::Apply(_))
+            ));
+        }
+        let row = webhook_delivery::Entity::find_by_id("41")
+            .one(&h.db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.attempts, 3, "each failed attempt is counted");
+        h.db.conn
+            .execute_raw(rename("octany_orders_away", "octany_orders"))
+            .await
+            .unwrap();
+        deliver(&h, &paid).await.unwrap();
+        let row = webhook_delivery::Entity::find_by_id("41")
+            .one(&h.db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((row.attempts, row.processed_at.is_some()), (4, true));
+
+        // Ids and names the table cannot hold: 400 (logged), never a 500 that
+        // Octany would retry for ever; nothing half-written.
+        let before = count::<webhook_delivery::Entity>(&h.db).await;
+        let long = "x".repeat(150);
+        for bad in [
+            json!({"id": long, "name": "test.hook", "account": 1042, "created_at": "2026-05-25T09:29:51+00:00", "data": {}}),
+            json!({"id": "a\u{0}b", "name": "test.hook", "account": 1042, "created_at": "2026-05-25T09:29:51+00:00", "data": {}}),
+            json!({"id": 77, "name": "n".repeat(150), "account": 1042, "created_at": "2026-05-25T09:29:51+00:00", "data": {}}),
+        ] {
+            let error = deliver(&h, &bad).await.unwrap_err();
+            assert!(matches!(error, WebhookError::Malformed(_)), "{error:?}");
+            assert_eq!(actix_web::ResponseError::status_code(&error), 400);
+        }
+        assert_eq!(count::<webhook_delivery::Entity>(&h.db).await, before);
+
+        // `424242.0` is the delivery `424242`: the retry is a duplicate.
+        let mut as_float = envelope(424242, "test.hook", at("2026-05-25T09:29:51Z"), json!({}));
+        let (body, _) = signed(&as_float);
+        let float_body = String::from_utf8(body)
+            .unwrap()
+            .replace("\"id\":424242", "\"id\":424242.0");
+        assert!(float_body.contains("424242.0"));
+        let signature = octany_fake::sign(SECRET, float_body.as_bytes());
+        assert_eq!(
+            h.receiver
+                .receive(Some(&signature), float_body.as_bytes())
+                .await
+                .unwrap(),
+            Received::Applied
+        );
+        as_float["id"] = json!(424242);
+        assert_eq!(deliver(&h, &as_float).await.unwrap(), Received::Duplicate);
+        assert!(
+            webhook_delivery::Entity::find_by_id("424242")
+                .one(&h.db.conn)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        h.finish().await
+    }
+);
+
+db_test!(
+    async fn dates_that_cannot_be_believed_are_settled_by_octany(db: TestDb) {
+        let h = Harness::new(db).await;
+        let made = h
+            .fake
+            .checkout(
+                1225,
+                &octany_fake::CheckoutParams {
+                    reference_id: Some("user:5".into()),
+                    ..Default::default()
+                },
+                octany_fake::CheckoutOutcome::Succeed,
+            )
+            .unwrap();
+        let id: u64 = made.subscription.unwrap().id.as_str().parse().unwrap();
+        let status = |h: &Harness| {
+            let conn = h.db.conn.clone();
+            async move {
+                subscription::Entity::find_by_id(id.to_string())
+                    .one(&conn)
+                    .await
+                    .unwrap()
+                    .map(|s| s.status.to_string())
+            }
+        };
+        // No created_at: the delivery says cancelled, Octany says active.
+        let mut undated = envelope(
+            51,
+            "subscription.updated",
+            h.fake.now(),
+            subscription_json(id, "user:5", "cancelled", Some("2026-02-01T00:00:00+00:00")),
+        );
+        undated.as_object_mut().unwrap().remove("created_at");
+        deliver(&h, &undated).await.unwrap();
+        assert_eq!(status(&h).await.as_deref(), Some("active"));
+        // Dated in 2099: not believed either, and it freezes nothing.
+        let future = envelope(
+            52,
+            "subscription.cancelled",
+            at("2099-01-01T00:00:00Z"),
+            subscription_json(id, "user:5", "cancelled", Some("2026-02-01T00:00:00+00:00")),
+        );
+        deliver(&h, &future).await.unwrap();
+        assert_eq!(status(&h).await.as_deref(), Some("active"));
+        let row = subscription::Entity::find_by_id(id.to_string())
+            .one(&h.db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            row.sync_mark < at("2030-01-01T00:00:00Z").timestamp_micros(),
+            "the row keeps a believable mark"
+        );
+        // A real cancellation, dated now, still applies.
+        let now = envelope(
+            53,
+            "subscription.cancelled",
+            h.fake.now() + chrono::Duration::seconds(1),
+            subscription_json(id, "user:5", "cancelled", Some("2026-02-01T00:00:00+00:00")),
+        );
+        deliver(&h, &now).await.unwrap();
+        assert_eq!(status(&h).await.as_deref(), Some("cancelled"));
+        h.finish().await
+    }
+);
+
+db_test!(
+    async fn a_delivery_for_another_account_is_refused(db: TestDb) {
+        let h = Harness::new(db).await;
+        let config = h.fake.config().with_account_number(1042);
+        let client = octany_actix::OctanyClient::with_clock(config, h.fake.app_clock()).unwrap();
+        let syncer = octany_actix::sync::Syncer::new(h.db.conn.clone(), client);
+        let receiver = octany_actix::webhook::WebhookReceiver::new(
+            syncer,
+            &[octany_actix::config::Secret::new(SECRET)],
+        )
+        .unwrap();
+        let ours = envelope(61, "test.hook", at("2026-05-25T09:29:51Z"), json!({}));
+        let mut theirs = envelope(62, "test.hook", at("2026-05-25T09:29:51Z"), json!({}));
+        theirs["account"] = json!(9999);
+        let (body, signature) = signed(&ours);
+        assert_eq!(
+            receiver.receive(Some(&signature), &body).await.unwrap(),
+            Received::Applied
+        );
+        let (body, signature) = signed(&theirs);
+        let error = receiver.receive(Some(&signature), &body).await.unwrap_err();
+        assert!(error.to_string().contains("9999"), "{error}");
+        assert_eq!(actix_web::ResponseError::status_code(&error), 400);
+        assert!(
+            webhook_delivery::Entity::find_by_id("62")
+                .one(&h.db.conn)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        h.finish().await
+    }
+);

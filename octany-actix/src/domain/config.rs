@@ -128,6 +128,7 @@ pub struct OctanyConfig {
     webhook_secrets: Vec<Secret>,
     retry: RetryPolicy,
     rate_limit: Option<RateLimit>,
+    account_number: Option<u64>,
 }
 
 impl OctanyConfig {
@@ -160,12 +161,14 @@ impl OctanyConfig {
             webhook_secrets: Vec::new(),
             retry: RetryPolicy::default(),
             rate_limit: Some(RateLimit::default()),
+            account_number: None,
         })
     }
 
     /// Reads `OCTANY_ACCOUNT` and `OCTANY_API_KEY` (required),
     /// `OCTANY_API_URL`, `OCTANY_CHECKOUT_URL`, `OCTANY_WEBHOOK_SECRET`
-    /// (comma-separated, to rotate secrets) and `OCTANY_LOCALE`.
+    /// (comma-separated, to rotate secrets), `OCTANY_LOCALE` and
+    /// `OCTANY_ACCOUNT_NUMBER`.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(|name| std::env::var(name).ok())
     }
@@ -194,6 +197,15 @@ impl OctanyConfig {
                 config = config.with_webhook_secret(secret);
             }
         }
+        if let Some(number) = get("OCTANY_ACCOUNT_NUMBER") {
+            let number = number.trim().parse().map_err(|_| ConfigError::Invalid {
+                var: "OCTANY_ACCOUNT_NUMBER",
+                reason:
+                    "the account's numeric id (the `account` of its webhooks) is a whole number"
+                        .into(),
+            })?;
+            config = config.with_account_number(number);
+        }
         if let Some(locale) = get("OCTANY_LOCALE") {
             let locale = locale.parse().map_err(|reason| ConfigError::Invalid {
                 var: "OCTANY_LOCALE",
@@ -202,6 +214,19 @@ impl OctanyConfig {
             config = config.with_locale(locale);
         }
         Ok(config)
+    }
+
+    /// The account's numeric id, the `account` of its webhook envelopes
+    /// (`OCTANY_ACCOUNT_NUMBER`): when set, the receiver refuses (400) a
+    /// delivery for any other account.
+    pub fn with_account_number(mut self, number: u64) -> Self {
+        self.account_number = Some(number);
+        self
+    }
+
+    /// The account's numeric id, when configured.
+    pub fn account_number(&self) -> Option<u64> {
+        self.account_number
     }
 
     /// Uses another REST host, given as the part before `/api`
@@ -349,6 +374,7 @@ impl fmt::Debug for OctanyConfig {
             .field("webhook_secrets", &self.webhook_secrets.len())
             .field("retry", &self.retry)
             .field("rate_limit", &self.rate_limit)
+            .field("account_number", &self.account_number)
             .finish()
     }
 }

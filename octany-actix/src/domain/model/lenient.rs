@@ -25,10 +25,18 @@ pub(crate) fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Strin
     Ok(Option::<Value>::deserialize(d)?.and_then(scalar_text))
 }
 
-/// A required id: a JSON number or a non-empty string.
+/// A required id: a JSON number or a non-empty string. An integral number
+/// written as a float (`424242.0`, as PHP may) is the integer, so it names
+/// the same thing as `424242`; a fractional number is no id.
 pub(crate) fn id_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     match Value::deserialize(d)? {
         Value::String(s) if !s.is_empty() => Ok(s),
+        Value::Number(n) if n.is_f64() => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(format!("{}", f as i64)),
+            _ => Err(de::Error::custom(format!(
+                "expected an id, found the fraction {n}"
+            ))),
+        },
         Value::Number(n) => Ok(n.to_string()),
         other => Err(de::Error::custom(format!(
             "expected an id (number or string), found {other}"

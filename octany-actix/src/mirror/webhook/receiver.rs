@@ -19,6 +19,13 @@ use crate::mirror::sync::{Hook, Origin, SyncError, Syncer};
 /// The default largest body accepted: 1 MiB.
 pub(crate) const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
+/// The longest delivery id and event name the deliveries table holds.
+const ID_MAX: usize = 100;
+
+/// How far ahead of this app's clock a delivery's `created_at` may be (clock
+/// skew); beyond it the date is not believed.
+const FUTURE_SKEW: chrono::Duration = chrono::Duration::minutes(10);
+
 /// A delivery the receiver refused or could not apply. Each maps to one
 /// HTTP status (401, 413, 400, 500), in `octany_actix::error`.
 #[derive(Debug, thiserror::Error)]
@@ -172,7 +179,41 @@ impl WebhookReceiver {
         let envelope: WebhookEnvelope =
             serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
         let text = std::str::from_utf8(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+        if let Err(problem) = self.storable(&envelope) {
+            tracing::error!(delivery = ?envelope.id.as_str(), event = ?envelope.name, %problem, "refused a signed webhook that cannot be stored (400)");
+            return Err(WebhookError::Malformed(problem));
+        }
         self.process(&envelope, text, false).await
+    }
+
+    /// Whether a signed delivery can be recorded as it is: an id and event
+    /// name that fit their columns, without control characters (PostgreSQL
+    /// refuses NUL), and, when the account's number is configured, its
+    /// account. Anything else is refused with 400 and logged, never a 500
+    /// that Octany would retry for ever.
+    fn storable(&self, envelope: &WebhookEnvelope) -> Result<(), String> {
+        for (what, text) in [
+            ("id", envelope.id.as_str()),
+            ("name", envelope.name.as_str()),
+        ] {
+            if text.chars().count() > ID_MAX {
+                return Err(format!(
+                    "the delivery's {what} is longer than {ID_MAX} characters"
+                ));
+            }
+            if text.chars().any(char::is_control) {
+                return Err(format!("the delivery's {what} contains control characters"));
+            }
+        }
+        if let Some(ours) = self.inner.syncer.client().config().account_number() {
+            let theirs = envelope.account.as_deref().unwrap_or_default();
+            if theirs != ours.to_string() {
+                return Err(format!(
+                    "the delivery is for account `{theirs}`, not this app's account {ours} (OCTANY_ACCOUNT_NUMBER)"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Claims, applies and records a delivery in one unit of work (run
@@ -187,6 +228,22 @@ impl WebhookReceiver {
     ) -> Result<Received, WebhookError> {
         let syncer = &self.inner.syncer;
         let now = syncer.clock().now();
+        // A date far ahead of ours is not believed: the delivery is applied
+        // as undated (it fills an absent row, overwrites nothing) and its
+        // resource re-read from Octany, whose answer settles it. Believing it
+        // would freeze the row: nothing dated earlier could replace it.
+        let undated;
+        let envelope = match envelope.created_at {
+            Some(at) if at > now + FUTURE_SKEW => {
+                tracing::warn!(delivery = %envelope.id, created_at = %at, "a webhook dated in the future: its date is ignored and Octany is asked instead");
+                undated = WebhookEnvelope {
+                    created_at: None,
+                    ..envelope.clone()
+                };
+                &undated
+            }
+            _ => envelope,
+        };
         let claim = Claim {
             envelope,
             body,
@@ -343,7 +400,13 @@ async fn record_failure(
     let result = async {
         let row = delivery_row(envelope, body, now, Some(error.to_owned()));
         if !insert_if_absent(db, row).await? {
+            // The failed transaction's increment rolled back with it: count
+            // this attempt here.
             webhook_delivery::Entity::update_many()
+                .col_expr(
+                    webhook_delivery::Column::Attempts,
+                    Expr::col(webhook_delivery::Column::Attempts).add(1),
+                )
                 .col_expr(
                     webhook_delivery::Column::LastError,
                     Expr::value(Some(error.to_owned())),
