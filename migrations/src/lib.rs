@@ -1,8 +1,9 @@
 //! Migrations for the tables octany-actix keeps in the host's database:
 //! `octany_subscriptions`, `octany_orders`, `octany_products`,
 //! `octany_webhook_deliveries`, `octany_checkouts`, `octany_locks` and
-//! `octany_events` (the outbox of billing events) and `octany_charges`
-//! (one-off charges by idempotency key).
+//! `octany_events` (the outbox of billing events), `octany_charges`
+//! (one-off charges by idempotency key) and `octany_budget` (the request
+//! budget all instances share).
 //!
 //! The [`Migrator`] records its history in its own table,
 //! `octany_actix_migrations`, so it never collides with the host's
@@ -35,6 +36,7 @@ mod m20261123_000001_create_octany_tables;
 mod m20261123_000002_create_octany_locks;
 mod m20261201_000003_create_octany_events;
 mod m20261202_000004_create_octany_charges;
+mod m20261202_000005_create_octany_budget;
 
 /// octany-actix's migrations, oldest first, to splice into a host's migrator.
 pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
@@ -43,6 +45,7 @@ pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         Box::new(m20261123_000002_create_octany_locks::Migration),
         Box::new(m20261201_000003_create_octany_events::Migration),
         Box::new(m20261202_000004_create_octany_charges::Migration),
+        Box::new(m20261202_000005_create_octany_budget::Migration),
     ]
 }
 

@@ -235,3 +235,117 @@ db_test!(
         db
     }
 );
+
+db_test!(
+    async fn three_instances_share_one_request_budget(db: TestDb) {
+        let fake = FakeOctany::builder()
+            .sample_catalog()
+            .start()
+            .await
+            .unwrap();
+        // One virtual clock for all three (a wait moves it for everyone).
+        let clock = octany_actix::ManualClock::at("2026-03-01T00:00:00Z".parse().unwrap());
+        let limit = octany_actix::client::RateLimit {
+            per_minute: 60,
+            burst: 5,
+        };
+        let instances: Vec<Octany> = (0..3)
+            .map(|_| {
+                Octany::builder(
+                    fake.config()
+                        .with_webhook_secret(SECRET)
+                        .with_rate_limit(limit),
+                    db.conn.clone(),
+                )
+                .public_base_url("http://localhost:8080")
+                .clock(Arc::new(clock.clone()))
+                .build()
+                .unwrap()
+            })
+            .collect();
+        let start = octany_actix::Clock::now(&clock);
+        let mut sent = Vec::new();
+        for octany in &instances {
+            let client = octany.client().clone();
+            sent.push(tokio::spawn(async move {
+                for _ in 0..10 {
+                    client.list_products(1).await.unwrap();
+                }
+            }));
+        }
+        for task in sent {
+            task.await.unwrap();
+        }
+        let elapsed = (octany_actix::Clock::now(&clock) - start).num_milliseconds() as f64 / 1000.0;
+        // 30 requests: at most the burst plus one a second, together. Three
+        // budgets of their own would have allowed 5 + 3 a second.
+        let allowed = 5.0 + elapsed;
+        assert!(
+            30.0 <= allowed + 0.5,
+            "30 requests in {elapsed:.1} virtual seconds: more than the shared limit allows ({allowed:.1})"
+        );
+        db
+    }
+);
+
+db_test!(
+    async fn a_burst_of_polls_never_delays_a_persons_request(db: TestDb) {
+        let fake = FakeOctany::builder()
+            .sample_catalog()
+            .start()
+            .await
+            .unwrap();
+        // One token every 10 s after a burst of 10 (the system clock: the
+        // queued polls really wait, and are dropped at the end).
+        let limit = octany_actix::client::RateLimit {
+            per_minute: 6,
+            burst: 10,
+        };
+        let octany = Octany::builder(
+            fake.config()
+                .with_webhook_secret(SECRET)
+                .with_rate_limit(limit),
+            db.conn.clone(),
+        )
+        .public_base_url("http://localhost:8080")
+        .queue_bounds(octany_actix::client::QueueBounds {
+            interactive: 16,
+            poll: 4,
+            background: 2,
+        })
+        .build()
+        .unwrap();
+        let client = octany.client().clone();
+        let mut polls = Vec::new();
+        let busy = Arc::new(AtomicUsize::new(0));
+        for _ in 0..12 {
+            let (client, busy) = (client.clone(), busy.clone());
+            polls.push(tokio::spawn(octany_actix::client::Priority::Poll.scope(
+                async move {
+                    if let Err(octany_actix::OctanyError::Busy { .. }) =
+                        client.list_products(1).await
+                    {
+                        busy.fetch_add(1, Ordering::SeqCst);
+                    }
+                },
+            )));
+        }
+        // Seven polls go (three tokens stay for people), four wait, and the
+        // twelfth is told "busy" at once.
+        while client.waiting()[1] < 4 || busy.load(Ordering::SeqCst) < 1 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(busy.load(Ordering::SeqCst), 1);
+        // A person's request goes at once, ahead of the waiting polls.
+        client.list_products(1).await.unwrap();
+        assert_eq!(client.waiting(), [0, 4, 0], "the polls still wait");
+        for p in &polls {
+            p.abort();
+        }
+        for p in polls {
+            let _ = p.await;
+        }
+        assert_eq!(client.waiting(), [0, 0, 0], "gone callers leave the queue");
+        db
+    }
+);

@@ -43,6 +43,17 @@ pub enum OctanyError {
         /// What Octany's `Retry-After` said.
         retry_after: Option<Duration>,
     },
+    /// Not sent: the request budget's queue for this priority is full (a
+    /// burst of polls, say). Answer from the local mirror, or try again soon.
+    #[error(
+        "not sent: {waiting} {priority:?} request(s) already wait for Octany's rate limit; answer from the local state, or try again in a few seconds"
+    )]
+    Busy {
+        /// The priority whose queue is full.
+        priority: crate::client::Priority,
+        /// How many wait in it.
+        waiting: usize,
+    },
     /// Another 4xx.
     #[error(
         "Octany refused the request (HTTP {status}: {message}): this is likely a bug in the request; report it"

@@ -19,10 +19,10 @@
 //! # Ok(()) }
 //! ```
 
+mod budget;
 mod checkout;
 mod error;
 mod orders;
-mod pacer;
 mod pagination;
 mod products;
 mod retry;
@@ -36,6 +36,8 @@ use crate::domain::clock::{SharedClock, SystemClock};
 use crate::domain::config::OctanyConfig;
 
 pub use crate::domain::limits::{RateLimit, RetryPolicy};
+pub(crate) use budget::{LocalTokens, refilled, wait_for};
+pub use budget::{Priority, QueueBounds, TokenStore};
 pub use checkout::CheckoutRequest;
 pub(crate) use checkout::is_acceptable_success_url;
 pub use error::OctanyError;
@@ -58,7 +60,7 @@ struct Inner {
     config: OctanyConfig,
     base: url::Url,
     clock: SharedClock,
-    pacer: Option<pacer::Pacer>,
+    budget: Option<budget::Budget>,
 }
 
 impl OctanyClient {
@@ -82,7 +84,9 @@ impl OctanyClient {
         Ok(Self {
             inner: Arc::new(Inner {
                 base: config.api_base(),
-                pacer: config.rate_limit().map(pacer::Pacer::new),
+                budget: config.rate_limit().map(|limit| {
+                    budget::Budget::new(limit, Arc::new(budget::LocalTokens::default()))
+                }),
                 http,
                 config,
                 clock,
@@ -98,6 +102,47 @@ impl OctanyClient {
     /// The clock.
     pub fn clock(&self) -> &SharedClock {
         &self.inner.clock
+    }
+
+    /// This client with its request budget kept in `store`, which other
+    /// clients (other instances of the app) share, so together they stay
+    /// within the rate limit; the Octany handle does this with the app's
+    /// database. Without a rate limit configured, nothing changes.
+    pub fn sharing_budget(self, store: Arc<dyn TokenStore>) -> Self {
+        self.rebuilt(|budget| budget.with_store(store))
+    }
+
+    /// This client with other bounds on its budget's queues.
+    pub fn with_queue_bounds(self, bounds: QueueBounds) -> Self {
+        self.rebuilt(|budget| budget.with_bounds(bounds))
+    }
+
+    fn rebuilt(self, change: impl FnOnce(budget::Budget) -> budget::Budget) -> Self {
+        let inner = match Arc::try_unwrap(self.inner) {
+            Ok(inner) => inner,
+            Err(shared) => Inner {
+                http: shared.http.clone(),
+                config: shared.config.clone(),
+                base: shared.base.clone(),
+                clock: shared.clock.clone(),
+                budget: shared.budget.as_ref().map(budget::Budget::fresh),
+            },
+        };
+        Self {
+            inner: Arc::new(Inner {
+                budget: inner.budget.map(change),
+                ..inner
+            }),
+        }
+    }
+
+    /// How many requests wait for the budget now: interactive, polls,
+    /// background.
+    pub fn waiting(&self) -> [usize; 3] {
+        self.inner
+            .budget
+            .as_ref()
+            .map_or([0; 3], budget::Budget::waiting)
     }
 }
 

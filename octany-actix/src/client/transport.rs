@@ -174,8 +174,8 @@ impl OctanyClient {
     }
 
     async fn attempt(&self, call: &Call<'_>, attempts: u32) -> Result<Answer> {
-        if let Some(pacer) = &self.inner.pacer {
-            pacer.wait(self.clock()).await;
+        if let Some(budget) = &self.inner.budget {
+            budget.acquire(self.clock()).await?;
         }
         let url = self
             .inner

@@ -1,9 +1,11 @@
 //! The mirror: Octany's state in the host's database. Its tables
 //! ([`entity`]), the one write path ([`sync`]), the webhook receiver that
-//! feeds it ([`webhook`]), and what the guard reads (`access`). It builds
+//! feeds it ([`webhook`]), what the guard reads (`access`), and the request
+//! budget all instances share (`budget`). It builds
 //! on the client and the domain, never on the web layer.
 
 pub(crate) mod access;
+pub(crate) mod budget;
 pub mod entity;
 pub mod sync;
 pub mod webhook;

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 use url::Url;
 
-use crate::client::OctanyClient;
+use crate::client::{OctanyClient, OctanyError};
 use crate::domain::clock::SharedClock;
 use crate::domain::config::{ConfigError, OctanyConfig};
 use crate::domain::model::{AccessPolicy, BillableRef, ProductId};
@@ -101,6 +101,7 @@ pub struct OctanyBuilder {
     insecure_webhooks: bool,
     body_limit: Option<usize>,
     rejection: Option<RejectionHandler>,
+    queue_bounds: Option<crate::client::QueueBounds>,
 }
 
 impl std::fmt::Debug for OctanyBuilder {
@@ -144,6 +145,7 @@ impl Octany {
             insecure_webhooks: false,
             body_limit: None,
             rejection: None,
+            queue_bounds: None,
         }
     }
 }
@@ -253,6 +255,14 @@ impl OctanyBuilder {
         self
     }
 
+    /// How many requests to Octany may wait for the shared request budget,
+    /// per priority, before the next is answered "busy" at once (default
+    /// 256 interactive, 32 polls, 8 background).
+    pub fn queue_bounds(mut self, bounds: crate::client::QueueBounds) -> Self {
+        self.queue_bounds = Some(bounds);
+        self
+    }
+
     /// The largest webhook body accepted (default 1 MiB).
     pub fn webhook_body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = Some(bytes);
@@ -305,12 +315,20 @@ impl OctanyBuilder {
             Some(clock) => clock,
             None => Arc::new(crate::domain::clock::SystemClock),
         };
-        let client = OctanyClient::with_clock(self.config.clone(), clock.clone()).map_err(|e| {
-            ConfigError::Invalid {
+        let client = OctanyClient::with_clock(self.config.clone(), clock.clone())
+            .map_err(|e| ConfigError::Invalid {
                 var: "OCTANY_API_URL",
                 reason: e.to_string(),
-            }
-        })?;
+            })?
+            // Every instance on this database shares one request budget.
+            .sharing_budget(Arc::new(crate::mirror::budget::DbTokens::new(
+                self.db.clone(),
+                self.config.account(),
+            )));
+        let client = match self.queue_bounds {
+            Some(bounds) => client.with_queue_bounds(bounds),
+            None => client,
+        };
         let syncer = Syncer::with_options(self.db, client.clone(), self.sync);
         let receiver = if self.insecure_webhooks {
             WebhookReceiver::insecure_development_mode(syncer.clone())
@@ -478,13 +496,19 @@ impl Octany {
             }
             last.insert(billable.to_string(), now);
         }
-        if let Err(error) = self
+        match self
             .inner
             .syncer
             .sync_billable_subscriptions(billable)
             .await
         {
-            tracing::warn!(%error, "syncing a billable from Octany failed; answering from the local mirror");
+            Ok(_) => {}
+            Err(crate::mirror::sync::SyncError::Octany(OctanyError::Busy { .. })) => {
+                tracing::debug!("the request budget is busy; answering from the local mirror");
+            }
+            Err(error) => {
+                tracing::warn!(%error, "syncing a billable from Octany failed; answering from the local mirror")
+            }
         }
         true
     }

@@ -415,7 +415,11 @@ async fn status<U: Billable + FromRequest + 'static>(
 ) -> Result<HttpResponse, BillingError> {
     let octany = Octany::from_request(&req)?;
     let billable = user.billable_ref();
-    octany.sync_throttled(&billable).await;
+    // A poll: it waits behind people's requests, and when the budget's
+    // queue is full it is not sent and the mirror answers.
+    crate::client::Priority::Poll
+        .scope(octany.sync_throttled(&billable))
+        .await;
     let state = octany.access(&billable).await?;
     let clock = octany.clock().as_ref();
     let policy = octany.settings().policy;

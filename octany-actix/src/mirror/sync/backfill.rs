@@ -50,6 +50,17 @@ impl Syncer {
     pub async fn backfill(
         &self,
         options: BackfillOptions,
+        progress: impl FnMut(&BackfillProgress) + Send,
+    ) -> Result<BackfillProgress, SyncError> {
+        // Background work: it waits behind any person's requests.
+        crate::client::Priority::Background
+            .scope(self.backfill_pages(options, progress))
+            .await
+    }
+
+    async fn backfill_pages(
+        &self,
+        options: BackfillOptions,
         mut progress: impl FnMut(&BackfillProgress) + Send,
     ) -> Result<BackfillProgress, SyncError> {
         if options.products {

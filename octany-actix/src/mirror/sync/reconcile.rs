@@ -6,6 +6,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, Condition, EntityTrait, ExprTrait, QueryFilter, QuerySelect};
 
 use super::{Origin, SyncError, Syncer};
+use crate::client::Priority;
 use crate::domain::model::SubscriptionId;
 use crate::mirror::entity::{checkout, subscription};
 
@@ -29,7 +30,13 @@ impl Syncer {
     /// Re-syncs every subscription whose `renews_at` or `ends_at` has passed
     /// since it was last synced, or that is flagged `needs_sync`; marks
     /// checkout intents that lapsed abandoned. Safe to call at any time.
+    /// Its requests to Octany are background work: they wait behind any
+    /// person's and leave half the burst to them.
     pub async fn reconcile(&self) -> Result<ReconcileReport, SyncError> {
+        Priority::Background.scope(self.reconcile_due()).await
+    }
+
+    async fn reconcile_due(&self) -> Result<ReconcileReport, SyncError> {
         let now = self.now();
         let due = Condition::any()
             .add(subscription::Column::NeedsSync.eq(true))

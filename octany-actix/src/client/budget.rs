@@ -1,0 +1,495 @@
+//! The request budget: Octany allows about 120 requests a minute per key,
+//! and every instance of an app shares the key, so every instance must
+//! share one budget.
+//!
+//! - **Tokens** live in a [`TokenStore`]: this process's own by default, or
+//!   one every instance shares (the Octany handle installs one in the app's
+//!   database, so N instances together stay within the limit).
+//! - **Priorities**: [`Priority::Interactive`] (a person waits: a cancel, the
+//!   success page) goes before [`Priority::Poll`] (the status route) before
+//!   [`Priority::Background`] (reconcile, backfill). Within a process,
+//!   waiters queue by priority; across processes, a lower priority takes a
+//!   token only while a share of the burst is left over, which keeps that
+//!   share for interactive requests of every instance.
+//! - **Bounded, and cancellable**: each priority's queue has a bound; a full
+//!   queue answers at once with [`OctanyError::Busy`]. A waiter whose caller
+//!   has gone (a closed tab) leaves the queue when its future is dropped,
+//!   so it holds no place and takes no token.
+//!
+//! Waiting runs on the injected [`Clock`](crate::domain::clock::Clock), so
+//! tests and the fake's virtual time pace as real time would.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+
+use crate::client::OctanyError;
+use crate::domain::clock::SharedClock;
+use crate::domain::limits::RateLimit;
+
+/// Who a request to Octany is for, which decides its turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Priority {
+    /// A person is waiting for it (their action, the success page): first.
+    #[default]
+    Interactive,
+    /// A poll (the status route): after interactive requests.
+    Poll,
+    /// Background work (reconcile, backfill, replays): last, and it leaves
+    /// half the burst to the others.
+    Background,
+}
+
+tokio::task_local! {
+    static PRIORITY: Priority;
+}
+
+impl Priority {
+    /// Runs `work` so that every request it makes to Octany waits its turn
+    /// as this priority.
+    ///
+    /// ```
+    /// # async fn demo(client: octany_actix::OctanyClient) {
+    /// use octany_actix::client::Priority;
+    /// let page = Priority::Background.scope(client.list_products(1)).await;
+    /// # let _ = page; }
+    /// ```
+    pub async fn scope<F: Future>(self, work: F) -> F::Output {
+        PRIORITY.scope(self, work).await
+    }
+
+    /// The priority of the running task ([`Priority::Interactive`] outside
+    /// any [`scope`](Priority::scope)).
+    pub fn current() -> Priority {
+        PRIORITY.try_with(|p| *p).unwrap_or_default()
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The share of the burst a request of this priority must leave over.
+    fn reserve(self, burst: f64) -> f64 {
+        match self {
+            Priority::Interactive => 0.0,
+            Priority::Poll => (burst * 0.3).floor(),
+            Priority::Background => (burst * 0.5).floor(),
+        }
+    }
+}
+
+/// Where the budget's tokens are kept.
+///
+/// [`take`](TokenStore::take) is one atomic step: refill the bucket for the
+/// time since it was last touched (at most `limit.burst` tokens, at
+/// `limit.per_minute`), then take one token if at least `1 + reserve` are
+/// there. The library has a store for this process and one in the app's
+/// database, shared by every instance.
+#[async_trait::async_trait]
+pub trait TokenStore: Send + Sync + std::fmt::Debug {
+    /// Takes a token (`Ok(None)`), or says how long until one may be taken.
+    async fn take(
+        &self,
+        now: DateTime<Utc>,
+        limit: RateLimit,
+        reserve: f64,
+    ) -> Result<Option<Duration>, OctanyError>;
+}
+
+/// The refill arithmetic every store shares: `tokens` held at `last`, as
+/// seen at `now`.
+pub(crate) fn refilled(tokens: f64, last_us: i64, now_us: i64, limit: RateLimit) -> f64 {
+    let rate_per_us = f64::from(limit.per_minute.max(1)) / 60e6;
+    let capacity = f64::from(limit.burst.max(1));
+    (tokens + (now_us - last_us).max(0) as f64 * rate_per_us).min(capacity)
+}
+
+/// How long until `available` tokens become `need`.
+pub(crate) fn wait_for(available: f64, need: f64, limit: RateLimit) -> Duration {
+    let rate_per_sec = f64::from(limit.per_minute.max(1)) / 60.0;
+    Duration::from_secs_f64(((need - available).max(0.0) / rate_per_sec).max(0.001))
+}
+
+/// Tokens of this process only.
+#[derive(Debug, Default)]
+pub(crate) struct LocalTokens {
+    /// Tokens, and when they were counted (µs); `None` is a full bucket.
+    state: Mutex<Option<(f64, i64)>>,
+}
+
+#[async_trait::async_trait]
+impl TokenStore for LocalTokens {
+    async fn take(
+        &self,
+        now: DateTime<Utc>,
+        limit: RateLimit,
+        reserve: f64,
+    ) -> Result<Option<Duration>, OctanyError> {
+        let now_us = now.timestamp_micros();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (tokens, last) = state.unwrap_or((f64::from(limit.burst.max(1)), now_us));
+        let available = refilled(tokens, last, now_us, limit);
+        let need = 1.0 + reserve;
+        if available >= need {
+            *state = Some((available - 1.0, now_us.max(last)));
+            Ok(None)
+        } else {
+            *state = Some((available, now_us.max(last)));
+            Ok(Some(wait_for(available, need, limit)))
+        }
+    }
+}
+
+/// How many may wait, per priority, before the next is told "busy".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueBounds {
+    /// Interactive waiters (default 256).
+    pub interactive: usize,
+    /// Polls (default 32).
+    pub poll: usize,
+    /// Background requests (default 8).
+    pub background: usize,
+}
+
+impl Default for QueueBounds {
+    fn default() -> Self {
+        Self {
+            interactive: 256,
+            poll: 32,
+            background: 8,
+        }
+    }
+}
+
+impl QueueBounds {
+    fn of(&self, priority: Priority) -> usize {
+        match priority {
+            Priority::Interactive => self.interactive,
+            Priority::Poll => self.poll,
+            Priority::Background => self.background,
+        }
+    }
+}
+
+/// The budget of one client: its token store, and its waiters by priority.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    limit: RateLimit,
+    bounds: QueueBounds,
+    store: Arc<dyn TokenStore>,
+    queues: Mutex<Queues>,
+    turn: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Queues {
+    waiting: [VecDeque<u64>; 3],
+    next: u64,
+}
+
+/// A place in a queue; leaving (done, or the caller gone) frees it.
+struct Place<'a> {
+    budget: &'a Budget,
+    priority: Priority,
+    id: u64,
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        let mut queues = self.budget.lock();
+        let queue = &mut queues.waiting[self.priority.index()];
+        if let Some(at) = queue.iter().position(|id| *id == self.id) {
+            queue.remove(at);
+        }
+        drop(queues);
+        self.budget.turn.notify_waiters();
+    }
+}
+
+impl Budget {
+    pub(crate) fn new(limit: RateLimit, store: Arc<dyn TokenStore>) -> Self {
+        Self {
+            limit,
+            bounds: QueueBounds::default(),
+            store,
+            queues: Mutex::default(),
+            turn: Notify::new(),
+        }
+    }
+
+    pub(crate) fn with_bounds(mut self, bounds: QueueBounds) -> Self {
+        self.bounds = bounds;
+        self
+    }
+
+    pub(crate) fn with_store(mut self, store: Arc<dyn TokenStore>) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// The same limit, bounds and store, with no one waiting.
+    pub(crate) fn fresh(&self) -> Self {
+        Self::new(self.limit, self.store.clone()).with_bounds(self.bounds)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queues> {
+        self.queues.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many wait now, per priority (interactive, poll, background).
+    pub(crate) fn waiting(&self) -> [usize; 3] {
+        let queues = self.lock();
+        [0, 1, 2].map(|i| queues.waiting[i].len())
+    }
+
+    fn enqueue(&self, priority: Priority) -> Result<Place<'_>, OctanyError> {
+        let mut queues = self.lock();
+        let queue_len = queues.waiting[priority.index()].len();
+        if queue_len >= self.bounds.of(priority) {
+            return Err(OctanyError::Busy {
+                priority,
+                waiting: queue_len,
+            });
+        }
+        queues.next += 1;
+        let id = queues.next;
+        queues.waiting[priority.index()].push_back(id);
+        Ok(Place {
+            budget: self,
+            priority,
+            id,
+        })
+    }
+
+    /// Whether no one of `priority` or more urgent waits.
+    fn nobody_ahead(&self, priority: Priority) -> bool {
+        let queues = self.lock();
+        queues.waiting[..=priority.index()]
+            .iter()
+            .all(VecDeque::is_empty)
+    }
+
+    /// Whether `place` is first: at the front of the highest priority
+    /// anyone waits at.
+    fn is_first(&self, place: &Place<'_>) -> bool {
+        let queues = self.lock();
+        queues
+            .waiting
+            .iter()
+            .find_map(|q| q.front())
+            .is_some_and(|id| *id == place.id)
+    }
+
+    /// Waits for a token as the task's [`Priority`]; returns how long it
+    /// waited. Dropping the future leaves the queue.
+    pub(crate) async fn acquire(&self, clock: &SharedClock) -> Result<Duration, OctanyError> {
+        let priority = Priority::current();
+        let started = clock.now();
+        let reserve = priority.reserve(f64::from(self.limit.burst.max(1)));
+        // No one as urgent waits: take a token straight away if there is one.
+        // Only a request that must wait takes a place in the queue.
+        if self.nobody_ahead(priority)
+            && self
+                .store
+                .take(clock.now(), self.limit, reserve)
+                .await?
+                .is_none()
+        {
+            return Ok(Duration::ZERO);
+        }
+        let place = self.enqueue(priority)?;
+        loop {
+            let turn = self.turn.notified();
+            tokio::pin!(turn);
+            turn.as_mut().enable();
+            if !self.is_first(&place) {
+                turn.await;
+                continue;
+            }
+            match self.store.take(clock.now(), self.limit, reserve).await? {
+                None => {
+                    drop(place);
+                    return Ok((clock.now() - started).to_std().unwrap_or_default());
+                }
+                Some(wait) => {
+                    tracing::debug!(
+                        wait_ms = wait.as_millis() as u64,
+                        ?priority,
+                        "pacing requests to Octany"
+                    );
+                    // Wake early when someone more urgent arrives.
+                    tokio::select! {
+                        _ = clock.sleep(wait.min(Duration::from_secs(5))) => {}
+                        _ = turn => {}
+                    }
+                    // A virtual clock's sleep is over at once: let others run.
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::clock::{Clock, ManualClock};
+
+    fn limit() -> RateLimit {
+        RateLimit {
+            per_minute: 60,
+            burst: 2,
+        }
+    }
+
+    fn budget() -> (Arc<Budget>, SharedClock, ManualClock) {
+        let manual = ManualClock::at("2026-01-01T00:00:00Z".parse().unwrap());
+        let clock: SharedClock = Arc::new(manual.clone());
+        let budget = Arc::new(Budget::new(limit(), Arc::new(LocalTokens::default())));
+        (budget, clock, manual)
+    }
+
+    #[tokio::test]
+    async fn bursts_then_paces_to_the_rate() {
+        let (budget, clock, manual) = budget();
+        let start = manual.now();
+        for _ in 0..5 {
+            budget.acquire(&clock).await.unwrap();
+        }
+        // Two at once (the burst), then one a second.
+        let elapsed = (manual.now() - start).num_milliseconds();
+        assert!((2900..=3100).contains(&elapsed), "{elapsed} ms");
+    }
+
+    #[tokio::test]
+    async fn a_background_request_leaves_half_the_burst() {
+        let clock: SharedClock = Arc::new(ManualClock::at("2026-01-01T00:00:00Z".parse().unwrap()));
+        let limit = RateLimit {
+            per_minute: 60,
+            burst: 10,
+        };
+        let store = LocalTokens::default();
+        let now = clock.now();
+        let mut taken = 0;
+        while store
+            .take(now, limit, Priority::Background.reserve(10.0))
+            .await
+            .unwrap()
+            .is_none()
+        {
+            taken += 1;
+        }
+        assert_eq!(taken, 5, "background stops with five tokens left");
+        assert!(
+            store.take(now, limit, 0.0).await.unwrap().is_none(),
+            "an interactive request still goes"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn interactive_goes_before_polls_before_background() {
+        let clock: SharedClock = Arc::new(ManualClock::at("2026-01-01T00:00:00Z".parse().unwrap()));
+        // A store that refuses until opened keeps everyone waiting while they
+        // arrive: background first, interactive last.
+        let gate = Arc::new(GatedStore::default());
+        let gated = Arc::new(Budget::new(limit(), gate.clone()));
+        let mut tasks = Vec::new();
+        for priority in [Priority::Background, Priority::Poll, Priority::Interactive] {
+            let (waiter, clock) = (gated.clone(), clock.clone());
+            tasks.push(tokio::spawn(priority.scope(async move {
+                waiter.acquire(&clock).await.unwrap();
+            })));
+            while gated.waiting().iter().sum::<usize>() < tasks.len() {
+                tokio::task::yield_now().await;
+            }
+        }
+        gate.open();
+        gated.turn.notify_waiters();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(
+            gate.order(),
+            [Priority::Interactive, Priority::Poll, Priority::Background]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_gone_caller_leaves_the_queue_and_a_full_queue_is_busy_at_once() {
+        let gate = Arc::new(GatedStore::default());
+        let clock: SharedClock = Arc::new(ManualClock::at("2026-01-01T00:00:00Z".parse().unwrap()));
+        let budget = Arc::new(Budget::new(limit(), gate.clone()).with_bounds(QueueBounds {
+            interactive: 4,
+            poll: 2,
+            background: 1,
+        }));
+        let mut polls = Vec::new();
+        for _ in 0..2 {
+            let (budget, clock) = (budget.clone(), clock.clone());
+            polls.push(tokio::spawn(
+                Priority::Poll.scope(async move { budget.acquire(&clock).await }),
+            ));
+        }
+        while budget.waiting()[1] < 2 {
+            tokio::task::yield_now().await;
+        }
+        let busy = Priority::Poll.scope(budget.acquire(&clock)).await;
+        assert!(
+            matches!(busy, Err(OctanyError::Busy { waiting: 2, .. })),
+            "{busy:?}"
+        );
+        // Both callers go away (a closed tab): their places are freed.
+        for p in &polls {
+            p.abort();
+        }
+        for p in polls {
+            let _ = p.await;
+        }
+        assert_eq!(budget.waiting(), [0, 0, 0]);
+        gate.open();
+        assert!(Priority::Poll.scope(budget.acquire(&clock)).await.is_ok());
+        assert_eq!(gate.taken(), 1, "the gone callers took no token");
+    }
+
+    /// A store that refuses until opened, then gives every token asked,
+    /// noting the priority of each taker.
+    #[derive(Debug, Default)]
+    struct GatedStore {
+        open: std::sync::atomic::AtomicBool,
+        order: Mutex<Vec<Priority>>,
+    }
+
+    impl GatedStore {
+        fn open(&self) {
+            self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        fn taken(&self) -> usize {
+            self.order.lock().unwrap().len()
+        }
+        fn order(&self) -> Vec<Priority> {
+            self.order.lock().unwrap().clone()
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl TokenStore for GatedStore {
+        async fn take(
+            &self,
+            _: DateTime<Utc>,
+            _: RateLimit,
+            _: f64,
+        ) -> Result<Option<Duration>, OctanyError> {
+            if self.open.load(std::sync::atomic::Ordering::SeqCst) {
+                self.order.lock().unwrap().push(Priority::current());
+                Ok(None)
+            } else {
+                // Long, so that only the gate's opening lets anyone through.
+                Ok(Some(Duration::from_secs(3600)))
+            }
+        }
+    }
+}
