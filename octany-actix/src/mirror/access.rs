@@ -123,6 +123,15 @@ impl AccessCache {
         entries.insert(billable.to_owned(), (state, expires));
     }
 
+    /// Forgets every billable.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn clear(&self) {
+        self.entries
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     pub(crate) fn invalidate(&self, billable: &str) {
         self.entries
             .write()

@@ -7,5 +7,6 @@
 pub(crate) mod access;
 pub(crate) mod budget;
 pub mod entity;
+pub(crate) mod revocation;
 pub mod sync;
 pub mod webhook;

@@ -76,6 +76,18 @@ struct Inner {
     cache: Arc<AccessCache>,
     last_sync: Mutex<HashMap<String, DateTime<Utc>>>,
     rejection: Option<RejectionHandler>,
+    _listener: Option<Listener>,
+}
+
+/// The task that hears other instances' changes (PostgreSQL); it ends with
+/// the `Octany`.
+#[derive(Debug)]
+struct Listener(tokio::task::JoinHandle<()>);
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl std::fmt::Debug for Octany {
@@ -342,6 +354,10 @@ impl OctanyBuilder {
         let cache = Arc::new(AccessCache::new(self.settings.cache_ttl));
         let invalidate = cache.clone();
         syncer.on_change(move |billable| invalidate.invalidate(billable));
+        #[cfg(feature = "postgres")]
+        let listener = crate::mirror::revocation::spawn(syncer.db(), cache.clone()).map(Listener);
+        #[cfg(not(feature = "postgres"))]
+        let listener = None;
         Ok(Octany {
             inner: Arc::new(Inner {
                 client,
@@ -352,6 +368,7 @@ impl OctanyBuilder {
                 cache,
                 last_sync: Mutex::default(),
                 rejection: self.rejection,
+                _listener: listener,
             }),
             settings: Arc::new(self.settings),
         })

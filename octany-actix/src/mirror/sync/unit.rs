@@ -308,6 +308,8 @@ impl Syncer {
         if let Some(hook) = hook {
             hook.after(&txn).await?;
         }
+        // Other instances hear of it when (and only if) it commits.
+        crate::mirror::revocation::announce(&txn, &effects.changed).await?;
         txn.commit().await?;
         Ok(Some(effects))
     }
