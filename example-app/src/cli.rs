@@ -1,9 +1,8 @@
-//! The subcommands: serve, migrate, sync, webhook register, replay, doctor.
+//! The subcommands: serve, migrate, webhook register, and octany-actix's
+//! operator commands (sync, reconcile, replay, prune, doctor), mounted from
+//! `octany_actix::cli` in one line of `main.rs`.
 
 use std::process::ExitCode;
-
-use indicatif::{ProgressBar, ProgressStyle};
-use octany_actix::sync::BackfillOptions;
 
 use crate::{Settings, billing, db};
 
@@ -44,27 +43,6 @@ async fn octany(settings: &Settings) -> Result<(octany_actix::Octany, billing::B
     Ok((octany, backend))
 }
 
-/// Backfills the whole account, with a progress bar.
-pub async fn sync(settings: Settings) -> Result<ExitCode> {
-    let (octany, _backend) = octany(&settings).await?;
-    let bar = ProgressBar::new(0);
-    bar.set_style(ProgressStyle::with_template(
-        "{spinner} page {pos}/{len} · {msg}",
-    )?);
-    let done = octany
-        .syncer()
-        .backfill(BackfillOptions::default(), |progress| {
-            if let Some(total) = progress.total_pages {
-                bar.set_length(u64::from(total));
-            }
-            bar.set_position(u64::from(progress.page));
-            bar.set_message(format!("{} subscriptions", progress.subscriptions));
-        })
-        .await?;
-    bar.finish_with_message(format!("{} subscriptions mirrored", done.subscriptions));
-    Ok(ExitCode::SUCCESS)
-}
-
 /// Registers a webhook endpoint with Octany.
 pub async fn register_webhook(settings: Settings, url: &str) -> Result<ExitCode> {
     let (octany, _backend) = octany(&settings).await?;
@@ -80,35 +58,31 @@ pub async fn register_webhook(settings: Settings, url: &str) -> Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-/// Replays stored deliveries.
-pub async fn replay(
-    settings: Settings,
-    failed: bool,
-    delivery: Option<String>,
-) -> Result<ExitCode> {
-    let (octany, _backend) = octany(&settings).await?;
-    match (failed, delivery) {
-        (_, Some(id)) => {
-            let outcome = octany.receiver().replay(&id).await?;
-            println!("delivery {id}: {outcome:?}");
+/// One of octany-actix's operator commands; `doctor` first checks what is
+/// the app's own (configuration, migrations).
+pub async fn billing(settings: Settings, command: octany_actix::cli::Command) -> Result<ExitCode> {
+    if let octany_actix::cli::Command::Doctor { .. } = command {
+        if !app_checks(&settings).await {
+            return Ok(ExitCode::FAILURE);
         }
-        (true, None) => {
-            let report = octany.receiver().replay_failed().await?;
+        if settings.octany.is_none() {
+            // The account checks are for a real account; the fake is in this process.
             println!(
-                "replayed {} delivery(ies); {} failed again",
-                report.replayed, report.failed
+                "ok   Octany: reachable (the in-process fake; set OCTANY_ACCOUNT to check a real account)"
             );
-            if report.failed > 0 {
-                return Ok(ExitCode::FAILURE);
-            }
+            println!("ok   webhook secret: generated for the fake");
+            return Ok(ExitCode::SUCCESS);
         }
-        (false, None) => return Err("say what to replay: --failed, or a delivery id".into()),
     }
-    Ok(ExitCode::SUCCESS)
+    let (octany, _backend) = octany(&settings).await?;
+    Ok(match command.run(&octany).await {
+        0 => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    })
 }
 
-/// Checks everything, one line each: ok, or what to fix.
-pub async fn doctor(settings: Settings) -> Result<ExitCode> {
+/// The app's own checks, one line each: ok, or what to fix.
+async fn app_checks(settings: &Settings) -> bool {
     let mut healthy = true;
     let mut line = |ok: bool, what: &str, detail: String| {
         healthy &= ok;
@@ -126,19 +100,8 @@ pub async fn doctor(settings: Settings) -> Result<ExitCode> {
             "no OCTANY_ACCOUNT: running against the in-process fake Octany".into(),
         ),
     }
-    let db = match db::connect(&settings.database_url).await {
-        Ok(db) => Some(db),
-        Err(e) => {
-            line(
-                false,
-                "database",
-                format!("cannot connect ({e}): check DATABASE_URL"),
-            );
-            None
-        }
-    };
-    if let Some(db) = &db {
-        match db::migrations_pending(db).await {
+    match db::connect(&settings.database_url).await {
+        Ok(db) => match db::migrations_pending(&db).await {
             Ok(0) => line(true, "migrations", "all applied".into()),
             Ok(n) => line(
                 false,
@@ -150,34 +113,12 @@ pub async fn doctor(settings: Settings) -> Result<ExitCode> {
                 "migrations",
                 format!("cannot read their state ({e}): run migrate"),
             ),
-        }
-    }
-    let backend = billing::backend(settings.octany.clone()).await?;
-    let client = octany_actix::OctanyClient::new(backend.config.clone())?;
-    match client.list_products(1).await {
-        Ok(page) => line(
-            true,
-            "Octany",
-            format!(
-                "reachable, key valid, {} product(s)",
-                page.pagination.total.unwrap_or(page.data.len() as i64)
-            ),
-        ),
-        Err(e) => line(false, "Octany", e.to_string()),
-    }
-    let secrets = backend.config.webhook_secrets().len();
-    line(
-        secrets > 0,
-        "webhook secret",
-        if secrets > 0 {
-            format!("{secrets} configured")
-        } else {
-            "OCTANY_WEBHOOK_SECRET is not set".into()
         },
-    );
-    Ok(if healthy {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+        Err(e) => line(
+            false,
+            "database",
+            format!("cannot connect ({e}): check DATABASE_URL"),
+        ),
+    }
+    healthy
 }

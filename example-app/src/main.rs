@@ -20,23 +20,14 @@ enum Command {
     Serve,
     /// Apply the database migrations.
     Migrate,
-    /// Backfill every subscription of the account into the database.
-    Sync,
     /// Manage Octany's webhook endpoints.
     Webhook {
         #[command(subcommand)]
         command: WebhookCommand,
     },
-    /// Re-apply stored webhook deliveries.
-    Replay {
-        /// Every delivery whose applying or listeners failed.
-        #[arg(long, conflicts_with = "delivery")]
-        failed: bool,
-        /// One delivery, by id.
-        delivery: Option<String>,
-    },
-    /// Check the configuration, the database and Octany.
-    Doctor,
+    /// octany-actix's operator commands: sync, reconcile, replay, prune, doctor.
+    #[command(flatten)]
+    Billing(octany_actix::cli::Command),
 }
 
 #[derive(Subcommand)]
@@ -68,12 +59,10 @@ fn main() -> std::process::ExitCode {
         let result = match args.command.unwrap_or(Command::Serve) {
             Command::Serve => cli::serve(settings).await,
             Command::Migrate => cli::migrate(settings).await,
-            Command::Sync => cli::sync(settings).await,
             Command::Webhook {
                 command: WebhookCommand::Register { url },
             } => cli::register_webhook(settings, &url).await,
-            Command::Replay { failed, delivery } => cli::replay(settings, failed, delivery).await,
-            Command::Doctor => cli::doctor(settings).await,
+            Command::Billing(command) => cli::billing(settings, command).await,
         };
         match result {
             Ok(code) => code,

@@ -26,6 +26,8 @@
 
 extern crate self as octany_actix;
 
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod client;
 mod domain;
 mod mirror;

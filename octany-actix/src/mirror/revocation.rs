@@ -44,7 +44,7 @@ mod listen {
     use std::time::Duration;
 
     use sea_orm::DatabaseConnection;
-    use sea_orm::sqlx::postgres::PgListener;
+    use sea_orm::sqlx::postgres::{PgListener, PgPoolOptions};
 
     use super::CHANNEL;
     use crate::mirror::access::AccessCache;
@@ -61,10 +61,17 @@ mod listen {
             return None;
         }
         let runtime = tokio::runtime::Handle::try_current().ok()?;
-        let pool = db.get_postgres_connection_pool().clone();
+        // A connection of its own, not one of the app's pool: it is held for
+        // as long as the app runs.
+        let options = (*db.get_postgres_connection_pool().connect_options()).clone();
         Some(runtime.spawn(async move {
             loop {
-                match PgListener::connect_with(&pool).await {
+                let own = PgPoolOptions::new()
+                    .max_connections(1)
+                    .max_lifetime(None)
+                    .idle_timeout(None)
+                    .connect_lazy_with(options.clone());
+                match PgListener::connect_with(&own).await {
                     Ok(mut listener) => match listener.listen(CHANNEL).await {
                         Ok(()) => {
                             cache.clear();

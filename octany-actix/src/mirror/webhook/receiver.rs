@@ -7,6 +7,7 @@ use std::sync::Arc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, ExprTrait, QueryFilter,
+    QueryOrder,
 };
 
 use super::signature::verify;
@@ -294,8 +295,48 @@ impl WebhookReceiver {
 
     /// Replays every delivery whose applying failed.
     pub async fn replay_failed(&self) -> Result<ReplayReport, WebhookError> {
+        self.replay_where(webhook_delivery::Column::ProcessedAt.is_null())
+            .await
+    }
+
+    /// Replays every delivery first received at or after `since` (and
+    /// before `until`, if given), applied or not: after a bug fix, say. A
+    /// newer state is never overwritten by an older one, so replaying is safe.
+    pub async fn replay_received_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+        until: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<ReplayReport, WebhookError> {
+        let mut range =
+            sea_orm::Condition::all().add(webhook_delivery::Column::ReceivedAt.gte(since));
+        if let Some(until) = until {
+            range = range.add(webhook_delivery::Column::ReceivedAt.lt(until));
+        }
+        self.replay_where(range).await
+    }
+
+    /// Deletes the deliveries applied more than `older_than` ago (those
+    /// that failed are kept for replay); returns how many. Their dedupe
+    /// goes with them: keep them longer than Octany retries (days).
+    pub async fn prune(&self, older_than: std::time::Duration) -> Result<u64, WebhookError> {
+        let syncer = &self.inner.syncer;
+        let before = syncer.clock().now()
+            - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
+        let deleted = webhook_delivery::Entity::delete_many()
+            .filter(webhook_delivery::Column::ProcessedAt.lt(before))
+            .exec(syncer.db())
+            .await
+            .map_err(SyncError::from)?;
+        Ok(deleted.rows_affected)
+    }
+
+    async fn replay_where(
+        &self,
+        condition: impl sea_orm::sea_query::IntoCondition,
+    ) -> Result<ReplayReport, WebhookError> {
         let failed: Vec<String> = webhook_delivery::Entity::find()
-            .filter(webhook_delivery::Column::ProcessedAt.is_null())
+            .filter(condition)
+            .order_by_asc(webhook_delivery::Column::ReceivedAt)
             .all(self.inner.syncer.db())
             .await
             .map_err(SyncError::from)?

@@ -1,0 +1,399 @@
+//! The operator's commands (feature `cli`), as clap subcommands a host
+//! mounts in its own binary in one line:
+//!
+//! ```no_run
+//! # async fn demo(octany: octany_actix::Octany) {
+//! use clap::Parser;
+//!
+//! #[derive(Parser)]
+//! enum Cli {
+//!     /// Serve the app.
+//!     Serve,
+//!     /// Billing: sync, reconcile, replay, prune, doctor.
+//!     #[command(subcommand)]
+//!     Billing(octany_actix::cli::Command),
+//! }
+//!
+//! match Cli::parse() {
+//!     Cli::Serve => { /* ... */ }
+//!     Cli::Billing(command) => std::process::exit(command.run(&octany).await),
+//! }
+//! # }
+//! ```
+//!
+//! - `sync [--from-page N] [--no-orders]`: mirror every subscription of the
+//!   account and its orders, page by page, with a progress bar; stopped, it
+//!   says the page to resume from;
+//! - `reconcile`: re-read what is due now (renewals, ends, flagged rows);
+//! - `replay (--failed | --since T [--until T] | DELIVERY)`: re-apply stored
+//!   deliveries;
+//! - `prune --older-than-days N`: delete applied deliveries older than N days;
+//! - `doctor`: check the account end to end: the key, Octany's clock against
+//!   ours, the webhook secret, the webhook URL answering with this app's
+//!   secret (a signed `test.hook` sent to it), deliveries received from
+//!   Octany, and with `--wait-for-test-hook SECS` a `test.hook` sent from
+//!   Octany's admin arriving.
+
+use std::io::Write;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use indicatif::{ProgressBar, ProgressStyle};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+
+use crate::mirror::entity::webhook_delivery;
+use crate::mirror::sync::BackfillOptions;
+use crate::web::octany::Octany;
+
+/// The operator's commands; [`Command::run`] runs one.
+#[derive(Debug, Clone, clap::Subcommand)]
+#[non_exhaustive]
+pub enum Command {
+    /// Mirror every subscription of the account (and their orders) into the database.
+    Sync {
+        /// The page to start from (a stopped sync says which to resume at).
+        #[arg(long, default_value_t = 1)]
+        from_page: u32,
+        /// Skip the orders (one request fewer per subscription).
+        #[arg(long)]
+        no_orders: bool,
+    },
+    /// Re-read from Octany what is due now: renewals, ends, flagged rows.
+    Reconcile,
+    /// Re-apply stored webhook deliveries.
+    Replay {
+        /// Every delivery whose applying failed.
+        #[arg(long, conflicts_with_all = ["delivery", "since"])]
+        failed: bool,
+        /// Every delivery first received at or after this time (RFC 3339).
+        #[arg(long, conflicts_with = "delivery")]
+        since: Option<DateTime<Utc>>,
+        /// With `--since`: received before this time (default: no end).
+        #[arg(long, requires = "since")]
+        until: Option<DateTime<Utc>>,
+        /// One delivery, by id.
+        delivery: Option<String>,
+    },
+    /// Delete applied webhook deliveries older than N days (failed ones are kept).
+    Prune {
+        /// Age in days (at least 7: Octany retries for days, and the dedupe needs them).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(7..))]
+        older_than_days: u32,
+    },
+    /// Check the account end to end: key, clock, secret, webhook URL, deliveries.
+    Doctor {
+        /// Also wait this many seconds for a `test.hook` sent from Octany's admin.
+        #[arg(long)]
+        wait_for_test_hook: Option<u64>,
+    },
+}
+
+impl Command {
+    /// Runs the command, printing to stdout; returns the exit code (0 when
+    /// it did everything, 1 when something needs fixing).
+    pub async fn run(self, octany: &Octany) -> i32 {
+        let mut out = std::io::stdout();
+        match self.run_to(octany, &mut out).await {
+            Ok(true) => 0,
+            Ok(false) => 1,
+            Err(error) => {
+                let _ = writeln!(out, "error: {error}");
+                1
+            }
+        }
+    }
+
+    /// [`Command::run`], writing to `out`; `Ok(false)` when something needs
+    /// fixing.
+    pub async fn run_to(
+        self,
+        octany: &Octany,
+        out: &mut (dyn Write + Send),
+    ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
+        match self {
+            Command::Sync {
+                from_page,
+                no_orders,
+            } => sync(octany, from_page, !no_orders, out).await,
+            Command::Reconcile => {
+                let report = octany.syncer().reconcile().await?;
+                writeln!(
+                    out,
+                    "re-read {} subscription(s), {} failed; {} checkout(s) abandoned",
+                    report.synced, report.failed, report.abandoned
+                )?;
+                Ok(report.failed == 0)
+            }
+            Command::Replay {
+                failed,
+                since,
+                until,
+                delivery,
+            } => {
+                let receiver = octany.receiver();
+                let report = match (failed, since, delivery) {
+                    (_, _, Some(id)) => {
+                        let outcome = receiver.replay(&id).await?;
+                        writeln!(out, "delivery {id}: {outcome:?}")?;
+                        return Ok(true);
+                    }
+                    (_, Some(since), None) => receiver.replay_received_since(since, until).await?,
+                    (true, None, None) => receiver.replay_failed().await?,
+                    (false, None, None) => {
+                        return Err(
+                            "say what to replay: --failed, --since TIME, or a delivery id".into(),
+                        );
+                    }
+                };
+                writeln!(
+                    out,
+                    "replayed {} delivery(ies); {} failed again",
+                    report.replayed, report.failed
+                )?;
+                Ok(report.failed == 0)
+            }
+            Command::Prune { older_than_days } => {
+                let deleted = octany
+                    .receiver()
+                    .prune(Duration::from_secs(u64::from(older_than_days) * 86_400))
+                    .await?;
+                writeln!(
+                    out,
+                    "deleted {deleted} applied delivery(ies) older than {older_than_days} days"
+                )?;
+                Ok(true)
+            }
+            Command::Doctor { wait_for_test_hook } => doctor(octany, wait_for_test_hook, out).await,
+        }
+    }
+}
+
+async fn sync(
+    octany: &Octany,
+    from_page: u32,
+    with_orders: bool,
+    out: &mut (dyn Write + Send),
+) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
+    let bar = ProgressBar::new(0);
+    bar.set_style(ProgressStyle::with_template(
+        "{spinner} page {pos}/{len} · {msg}",
+    )?);
+    let mut last = None;
+    let done = octany
+        .syncer()
+        .backfill(
+            BackfillOptions {
+                start_page: from_page.max(1),
+                with_orders,
+                products: true,
+            },
+            |progress| {
+                if let Some(total) = progress.total_pages {
+                    bar.set_length(u64::from(total));
+                }
+                bar.set_position(u64::from(progress.page));
+                bar.set_message(format!(
+                    "{} subscriptions, {} orders",
+                    progress.subscriptions, progress.orders
+                ));
+                last = progress.next_page;
+            },
+        )
+        .await;
+    bar.finish_and_clear();
+    match done {
+        Ok(done) => {
+            writeln!(
+                out,
+                "mirrored {} subscription(s) and {} order(s), pages {}..{}",
+                done.subscriptions,
+                done.orders,
+                from_page.max(1),
+                done.page
+            )?;
+            Ok(true)
+        }
+        Err(error) => {
+            let resume = last.unwrap_or(from_page.max(1));
+            writeln!(
+                out,
+                "stopped: {error}\nresume with: sync --from-page {resume}"
+            )?;
+            Ok(false)
+        }
+    }
+}
+
+async fn doctor(
+    octany: &Octany,
+    wait_for_test_hook: Option<u64>,
+    out: &mut (dyn Write + Send),
+) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
+    let mut healthy = true;
+    let mut line = |out: &mut (dyn Write + Send), ok: bool, what: &str, detail: String| {
+        healthy &= ok;
+        writeln!(out, "{} {what}: {detail}", if ok { "ok  " } else { "FIX " })
+    };
+    let started = octany.clock().now();
+    // The key, and Octany's clock against ours.
+    match octany.client().list_products(1).await {
+        Ok(page) => {
+            line(
+                out,
+                true,
+                "API key",
+                format!(
+                    "valid; {} product(s)",
+                    page.pagination.total.unwrap_or(page.data.len() as i64)
+                ),
+            )?;
+            match page.observed_at {
+                Some(theirs) => {
+                    let skew = (octany.clock().now() - theirs).num_seconds();
+                    line(
+                        out,
+                        skew.abs() <= 60,
+                        "clock",
+                        if skew.abs() <= 60 {
+                            format!("{skew:+} s from Octany's")
+                        } else {
+                            format!(
+                                "{skew:+} s from Octany's `Date`: set this machine's clock (NTP); renewals and grace periods are judged by it"
+                            )
+                        },
+                    )?;
+                }
+                None => line(
+                    out,
+                    true,
+                    "clock",
+                    "Octany sent no Date header to compare".into(),
+                )?,
+            }
+        }
+        Err(error) => line(out, false, "API key", error.to_string())?,
+    }
+    // The secret, and this app's webhook URL answering with it.
+    let config = octany.client().config();
+    let secrets = config.webhook_secrets();
+    let short = secrets.iter().any(|s| s.expose().chars().count() < 32);
+    line(
+        out,
+        !secrets.is_empty() && !short,
+        "webhook secret",
+        match (secrets.len(), short) {
+            (0, _) => {
+                "OCTANY_WEBHOOK_SECRET is not set: copy the endpoint's secret from Octany's admin"
+                    .into()
+            }
+            (_, true) => {
+                "shorter than Octany's 32 characters: copy the whole secret from Octany's admin"
+                    .into()
+            }
+            (n, false) => format!("{n} configured"),
+        },
+    )?;
+    let url = octany.settings().route_url("webhook");
+    if let Some(secret) = secrets.first() {
+        let id = format!("doctor-{}", started.timestamp_micros());
+        let body = serde_json::to_vec(&serde_json::json!({
+            "id": id, "name": "test.hook", "account": config.account_number(),
+            "created_at": started.to_rfc3339(), "data": {"from": "doctor"},
+        }))?;
+        let signature = crate::mirror::webhook::signature::sign(secret, &body);
+        let answer = reqwest::Client::new()
+            .post(url.clone())
+            .header(
+                crate::mirror::webhook::signature::SIGNATURE_HEADER,
+                signature,
+            )
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await;
+        match answer {
+            Ok(answer) if answer.status().is_success() => line(
+                out,
+                true,
+                "webhook URL",
+                format!("{url} verified a signed test.hook"),
+            )?,
+            Ok(answer) => line(
+                out,
+                false,
+                "webhook URL",
+                format!(
+                    "{url} answered {} to a signed test.hook: is the app running there with this secret?",
+                    answer.status()
+                ),
+            )?,
+            Err(error) => line(
+                out,
+                false,
+                "webhook URL",
+                format!(
+                    "{url} cannot be reached ({error}): is the app running, and is PUBLIC_URL right?"
+                ),
+            )?,
+        }
+    }
+    // Deliveries from Octany: the endpoint is registered and reaches us.
+    let from_octany = webhook_delivery::Entity::find()
+        .filter(webhook_delivery::Column::DeliveryId.not_like("doctor-%"))
+        .order_by_desc(webhook_delivery::Column::ReceivedAt)
+        .one(octany.syncer().db())
+        .await?;
+    match from_octany {
+        Some(last) => line(
+            out,
+            true,
+            "deliveries",
+            format!(
+                "the last from Octany arrived {} ({})",
+                last.received_at.to_rfc3339(),
+                last.event
+            ),
+        )?,
+        None => line(
+            out,
+            false,
+            "deliveries",
+            format!(
+                "none received from Octany yet: register {url} (`webhook register`), then send a test from Octany's admin"
+            ),
+        )?,
+    }
+    if let Some(seconds) = wait_for_test_hook {
+        writeln!(
+            out,
+            "     send a test from Octany's admin now (waiting {seconds} s)..."
+        )?;
+        let deadline = started + chrono::Duration::seconds(seconds as i64);
+        let mut arrived = None;
+        while octany.clock().now() < deadline {
+            arrived = webhook_delivery::Entity::find()
+                .filter(webhook_delivery::Column::Event.eq("test.hook"))
+                .filter(webhook_delivery::Column::DeliveryId.not_like("doctor-%"))
+                .filter(webhook_delivery::Column::ReceivedAt.gte(started))
+                .one(octany.syncer().db())
+                .await?;
+            if arrived.is_some() {
+                break;
+            }
+            // Waiting for a person to press a button: polling is the signal.
+            octany.clock().sleep(Duration::from_secs(1)).await;
+        }
+        line(
+            out,
+            arrived.is_some(),
+            "test.hook round trip",
+            match arrived {
+                Some(hook) => format!("delivery {} received and verified", hook.delivery_id),
+                None => format!(
+                    "none arrived in {seconds} s: check the endpoint's URL and secret in Octany's admin"
+                ),
+            },
+        )?;
+    }
+    Ok(healthy)
+}
