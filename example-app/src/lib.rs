@@ -16,6 +16,7 @@ pub mod sessions;
 pub mod settings;
 pub mod team;
 pub mod teams;
+pub mod telemetry;
 pub mod throttle;
 pub mod user;
 pub mod validate;
@@ -57,6 +58,8 @@ pub struct AppState {
     pub trust_proxy_headers: bool,
     /// The app's public address (invitation links are built from it).
     pub public_url: String,
+    /// What `/metrics` asks of clients not on this machine (`METRICS_TOKEN`).
+    pub metrics_token: Option<String>,
 }
 
 /// How long a session lasts after its last change (a login renews it).
@@ -114,6 +117,8 @@ pub async fn start(settings: Settings) -> Result<Running, BoxError> {
 /// [`start`] on a database already connected (`settings.database_url` is
 /// not used).
 pub async fn start_on(settings: Settings, db: DatabaseConnection) -> Result<Running, BoxError> {
+    // First, so that every metric from here on is recorded.
+    let metrics = telemetry::handle();
     db::migrate(&db).await?;
     let listener = TcpListener::bind(&settings.bind)
         .map_err(|e| format!("cannot listen on {}: {e}", settings.bind))?;
@@ -146,6 +151,7 @@ pub async fn start_on(settings: Settings, db: DatabaseConnection) -> Result<Runn
         limits: settings.limits,
         trust_proxy_headers: settings.trust_proxy_headers,
         public_url: url.clone(),
+        metrics_token: settings.metrics_token.clone(),
     });
     let billing_data = web::Data::new(octany.clone());
     let store = sessions::DbSessionStore::new(db.clone(), settings.clock.clone());
@@ -187,6 +193,7 @@ pub async fn start_on(settings: Settings, db: DatabaseConnection) -> Result<Runn
         db.clone(),
         settings.clock.clone(),
         settings.limits,
+        metrics,
     ));
     Ok(Running {
         url,
@@ -200,8 +207,14 @@ pub async fn start_on(settings: Settings, db: DatabaseConnection) -> Result<Runn
     })
 }
 
-/// Every minute: expired sessions and old login attempts are deleted.
-async fn maintain(db: DatabaseConnection, clock: SharedClock, limits: throttle::Limits) {
+/// Every minute: expired sessions and old login attempts are deleted, and
+/// the metrics' histograms are compacted.
+async fn maintain(
+    db: DatabaseConnection,
+    clock: SharedClock,
+    limits: throttle::Limits,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+) {
     let mut every = tokio::time::interval(Duration::from_secs(60));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -214,6 +227,7 @@ async fn maintain(db: DatabaseConnection, clock: SharedClock, limits: throttle::
         if let Err(error) = throttle::prune(&db, &clock, limits.window).await {
             tracing::warn!(%error, "could not delete old login attempts");
         }
+        metrics.run_upkeep();
     }
 }
 
@@ -231,5 +245,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/account/cancel", web::post().to(pages::cancel))
         .route("/account/swap", web::post().to(pages::swap))
         .route("/account/add-on", web::post().to(pages::add_on))
-        .route("/account/password", web::post().to(auth::change_password));
+        .route("/account/password", web::post().to(auth::change_password))
+        .route("/metrics", web::get().to(telemetry::metrics));
 }

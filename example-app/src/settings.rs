@@ -37,6 +37,9 @@ pub struct Settings {
     pub clock: SharedClock,
     /// Password hashing (at most half the cores at once).
     pub passwords: Passwords,
+    /// The bearer token `/metrics` asks of clients not on this machine
+    /// (`METRICS_TOKEN`; without it only local clients are answered).
+    pub metrics_token: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -60,7 +63,7 @@ impl Settings {
     /// `SESSION_KEY` (hex, at least 64 random bytes; generated and kept in the
     /// data directory for development), `TRUST_PROXY_HEADERS`, the throttle's
     /// `LOGIN_LIMIT_PER_ACCOUNT`, `LOGIN_LIMIT_PER_ADDRESS` and
-    /// `SIGNUP_LIMIT_PER_ADDRESS`, `EXAMPLE_DATA_DIR`.
+    /// `SIGNUP_LIMIT_PER_ADDRESS`, `METRICS_TOKEN`, `EXAMPLE_DATA_DIR`.
     pub fn from_env(bind: Option<String>) -> Result<Self, String> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let data_dir = var("EXAMPLE_DATA_DIR")
@@ -106,6 +109,7 @@ impl Settings {
                 .is_some_and(|v| v == "1" || v == "true"),
             clock: Arc::new(SystemClock),
             passwords: Passwords::for_this_machine(),
+            metrics_token: var("METRICS_TOKEN"),
         })
     }
 
@@ -123,6 +127,7 @@ impl Settings {
             trust_proxy_headers: false,
             clock: Arc::new(SystemClock),
             passwords: Passwords::for_this_machine(),
+            metrics_token: None,
         }
     }
 }

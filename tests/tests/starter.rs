@@ -690,3 +690,48 @@ db_test!(
         db
     }
 );
+
+db_test!(
+    async fn metrics_count_deliveries_requests_and_the_cache(db: TestDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let app = start(&db, dir.path(), |_| {}).await;
+        let ada = Browser::new(&app.url);
+        assert_eq!(ada.signup("ada@example.com").await.status, 303);
+        pays(&app, "user:1").await;
+        assert_eq!(ada.get("/dashboard").await.status, 200);
+        assert_eq!(ada.get("/dashboard").await.status, 200);
+        let page = Browser::new(&app.url).get("/metrics").await;
+        assert_eq!(page.status, 200);
+        for series in [
+            "octany_webhook_deliveries_total{outcome=\"applied\"}",
+            "octany_webhook_apply_seconds",
+            "octany_api_requests_total{status=\"2xx\"}",
+            "octany_guard_cache_total{result=\"hit\"}",
+            "octany_guard_cache_total{result=\"miss\"}",
+        ] {
+            assert!(page.body.contains(series), "no {series} in:\n{}", page.body);
+        }
+        app.stop().await;
+
+        // With a token, only a scraper that presents it is answered.
+        let dir = tempfile::tempdir().unwrap();
+        let app = start(&db, dir.path(), |s| {
+            s.metrics_token = Some("scrape-me-0123456789".into())
+        })
+        .await;
+        let visitor = Browser::new(&app.url);
+        assert_eq!(visitor.get("/metrics").await.status, 404);
+        let scraped = visitor
+            .send(
+                visitor
+                    .http
+                    .get(format!("{}/metrics", app.url))
+                    .bearer_auth("scrape-me-0123456789"),
+                "text/plain",
+            )
+            .await;
+        assert_eq!(scraped.status, 200);
+        app.stop().await;
+        db
+    }
+);

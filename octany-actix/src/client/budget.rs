@@ -72,6 +72,14 @@ impl Priority {
         self as usize
     }
 
+    fn label(self) -> &'static str {
+        match self {
+            Priority::Interactive => "interactive",
+            Priority::Poll => "poll",
+            Priority::Background => "background",
+        }
+    }
+
     /// The share of the burst a request of this priority must leave over.
     fn reserve(self, burst: f64) -> f64 {
         match self {
@@ -288,6 +296,24 @@ impl Budget {
     /// waited. Dropping the future leaves the queue.
     pub(crate) async fn acquire(&self, clock: &SharedClock) -> Result<Duration, OctanyError> {
         let priority = Priority::current();
+        let outcome = self.acquire_as(clock, priority).await;
+        let label = priority.label();
+        match &outcome {
+            Ok(waited) => metrics::histogram!("octany_budget_wait_seconds", "priority" => label)
+                .record(waited.as_secs_f64()),
+            Err(OctanyError::Busy { .. }) => {
+                metrics::counter!("octany_budget_busy_total", "priority" => label).increment(1)
+            }
+            Err(_) => {}
+        }
+        outcome
+    }
+
+    async fn acquire_as(
+        &self,
+        clock: &SharedClock,
+        priority: Priority,
+    ) -> Result<Duration, OctanyError> {
         let started = clock.now();
         let reserve = priority.reserve(f64::from(self.limit.burst.max(1)));
         // No one as urgent waits: take a token straight away if there is one.

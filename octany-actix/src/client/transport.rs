@@ -136,6 +136,12 @@ impl OctanyClient {
             attempts += 1;
             let sent = Instant::now();
             let outcome = self.attempt(call, attempts).await;
+            let status = match &outcome {
+                Ok(answer) => status_class(answer.status),
+                Err(OctanyError::Busy { .. }) => "not_sent",
+                Err(e) => e.status().map_or("error", status_class),
+            };
+            metrics::counter!("octany_api_requests_total", "status" => status).increment(1);
             let span = tracing::Span::current();
             span.record("attempt", attempts);
             span.record("elapsed_ms", sent.elapsed().as_millis() as u64);
@@ -230,6 +236,17 @@ impl OctanyClient {
 }
 
 /// Whether a failed request may be sent again as it is.
+/// A status as the metrics label it: `2xx`, `429`, `4xx`, `5xx`.
+fn status_class(status: u16) -> &'static str {
+    match status {
+        200..=299 => "2xx",
+        429 => "429",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "other",
+    }
+}
+
 fn retryable(method: &Method, error: &OctanyError) -> bool {
     match error {
         // Nothing reached Octany: safe for any method.

@@ -471,8 +471,10 @@ impl Octany {
         billable: &BillableRef,
     ) -> Result<Arc<AccessState>, BillingError> {
         if let Some(state) = self.inner.cache.get(billable, self.inner.clock.now()) {
+            metrics::counter!("octany_guard_cache_total", "result" => "hit").increment(1);
             return Ok(state);
         }
+        metrics::counter!("octany_guard_cache_total", "result" => "miss").increment(1);
         self.access_fresh(billable).await
     }
 

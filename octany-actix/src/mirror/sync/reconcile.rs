@@ -63,6 +63,7 @@ impl Syncer {
             .into_tuple()
             .all(self.db())
             .await?;
+        metrics::gauge!("octany_reconcile_backlog").set(ids.len() as f64);
         let mut report = ReconcileReport::default();
         for id in ids {
             report.synced += 1;

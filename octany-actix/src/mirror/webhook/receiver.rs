@@ -161,6 +161,27 @@ impl WebhookReceiver {
         signature: Option<&str>,
         body: &[u8],
     ) -> Result<Received, WebhookError> {
+        let started = std::time::Instant::now();
+        let outcome = self.receive_unmeasured(signature, body).await;
+        let label = match &outcome {
+            Ok(Received::Applied) => "applied",
+            Ok(Received::Stored) => "stored",
+            Ok(Received::Duplicate) => "duplicate",
+            Err(WebhookError::Apply(_)) => "failed",
+            Err(_) => "refused",
+        };
+        metrics::counter!("octany_webhook_deliveries_total", "outcome" => label).increment(1);
+        // Wall time: a latency, not a decision.
+        metrics::histogram!("octany_webhook_apply_seconds", "outcome" => label)
+            .record(started.elapsed().as_secs_f64());
+        outcome
+    }
+
+    async fn receive_unmeasured(
+        &self,
+        signature: Option<&str>,
+        body: &[u8],
+    ) -> Result<Received, WebhookError> {
         if body.len() > self.inner.body_limit {
             return Err(WebhookError::TooLarge {
                 limit: self.inner.body_limit,
