@@ -363,3 +363,134 @@ db_test!(
         db
     }
 );
+
+/// An instance on a shared virtual clock, paced to one request a second.
+fn paced(db: &TestDb, fake: &FakeOctany, clock: &octany_actix::ManualClock) -> Octany {
+    Octany::builder(
+        fake.config().with_webhook_secret(SECRET).with_rate_limit(
+            octany_actix::client::RateLimit {
+                per_minute: 60,
+                burst: 1,
+            },
+        ),
+        db.conn.clone(),
+    )
+    .public_base_url("http://localhost:8080")
+    .clock(Arc::new(clock.clone()))
+    .build()
+    .unwrap()
+}
+
+db_test!(
+    async fn a_long_reconcile_keeps_its_lease_and_a_lost_one_hands_over(db: TestDb) {
+        let fake = FakeOctany::builder()
+            .sample_catalog()
+            .start()
+            .await
+            .unwrap();
+        fake.seed_subscriptions(1225, 1, 30).unwrap();
+        let clock = octany_actix::ManualClock::at("2026-03-01T00:00:00Z".parse().unwrap());
+        let (a, b) = (paced(&db, &fake, &clock), paced(&db, &fake, &clock));
+        a.syncer()
+            .backfill(octany_actix::sync::BackfillOptions::default(), |_| {})
+            .await
+            .unwrap();
+        exec(&db, "UPDATE octany_subscriptions SET needs_sync = TRUE").await;
+
+        // 30 re-reads at one a second take 30 s; the lease is 9 s. A renews
+        // it as it goes, so B, trying all along, never joins.
+        let running = {
+            let a = a.clone();
+            tokio::spawn(
+                async move { a.syncer().reconcile_exclusive(Duration::from_secs(9)).await },
+            )
+        };
+        // B starts trying once A holds the lease.
+        let holder = a.syncer().instance().to_owned();
+        while !running.is_finished() {
+            use octany_actix_tests::sea_orm::{ConnectionTrait, Statement};
+            let row = db
+                .conn
+                .query_one_raw(Statement::from_string(
+                    db.db_backend(),
+                    "SELECT holder FROM octany_locks WHERE name = 'reconcile'",
+                ))
+                .await
+                .unwrap();
+            if row.is_some_and(|r| r.try_get::<String>("", "holder").unwrap() == holder) {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        let mut b_ran = 0;
+        while !running.is_finished() {
+            // (Once A is done and gives the lease back, B may take it and
+            // find nothing due: that is no joining.)
+            if let Some(report) = b
+                .syncer()
+                .reconcile_exclusive(Duration::from_secs(9))
+                .await
+                .unwrap()
+                && report.synced > 0
+            {
+                b_ran += 1;
+            }
+            tokio::task::yield_now().await;
+        }
+        let report = running.await.unwrap().unwrap().expect("A held the lease");
+        assert_eq!(
+            (report.synced, report.failed, report.handed_over, b_ran),
+            (30, 0, false, 0)
+        );
+
+        // Now A's lease goes to someone else mid-way: A stops, and the next
+        // reconcile goes on with what is left, nothing twice.
+        exec(&db, "UPDATE octany_subscriptions SET needs_sync = TRUE").await;
+        let running = {
+            let a = a.clone();
+            tokio::spawn(
+                async move { a.syncer().reconcile_exclusive(Duration::from_secs(9)).await },
+            )
+        };
+        loop {
+            let left: i64 = {
+                use octany_actix_tests::sea_orm::{ConnectionTrait, Statement};
+                let row = db
+                    .conn
+                    .query_one_raw(Statement::from_string(
+                        db.db_backend(),
+                        "SELECT COUNT(*) AS n FROM octany_subscriptions WHERE needs_sync = TRUE",
+                    ))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                row.try_get("", "n").unwrap()
+            };
+            if left <= 25 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        exec(
+            &db,
+            "UPDATE octany_locks SET holder = 'someone-else', expires_at = 9000000000000000 WHERE name = 'reconcile'",
+        )
+        .await;
+        let first = running.await.unwrap().unwrap().expect("A held the lease");
+        assert!(first.handed_over, "{first:?}");
+        assert!(first.synced < 30, "{first:?}");
+        exec(
+            &db,
+            "UPDATE octany_locks SET expires_at = 0 WHERE name = 'reconcile'",
+        )
+        .await;
+        let rest = b.syncer().reconcile().await.unwrap();
+        assert_eq!(
+            first.synced + rest.synced,
+            30,
+            "first {first:?}, rest {rest:?}: each once"
+        );
+        fake.stop().await;
+        db
+    }
+);

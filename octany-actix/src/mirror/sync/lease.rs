@@ -47,6 +47,26 @@ pub(crate) async fn acquire<C: ConnectionTrait + TransactionTrait>(
     Ok(taken.rows_affected > 0)
 }
 
+/// Extends `holder`'s lease to `now + ttl`, only while it still holds it
+/// (an expired lease that no one else took counts as held). False when
+/// another holder has it.
+pub(crate) async fn renew<C: ConnectionTrait>(
+    conn: &C,
+    name: &str,
+    holder: &str,
+    now: DateTime<Utc>,
+    ttl: Duration,
+) -> Result<bool, DbErr> {
+    let until = mark(now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX));
+    let kept = lock::Entity::update_many()
+        .col_expr(lock::Column::ExpiresAt, Expr::value(until))
+        .filter(lock::Column::Name.eq(name))
+        .filter(lock::Column::Holder.eq(holder))
+        .exec(conn)
+        .await?;
+    Ok(kept.rows_affected > 0)
+}
+
 /// Gives the lease back (only if `holder` holds it).
 pub(crate) async fn release<C: ConnectionTrait>(
     conn: &C,

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, Condition, EntityTrait, ExprTrait, QueryFilter, QuerySelect};
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 
 use super::{Origin, SyncError, Syncer};
 use crate::client::Priority;
@@ -24,19 +26,38 @@ pub struct ReconcileReport {
     /// within [`SyncOptions::lapse_opened_checkouts_after`](super::SyncOptions), or
     /// returned but never paid within `abandon_checkouts_after`.
     pub abandoned: u64,
+    /// Whether it stopped before the end because its lease went to another
+    /// instance (which goes on where it stopped: what was re-read is no
+    /// longer due).
+    pub handed_over: bool,
+}
+
+/// The reconcile's hold on its lease: renewed while it works, so a long
+/// reconcile is not joined by another instance; lost, it stops.
+struct Held<'a> {
+    holder: &'a str,
+    ttl: Duration,
+    renewed: chrono::DateTime<chrono::Utc>,
 }
 
 impl Syncer {
     /// Re-syncs every subscription whose `renews_at` or `ends_at` has passed
-    /// since it was last synced, or that is flagged `needs_sync`; marks
-    /// checkout intents that lapsed abandoned. Safe to call at any time.
-    /// Its requests to Octany are background work: they wait behind any
-    /// person's and leave half the burst to them.
+    /// since it was last synced, or that is flagged `needs_sync`, the most
+    /// urgent first (the oldest `renews_at`: the one nearest the end of its
+    /// renewal grace); marks checkout intents that lapsed abandoned. Safe to
+    /// call at any time, and to stop at any time: what was re-read is no
+    /// longer due, so the next run goes on where this one stopped. Its
+    /// requests to Octany are background work: they wait behind any
+    /// person's and leave half the burst to them, so a large due set is
+    /// spread over the budget rather than taking it.
     pub async fn reconcile(&self) -> Result<ReconcileReport, SyncError> {
-        Priority::Background.scope(self.reconcile_due()).await
+        Priority::Background.scope(self.reconcile_due(None)).await
     }
 
-    async fn reconcile_due(&self) -> Result<ReconcileReport, SyncError> {
+    async fn reconcile_due(
+        &self,
+        mut held: Option<Held<'_>>,
+    ) -> Result<ReconcileReport, SyncError> {
         let now = self.now();
         let due = Condition::any()
             .add(subscription::Column::NeedsSync.eq(true))
@@ -56,17 +77,34 @@ impl Syncer {
                             .gt(Expr::col(subscription::Column::SyncedAt)),
                     ),
             );
+        // The ids only (a few bytes each, even for 100,000), most urgent first.
         let ids: Vec<String> = subscription::Entity::find()
             .select_only()
             .column(subscription::Column::Id)
             .filter(due)
+            .order_by_asc(subscription::Column::RenewsAt)
+            .order_by_asc(subscription::Column::EndsAt)
+            .order_by_asc(subscription::Column::Id)
             .into_tuple()
             .all(self.db())
             .await?;
-        metrics::gauge!("octany_reconcile_backlog").set(ids.len() as f64);
         let mut report = ReconcileReport::default();
+        let mut left = ids.len();
+        metrics::gauge!("octany_reconcile_backlog").set(left as f64);
         for id in ids {
+            if let Some(lease) = held.as_mut()
+                && !self.renew(lease).await?
+            {
+                tracing::info!(
+                    synced = report.synced,
+                    left,
+                    "the reconcile's lease went to another instance; it goes on from here"
+                );
+                report.handed_over = true;
+                break;
+            }
             report.synced += 1;
+            left -= 1;
             if let Err(error) = self
                 .sync_subscription_by(&SubscriptionId::new(id.clone()), Origin::Reconcile)
                 .await
@@ -74,9 +112,24 @@ impl Syncer {
                 report.failed += 1;
                 tracing::warn!(subscription = %id, %error, "reconcile could not re-sync a subscription");
             }
+            metrics::gauge!("octany_reconcile_backlog").set(left as f64);
         }
         report.abandoned = self.lapse_checkouts().await?;
         Ok(report)
+    }
+
+    /// Renews the lease when a third of it has passed; false when it was
+    /// lost (another instance holds it).
+    async fn renew(&self, held: &mut Held<'_>) -> Result<bool, SyncError> {
+        let now = self.now();
+        let third = chrono::Duration::from_std(held.ttl / 3).unwrap_or(chrono::Duration::MAX);
+        if now - held.renewed < third {
+            return Ok(true);
+        }
+        let kept =
+            super::lease::renew(self.db(), RECONCILE_LEASE, held.holder, now, held.ttl).await?;
+        held.renewed = now;
+        Ok(kept)
     }
 
     /// Marks abandoned the checkout intents that lapsed: opened and never
@@ -115,8 +168,11 @@ impl Syncer {
     }
 
     /// [`Syncer::reconcile`] on one instance at a time: takes the
-    /// `reconcile` lease in the database (for at most `lease`), runs, gives
-    /// it back. `None` when another instance holds it.
+    /// `reconcile` lease in the database for `lease`, renews it every third
+    /// of that while it works (a reconcile of thousands of subscriptions at
+    /// the rate limit takes long), and gives it back at the end. `None` when
+    /// another instance holds it; if the lease is lost meanwhile (this
+    /// instance stalled past it), it stops and the holder goes on.
     pub async fn reconcile_exclusive(
         &self,
         lease: Duration,
@@ -126,7 +182,14 @@ impl Syncer {
             tracing::debug!("another instance is reconciling");
             return Ok(None);
         }
-        let report = self.reconcile().await;
+        let held = Held {
+            holder: self.instance(),
+            ttl: lease,
+            renewed: now,
+        };
+        let report = Priority::Background
+            .scope(self.reconcile_due(Some(held)))
+            .await;
         super::lease::release(self.db(), RECONCILE_LEASE, self.instance()).await?;
         report.map(Some)
     }
