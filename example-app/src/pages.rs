@@ -197,17 +197,19 @@ pub async fn dashboard(
     state: web::Data<AppState>,
     session: Session,
     paid: RequireSubscription<user::Model>,
-) -> DashboardPage {
+) -> Result<DashboardPage, AppError> {
     let policy = state.octany.settings().policy;
-    DashboardPage {
+    // The guard decided on a narrow read; the page wants the plan's name.
+    let subscription = paid.subscription().await?;
+    Ok(DashboardPage {
         layout: Layout::new(&state, &session, Some(&paid.user)),
-        plan: paid.subscription.product_name.clone().unwrap_or_default(),
-        status: paid.subscription.status.to_string(),
+        plan: subscription.product_name.clone().unwrap_or_default(),
+        status: paid.status().to_string(),
         invoice_due: paid
-            .subscription
+            .grant()
             .invoice_due_at(policy)
             .map(|t| t.format("%Y-%m-%d").to_string()),
-    }
+    })
 }
 
 /// An order on the account page.

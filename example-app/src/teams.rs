@@ -340,13 +340,14 @@ pub async fn dashboard(
     state: web::Data<AppState>,
     session: Session,
     paid: RequireSubscription<TeamMember>,
-) -> TeamDashboard {
-    TeamDashboard {
+) -> Result<TeamDashboard, AppError> {
+    let subscription = paid.subscription().await?;
+    Ok(TeamDashboard {
         layout: Layout::new(&state, &session, Some(&paid.user.user)),
         team: paid.user.team.name.clone(),
-        plan: paid.subscription.product_name.clone().unwrap_or_default(),
-        status: paid.subscription.status.to_string(),
-    }
+        plan: subscription.product_name.clone().unwrap_or_default(),
+        status: paid.status().to_string(),
+    })
 }
 
 /// `GET /team/pricing`: the plans, bought for the team by its owners.

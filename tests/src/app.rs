@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use actix_web::middleware::from_fn;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
-use octany_actix::entity::subscription;
 use octany_actix::sync::Listeners;
 use octany_actix::{Billable, Octany, Plan, RequireSubscription};
 use octany_fake::FakeOctany;
@@ -127,14 +126,14 @@ pub fn builder(db: &TestDb, fake: &FakeOctany, cache_ttl: Duration) -> octany_ac
 
 async fn dashboard(paid: RequireSubscription<TestUser>) -> HttpResponse {
     HttpResponse::Ok()
-        .json(serde_json::json!({"user": paid.user.id, "subscription": paid.subscription.id}))
+        .json(serde_json::json!({"user": paid.user.id, "subscription": paid.grant().id}))
 }
 
 async fn reports(pro: RequireSubscription<TestUser, Pro>) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"plan": format!("{:?}", pro.plan())}))
 }
 
-async fn scoped(granted: web::ReqData<std::sync::Arc<subscription::Model>>) -> HttpResponse {
+async fn scoped(granted: web::ReqData<std::sync::Arc<octany_actix::guard::Grant>>) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"subscription": granted.id}))
 }
 

@@ -408,7 +408,7 @@ async fn migrations_go_down_and_up_again() {
         0
     );
     let statuses = Migrator::get_migration_with_status(&db.conn).await.unwrap();
-    assert_eq!(statuses.len(), 4);
+    assert_eq!(statuses.len(), 5);
     assert_eq!(
         octany_actix::entity::event::Entity::find()
             .count(&db.conn)

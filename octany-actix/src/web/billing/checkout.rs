@@ -47,7 +47,12 @@ impl<U: Billable> Billing<'_, U> {
     /// The newest checkout the buyer came back from that Octany has not yet
     /// reported (while it lasts, the guard answers "payment processing").
     pub async fn pending_checkout(&self) -> Result<Option<checkout::Model>, BillingError> {
-        Ok(self.state().await?.pending_checkout.clone())
+        Ok(checkout::Entity::find()
+            .filter(checkout::Column::BillableRef.eq(self.reference().as_str()))
+            .filter(checkout::Column::Status.eq(checkout::CheckoutStatus::Awaiting))
+            .order_by_desc(checkout::Column::CreatedAt)
+            .one(self.octany.syncer().db())
+            .await?)
     }
 
     /// Records a checkout intent for `plan` (or reuses the one opened

@@ -3,42 +3,51 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sea_orm::EntityTrait;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use super::Billing;
 use crate::client::OctanyError;
 use crate::domain::model::{Entitlement, ProductId, Subscription, SubscriptionId};
 use crate::domain::plan::Plan;
-use crate::mirror::access::AccessState;
+use crate::mirror::access::{AccessState, Grant};
 use crate::mirror::entity::subscription;
 use crate::mirror::sync::{Batch, Mark, Origin};
 use crate::web::billable::Billable;
 use crate::web::error::BillingError;
 
 impl<U: Billable> Billing<'_, U> {
-    /// Every mirrored subscription of every group, newest first.
+    /// Every mirrored subscription of every group, newest first (whole rows,
+    /// read from the database).
     pub async fn subscriptions(&self) -> Result<Vec<subscription::Model>, BillingError> {
-        Ok(self
-            .state()
-            .await?
-            .subscriptions
-            .iter()
-            .map(|s| s.as_ref().clone())
-            .collect())
+        Ok(subscription::Entity::find()
+            .filter(subscription::Column::BillableRef.eq(self.reference().as_str()))
+            .order_by_desc(subscription::Column::CreatedAt)
+            .order_by_desc(subscription::Column::Id)
+            .all(self.octany.syncer().db())
+            .await?)
     }
 
     /// The group's subscriptions, newest first (shared with the cache).
-    async fn in_this_group(&self) -> Result<Vec<Arc<subscription::Model>>, BillingError> {
+    async fn in_this_group(&self) -> Result<Vec<Arc<Grant>>, BillingError> {
         let state = self.state().await?;
         Ok(self.of_group(&state, self.group))
     }
 
+    /// The group's current subscription as the guard sees it: the one
+    /// granting access, else the newest.
+    async fn current(&self) -> Result<Option<Arc<Grant>>, BillingError> {
+        let mine = self.in_this_group().await?;
+        let clock = self.octany.clock();
+        let policy = self.octany.settings().policy;
+        Ok(mine
+            .iter()
+            .find(|s| s.has_access(clock.as_ref(), policy))
+            .or(mine.first())
+            .cloned())
+    }
+
     /// The subscriptions of `state` in `group`, newest first.
-    pub(super) fn of_group(
-        &self,
-        state: &AccessState,
-        group: &str,
-    ) -> Vec<Arc<subscription::Model>> {
+    pub(super) fn of_group(&self, state: &AccessState, group: &str) -> Vec<Arc<Grant>> {
         state
             .subscriptions
             .iter()
@@ -50,14 +59,12 @@ impl<U: Billable> Billing<'_, U> {
     /// The group's current subscription: the one granting access, else the
     /// newest.
     pub async fn subscription(&self) -> Result<Option<subscription::Model>, BillingError> {
-        let mine = self.in_this_group().await?;
-        let clock = self.octany.clock();
-        let policy = self.octany.settings().policy;
-        Ok(mine
-            .iter()
-            .find(|s| s.has_access(clock.as_ref(), policy))
-            .or(mine.first())
-            .map(|s| s.as_ref().clone()))
+        match self.current().await? {
+            Some(grant) => Ok(subscription::Entity::find_by_id(grant.id.as_str())
+                .one(self.octany.syncer().db())
+                .await?),
+            None => Ok(None),
+        }
     }
 
     /// Whether it has access through a subscription of this group (paying,
@@ -82,11 +89,8 @@ impl<U: Billable> Billing<'_, U> {
         }))
     }
 
-    async fn current_is(
-        &self,
-        test: impl Fn(&subscription::Model) -> bool,
-    ) -> Result<bool, BillingError> {
-        Ok(self.subscription().await?.as_ref().is_some_and(test))
+    async fn current_is(&self, test: impl Fn(&Grant) -> bool) -> Result<bool, BillingError> {
+        Ok(self.current().await?.as_deref().is_some_and(test))
     }
 
     /// In a free trial.
@@ -113,7 +117,7 @@ impl<U: Billable> Billing<'_, U> {
     pub async fn invoice_due_at(&self) -> Result<Option<DateTime<Utc>>, BillingError> {
         let policy = self.octany.settings().policy;
         Ok(self
-            .subscription()
+            .current()
             .await?
             .and_then(|s| s.invoice_due_at(policy)))
     }

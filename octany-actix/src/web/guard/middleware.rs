@@ -21,8 +21,8 @@ where
     let (http, mut payload) = req.into_parts();
     match RequireSubscription::<U, P>::from_request(&http, &mut payload).await {
         Ok(granted) => {
-            // Handlers behind the scope can read it with ReqData<subscription::Model>.
-            actix_web::HttpMessage::extensions_mut(&http).insert(granted.subscription);
+            // Handlers behind the scope can read it with ReqData<Arc<Grant>>.
+            actix_web::HttpMessage::extensions_mut(&http).insert(granted.grant);
             let req = ServiceRequest::from_parts(http, payload);
             Ok(next.call(req).await?.map_into_left_body())
         }
@@ -33,8 +33,8 @@ where
 }
 
 /// Guards a scope: only users with access get through; the rest get the
-/// guard's rejection. The granting subscription is in the request's
-/// extensions (`web::ReqData<Arc<octany_actix::entity::subscription::Model>>`).
+/// guard's rejection. What it granted on is in the request's extensions
+/// (`web::ReqData<Arc<octany_actix::guard::Grant>>`).
 ///
 /// ```no_run
 /// # #[derive(Clone)] struct CurrentUser;

@@ -18,9 +18,12 @@ use actix_web::dev::Payload;
 use actix_web::error::InternalError;
 use actix_web::{FromRequest, HttpRequest};
 
-use crate::domain::model::BillableRef;
+use crate::domain::model::{BillableRef, SubscriptionStatus};
 use crate::domain::plan::{AnyPlan, Plan, PlanSet};
+pub use crate::mirror::access::Grant;
+use sea_orm::EntityTrait;
 use crate::mirror::entity::subscription;
+use crate::web::error::BillingError;
 use crate::web::billable::Billable;
 use crate::web::octany::Octany;
 
@@ -31,12 +34,16 @@ pub use crate::web::error::Denial;
 /// A user (`U`) with access to a plan of `P` (any plan by default), and the
 /// subscription that grants it.
 ///
+/// The guard decides on a narrow read (id, plan, status, dates); the whole
+/// row (price, portal links, Octany's JSON) is read when a handler asks for
+/// it with [`subscription`](RequireSubscription::subscription), once.
+///
 /// ```no_run
 /// # #[derive(Clone)] struct CurrentUser;
 /// # impl octany_actix::Billable for CurrentUser { fn billable_id(&self) -> String { "1".into() } }
 /// # impl actix_web::FromRequest for CurrentUser { type Error = actix_web::Error; type Future = std::future::Ready<Result<Self, Self::Error>>;
 /// #   fn from_request(_: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future { std::future::ready(Ok(CurrentUser)) } }
-/// use octany_actix::{Plan, RequireSubscription};
+/// use octany_actix::{BillingError, Plan, RequireSubscription};
 ///
 /// #[derive(Plan, Clone, Copy, Debug, PartialEq, Eq)]
 /// enum Pro {
@@ -44,29 +51,58 @@ pub use crate::web::error::Denial;
 ///     Monthly,
 /// }
 ///
-/// async fn dashboard(paid: RequireSubscription<CurrentUser>) -> String {
-///     format!("plan {:?}", paid.subscription.product_name)
+/// async fn dashboard(paid: RequireSubscription<CurrentUser>) -> Result<String, BillingError> {
+///     Ok(format!("plan {:?}", paid.subscription().await?.product_name))
 /// }
 ///
 /// async fn reports(pro: RequireSubscription<CurrentUser, Pro>) -> String {
-///     format!("{:?}", pro.plan())
+///     format!("{:?} ({})", pro.plan(), pro.status())
 /// }
 /// ```
 pub struct RequireSubscription<U, P = AnyPlan> {
     /// The user, as the host's extractor gave it.
     pub user: U,
-    /// The subscription granting access.
-    pub subscription: Arc<subscription::Model>,
+    grant: Arc<Grant>,
+    octany: Octany,
+    full: tokio::sync::OnceCell<Arc<subscription::Model>>,
     plan: PhantomData<P>,
 }
 
 impl<U, P: Plan> RequireSubscription<U, P> {
     /// The plan the subscription is on.
     pub fn plan(&self) -> P {
-        self.subscription
+        self.grant
             .product_id
             .and_then(P::from_product)
             .expect("the guard admitted only subscriptions to a plan of P")
+    }
+}
+
+impl<U, P> RequireSubscription<U, P> {
+    /// What the guard decided on: the granting subscription's id, plan,
+    /// status and dates (no database read).
+    pub fn grant(&self) -> &Grant {
+        &self.grant
+    }
+
+    /// The granting subscription's status (no database read).
+    pub fn status(&self) -> &SubscriptionStatus {
+        &self.grant.status
+    }
+
+    /// The granting subscription's whole row, read from the database the
+    /// first time it is asked for.
+    pub async fn subscription(&self) -> Result<Arc<subscription::Model>, BillingError> {
+        self.full
+            .get_or_try_init(|| async {
+                subscription::Entity::find_by_id(self.grant.id.as_str())
+                    .one(self.octany.syncer().db())
+                    .await?
+                    .map(Arc::new)
+                    .ok_or(BillingError::NoSubscription)
+            })
+            .await
+            .cloned()
     }
 }
 
@@ -74,7 +110,7 @@ impl<U: std::fmt::Debug, P> std::fmt::Debug for RequireSubscription<U, P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RequireSubscription")
             .field("user", &self.user)
-            .field("subscription", &self.subscription.id)
+            .field("subscription", &self.grant.id)
             .finish()
     }
 }
@@ -84,7 +120,7 @@ impl<U: std::fmt::Debug, P> std::fmt::Debug for RequireSubscription<U, P> {
 pub(crate) async fn check<P: PlanSet>(
     octany: &Octany,
     billable: &BillableRef,
-) -> Result<Arc<subscription::Model>, Denial> {
+) -> Result<Arc<Grant>, Denial> {
     let state = octany.access(billable).await.map_err(|error| {
         tracing::error!(%error, "the guard could not read billing state; denying");
         Denial::Unavailable
@@ -114,9 +150,11 @@ where
             let user = user.await.map_err(Into::into)?;
             let octany = Octany::from_request(&req)?;
             match check::<P>(&octany, &user.billable_ref()).await {
-                Ok(subscription) => Ok(Self {
+                Ok(grant) => Ok(Self {
                     user,
-                    subscription,
+                    grant,
+                    octany,
+                    full: tokio::sync::OnceCell::new(),
                     plan: PhantomData,
                 }),
                 Err(denial) => {
