@@ -1,6 +1,7 @@
 //! What the guard reads: of a billable's mirrored subscriptions, only what
-//! the decision needs, and whether a checkout awaits Octany, in one narrow
-//! indexed query; cached for a short time and dropped by every sync of it.
+//! the decision needs, in one narrow indexed query (and, only when nothing
+//! grants access, whether a checkout awaits Octany); cached for a short
+//! time and dropped by every sync of it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -8,12 +9,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    DatabaseConnection, DbBackend, DbErr, FromQueryResult, Statement, Value,
+    ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter,
+    Statement, Value,
 };
 
 use crate::domain::clock::Clock;
 use crate::domain::model::{AccessPolicy, Entitlement, ProductId, SubscriptionStatus};
 use crate::domain::plan::PlanSet;
+use crate::mirror::entity::checkout;
 
 /// What the guard decides with, of one mirrored subscription: its id, plan,
 /// status and dates, and nothing else (the full row, Octany's JSON included,
@@ -53,70 +56,86 @@ impl Entitlement for Grant {
     }
 }
 
-/// One row of the guard's query: a subscription (absent when the billable
-/// has none) and whether a checkout awaits Octany.
+/// A row of the guard's query.
 #[derive(Debug, FromQueryResult)]
 struct Row {
-    id: Option<String>,
+    id: String,
     product_id: Option<ProductId>,
-    status: Option<SubscriptionStatus>,
+    status: SubscriptionStatus,
     renews_at: Option<DateTime<Utc>>,
     ends_at: Option<DateTime<Utc>>,
-    created_at: Option<DateTime<Utc>>,
-    awaiting: i64,
+    created_at: DateTime<Utc>,
 }
 
 /// A billable's billing state, as the local mirror has it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct AccessState {
     /// Every mirrored subscription, newest first (shared, so the guard
     /// hands them out without copying).
     pub subscriptions: Vec<Arc<Grant>>,
     /// Whether a checkout the buyer came back from awaits Octany's report
-    /// (an intent only opened is not one).
-    pub checkout_awaiting: bool,
+    /// (an intent only opened is not one): read only when it matters, when
+    /// no subscription grants access, and then kept with the state.
+    awaiting: tokio::sync::OnceCell<bool>,
 }
 
 impl AccessState {
-    /// Reads it from the database in one narrow indexed query: the columns
-    /// the decision needs, and the awaiting checkouts counted alongside.
+    /// Reads it from the database in one narrow indexed query: of the
+    /// billable's subscriptions, the columns the decision needs.
     pub(crate) async fn load(db: &DatabaseConnection, billable: &str) -> Result<Self, DbErr> {
         let backend = db.get_database_backend();
-        let (first, second) = match backend {
-            DbBackend::Postgres => ("$1", "$2"),
-            _ => ("?", "?"),
+        let placeholder = match backend {
+            DbBackend::Postgres => "$1",
+            _ => "?",
         };
         let sql = format!(
-            "SELECT s.id, s.product_id, s.status, s.renews_at, s.ends_at, s.created_at, \
-             (SELECT COUNT(*) FROM octany_checkouts c WHERE c.billable_ref = {first} AND c.status = 'awaiting') AS awaiting \
-             FROM (SELECT 1 AS one) o LEFT JOIN octany_subscriptions s ON s.billable_ref = {second} \
-             ORDER BY s.created_at DESC, s.id DESC"
+            "SELECT id, product_id, status, renews_at, ends_at, created_at \
+             FROM octany_subscriptions WHERE billable_ref = {placeholder} \
+             ORDER BY created_at DESC, id DESC"
         );
-        let rows = Row::find_by_statement(Statement::from_sql_and_values(
+        let subscriptions = Row::find_by_statement(Statement::from_sql_and_values(
             backend,
             sql,
-            [Value::from(billable), Value::from(billable)],
+            [Value::from(billable)],
         ))
         .all(db)
-        .await?;
-        let checkout_awaiting = rows.first().is_some_and(|r| r.awaiting > 0);
-        let subscriptions = rows
-            .into_iter()
-            .filter_map(|r| {
-                Some(Arc::new(Grant {
-                    id: r.id?,
-                    product_id: r.product_id,
-                    status: r.status?,
-                    renews_at: r.renews_at,
-                    ends_at: r.ends_at,
-                    created_at: r.created_at?,
-                }))
+        .await?
+        .into_iter()
+        .map(|r| {
+            Arc::new(Grant {
+                id: r.id,
+                product_id: r.product_id,
+                status: r.status,
+                renews_at: r.renews_at,
+                ends_at: r.ends_at,
+                created_at: r.created_at,
             })
-            .collect();
+        })
+        .collect();
         Ok(Self {
             subscriptions,
-            checkout_awaiting,
+            awaiting: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// Whether a checkout the buyer came back from awaits Octany (one
+    /// indexed lookup, the first time it is asked).
+    pub(crate) async fn checkout_awaiting(
+        &self,
+        db: &DatabaseConnection,
+        billable: &str,
+    ) -> Result<bool, DbErr> {
+        self.awaiting
+            .get_or_try_init(|| async {
+                Ok(checkout::Entity::find()
+                    .filter(checkout::Column::BillableRef.eq(billable))
+                    .filter(checkout::Column::Status.eq(checkout::CheckoutStatus::Awaiting))
+                    .one(db)
+                    .await?
+                    .is_some())
+            })
+            .await
+            .copied()
     }
 
     /// The subscription that grants access to a plan of `P`, if any.
@@ -131,11 +150,7 @@ impl AccessState {
     }
 
     /// The current subscription: the one granting access, else the newest.
-    pub(crate) fn current(
-        &self,
-        clock: &dyn Clock,
-        policy: AccessPolicy,
-    ) -> Option<&Arc<Grant>> {
+    pub(crate) fn current(&self, clock: &dyn Clock, policy: AccessPolicy) -> Option<&Arc<Grant>> {
         self.granting::<crate::domain::plan::AnyPlan>(clock, policy)
             .or(self.subscriptions.first())
     }
@@ -143,9 +158,19 @@ impl AccessState {
     /// Whether a payment is still on its way: a checkout the buyer came
     /// back from, or a subscription Octany reports `pending` (an unpaid
     /// first invoice) that is not yet overdue.
-    pub(crate) fn payment_pending(&self, clock: &dyn Clock, policy: AccessPolicy) -> bool {
-        self.checkout_awaiting
-            || self.subscriptions.iter().any(|s| {
+    pub(crate) async fn payment_pending(
+        &self,
+        db: &DatabaseConnection,
+        billable: &str,
+        clock: &dyn Clock,
+        policy: AccessPolicy,
+    ) -> Result<bool, DbErr> {
+        Ok(self.pending_invoice(clock, policy) || self.checkout_awaiting(db, billable).await?)
+    }
+
+    /// A subscription Octany reports `pending` whose invoice is not overdue.
+    fn pending_invoice(&self, clock: &dyn Clock, policy: AccessPolicy) -> bool {
+        self.subscriptions.iter().any(|s| {
                 s.status == crate::domain::model::SubscriptionStatus::Pending
                     && s.invoice_due_at(policy).is_none_or(|due| due > clock.now())
             })

@@ -429,6 +429,10 @@ async fn status<U: Billable + FromRequest + 'static>(
         .and_then(|id| octany.sold_as(id))
         .map(|p| p.slug.clone());
     let access = state.granting::<AnyPlan>(clock, policy).is_some();
+    let pending = !access
+        && state
+            .payment_pending(octany.syncer().db(), billable.as_str(), clock, policy)
+            .await?;
     let checkout = match query.get("checkout") {
         Some(id) => octany.billing(&user).intent(id).await?,
         None => None,
@@ -437,7 +441,7 @@ async fn status<U: Billable + FromRequest + 'static>(
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(json!({
             "access": access,
-            "pending": !access && state.payment_pending(clock, policy),
+            "pending": pending,
             "invoice_due_at": current
                 .and_then(|s| s.invoice_due_at(policy))
                 .map(|t| format_timestamp(&t)),

@@ -116,10 +116,7 @@ impl<U: Billable> Billing<'_, U> {
     /// [`AccessPolicy::invoice_grants_access`](crate::model::AccessPolicy)).
     pub async fn invoice_due_at(&self) -> Result<Option<DateTime<Utc>>, BillingError> {
         let policy = self.octany.settings().policy;
-        Ok(self
-            .current()
-            .await?
-            .and_then(|s| s.invoice_due_at(policy)))
+        Ok(self.current().await?.and_then(|s| s.invoice_due_at(policy)))
     }
 
     /// The group's subscription that has not ended, if any: the one a

@@ -21,11 +21,11 @@ use actix_web::{FromRequest, HttpRequest};
 use crate::domain::model::{BillableRef, SubscriptionStatus};
 use crate::domain::plan::{AnyPlan, Plan, PlanSet};
 pub use crate::mirror::access::Grant;
-use sea_orm::EntityTrait;
 use crate::mirror::entity::subscription;
-use crate::web::error::BillingError;
 use crate::web::billable::Billable;
+use crate::web::error::BillingError;
 use crate::web::octany::Octany;
+use sea_orm::EntityTrait;
 
 pub use middleware::{require_plan, require_subscription};
 
@@ -126,13 +126,23 @@ pub(crate) async fn check<P: PlanSet>(
         Denial::Unavailable
     })?;
     let settings = octany.settings();
-    match state.granting::<P>(octany.clock().as_ref(), settings.policy) {
-        Some(subscription) => Ok(subscription.clone()),
-        None if state.payment_pending(octany.clock().as_ref(), settings.policy) => {
-            Err(Denial::PaymentProcessing)
-        }
-        None => Err(Denial::NotSubscribed),
+    let clock = octany.clock().as_ref();
+    if let Some(granting) = state.granting::<P>(clock, settings.policy) {
+        return Ok(granting.clone());
     }
+    // Refused: is a payment on its way? (Asked only now, not on every grant.)
+    let pending = state
+        .payment_pending(octany.syncer().db(), billable.as_str(), clock, settings.policy)
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "the guard could not read billing state; denying");
+            Denial::Unavailable
+        })?;
+    Err(if pending {
+        Denial::PaymentProcessing
+    } else {
+        Denial::NotSubscribed
+    })
 }
 
 impl<U, P> FromRequest for RequireSubscription<U, P>
