@@ -133,9 +133,7 @@ impl AuthPage {
             .take(validate::EMAIL_MAX)
             .collect();
         self.name = form.name.trim().chars().take(validate::NAME_MAX).collect();
-        HttpResponse::build(status)
-            .content_type("text/html; charset=utf-8")
-            .body(self.render().unwrap_or_default())
+        crate::errors::html(status, &self)
     }
 }
 

@@ -130,6 +130,14 @@ pub struct ErrorPage {
     message: String,
 }
 
+/// A page the app rendered, answered with `status` (a form shown again
+/// with its error, say), as HTML.
+pub fn html(status: StatusCode, page: &impl Template) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(page.render().unwrap_or_default())
+}
+
 fn wants_html(req: &HttpRequest) -> bool {
     req.headers()
         .get(header::ACCEPT)

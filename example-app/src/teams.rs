@@ -256,9 +256,7 @@ pub async fn create(
         Err(problem) => {
             let kept = form.name.trim().chars().take(validate::NAME_MAX).collect();
             let page = teams_page(&state, &session, &user, Some(problem.to_owned()), kept).await?;
-            return Ok(HttpResponse::build(StatusCode::UNPROCESSABLE_ENTITY)
-                .content_type("text/html; charset=utf-8")
-                .body(page.render().unwrap_or_default()));
+            return Ok(crate::errors::html(StatusCode::UNPROCESSABLE_ENTITY, &page));
         }
     };
     let now = state.clock.now();

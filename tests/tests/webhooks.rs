@@ -24,6 +24,15 @@ where
     E::find().count(&db.conn).await.unwrap()
 }
 
+/// Renames a table (to make applying fail, and to mend it).
+async fn rename(h: &Harness, from: &str, to: &str) {
+    let sql = format!("ALTER TABLE {from} RENAME TO {to}");
+    h.db.conn
+        .execute_raw(Statement::from_string(h.db.db_backend(), sql))
+        .await
+        .unwrap();
+}
+
 async fn deliver(h: &Harness, envelope: &serde_json::Value) -> Result<Received, WebhookError> {
     let (body, signature) = signed(envelope);
     h.receiver.receive(Some(&signature), &body).await
@@ -475,14 +484,7 @@ db_test!(
 db_test!(
     async fn a_failed_apply_is_500_recorded_and_replayed(db: TestDb) {
         let h = Harness::new(db).await;
-        let backend = h.db.db_backend();
-        let rename = |from: &str, to: &str| {
-            Statement::from_string(backend, format!("ALTER TABLE {from} RENAME TO {to}"))
-        };
-        h.db.conn
-            .execute_raw(rename("octany_orders", "octany_orders_away"))
-            .await
-            .unwrap();
+        rename(&h, "octany_orders", "octany_orders_away").await;
         let paid = envelope(
             31,
             "order.paid",
@@ -502,10 +504,7 @@ db_test!(
             row.last_error.is_some(),
             "the error is recorded on the delivery"
         );
-        h.db.conn
-            .execute_raw(rename("octany_orders_away", "octany_orders"))
-            .await
-            .unwrap();
+        rename(&h, "octany_orders_away", "octany_orders").await;
 
         let report = h.receiver.replay_failed().await.unwrap();
         assert_eq!((report.replayed, report.failed), (1, 0));
@@ -564,14 +563,7 @@ fn no_secret_refuses_to_start() {
 db_test!(
     async fn failing_deliveries_count_every_attempt_and_odd_ids_are_400_never_500(db: TestDb) {
         let h = Harness::new(db).await;
-        let backend = h.db.db_backend();
-        let rename = |from: &str, to: &str| {
-            Statement::from_string(backend, format!("ALTER TABLE {from} RENAME TO {to}"))
-        };
-        h.db.conn
-            .execute_raw(rename("octany_orders", "octany_orders_away"))
-            .await
-            .unwrap();
+        rename(&h, "octany_orders", "octany_orders_away").await;
         let paid = envelope(
             41,
             "order.paid",
@@ -590,10 +582,7 @@ db_test!(
             .unwrap()
             .unwrap();
         assert_eq!(row.attempts, 3, "each failed attempt is counted");
-        h.db.conn
-            .execute_raw(rename("octany_orders_away", "octany_orders"))
-            .await
-            .unwrap();
+        rename(&h, "octany_orders_away", "octany_orders").await;
         deliver(&h, &paid).await.unwrap();
         let row = webhook_delivery::Entity::find_by_id("41")
             .one(&h.db.conn)

@@ -171,9 +171,9 @@ impl AccessState {
     /// A subscription Octany reports `pending` whose invoice is not overdue.
     fn pending_invoice(&self, clock: &dyn Clock, policy: AccessPolicy) -> bool {
         self.subscriptions.iter().any(|s| {
-                s.status == crate::domain::model::SubscriptionStatus::Pending
-                    && s.invoice_due_at(policy).is_none_or(|due| due > clock.now())
-            })
+            s.status == crate::domain::model::SubscriptionStatus::Pending
+                && s.invoice_due_at(policy).is_none_or(|due| due > clock.now())
+        })
     }
 }
 

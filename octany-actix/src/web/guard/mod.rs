@@ -132,7 +132,12 @@ pub(crate) async fn check<P: PlanSet>(
     }
     // Refused: is a payment on its way? (Asked only now, not on every grant.)
     let pending = state
-        .payment_pending(octany.syncer().db(), billable.as_str(), clock, settings.policy)
+        .payment_pending(
+            octany.syncer().db(),
+            billable.as_str(),
+            clock,
+            settings.policy,
+        )
         .await
         .map_err(|error| {
             tracing::error!(%error, "the guard could not read billing state; denying");
