@@ -1,7 +1,7 @@
 //! Sign-up, login, logout and password change, and the `user::Model`
 //! extractor that octany-actix's guard composes with.
 //!
-//! Logins and sign-ups are throttled ([`throttle`](crate::throttle)),
+//! Logins and sign-ups are throttled ([`throttle`]),
 //! passwords are hashed off the request workers
 //! ([`Passwords`](crate::passwords::Passwords)), an unknown e-mail costs the
 //! same as a wrong password, and a login renews the session's key.
