@@ -56,6 +56,14 @@ impl Entitlement for Grant {
     }
 }
 
+/// The guard's query: of the billable's subscriptions, the columns the
+/// decision needs (`idx_octany_subscriptions_billable_ref`).
+const GUARD_QUERY: &str = "SELECT id, product_id, status, renews_at, ends_at, created_at \
+     FROM octany_subscriptions WHERE billable_ref = ?";
+/// [`GUARD_QUERY`] with PostgreSQL's placeholder.
+const GUARD_QUERY_POSTGRES: &str = "SELECT id, product_id, status, renews_at, ends_at, created_at \
+     FROM octany_subscriptions WHERE billable_ref = $1";
+
 /// A row of the guard's query.
 #[derive(Debug, FromQueryResult)]
 struct Row {
@@ -84,34 +92,37 @@ impl AccessState {
     /// billable's subscriptions, the columns the decision needs.
     pub(crate) async fn load(db: &DatabaseConnection, billable: &str) -> Result<Self, DbErr> {
         let backend = db.get_database_backend();
-        let placeholder = match backend {
-            DbBackend::Postgres => "$1",
-            _ => "?",
+        let sql = match backend {
+            DbBackend::Postgres => GUARD_QUERY_POSTGRES,
+            _ => GUARD_QUERY,
         };
-        let sql = format!(
-            "SELECT id, product_id, status, renews_at, ends_at, created_at \
-             FROM octany_subscriptions WHERE billable_ref = {placeholder} \
-             ORDER BY created_at DESC, id DESC"
-        );
-        let subscriptions = Row::find_by_statement(Statement::from_sql_and_values(
-            backend,
-            sql,
-            [Value::from(billable)],
-        ))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|r| {
-            Arc::new(Grant {
-                id: r.id,
-                product_id: r.product_id,
-                status: r.status,
-                renews_at: r.renews_at,
-                ends_at: r.ends_at,
-                created_at: r.created_at,
+        let mut subscriptions: Vec<Arc<Grant>> =
+            Row::find_by_statement(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [Value::from(billable)],
+            ))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|r| {
+                Arc::new(Grant {
+                    id: r.id,
+                    product_id: r.product_id,
+                    status: r.status,
+                    renews_at: r.renews_at,
+                    ends_at: r.ends_at,
+                    created_at: r.created_at,
+                })
             })
-        })
-        .collect();
+            .collect();
+        // Newest first, sorted here (a billable has a handful) rather than
+        // by the database.
+        subscriptions.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| b.id.cmp(&a.id))
+        });
         Ok(Self {
             subscriptions,
             awaiting: tokio::sync::OnceCell::new(),
