@@ -96,26 +96,23 @@ impl AccessState {
             DbBackend::Postgres => GUARD_QUERY_POSTGRES,
             _ => GUARD_QUERY,
         };
-        let mut subscriptions: Vec<Arc<Grant>> =
-            Row::find_by_statement(Statement::from_sql_and_values(
-                backend,
-                sql,
-                [Value::from(billable)],
-            ))
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|r| {
-                Arc::new(Grant {
-                    id: r.id,
-                    product_id: r.product_id,
-                    status: r.status,
-                    renews_at: r.renews_at,
-                    ends_at: r.ends_at,
-                    created_at: r.created_at,
-                })
+        let mut subscriptions: Vec<Arc<Grant>> = Row::find_by_statement(
+            Statement::from_sql_and_values(backend, sql, [Value::from(billable)]),
+        )
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|r| {
+            Arc::new(Grant {
+                id: r.id,
+                product_id: r.product_id,
+                status: r.status,
+                renews_at: r.renews_at,
+                ends_at: r.ends_at,
+                created_at: r.created_at,
             })
-            .collect();
+        })
+        .collect();
         // Newest first, sorted here (a billable has a handful) rather than
         // by the database.
         subscriptions.sort_by(|a, b| {
