@@ -18,20 +18,11 @@ use askama_web::WebTemplate;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, SqlErr};
 use serde::Deserialize;
 
-use crate::errors::AppError;
+use crate::errors::{AppError, wants_html};
 use crate::pages::Layout;
 use crate::sessions::USER_KEY;
 use crate::throttle::{self, Counted};
 use crate::{AppState, csrf, passwords, sessions, user, validate};
-
-pub(crate) fn wants_html(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|accept| {
-            accept.contains("text/html") || accept.contains("*/*") && !accept.contains("json")
-        })
-}
 
 /// The signed-in user's id, if any.
 pub fn user_id(session: &Session) -> Option<i64> {

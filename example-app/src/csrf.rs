@@ -3,7 +3,6 @@
 //! `HttpOnly` and `SameSite=Lax`.)
 
 use actix_session::Session;
-use rand::{TryRngCore, rngs::OsRng};
 use subtle::ConstantTimeEq;
 
 use crate::errors::AppError;
@@ -15,11 +14,7 @@ pub fn token(session: &Session) -> String {
     if let Ok(Some(token)) = session.get::<String>(KEY) {
         return token;
     }
-    let mut bytes = [0u8; 32];
-    OsRng
-        .try_fill_bytes(&mut bytes)
-        .expect("the OS has randomness");
-    let token = hex::encode(bytes);
+    let token = crate::tokens::random_hex();
     let _ = session.insert(KEY, &token);
     token
 }

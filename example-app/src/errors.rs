@@ -138,7 +138,9 @@ pub fn html(status: StatusCode, page: &impl Template) -> HttpResponse {
         .body(page.render().unwrap_or_default())
 }
 
-fn wants_html(req: &HttpRequest) -> bool {
+/// Whether the client wants a page rather than JSON (a browser, or one
+/// that says nothing).
+pub fn wants_html(req: &HttpRequest) -> bool {
     req.headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

@@ -18,6 +18,7 @@ pub mod team;
 pub mod teams;
 pub mod telemetry;
 pub mod throttle;
+pub mod tokens;
 pub mod user;
 pub mod validate;
 

@@ -34,11 +34,8 @@ pub struct HashError(String);
 impl Passwords {
     /// At most `concurrency` hashes at once (at least one).
     pub fn new(concurrency: usize) -> Self {
-        let mut random = [0u8; 32];
-        rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut random)
-            .expect("the OS has randomness");
         let dummy = Argon2::default()
-            .hash_password(hex::encode(random).as_bytes())
+            .hash_password(crate::tokens::random_hex().as_bytes())
             .expect("argon2 hashes")
             .to_string();
         Self {

@@ -11,10 +11,10 @@ use std::collections::HashMap;
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 use actix_web::cookie::time::Duration;
 use octany_actix::clock::SharedClock;
-use rand::{TryRngCore, rngs::OsRng};
 use sea_orm::entity::prelude::*;
 use sea_orm::{ActiveValue::Set, DatabaseConnection, QueryFilter};
-use sha2::{Digest, Sha256};
+
+use crate::tokens::{digest, random_hex};
 
 /// A session row.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -60,16 +60,8 @@ impl DbSessionStore {
     }
 }
 
-fn digest(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
-}
-
 fn new_key() -> SessionKey {
-    let mut bytes = [0u8; 32];
-    OsRng
-        .try_fill_bytes(&mut bytes)
-        .expect("the OS has randomness");
-    hex::encode(bytes)
+    random_hex()
         .try_into()
         .expect("64 characters is a valid session key")
 }

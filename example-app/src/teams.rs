@@ -20,17 +20,17 @@ use askama::Template;
 use askama_web::WebTemplate;
 use octany_actix::model::Entitlement;
 use octany_actix::{Billable, Octany, RequireSubscription};
-use rand::{TryRngCore, rngs::OsRng};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
 };
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
-use crate::auth::{user_id, wants_html};
+use crate::auth::user_id;
 use crate::errors::AppError;
+use crate::errors::wants_html;
 use crate::pages::{self, Layout};
 use crate::team::{self, invite, member};
+use crate::tokens::{digest, random_hex};
 use crate::{AppState, csrf, user, validate};
 
 /// The session key of the current team.
@@ -491,11 +491,7 @@ pub async fn invite(
                 .json(serde_json::json!({"error": "invalid_email", "message": problem})));
         }
     };
-    let mut bytes = [0u8; 32];
-    OsRng
-        .try_fill_bytes(&mut bytes)
-        .expect("the OS has randomness");
-    let token = hex::encode(bytes);
+    let token = random_hex();
     let now = state.clock.now();
     invite::Entity::insert(invite::ActiveModel {
         id: Set(digest(&token)),
@@ -514,10 +510,6 @@ pub async fn invite(
         .insert("invite_link", &link)
         .map_err(|e| AppError::Session(e.to_string()))?;
     Ok(see_other("/team/account?done=invited"))
-}
-
-fn digest(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// A usable invitation by its link's token, and its team.

@@ -12,7 +12,6 @@ use std::time::Duration;
 use octany_actix::clock::SharedClock;
 use sea_orm::entity::prelude::*;
 use sea_orm::{ActiveValue::Set, DatabaseConnection, QueryFilter, QueryOrder};
-use sha2::{Digest, Sha256};
 
 /// An attempt row.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -69,7 +68,7 @@ pub struct Counted {
 impl Counted {
     /// `what` (e.g. `"login-account"`) of `value`, limited to `limit`.
     pub fn new(what: &str, value: &str, limit: u32) -> Self {
-        let key = hex::encode(Sha256::digest(format!("{what}:{value}").as_bytes()));
+        let key = crate::tokens::digest(&format!("{what}:{value}"));
         Self { key, limit }
     }
 }

@@ -346,9 +346,15 @@ db_test!(
         }
         // Seven polls go (three tokens stay for people), four wait, and the
         // twelfth is told "busy" at once.
-        while client.waiting()[1] < 4 || busy.load(Ordering::SeqCst) < 1 {
-            tokio::task::yield_now().await;
-        }
+        // (Bounded: without priorities or bounds this never happens, and the
+        // test fails rather than hangs.)
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while client.waiting()[1] < 4 || busy.load(Ordering::SeqCst) < 1 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("four polls wait and one is told busy");
         assert_eq!(busy.load(Ordering::SeqCst), 1);
         // A person's request goes at once, ahead of the waiting polls.
         client.list_products(1).await.unwrap();
@@ -452,25 +458,29 @@ db_test!(
                 async move { a.syncer().reconcile_exclusive(Duration::from_secs(9)).await },
             )
         };
-        loop {
-            let left: i64 = {
-                use octany_actix_tests::sea_orm::{ConnectionTrait, Statement};
-                let row = db
-                    .conn
-                    .query_one_raw(Statement::from_string(
-                        db.db_backend(),
-                        "SELECT COUNT(*) AS n FROM octany_subscriptions WHERE needs_sync = TRUE",
-                    ))
-                    .await
-                    .unwrap()
-                    .unwrap();
-                row.try_get("", "n").unwrap()
-            };
-            if left <= 25 {
-                break;
+        tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                let left: i64 = {
+                    use octany_actix_tests::sea_orm::{ConnectionTrait, Statement};
+                    let row = db
+                        .conn
+                        .query_one_raw(Statement::from_string(
+                            db.db_backend(),
+                            "SELECT COUNT(*) AS n FROM octany_subscriptions WHERE needs_sync = TRUE",
+                        ))
+                        .await
+                        .unwrap()
+                        .unwrap();
+                    row.try_get("", "n").unwrap()
+                };
+                if left <= 25 {
+                    break;
+                }
+                tokio::task::yield_now().await;
             }
-            tokio::task::yield_now().await;
-        }
+        })
+        .await
+        .expect("A re-reads five subscriptions");
         exec(
             &db,
             "UPDATE octany_locks SET holder = 'someone-else', expires_at = 9000000000000000 WHERE name = 'reconcile'",

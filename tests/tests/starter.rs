@@ -712,8 +712,14 @@ db_test!(
             assert!(page.body.contains(series), "no {series} in:\n{}", page.body);
         }
         app.stop().await;
+        db
+    }
+);
 
-        // With a token, only a scraper that presents it is answered.
+db_test!(
+    async fn metrics_with_a_token_answer_only_who_presents_it(db: TestDb) {
+        // (A database of its own: the first app's worker runtimes end with
+        // it, and pooled connections opened on them would go with them.)
         let dir = tempfile::tempdir().unwrap();
         let app = start(&db, dir.path(), |s| {
             s.metrics_token = Some("scrape-me-0123456789".into())
