@@ -418,7 +418,10 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn interactive_goes_before_polls_before_background() {
-        let clock: SharedClock = Arc::new(ManualClock::at("2026-01-01T00:00:00Z".parse().unwrap()));
+        // The system clock: a refused head really sleeps (until a turn wakes
+        // it), where a virtual clock's sleep ends at once and the head would
+        // spin, taking a token a moment after someone more urgent arrived.
+        let clock: SharedClock = Arc::new(crate::domain::clock::SystemClock);
         // A store that refuses until opened keeps everyone waiting while they
         // arrive: background first, interactive last.
         let gate = Arc::new(GatedStore::default());
