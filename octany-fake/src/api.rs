@@ -93,12 +93,14 @@ async fn handle(
             )));
         };
         if let Some(wait) = state.rate_limited(&key, transport_now) {
+            state.api_requests.rate_limited += 1;
             return Err(Box::new(
                 HttpResponse::TooManyRequests()
                     .insert_header(("Retry-After", wait.to_string()))
                     .json(json!({"message": "Too Many Attempts."})),
             ));
         }
+        state.api_requests.count(transport_now);
         let limited = state.faults.rate_limited_rate;
         if state.roll(limited) {
             return Err(Box::new(

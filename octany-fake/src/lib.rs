@@ -55,7 +55,7 @@ pub use deliveries::{DeliveryAttempt, DeliveryPolicy, DeliveryRecord, DeliverySt
 pub use faults::Faults;
 pub use php_json::{SIGNATURE_HEADER, php_json_encode, sign};
 pub use state::{
-    CheckoutOutcome, CheckoutParams, CheckoutResult, FakeAccount, FakeEndpoint, FakeOrder,
+    ApiRequests, CheckoutOutcome, CheckoutParams, CheckoutResult, FakeAccount, FakeEndpoint, FakeOrder,
     FakeSubscription, LifeCycle, Refusal,
 };
 
@@ -403,6 +403,12 @@ impl FakeOctany {
                 .contains_key(&id)
                 .then(|| wire::parsed(&s.subscription_view(0, id)))
         })
+    }
+
+    /// How many API requests it answered, a minute at a time, and how many
+    /// its rate limit refused.
+    pub fn api_requests(&self) -> ApiRequests {
+        self.shared.with_state(|s, _| s.api_requests.clone())
     }
 
     /// Every subscription of the primary account, as the API shows them.

@@ -65,6 +65,31 @@ db_test!(
 );
 
 db_test!(
+    async fn polls_for_one_user_at_once_make_one_request_and_all_see_what_it_brought(db: TestDb) {
+        let (fake, _octany, app) = started!(db, Duration::from_secs(5));
+        // Octany has the subscription; the mirror does not (no webhook).
+        fake.seed_subscriptions(1226, 1, 1).unwrap();
+        let before = fake.api_requests().total();
+        let polls = (0..12).map(|_| call(&app, "GET", "/billing/status", Some(1), false));
+        let answers = futures_util::future::join_all(polls).await;
+        assert_eq!(
+            fake.api_requests().total() - before,
+            1,
+            "twelve polls at once, one request to Octany"
+        );
+        for answer in &answers {
+            assert_eq!(
+                (answer.status, answer.body["access"].clone()),
+                (200, json!(true)),
+                "every poll answers from what the one sync brought"
+            );
+        }
+        fake.stop().await;
+        db
+    }
+);
+
+db_test!(
     async fn the_guards_cache_is_dropped_by_a_webhook(db: TestDb) {
         let (fake, octany, app) = started!(db, Duration::from_secs(3600));
         let sub = fake

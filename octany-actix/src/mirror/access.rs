@@ -3,8 +3,7 @@
 //! grants access, whether a checkout awaits Octany); cached for a short
 //! time and dropped by every sync of it.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -185,61 +184,113 @@ impl AccessState {
     }
 }
 
-/// The guard's per-billable cache: answers for `ttl` (on the clock), and is
-/// emptied for a billable whenever a sync changes it.
-#[derive(Debug)]
+/// The guard's per-billable cache: answers for `ttl` (on the injected
+/// clock), is emptied for a billable whenever a sync changes it, and holds
+/// at most `capacity` billables (a `moka` cache: the least used go first,
+/// and an entry is also let go `ttl` after it was put, in real time, so an
+/// idle instance holds nothing).
 pub(crate) struct AccessCache {
     ttl: Duration,
-    entries: RwLock<HashMap<String, Cached>>,
+    entries: Option<moka::sync::Cache<String, Cached>>,
+}
+
+impl std::fmt::Debug for AccessCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessCache")
+            .field("ttl", &self.ttl)
+            .field("entries", &self.entries.as_ref().map(|e| e.entry_count()))
+            .finish()
+    }
 }
 
 /// A cached state and when it stops being trusted.
 type Cached = (Arc<AccessState>, DateTime<Utc>);
 
 impl AccessCache {
-    pub(crate) fn new(ttl: Duration) -> Self {
-        Self {
-            ttl,
-            entries: RwLock::default(),
-        }
+    /// A cache trusting an answer for `ttl` (zero: no cache), of at most
+    /// `capacity` billables.
+    pub(crate) fn new(ttl: Duration, capacity: u64) -> Self {
+        let entries = (!ttl.is_zero() && capacity > 0).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build()
+        });
+        Self { ttl, entries }
     }
 
     pub(crate) fn get(&self, billable: &str, now: DateTime<Utc>) -> Option<Arc<AccessState>> {
-        if self.ttl.is_zero() {
-            return None;
-        }
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        entries
+        self.entries
+            .as_ref()?
             .get(billable)
             .filter(|(_, expires)| *expires > now)
-            .map(|(state, _)| state.clone())
+            .map(|(state, _)| state)
     }
 
     pub(crate) fn put(&self, billable: &str, state: Arc<AccessState>, now: DateTime<Utc>) {
-        if self.ttl.is_zero() {
-            return;
+        if let Some(entries) = &self.entries {
+            let expires =
+                now + chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::MAX);
+            entries.insert(billable.to_owned(), (state, expires));
         }
-        let expires = now + chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::MAX);
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        if entries.len() > 100_000 {
-            entries.retain(|_, (_, e)| *e > now);
-        }
-        entries.insert(billable.to_owned(), (state, expires));
     }
 
     /// Forgets every billable.
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn clear(&self) {
-        self.entries
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        if let Some(entries) = &self.entries {
+            entries.invalidate_all();
+        }
     }
 
     pub(crate) fn invalidate(&self, billable: &str) {
-        self.entries
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(billable);
+        if let Some(entries) = &self.entries {
+            entries.invalidate(billable);
+        }
+    }
+
+    /// How many billables it holds (after its pending evictions).
+    #[cfg(test)]
+    fn len(&self) -> u64 {
+        self.entries.as_ref().map_or(0, |e| {
+            e.run_pending_tasks();
+            e.entry_count()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> Arc<AccessState> {
+        Arc::new(AccessState {
+            subscriptions: Vec::new(),
+            awaiting: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    #[test]
+    fn the_cache_holds_at_most_its_capacity() {
+        let cache = AccessCache::new(Duration::from_secs(3600), 100);
+        let now = Utc::now();
+        for i in 0..5_000 {
+            cache.put(&format!("user:{i}"), state(), now);
+        }
+        assert!(cache.len() <= 100, "holds {}", cache.len());
+    }
+
+    #[test]
+    fn an_answer_is_trusted_for_its_ttl_on_the_injected_clock() {
+        let cache = AccessCache::new(Duration::from_secs(5), 100);
+        let now = Utc::now();
+        cache.put("user:1", state(), now);
+        assert!(cache.get("user:1", now + chrono::Duration::seconds(4)).is_some());
+        assert!(cache.get("user:1", now + chrono::Duration::seconds(5)).is_none());
+        cache.invalidate("user:1");
+        assert!(cache.get("user:1", now).is_none());
+        let off = AccessCache::new(Duration::ZERO, 100);
+        off.put("user:1", state(), now);
+        assert!(off.get("user:1", now).is_none());
     }
 }

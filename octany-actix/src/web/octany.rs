@@ -74,7 +74,9 @@ struct Inner {
     clock: SharedClock,
     catalog: Vec<CatalogPlan>,
     cache: Arc<AccessCache>,
-    last_sync: Mutex<HashMap<String, DateTime<Utc>>>,
+    /// Per billable: when the status route last synced it, and that sync
+    /// (which polls for the same billable in the meantime wait on).
+    last_sync: Mutex<HashMap<String, (DateTime<Utc>, Arc<tokio::sync::OnceCell<()>>)>>,
     rejection: Option<RejectionHandler>,
     _listener: Option<Listener>,
 }
@@ -149,6 +151,7 @@ impl Octany {
                 after_checkout_path: "/".into(),
                 policy: AccessPolicy::default(),
                 cache_ttl: Duration::from_secs(5),
+                cache_capacity: 10_000,
                 status_sync_interval: Duration::from_secs(3),
                 success_timeout: Duration::from_secs(120),
             },
@@ -198,6 +201,14 @@ impl OctanyBuilder {
     /// How long the guard trusts a cached answer; zero turns the cache off.
     pub fn cache_ttl(mut self, ttl: Duration) -> Self {
         self.settings.cache_ttl = ttl;
+        self
+    }
+
+    /// How many billables the guard's cache holds at most (default
+    /// 10,000); the least used are let go first, so an instance's memory
+    /// stays bounded however many users it serves.
+    pub fn cache_capacity(mut self, billables: u64) -> Self {
+        self.settings.cache_capacity = billables;
         self
     }
 
@@ -351,7 +362,7 @@ impl OctanyBuilder {
         if let Some(limit) = self.body_limit {
             receiver = receiver.with_body_limit(limit);
         }
-        let cache = Arc::new(AccessCache::new(self.settings.cache_ttl));
+        let cache = Arc::new(AccessCache::new(self.settings.cache_ttl, self.settings.cache_capacity));
         let invalidate = cache.clone();
         syncer.on_change(move |billable| invalidate.invalidate(billable));
         #[cfg(feature = "postgres")]
@@ -492,29 +503,45 @@ impl Octany {
     }
 
     /// Syncs a billable's subscriptions from Octany unless that was done in
-    /// the last [`Settings::status_sync_interval`]; true when it ran. A
-    /// failure is logged and the local state stands.
+    /// the last [`Settings::status_sync_interval`]; true when this call ran
+    /// it. Polls for the same billable coalesce: one that comes while the
+    /// sync runs waits for it (one request to Octany, and every poll
+    /// answers from what it brought); if the caller running it goes away,
+    /// a waiting one takes it over. A failure is logged and the local
+    /// state stands.
     pub async fn sync_throttled(&self, billable: &BillableRef) -> bool {
         let now = self.inner.clock.now();
         let interval = chrono::Duration::from_std(self.settings.status_sync_interval)
             .unwrap_or(chrono::Duration::MAX);
-        {
+        let sync = {
             let mut last = self
                 .inner
                 .last_sync
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            if last
-                .get(billable.as_str())
-                .is_some_and(|at| *at + interval > now)
-            {
-                return false;
+            match last.get(billable.as_str()) {
+                Some((at, sync)) if *at + interval > now => sync.clone(),
+                _ => {
+                    if last.len() > 100_000 {
+                        last.retain(|_, (at, _)| *at + interval > now);
+                    }
+                    let sync = Arc::new(tokio::sync::OnceCell::new());
+                    last.insert(billable.to_string(), (now, sync.clone()));
+                    sync
+                }
             }
-            if last.len() > 100_000 {
-                last.retain(|_, at| *at + interval > now);
-            }
-            last.insert(billable.to_string(), now);
-        }
+        };
+        let mut ran = false;
+        sync.get_or_init(|| async {
+            ran = true;
+            self.sync_now(billable).await;
+        })
+        .await;
+        ran
+    }
+
+    /// One sync of a billable's subscriptions, for [`Octany::sync_throttled`].
+    async fn sync_now(&self, billable: &BillableRef) {
         match self
             .inner
             .syncer
@@ -529,7 +556,6 @@ impl Octany {
                 tracing::warn!(%error, "syncing a billable from Octany failed; answering from the local mirror")
             }
         }
-        true
     }
 
     /// Drops a billable's cached state.

@@ -23,6 +23,9 @@ pub struct Settings {
     /// How long the guard trusts a cached answer (default 5 s; every sync of
     /// the billable drops it at once).
     pub cache_ttl: Duration,
+    /// How many billables the guard's cache holds at most (default 10,000;
+    /// the least used are let go first).
+    pub cache_capacity: u64,
     /// The status route syncs a user at most this often (default 3 s).
     pub status_sync_interval: Duration,
     /// After this long since checkout the success page says the payment is

@@ -287,6 +287,36 @@ enum Due {
     Invoice(u64),
 }
 
+/// How many API requests the fake answered, a minute at a time (on its
+/// transport clock, the one its rate limit counts on), and how many its
+/// per-minute limit refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiRequests {
+    /// Requests answered (whatever the answer, once past the rate limit),
+    /// by the minute they came in.
+    pub per_minute: BTreeMap<DateTime<Utc>, u64>,
+    /// Requests refused with 429 because the per-minute limit was reached.
+    pub rate_limited: u64,
+}
+
+impl ApiRequests {
+    /// All requests answered.
+    pub fn total(&self) -> u64 {
+        self.per_minute.values().sum()
+    }
+
+    /// The most answered in one minute.
+    pub fn peak_per_minute(&self) -> u64 {
+        self.per_minute.values().copied().max().unwrap_or(0)
+    }
+
+    pub(crate) fn count(&mut self, at: DateTime<Utc>) {
+        let minute = at.timestamp().div_euclid(60) * 60;
+        let minute = DateTime::from_timestamp(minute, 0).unwrap_or(at);
+        *self.per_minute.entry(minute).or_default() += 1;
+    }
+}
+
 /// Everything the fake knows, behind one lock.
 pub(crate) struct State {
     pub accounts: Vec<FakeAccount>,
@@ -297,6 +327,9 @@ pub(crate) struct State {
     pub base_url: String,
     pub outbox: Vec<Outgoing>,
     pub rate_windows: HashMap<String, VecDeque<DateTime<Utc>>>,
+    /// The API requests answered (past the rate limit) in each minute of
+    /// the transport clock, and those refused with 429 by the limit.
+    pub api_requests: ApiRequests,
     next_id: u64,
     next_endpoint: u64,
     next_delivery: u64,
@@ -339,6 +372,7 @@ impl State {
             base_url: String::new(),
             outbox: Vec::new(),
             rate_windows: HashMap::new(),
+            api_requests: ApiRequests::default(),
             next_id: 0,
             next_endpoint: 0,
             next_delivery: 910_000,
