@@ -3,7 +3,8 @@
 //! `octany_webhook_deliveries`, `octany_checkouts`, `octany_locks` and
 //! `octany_events` (the outbox of billing events), `octany_charges`
 //! (one-off charges by idempotency key) and `octany_budget` (the request
-//! budget all instances share).
+//! budget all instances share); on PostgreSQL, the triggers that announce
+//! every change the guard reads to the other instances (`NOTIFY`).
 //!
 //! The [`Migrator`] records its history in its own table,
 //! `octany_actix_migrations`, so it never collides with the host's
@@ -37,6 +38,7 @@ mod m20261123_000002_create_octany_locks;
 mod m20261201_000003_create_octany_events;
 mod m20261202_000004_create_octany_charges;
 mod m20261202_000005_create_octany_budget;
+mod m20261202_000006_announce_access_changes;
 
 /// octany-actix's migrations, oldest first, to splice into a host's migrator.
 pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
@@ -46,6 +48,7 @@ pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         Box::new(m20261201_000003_create_octany_events::Migration),
         Box::new(m20261202_000004_create_octany_charges::Migration),
         Box::new(m20261202_000005_create_octany_budget::Migration),
+        Box::new(m20261202_000006_announce_access_changes::Migration),
     ]
 }
 

@@ -23,6 +23,7 @@ pub struct FakeOctanyBuilder {
     delivery: DeliveryPolicy,
     life_cycle: LifeCycle,
     transport: SharedClock,
+    transport_virtual: bool,
 }
 
 impl FakeOctanyBuilder {
@@ -41,6 +42,7 @@ impl FakeOctanyBuilder {
             delivery: DeliveryPolicy::default(),
             life_cycle: LifeCycle::default(),
             transport: Arc::new(SystemClock),
+            transport_virtual: false,
         }
     }
 
@@ -115,6 +117,16 @@ impl FakeOctanyBuilder {
     /// separate virtual clock.
     pub fn transport_clock(mut self, clock: SharedClock) -> Self {
         self.transport = clock;
+        self.transport_virtual = false;
+        self
+    }
+
+    /// The transport runs on the virtual clock too: the rate limit counts
+    /// requests a virtual minute, and waiting (a client pacing itself, a
+    /// delivery's back-off) moves billing time. For simulations of weeks
+    /// that must still keep to the per-minute limit.
+    pub fn transport_on_virtual_clock(mut self) -> Self {
+        self.transport_virtual = true;
         self
     }
 
@@ -135,11 +147,17 @@ impl FakeOctanyBuilder {
                     std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{e:?}"))
                 })?;
         }
+        let clock = ManualClock::at(self.now);
+        let transport: SharedClock = if self.transport_virtual {
+            Arc::new(clock.clone())
+        } else {
+            self.transport
+        };
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
-            clock: ManualClock::at(self.now),
-            dispatcher: Dispatcher::start(self.transport.clone(), self.delivery),
-            transport: self.transport,
+            clock,
+            dispatcher: Dispatcher::start(transport.clone(), self.delivery),
+            transport,
         });
         let data = web::Data::from(shared.clone());
         let server = HttpServer::new(move || {

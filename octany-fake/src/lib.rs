@@ -421,6 +421,13 @@ impl FakeOctany {
         })
     }
 
+    /// One subscription of the primary account as the fake keeps it.
+    pub fn subscription_record(&self, id: &SubscriptionId) -> Option<FakeSubscription> {
+        let id: u64 = id.as_str().parse().ok()?;
+        self.shared
+            .with_state(|s, _| s.accounts[0].subscriptions.get(&id).cloned())
+    }
+
     /// Every subscription of the primary account as the fake keeps it
     /// (card failing, when access was granted and when it lapsed, ...).
     pub fn subscription_records(&self) -> Vec<FakeSubscription> {

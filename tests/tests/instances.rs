@@ -13,6 +13,7 @@ use octany_actix::webhook::Received;
 use octany_actix::{Billable, Octany};
 use octany_actix_tests::app::TestUser;
 use octany_actix_tests::harness::{SECRET, envelope, signed};
+use octany_actix_tests::sea_orm::ConnectionTrait;
 use octany_actix_tests::{TestDb, db_test};
 use octany_fake::{CheckoutOutcome, CheckoutParams, FakeOctany};
 
@@ -245,6 +246,56 @@ db_test!(
             !b.billing(&user).subscribed().await.unwrap(),
             "B within its 5-second TTL"
         );
+        fake.stop().await;
+        db
+    }
+);
+
+db_test!(
+    async fn a_change_written_by_the_hosts_own_sql_is_heard_too(db: TestDb) {
+        let fake = FakeOctany::builder()
+            .sample_catalog()
+            .start()
+            .await
+            .unwrap();
+        let b = instance(&db, &fake, Arc::default());
+        let user = TestUser::new(1);
+        fake.checkout(
+            1225,
+            &CheckoutParams {
+                reference_id: Some(user.billable_ref().to_string()),
+                ..Default::default()
+            },
+            CheckoutOutcome::Succeed,
+        )
+        .unwrap();
+        b.syncer()
+            .sync_billable_subscriptions(&user.billable_ref())
+            .await
+            .unwrap();
+        assert!(b.billing(&user).subscribed().await.unwrap(), "cached on B");
+        // Not the library's write path: an operator's UPDATE.
+        db.conn
+            .execute_unprepared("UPDATE octany_subscriptions SET status = 'expired'")
+            .await
+            .unwrap();
+        if db.backend == octany_actix_tests::Backend::Postgres {
+            // The table's trigger announces it at the commit.
+            tokio::time::timeout(Duration::from_secs(5), async {
+                while b.billing(&user).subscribed().await.unwrap() {
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await
+            .expect("B heard of the change");
+        } else {
+            assert!(
+                b.billing(&user).subscribed().await.unwrap(),
+                "no channel here: B trusts its cache for its TTL"
+            );
+            fake.advance(Duration::from_secs(6));
+            assert!(!b.billing(&user).subscribed().await.unwrap());
+        }
         fake.stop().await;
         db
     }

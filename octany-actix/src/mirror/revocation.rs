@@ -1,39 +1,18 @@
 //! Telling the other instances at once that a billable's state changed.
 //!
-//! On PostgreSQL the unit of work sends `NOTIFY octany_access, '{billable}'`
-//! in its transaction, so the notice goes out exactly when the change
-//! commits; every instance listens (feature `postgres`) and drops that
-//! billable from its guard's cache, so it stops granting within
-//! milliseconds, not at the end of the cache's TTL. On SQLite and MySQL,
-//! which have no such channel, the TTL remains the bound.
-
-use std::collections::BTreeSet;
-
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement, Value};
-
-use crate::domain::model::BillableRef;
+//! On PostgreSQL the database announces it: triggers on
+//! `octany_subscriptions` and `octany_checkouts` (migration
+//! `m20261202_000006_announce_access_changes`) send
+//! `NOTIFY octany_access, '{billable}'` for every change the guard reads,
+//! delivered exactly when the change commits, whichever path wrote it and
+//! at no round trip of the app's. Every instance listens (feature
+//! `postgres`) and drops that billable from its guard's cache, so it stops
+//! granting within milliseconds, not at the end of the cache's TTL. On
+//! SQLite and MySQL, which have no such channel, the TTL remains the bound.
 
 /// The channel.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) const CHANNEL: &str = "octany_access";
-
-/// Sends the notice for `changed` in `txn` (PostgreSQL; elsewhere nothing).
-pub(crate) async fn announce(
-    txn: &DatabaseTransaction,
-    changed: &BTreeSet<BillableRef>,
-) -> Result<(), sea_orm::DbErr> {
-    if txn.get_database_backend() != DbBackend::Postgres || changed.is_empty() {
-        return Ok(());
-    }
-    // One statement for every billable of the unit.
-    let refs: Vec<String> = changed.iter().map(|b| b.as_str().to_owned()).collect();
-    txn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "SELECT pg_notify($1, b) FROM unnest(string_to_array($2, chr(31))) AS b",
-        [Value::from(CHANNEL), Value::from(refs.join("\u{1f}"))],
-    ))
-    .await
-    .map(drop)
-}
 
 #[cfg(feature = "postgres")]
 pub(crate) use listen::spawn;

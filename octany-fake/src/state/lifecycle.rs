@@ -6,54 +6,91 @@ use super::*;
 impl State {
     // ---- the life cycle ----
 
-    /// Applies every transition due at or before `now`, in time order.
+    /// Applies every transition due at or before `now`, in time order for
+    /// each subscription and order. One scan finds what is due (so a jump
+    /// over a month of 100,000 subscriptions costs a scan per round, not
+    /// one per renewal); what a transition makes due in turn (a retry after
+    /// a failed charge) is found by the next round.
     pub(crate) fn tick(&mut self, now: DateTime<Utc>) {
-        while let Some((at, account, due)) = self.next_due().filter(|(at, _, _)| *at <= now) {
-            match due {
-                Due::Charge(id) => self.charge_period(account, id, at),
-                Due::Retry(id) => self.charge_period(account, id, at),
-                Due::Expire(id) => {
-                    self.set_status(account, id, SubscriptionStatus::Expired, at);
-                    let sub = self.accounts[account]
-                        .subscriptions
-                        .get_mut(&id)
-                        .expect("known");
-                    sub.lapsed_at.get_or_insert(at);
-                    self.emit_subscription(account, EventName::SubscriptionUpdated, id, at);
+        loop {
+            let mut due = self.due_by(now);
+            if due.is_empty() {
+                return;
+            }
+            due.sort_by_key(|(at, account, due)| (*at, *account, due.order_key()));
+            for (at, account, due) in due {
+                // An earlier transition of this round may have settled it.
+                if !self.still_due(at, account, due) {
+                    continue;
                 }
-                Due::Invoice(order) => self.invoice_overdue(account, order, at),
+                self.apply_due(at, account, due);
             }
         }
     }
 
-    pub(super) fn next_due(&self) -> Option<(DateTime<Utc>, usize, Due)> {
-        let mut best: Option<(DateTime<Utc>, usize, Due)> = None;
-        let mut consider = |at: Option<DateTime<Utc>>, account: usize, due: Due| {
-            if let Some(at) = at
-                && best.as_ref().is_none_or(|(b, _, _)| at < *b)
-            {
-                best = Some((at, account, due));
+    fn apply_due(&mut self, at: DateTime<Utc>, account: usize, due: Due) {
+        match due {
+            Due::Charge(id) => self.charge_period(account, id, at),
+            Due::Retry(id) => self.charge_period(account, id, at),
+            Due::Expire(id) => {
+                self.set_status(account, id, SubscriptionStatus::Expired, at);
+                let sub = self.accounts[account]
+                    .subscriptions
+                    .get_mut(&id)
+                    .expect("known");
+                sub.lapsed_at.get_or_insert(at);
+                self.emit_subscription(account, EventName::SubscriptionUpdated, id, at);
             }
-        };
-        for (a, account) in self.accounts.iter().enumerate() {
-            for s in account.subscriptions.values() {
-                use SubscriptionStatus as S;
-                match s.status {
-                    S::Active | S::Trialing | S::FutureStart => {
-                        consider(s.renews_at, a, Due::Charge(s.id))
-                    }
-                    S::Delayed => consider(s.next_retry_at, a, Due::Retry(s.id)),
-                    S::Cancelled => consider(s.ends_at, a, Due::Expire(s.id)),
-                    _ => {}
-                }
-            }
-            for o in account.orders.values() {
-                if o.state == OrderState::Pending {
-                    consider(o.due_at, a, Due::Invoice(o.id));
-                }
-            }
+            Due::Invoice(order) => self.invoice_overdue(account, order, at),
         }
-        best
+    }
+
+    /// When a subscription's next transition is due, and which.
+    fn subscription_due(s: &FakeSubscription) -> Option<(DateTime<Utc>, Due)> {
+        use SubscriptionStatus as S;
+        match s.status {
+            S::Active | S::Trialing | S::FutureStart => s.renews_at.map(|at| (at, Due::Charge(s.id))),
+            S::Delayed => s.next_retry_at.map(|at| (at, Due::Retry(s.id))),
+            S::Cancelled => s.ends_at.map(|at| (at, Due::Expire(s.id))),
+            _ => None,
+        }
+    }
+
+    /// When an order's next transition is due (an invoice falling overdue).
+    fn order_due(o: &FakeOrder) -> Option<(DateTime<Utc>, Due)> {
+        (o.state == OrderState::Pending)
+            .then_some(o.due_at)
+            .flatten()
+            .map(|at| (at, Due::Invoice(o.id)))
+    }
+
+    /// Every transition due at or before `now`, in one scan.
+    fn due_by(&self, now: DateTime<Utc>) -> Vec<(DateTime<Utc>, usize, Due)> {
+        let mut due = Vec::new();
+        for (a, account) in self.accounts.iter().enumerate() {
+            let subscriptions = account.subscriptions.values().filter_map(Self::subscription_due);
+            let orders = account.orders.values().filter_map(Self::order_due);
+            due.extend(
+                subscriptions
+                    .chain(orders)
+                    .filter(|(at, _)| *at <= now)
+                    .map(|(at, d)| (at, a, d)),
+            );
+        }
+        due
+    }
+
+    /// Whether `due` is still what comes next for its subscription or order.
+    fn still_due(&self, at: DateTime<Utc>, account: usize, due: Due) -> bool {
+        let account = &self.accounts[account];
+        let now_due = match due {
+            Due::Charge(id) | Due::Retry(id) | Due::Expire(id) => account
+                .subscriptions
+                .get(&id)
+                .and_then(Self::subscription_due),
+            Due::Invoice(id) => account.orders.get(&id).and_then(Self::order_due),
+        };
+        now_due == Some((at, due))
     }
 
     pub(super) fn set_status(

@@ -280,11 +280,24 @@ pub struct CheckoutResult {
     pub customer_id: u64,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Due {
     Charge(u64),
     Retry(u64),
     Expire(u64),
     Invoice(u64),
+}
+
+impl Due {
+    /// A stable order among transitions due at the same instant.
+    fn order_key(self) -> (u8, u64) {
+        match self {
+            Due::Charge(id) => (0, id),
+            Due::Retry(id) => (1, id),
+            Due::Expire(id) => (2, id),
+            Due::Invoice(id) => (3, id),
+        }
+    }
 }
 
 /// How many API requests the fake answered, a minute at a time (on its

@@ -97,8 +97,6 @@ pub(crate) trait Hook: Send + Sync {
     /// Runs first; `false` ends the unit at once, committing only what the
     /// hook wrote (a delivery seen before, say).
     async fn before(&self, txn: &DatabaseTransaction) -> Result<bool, DbErr>;
-    /// Runs last, before commit.
-    async fn after(&self, txn: &DatabaseTransaction) -> Result<(), DbErr>;
 }
 
 /// Opens the unit's transaction: `READ COMMITTED` on MySQL (fewer gap
@@ -188,7 +186,7 @@ impl Syncer {
         Ok(effects)
     }
 
-    /// One attempt: begin, hook, apply, events, hook, commit.
+    /// One attempt: begin, hook, apply, events, commit.
     async fn unit(
         &self,
         batch: &Batch,
@@ -242,12 +240,21 @@ impl Syncer {
                         *mark,
                     );
                     if let Some(billable) = billable {
-                        // An ended subscription answers no checkout.
-                        let live = !matches!(
-                            s.status,
-                            SubscriptionStatus::Expired | SubscriptionStatus::Unpaid
-                        );
-                        if let Some(product) = s.product_id().filter(|_| live) {
+                        // An ended subscription answers no checkout; one
+                        // that was live on this plan already answered it.
+                        let live = |status: &SubscriptionStatus| {
+                            !matches!(
+                                status,
+                                SubscriptionStatus::Expired | SubscriptionStatus::Unpaid
+                            )
+                        };
+                        let answered = written.before.as_ref().is_some_and(|b| {
+                            live(&b.status) && b.product_id == s.product_id()
+                        });
+                        if let Some(product) = s
+                            .product_id()
+                            .filter(|_| live(&s.status) && !answered)
+                        {
                             let id = s.id.to_string();
                             apply::complete_checkouts(
                                 &txn,
@@ -305,11 +312,8 @@ impl Syncer {
             effects.events = rows.iter().map(|row| row.id.clone().unwrap()).collect();
         }
         outbox::write(&txn, rows).await?;
-        if let Some(hook) = hook {
-            hook.after(&txn).await?;
-        }
-        // Other instances hear of it when (and only if) it commits.
-        crate::mirror::revocation::announce(&txn, &effects.changed).await?;
+        // Other instances hear of it when (and only if) it commits: on
+        // PostgreSQL the tables' triggers announce it (`mirror::revocation`).
         txn.commit().await?;
         Ok(Some(effects))
     }

@@ -376,6 +376,10 @@ impl WebhookReceiver {
     }
 }
 
+/// A delivery's row: processed now, if it is written in the transaction
+/// that applies it (the claim: a failure rolls it back, and
+/// `record_failure` writes it again with the error), else failed with
+/// `error`.
 fn delivery_row(
     envelope: &WebhookEnvelope,
     body: &str,
@@ -387,14 +391,15 @@ fn delivery_row(
         event: Set(envelope.name.clone()),
         body: Set(body.to_owned()),
         received_at: Set(now),
-        processed_at: Set(None),
+        processed_at: Set(error.is_none().then_some(now)),
         attempts: Set(1),
         last_error: Set(error),
     }
 }
 
 /// The receiver's part of the unit of work: claim the delivery first (the
-/// dedupe), mark it processed last.
+/// dedupe), in one statement that also records it processed (the body
+/// written once): the claim commits only with what it applied.
 struct Claim<'a> {
     envelope: &'a WebhookEnvelope,
     body: &'a str,
@@ -420,19 +425,12 @@ impl Hook for Claim<'_> {
         {
             return Ok(false);
         }
+        // Failed before, or replayed: counted, and processed if this commits.
         webhook_delivery::Entity::update_many()
             .col_expr(
                 webhook_delivery::Column::Attempts,
                 Expr::col(webhook_delivery::Column::Attempts).add(1),
             )
-            .filter(webhook_delivery::Column::DeliveryId.eq(&id))
-            .exec(txn)
-            .await?;
-        Ok(true)
-    }
-
-    async fn after(&self, txn: &DatabaseTransaction) -> Result<(), sea_orm::DbErr> {
-        webhook_delivery::Entity::update_many()
             .col_expr(
                 webhook_delivery::Column::ProcessedAt,
                 Expr::value(Some(self.now)),
@@ -441,10 +439,10 @@ impl Hook for Claim<'_> {
                 webhook_delivery::Column::LastError,
                 Expr::value(Option::<String>::None),
             )
-            .filter(webhook_delivery::Column::DeliveryId.eq(self.envelope.id.as_str()))
+            .filter(webhook_delivery::Column::DeliveryId.eq(&id))
             .exec(txn)
             .await?;
-        Ok(())
+        Ok(true)
     }
 }
 

@@ -1,0 +1,80 @@
+//! On PostgreSQL, the database itself announces every change the guard
+//! reads: a trigger on `octany_subscriptions` (inserted, or its billable,
+//! plan, status or dates changed) and on `octany_checkouts` (its status
+//! changed) sends `NOTIFY octany_access, '{billable_ref}'`, delivered when
+//! the change commits. Every instance listens and drops that billable from
+//! its guard's cache. No round trip of the app's, and no write path (the
+//! library's, or the host's own SQL) that can forget it. SQLite and MySQL
+//! have no such channel: nothing is created there.
+
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::DbBackend;
+
+pub(crate) struct Migration;
+
+impl MigrationName for Migration {
+    fn name(&self) -> &str {
+        "m20261202_000006_announce_access_changes"
+    }
+}
+
+const UP: &str = r#"
+CREATE OR REPLACE FUNCTION octany_announce_access() RETURNS trigger AS $$
+BEGIN
+    IF NEW.billable_ref IS NOT NULL THEN
+        PERFORM pg_notify('octany_access', NEW.billable_ref);
+    END IF;
+    IF TG_OP = 'UPDATE' AND OLD.billable_ref IS DISTINCT FROM NEW.billable_ref
+        AND OLD.billable_ref IS NOT NULL THEN
+        PERFORM pg_notify('octany_access', OLD.billable_ref);
+    END IF;
+    RETURN NULL;
+END
+$$ LANGUAGE plpgsql;
+
+CREATE TRIGGER octany_subscriptions_inserted
+    AFTER INSERT ON octany_subscriptions
+    FOR EACH ROW EXECUTE FUNCTION octany_announce_access();
+
+CREATE TRIGGER octany_subscriptions_changed
+    AFTER UPDATE ON octany_subscriptions
+    FOR EACH ROW
+    WHEN (OLD.billable_ref IS DISTINCT FROM NEW.billable_ref
+        OR OLD.product_id IS DISTINCT FROM NEW.product_id
+        OR OLD.status IS DISTINCT FROM NEW.status
+        OR OLD.renews_at IS DISTINCT FROM NEW.renews_at
+        OR OLD.ends_at IS DISTINCT FROM NEW.ends_at)
+    EXECUTE FUNCTION octany_announce_access();
+
+CREATE TRIGGER octany_checkouts_changed
+    AFTER UPDATE ON octany_checkouts
+    FOR EACH ROW
+    WHEN (OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION octany_announce_access();
+"#;
+
+const DOWN: &str = r#"
+DROP TRIGGER IF EXISTS octany_checkouts_changed ON octany_checkouts;
+DROP TRIGGER IF EXISTS octany_subscriptions_changed ON octany_subscriptions;
+DROP TRIGGER IF EXISTS octany_subscriptions_inserted ON octany_subscriptions;
+DROP FUNCTION IF EXISTS octany_announce_access();
+"#;
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() != DbBackend::Postgres {
+            return Ok(());
+        }
+        manager.get_connection().execute_unprepared(UP).await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() != DbBackend::Postgres {
+            return Ok(());
+        }
+        manager.get_connection().execute_unprepared(DOWN).await?;
+        Ok(())
+    }
+}
