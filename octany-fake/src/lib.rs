@@ -55,8 +55,8 @@ pub use deliveries::{DeliveryAttempt, DeliveryPolicy, DeliveryRecord, DeliverySt
 pub use faults::Faults;
 pub use php_json::{SIGNATURE_HEADER, php_json_encode, sign};
 pub use state::{
-    ApiRequests, CheckoutOutcome, CheckoutParams, CheckoutResult, FakeAccount, FakeEndpoint, FakeOrder,
-    FakeSubscription, LifeCycle, Refusal,
+    ApiRequests, CheckoutOutcome, CheckoutParams, CheckoutResult, FakeAccount, FakeEndpoint,
+    FakeOrder, FakeSubscription, LifeCycle, Refusal,
 };
 
 pub use builder::FakeOctanyBuilder;

@@ -497,7 +497,11 @@ end
 
 /// Writes `count` unique signed deliveries (ids from `first`), a line each:
 /// signature, tab, body. `subscription.updated` for 400 subscriptions.
-fn delivery_file(dir: &std::path::Path, first: u64, count: u64) -> Result<std::path::PathBuf, Error> {
+fn delivery_file(
+    dir: &std::path::Path,
+    first: u64,
+    count: u64,
+) -> Result<std::path::PathBuf, Error> {
     use std::io::Write;
     let t0: chrono::DateTime<chrono::Utc> = "2026-05-01T00:00:00Z".parse()?;
     let path = dir.join(format!("deliveries-{first}.txt"));
@@ -508,14 +512,10 @@ fn delivery_file(dir: &std::path::Path, first: u64, count: u64) -> Result<std::p
         // Each delivery moves the renewal on: a change to apply, not a
         // repeat of the stored state.
         let mut data = subscription_json(10_000 + sub, &format!("user:{sub}"), "active", None);
-        data["renews_at"] = serde_json::json!((at + chrono::Duration::days(30))
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, false));
-        let (body, signature) = signed(&envelope(
-            delivery,
-            "subscription.updated",
-            at,
-            data,
-        ));
+        data["renews_at"] = serde_json::json!(
+            (at + chrono::Duration::days(30)).to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+        );
+        let (body, signature) = signed(&envelope(delivery, "subscription.updated", at, data));
         out.write_all(signature.as_bytes())?;
         out.write_all(b"\t")?;
         out.write_all(&body)?;
@@ -527,7 +527,13 @@ fn delivery_file(dir: &std::path::Path, first: u64, count: u64) -> Result<std::p
 
 /// Deliveries a second on `path` by wrk (16 connections, 2 threads) from
 /// the pre-signed `file`, and how many requests it sent.
-fn wrk_deliveries(base: &str, path: &str, script: &std::path::Path, file: &std::path::Path, secs: u32) -> (f64, u64) {
+fn wrk_deliveries(
+    base: &str,
+    path: &str,
+    script: &std::path::Path,
+    file: &std::path::Path,
+    secs: u32,
+) -> (f64, u64) {
     let out = std::process::Command::new("wrk")
         .args(["-t2", "-c16", &format!("-d{secs}s"), "-s"])
         .arg(script)
@@ -601,7 +607,11 @@ async fn webhook_http_bench(backend: Backend, options: &Options) -> Result<Strin
     let dir = tempfile::tempdir()?;
     let script = dir.path().join("deliveries.lua");
     std::fs::write(&script, DELIVERIES_LUA)?;
-    let (rounds, secs, per_run): (u32, u32, u64) = if options.quick { (1, 2, 12_000) } else { (3, 4, 30_000) };
+    let (rounds, secs, per_run): (u32, u32, u64) = if options.quick {
+        (1, 2, 24_000)
+    } else {
+        (3, 4, 50_000)
+    };
     let paths = ["/hand/webhook", "/lib/billing/webhook"];
     let mut next = 1u64;
     let mut rows = Vec::new();

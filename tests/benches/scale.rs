@@ -214,7 +214,11 @@ struct Base {
     wall: Duration,
 }
 
-async fn backfilled(backend: Backend, options: &Options, start: DateTime<Utc>) -> Result<Base, Error> {
+async fn backfilled(
+    backend: Backend,
+    options: &Options,
+    start: DateTime<Utc>,
+) -> Result<Base, Error> {
     let db = TestDb::migrated(backend).await;
     let fake = seeded_fake(options, start).await?;
     let octany = instance(&db, &fake)?;
@@ -318,7 +322,12 @@ async fn scenario(
             .subscription_records()
             .iter()
             .filter_map(|r| {
-                let user = r.reference_id.as_deref()?.strip_prefix("user:")?.parse().ok()?;
+                let user = r
+                    .reference_id
+                    .as_deref()?
+                    .strip_prefix("user:")?
+                    .parse()
+                    .ok()?;
                 Some((user, r.id))
             })
             .collect();
@@ -370,7 +379,9 @@ async fn scenario(
                 .one(&db.conn)
                 .await?;
             let same = mirrored.as_ref().is_some_and(|m| {
-                m.status == truth.status && m.renews_at == truth.renews_at && m.ends_at == truth.ends_at
+                m.status == truth.status
+                    && m.renews_at == truth.renews_at
+                    && m.ends_at == truth.ends_at
             });
             if !same && let Some(record) = fake.subscription_record(&ids[n]) {
                 figures.longest_stale = figures.longest_stale.max(clock.now() - record.updated_at);
@@ -386,7 +397,10 @@ async fn scenario(
     }
     fake.settled().await;
     for octany in &instances {
-        octany.syncer().reconcile_exclusive(Duration::from_secs(120)).await?;
+        octany
+            .syncer()
+            .reconcile_exclusive(Duration::from_secs(120))
+            .await?;
     }
     figures.wall = wall.elapsed();
     figures.rss_end = rss_mib();

@@ -386,38 +386,39 @@ db_test!(
     }
 );
 
-#[tokio::test]
-async fn migrations_go_down_and_up_again() {
-    use octany_actix_migrations::{Migrator, MigratorTrait};
-    let db = TestDb::migrated(octany_actix_tests::Backend::Sqlite).await;
-    Migrator::down(&db.conn, None).await.unwrap();
-    assert!(
-        subscription::Entity::find().count(&db.conn).await.is_err(),
-        "tables dropped"
-    );
-    assert!(
-        octany_actix::entity::event::Entity::find()
-            .count(&db.conn)
-            .await
-            .is_err(),
-        "the outbox dropped"
-    );
-    Migrator::up(&db.conn, None).await.unwrap();
-    assert_eq!(
-        subscription::Entity::find().count(&db.conn).await.unwrap(),
-        0
-    );
-    let statuses = Migrator::get_migration_with_status(&db.conn).await.unwrap();
-    assert_eq!(statuses.len(), 5);
-    assert_eq!(
-        octany_actix::entity::event::Entity::find()
-            .count(&db.conn)
-            .await
-            .unwrap(),
-        0,
-        "the outbox is back too"
-    );
-}
+db_test!(
+    async fn migrations_go_down_and_up_again(db: TestDb) {
+        use octany_actix_migrations::{Migrator, MigratorTrait};
+        Migrator::down(&db.conn, None).await.unwrap();
+        assert!(
+            subscription::Entity::find().count(&db.conn).await.is_err(),
+            "tables dropped"
+        );
+        assert!(
+            octany_actix::entity::event::Entity::find()
+                .count(&db.conn)
+                .await
+                .is_err(),
+            "the outbox dropped"
+        );
+        Migrator::up(&db.conn, None).await.unwrap();
+        assert_eq!(
+            subscription::Entity::find().count(&db.conn).await.unwrap(),
+            0
+        );
+        let statuses = Migrator::get_migration_with_status(&db.conn).await.unwrap();
+        assert_eq!(statuses.len(), 7);
+        assert_eq!(
+            octany_actix::entity::event::Entity::find()
+                .count(&db.conn)
+                .await
+                .unwrap(),
+            0,
+            "the outbox is back too"
+        );
+        db
+    }
+);
 
 db_test!(
     async fn the_lapse_and_abandon_windows_are_set_on_the_builder(db: TestDb) {

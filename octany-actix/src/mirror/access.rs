@@ -285,8 +285,16 @@ mod tests {
         let cache = AccessCache::new(Duration::from_secs(5), 100);
         let now = Utc::now();
         cache.put("user:1", state(), now);
-        assert!(cache.get("user:1", now + chrono::Duration::seconds(4)).is_some());
-        assert!(cache.get("user:1", now + chrono::Duration::seconds(5)).is_none());
+        assert!(
+            cache
+                .get("user:1", now + chrono::Duration::seconds(4))
+                .is_some()
+        );
+        assert!(
+            cache
+                .get("user:1", now + chrono::Duration::seconds(5))
+                .is_none()
+        );
         cache.invalidate("user:1");
         assert!(cache.get("user:1", now).is_none());
         let off = AccessCache::new(Duration::ZERO, 100);

@@ -362,7 +362,10 @@ impl OctanyBuilder {
         if let Some(limit) = self.body_limit {
             receiver = receiver.with_body_limit(limit);
         }
-        let cache = Arc::new(AccessCache::new(self.settings.cache_ttl, self.settings.cache_capacity));
+        let cache = Arc::new(AccessCache::new(
+            self.settings.cache_ttl,
+            self.settings.cache_capacity,
+        ));
         let invalidate = cache.clone();
         syncer.on_change(move |billable| invalidate.invalidate(billable));
         #[cfg(feature = "postgres")]

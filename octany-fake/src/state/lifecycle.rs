@@ -49,7 +49,9 @@ impl State {
     fn subscription_due(s: &FakeSubscription) -> Option<(DateTime<Utc>, Due)> {
         use SubscriptionStatus as S;
         match s.status {
-            S::Active | S::Trialing | S::FutureStart => s.renews_at.map(|at| (at, Due::Charge(s.id))),
+            S::Active | S::Trialing | S::FutureStart => {
+                s.renews_at.map(|at| (at, Due::Charge(s.id)))
+            }
             S::Delayed => s.next_retry_at.map(|at| (at, Due::Retry(s.id))),
             S::Cancelled => s.ends_at.map(|at| (at, Due::Expire(s.id))),
             _ => None,
@@ -68,7 +70,10 @@ impl State {
     fn due_by(&self, now: DateTime<Utc>) -> Vec<(DateTime<Utc>, usize, Due)> {
         let mut due = Vec::new();
         for (a, account) in self.accounts.iter().enumerate() {
-            let subscriptions = account.subscriptions.values().filter_map(Self::subscription_due);
+            let subscriptions = account
+                .subscriptions
+                .values()
+                .filter_map(Self::subscription_due);
             let orders = account.orders.values().filter_map(Self::order_due);
             due.extend(
                 subscriptions

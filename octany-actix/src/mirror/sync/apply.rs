@@ -186,15 +186,21 @@ fn subscription_row(
     }
 }
 
-/// Applies a subscription observed at `mark`.
+/// A subscription as the mirror keeps it in `data`.
+pub(crate) fn subscription_data(s: &Subscription) -> serde_json::Value {
+    serde_json::to_value(s).expect("a subscription serializes")
+}
+
+/// Applies a subscription observed at `mark` (`data`: its
+/// [`subscription_data`]).
 pub(crate) async fn apply_subscription<C: ConnectionTrait + TransactionTrait>(
     conn: &C,
     s: &Subscription,
+    data: &serde_json::Value,
     mark: i64,
     source: Source,
     now: DateTime<Utc>,
 ) -> Result<Written<subscription::Model>, DbErr> {
-    let data = serde_json::to_value(s).expect("a subscription serializes");
     let row = subscription_row(s, data.clone(), mark, now);
     let id = s.id.to_string();
     if billable_ref(s.reference_id.as_deref()).is_none() {
@@ -204,11 +210,21 @@ pub(crate) async fn apply_subscription<C: ConnectionTrait + TransactionTrait>(
         created_at: NotSet,
         ..row.clone()
     };
+    // The common case, a newer state of a stored row, in one statement on
+    // PostgreSQL (lock, compare, write, and the row as it was).
+    if conn.get_database_backend() == DbBackend::Postgres
+        && let Some(before) = replace_if_older(conn, &id, &update, mark).await?
+    {
+        return Ok(Written {
+            applied: Applied::Updated,
+            before: Some(before),
+        });
+    }
     let Some(current) = locked_or_inserted(conn, id.clone(), row).await? else {
         return Ok(Written::inserted());
     };
     let by_id = || subscription::Entity::update_many().filter(subscription::Column::Id.eq(&id));
-    let applied = match (current.sync_mark.cmp(&mark), current.data == data, source) {
+    let applied = match (current.sync_mark.cmp(&mark), current.data == *data, source) {
         (std::cmp::Ordering::Greater, ..) => Applied::Stale,
         (std::cmp::Ordering::Less, ..) | (std::cmp::Ordering::Equal, false, Source::Api) => {
             by_id().set(update).exec(conn).await?;
@@ -235,6 +251,45 @@ pub(crate) async fn apply_subscription<C: ConnectionTrait + TransactionTrait>(
         applied,
         before: Some(current),
     })
+}
+
+/// PostgreSQL: replaces the row of `id` with `update` if its mark is older
+/// than `mark`, in one statement that locks the row, compares and writes;
+/// returns the row as it was. `None` when the row is absent or not older
+/// (the caller then reads it and decides).
+async fn replace_if_older<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    update: &subscription::ActiveModel,
+    mark: i64,
+) -> Result<Option<subscription::Model>, DbErr> {
+    use sea_orm::{FromQueryResult, IdenStatic, Iterable, Statement, Value};
+    let mut values: Vec<Value> = vec![id.into(), mark.into()];
+    let mut sets = Vec::new();
+    for column in subscription::Column::iter() {
+        if matches!(column, subscription::Column::Id) {
+            continue;
+        }
+        if let Set(value) = update.get(column) {
+            values.push(value);
+            sets.push(format!("\"{}\" = ${}", column.as_str(), values.len()));
+        }
+    }
+    let sql = format!(
+        "UPDATE octany_subscriptions AS s SET {} \
+         FROM (SELECT * FROM octany_subscriptions WHERE id = $1 FOR UPDATE) AS old \
+         WHERE s.id = old.id AND old.sync_mark < $2 RETURNING old.*",
+        sets.join(", ")
+    );
+    let row = conn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
+        .await?;
+    row.map(|row| subscription::Model::from_query_result(&row, ""))
+        .transpose()
 }
 
 fn state_rank(state: &OrderState) -> u8 {

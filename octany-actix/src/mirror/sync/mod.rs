@@ -107,6 +107,11 @@ struct Inner {
     options: SyncOptions,
     listeners: Listeners,
     instance: String,
+    /// SQLite lets one transaction write at a time, and a writer that finds
+    /// the lock taken sleeps in SQLite's busy handler (a millisecond and
+    /// up) however soon it is free. This syncer's units of work queue here
+    /// instead, each woken the moment the one before commits.
+    sqlite_writer: Option<tokio::sync::Mutex<()>>,
 }
 
 type ChangeHook = Arc<dyn Fn(&BillableRef) + Send + Sync>;
@@ -167,6 +172,7 @@ impl Syncer {
         client: OctanyClient,
         mut options: SyncOptions,
     ) -> Self {
+        let backend = db.get_database_backend();
         Self {
             inner: Arc::new(Inner {
                 clock: client.clock().clone(),
@@ -176,7 +182,17 @@ impl Syncer {
                 listeners: std::mem::take(&mut options.listeners),
                 options,
                 instance: uuid::Uuid::new_v4().simple().to_string(),
+                sqlite_writer: (backend == sea_orm::DbBackend::Sqlite)
+                    .then(|| tokio::sync::Mutex::new(())),
             }),
+        }
+    }
+
+    /// On SQLite, the turn to write (see `Inner::sqlite_writer`).
+    pub(crate) async fn sqlite_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.inner.sqlite_writer {
+            Some(writer) => Some(writer.lock().await),
+            None => None,
         }
     }
 

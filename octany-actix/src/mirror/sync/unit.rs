@@ -51,7 +51,9 @@ pub(crate) struct Batch {
 
 #[derive(Debug)]
 enum Item {
-    Subscription(Subscription, Mark),
+    /// With its JSON, made before the transaction opens (less work while
+    /// SQLite's write lock is held).
+    Subscription(Subscription, Mark, serde_json::Value),
     Order(Order, Option<SubscriptionId>, Mark),
     Product(Product, Mark),
     ProductDeleted(Product, Mark),
@@ -59,13 +61,16 @@ enum Item {
 
 impl Batch {
     pub(crate) fn subscription(mut self, s: Subscription, mark: Mark) -> Self {
-        self.items.push(Item::Subscription(s, mark));
+        let data = apply::subscription_data(&s);
+        self.items.push(Item::Subscription(s, mark, data));
         self
     }
 
     pub(crate) fn subscriptions(mut self, all: Vec<Subscription>, mark: Mark) -> Self {
-        self.items
-            .extend(all.into_iter().map(|s| Item::Subscription(s, mark)));
+        self.items.extend(all.into_iter().map(|s| {
+            let data = apply::subscription_data(&s);
+            Item::Subscription(s, mark, data)
+        }));
         self
     }
 
@@ -193,6 +198,8 @@ impl Syncer {
         origin: Origin,
         hook: Option<&dyn Hook>,
     ) -> Result<Option<Effects>, SyncError> {
+        // Held until the commit, so this syncer's writers queue in order.
+        let _turn = self.sqlite_turn().await;
         let txn = begin(self.db()).await?;
         if let Some(hook) = hook
             && !hook.before(&txn).await?
@@ -222,8 +229,9 @@ impl Syncer {
         };
         for item in &batch.items {
             match item {
-                Item::Subscription(s, mark) => {
-                    let written = apply::apply_subscription(&txn, s, mark.0, source, now).await?;
+                Item::Subscription(s, mark, data) => {
+                    let written =
+                        apply::apply_subscription(&txn, s, data, mark.0, source, now).await?;
                     let billable = billable_ref(s.reference_id.as_deref());
                     if written.applied == Applied::Conflict
                         || (!mark.is_dated() && source == Source::Webhook)
@@ -248,12 +256,12 @@ impl Syncer {
                                 SubscriptionStatus::Expired | SubscriptionStatus::Unpaid
                             )
                         };
-                        let answered = written.before.as_ref().is_some_and(|b| {
-                            live(&b.status) && b.product_id == s.product_id()
-                        });
-                        if let Some(product) = s
-                            .product_id()
-                            .filter(|_| live(&s.status) && !answered)
+                        let answered = written
+                            .before
+                            .as_ref()
+                            .is_some_and(|b| live(&b.status) && b.product_id == s.product_id());
+                        if let Some(product) =
+                            s.product_id().filter(|_| live(&s.status) && !answered)
                         {
                             let id = s.id.to_string();
                             apply::complete_checkouts(

@@ -1,0 +1,68 @@
+//! Indexes for what the reconcile looks for (`renews_at` or `ends_at`
+//! passed since the last sync, or `needs_sync`), so finding the due
+//! subscriptions reads the few that are due, not the whole account.
+
+use sea_orm_migration::prelude::*;
+
+pub(crate) struct Migration;
+
+impl MigrationName for Migration {
+    fn name(&self) -> &str {
+        "m20261202_000007_index_due_subscriptions"
+    }
+}
+
+#[derive(DeriveIden)]
+enum OctanySubscriptions {
+    Table,
+    RenewsAt,
+    EndsAt,
+    NeedsSync,
+}
+
+const INDEXES: [(&str, OctanySubscriptions); 3] = [
+    (
+        "idx_octany_subscriptions_renews_at",
+        OctanySubscriptions::RenewsAt,
+    ),
+    (
+        "idx_octany_subscriptions_ends_at",
+        OctanySubscriptions::EndsAt,
+    ),
+    (
+        "idx_octany_subscriptions_needs_sync",
+        OctanySubscriptions::NeedsSync,
+    ),
+];
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for (name, column) in INDEXES {
+            manager
+                .create_index(
+                    Index::create()
+                        .name(name)
+                        .table(OctanySubscriptions::Table)
+                        .col(column)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for (name, _) in INDEXES {
+            manager
+                .drop_index(
+                    Index::drop()
+                        .name(name)
+                        .table(OctanySubscriptions::Table)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
