@@ -38,19 +38,30 @@ impl Run {
         self.page.url().await.ok().flatten().unwrap_or_default()
     }
 
-    /// Waits (up to `within`) until the page's URL passes `test`; the page
+    /// Waits (up to `within`) until the page's URL passes `test` and its
+    /// document has loaded; the page
     /// moves on its own (redirects, the success page's polling).
     async fn until_url(&self, within: Duration, test: impl Fn(&str) -> bool) -> Result<String> {
         let deadline = Instant::now() + within;
         loop {
             let url = self.url().await;
-            if test(&url) {
+            // The URL changes before the new document has loaded: wait for
+            // both, or the next read may see the page being left.
+            if test(&url) && self.loaded().await {
                 return Ok(url);
             }
             if Instant::now() > deadline {
                 return Err(format!("the page stayed at {url}").into());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Whether the current document has finished loading.
+    async fn loaded(&self) -> bool {
+        match self.page.evaluate("document.readyState").await {
+            Ok(state) => state.into_value::<String>().is_ok_and(|s| s == "complete"),
+            Err(_) => false,
         }
     }
 

@@ -1,8 +1,12 @@
 //! On PostgreSQL, the database itself announces every change the guard
 //! reads: a trigger on `octany_subscriptions` (inserted, or its billable,
-//! plan, status or dates changed) and on `octany_checkouts` (its status
-//! changed) sends `NOTIFY octany_access, '{billable_ref}'`, delivered when
-//! the change commits. Every instance listens and drops that billable from
+//! plan, status or end changed, or its renewal moved back) and on
+//! `octany_checkouts` (its status changed) sends
+//! `NOTIFY octany_access, '{billable_ref}'`, delivered when the change
+//! commits. A renewal moving `renews_at` on only extends access and is not
+//! announced: renewals are most of an account's changes, and waking every
+//! instance for each would buy nothing (an instance that cached a refusal
+//! at the very end of the renewal grace refuses until its TTL). Every instance listens and drops that billable from
 //! its guard's cache. No round trip of the app's, and no write path (the
 //! library's, or the host's own SQL) that can forget it. SQLite and MySQL
 //! have no such channel: nothing is created there.
@@ -42,8 +46,9 @@ CREATE TRIGGER octany_subscriptions_changed
     WHEN (OLD.billable_ref IS DISTINCT FROM NEW.billable_ref
         OR OLD.product_id IS DISTINCT FROM NEW.product_id
         OR OLD.status IS DISTINCT FROM NEW.status
-        OR OLD.renews_at IS DISTINCT FROM NEW.renews_at
-        OR OLD.ends_at IS DISTINCT FROM NEW.ends_at)
+        OR OLD.ends_at IS DISTINCT FROM NEW.ends_at
+        OR (OLD.renews_at IS NOT NULL
+            AND (NEW.renews_at IS NULL OR NEW.renews_at < OLD.renews_at)))
     EXECUTE FUNCTION octany_announce_access();
 
 CREATE TRIGGER octany_checkouts_changed

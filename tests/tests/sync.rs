@@ -7,9 +7,9 @@ use octany_actix::model::BillableRef;
 use octany_actix::model::{AccessPolicy, Entitlement, ProductId, SubscriptionId};
 use octany_actix::sync::BackfillOptions;
 use octany_actix::webhook::Received;
+use octany_actix_tests::db_test;
 use octany_actix_tests::harness::*;
 use octany_actix_tests::sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
-use octany_actix_tests::{TestDb, db_test};
 use octany_fake::{CheckoutOutcome, CheckoutParams};
 
 fn buyer(reference: &str) -> CheckoutParams {

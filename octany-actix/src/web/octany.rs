@@ -76,10 +76,13 @@ struct Inner {
     cache: Arc<AccessCache>,
     /// Per billable: when the status route last synced it, and that sync
     /// (which polls for the same billable in the meantime wait on).
-    last_sync: Mutex<HashMap<String, (DateTime<Utc>, Arc<tokio::sync::OnceCell<()>>)>>,
+    last_sync: Mutex<HashMap<String, (DateTime<Utc>, StatusSync)>>,
     rejection: Option<RejectionHandler>,
     _listener: Option<Listener>,
 }
+
+/// A status route's sync of one billable, which polls coming meanwhile wait on.
+type StatusSync = Arc<tokio::sync::OnceCell<()>>;
 
 /// The task that hears other instances' changes (PostgreSQL); it ends with
 /// the `Octany`.
