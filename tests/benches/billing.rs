@@ -657,16 +657,7 @@ async fn webhook_http_bench(backend: Backend, options: &Options) -> Result<Strin
 
 // ----------------------------------------------------------------- backfill
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
+use octany_actix_tests::rss_kib;
 
 async fn backfill_bench(backend: Backend, count: u64) -> Result<String, Error> {
     let db = TestDb::migrated(backend).await;

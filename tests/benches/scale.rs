@@ -172,14 +172,7 @@ fn instance(db: &TestDb, fake: &FakeOctany) -> Result<Octany, Error> {
 }
 
 fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
+    octany_actix_tests::rss_kib() as f64 / 1024.0
 }
 
 /// The longest budget wait by priority since the last snapshot (the

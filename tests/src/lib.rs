@@ -207,6 +207,19 @@ macro_rules! db_test {
     };
 }
 
+/// This process's resident memory in KiB (from `/proc/self/status`; 0
+/// where there is none), for the benchmarks' memory figures.
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 pub mod app;
 pub mod harness;
 pub mod http;

@@ -34,6 +34,32 @@ fn instance(db: &TestDb, fake: &FakeOctany, applied: Arc<AtomicUsize>) -> Octany
         .unwrap()
 }
 
+/// `user` pays for Pro monthly at Octany, and `octany` has synced it.
+async fn paying(
+    fake: &FakeOctany,
+    octany: &Octany,
+    user: &TestUser,
+) -> octany_actix::model::Subscription {
+    let sub = fake
+        .checkout(
+            1225,
+            &CheckoutParams {
+                reference_id: Some(user.billable_ref().to_string()),
+                ..Default::default()
+            },
+            CheckoutOutcome::Succeed,
+        )
+        .unwrap()
+        .subscription
+        .unwrap();
+    octany
+        .syncer()
+        .sync_billable_subscriptions(&user.billable_ref())
+        .await
+        .unwrap();
+    sub
+}
+
 db_test!(
     async fn the_same_deliveries_sent_to_both_apply_once(db: TestDb) {
         let fake = FakeOctany::builder()
@@ -108,19 +134,7 @@ db_test!(
         // while it runs. Of many instances starting one at the same moment,
         // exactly one runs.
         let user = TestUser::new(4);
-        fake.checkout(
-            1225,
-            &CheckoutParams {
-                reference_id: Some(user.billable_ref().to_string()),
-                ..Default::default()
-            },
-            CheckoutOutcome::Succeed,
-        )
-        .unwrap();
-        a.syncer()
-            .sync_billable_subscriptions(&user.billable_ref())
-            .await
-            .unwrap();
+        paying(&fake, &a, &user).await;
         exec(&db, "UPDATE octany_subscriptions SET needs_sync = TRUE").await;
         fake.set_faults(octany_fake::Faults {
             api_latency_ms: 300,
@@ -192,22 +206,7 @@ db_test!(
             instance(&db, &fake, Arc::default()),
         );
         let user = TestUser::new(1);
-        let sub = fake
-            .checkout(
-                1225,
-                &CheckoutParams {
-                    reference_id: Some(user.billable_ref().to_string()),
-                    ..Default::default()
-                },
-                CheckoutOutcome::Succeed,
-            )
-            .unwrap()
-            .subscription
-            .unwrap();
-        a.syncer()
-            .sync_billable_subscriptions(&user.billable_ref())
-            .await
-            .unwrap();
+        let sub = paying(&fake, &a, &user).await;
         assert!(a.billing(&user).subscribed().await.unwrap());
         assert!(
             b.billing(&user).subscribed().await.unwrap(),
@@ -260,19 +259,7 @@ db_test!(
             .unwrap();
         let b = instance(&db, &fake, Arc::default());
         let user = TestUser::new(1);
-        fake.checkout(
-            1225,
-            &CheckoutParams {
-                reference_id: Some(user.billable_ref().to_string()),
-                ..Default::default()
-            },
-            CheckoutOutcome::Succeed,
-        )
-        .unwrap();
-        b.syncer()
-            .sync_billable_subscriptions(&user.billable_ref())
-            .await
-            .unwrap();
+        paying(&fake, &b, &user).await;
         assert!(b.billing(&user).subscribed().await.unwrap(), "cached on B");
         // Not the library's write path: an operator's UPDATE.
         db.conn
