@@ -9,6 +9,8 @@
 //! 2. One instance at 110 a minute: 30 tabs poll every 3 s and give up after
 //!    0.3 s (a closed tab, a proxy time-out), for 20 s; meanwhile a paying
 //!    user acts every 2 s. The user's latency, and what the polls got.
+//! 3. PostgreSQL: how soon another instance stops granting after an expiry
+//!    is applied (LISTEN/NOTIFY).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -163,6 +165,72 @@ async fn burst(backend: Backend) -> Result<String, Error> {
     ))
 }
 
+/// PostgreSQL: two instances, both caching that a user pays (TTL 5 s); A
+/// applies the expiry; how long until B refuses. 20 times; median and max.
+async fn revocation() -> Result<String, Error> {
+    use octany_actix::webhook::Received;
+    use octany_actix_tests::app::TestUser;
+    use octany_actix_tests::harness::{envelope, signed};
+    let db = TestDb::migrated(Backend::Postgres).await;
+    let fake = FakeOctany::builder()
+        .sample_catalog()
+        .starting_at(chrono::Utc::now())
+        .start()
+        .await?;
+    let build = || {
+        Octany::builder(fake.config().with_webhook_secret(SECRET), db.conn.clone())
+            .public_base_url("http://localhost")
+            .clock(fake.app_clock())
+            .build()
+    };
+    let (a, b) = (build()?, build()?);
+    let mut heard = Vec::new();
+    for n in 1..=20u64 {
+        let user = TestUser::new(n as i64);
+        let sub = fake
+            .checkout(
+                1227,
+                &octany_fake::CheckoutParams {
+                    reference_id: Some(format!("user:{n}")),
+                    ..Default::default()
+                },
+                octany_fake::CheckoutOutcome::Succeed,
+            )
+            .map_err(|e| format!("{e:?}"))?
+            .subscription
+            .ok_or("no subscription")?;
+        a.billing(&user).sync().await?;
+        assert!(b.billing(&user).subscribed().await?, "B caches the grant");
+        let mut ended = serde_json::to_value(&sub)?;
+        ended["status"] = serde_json::json!("expired");
+        let (body, signature) = signed(&envelope(
+            100 + n,
+            "subscription.updated",
+            fake.now() + chrono::Duration::seconds(1),
+            ended,
+        ));
+        let committed = Instant::now();
+        assert_eq!(a.receiver().receive(Some(&signature), &body).await?, Received::Applied);
+        let waited = tokio::time::timeout(Duration::from_secs(5), async {
+            while b.billing(&user).subscribed().await.unwrap_or(true) {
+                tokio::task::yield_now().await;
+            }
+            committed.elapsed()
+        })
+        .await
+        .map_err(|_| "B did not hear of the change within 5 s")?;
+        heard.push(waited);
+    }
+    heard.sort();
+    fake.stop().await;
+    db.drop_database().await;
+    Ok(format!(
+        "| PostgreSQL | 20 | {:.1} ms | **{:.1} ms** |",
+        heard[heard.len() / 2].as_secs_f64() * 1000.0,
+        heard.last().unwrap().as_secs_f64() * 1000.0
+    ))
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Error> {
     if std::env::args().any(|a| a == "--list") {
@@ -183,6 +251,12 @@ async fn main() -> Result<(), Error> {
     );
     for backend in &backends {
         println!("{}", burst(*backend).await?);
+    }
+    if backends.contains(&Backend::Postgres) {
+        println!(
+            "\n## Revocation across instances\n\nTwo instances, both caching that a user pays (TTL 5 s); A applies the subscription's expiry from a webhook; the time from the start of A's receive (its apply and commit included) until B refuses. Target: within 100 ms.\n\n| backend | expiries | median | max |\n|---|---|---|---|"
+        );
+        println!("{}", revocation().await?);
     }
     Ok(())
 }
