@@ -4,7 +4,7 @@
 //! `octany_events` (the outbox of billing events), `octany_charges`
 //! (one-off charges by idempotency key) and `octany_budget` (the request
 //! budget all instances share); on PostgreSQL, the triggers that announce
-//! every change the guard reads to the other instances (`NOTIFY`).
+//! every change that can take access away to the other instances (`NOTIFY`).
 //!
 //! The [`Migrator`] records its history in its own table,
 //! `octany_actix_migrations`, so it never collides with the host's

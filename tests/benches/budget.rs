@@ -210,7 +210,10 @@ async fn revocation() -> Result<String, Error> {
             ended,
         ));
         let committed = Instant::now();
-        assert_eq!(a.receiver().receive(Some(&signature), &body).await?, Received::Applied);
+        assert_eq!(
+            a.receiver().receive(Some(&signature), &body).await?,
+            Received::Applied
+        );
         let waited = tokio::time::timeout(Duration::from_secs(5), async {
             while b.billing(&user).subscribed().await.unwrap_or(true) {
                 tokio::task::yield_now().await;

@@ -3,9 +3,12 @@
 //! On PostgreSQL the database announces it: triggers on
 //! `octany_subscriptions` and `octany_checkouts` (migration
 //! `m20261202_000006_announce_access_changes`) send
-//! `NOTIFY octany_access, '{billable}'` for every change the guard reads,
-//! delivered exactly when the change commits, whichever path wrote it and
-//! at no round trip of the app's. Every instance listens (feature
+//! `NOTIFY octany_access, '{billable}'` for every change that can take
+//! access away or decide a refusal (a new subscription; a change of plan,
+//! status or end; a renewal moved back; a checkout's state), delivered
+//! exactly when the change commits, whichever path wrote it and at no round
+//! trip of the app's. A renewal moving `renews_at` on only extends access
+//! and is not announced. Every instance listens (feature
 //! `postgres`) and drops that billable from its guard's cache, so it stops
 //! granting within milliseconds, not at the end of the cache's TTL. On
 //! SQLite and MySQL, which have no such channel, the TTL remains the bound.
