@@ -1,6 +1,7 @@
 //! Indexes for what the reconcile looks for (`renews_at` or `ends_at`
-//! passed since the last sync, or `needs_sync`), so finding the due
-//! subscriptions reads the few that are due, not the whole account.
+//! passed since the last sync, `needs_sync`, or a `delayed`/`pending`
+//! subscription not synced for a while), so finding the due subscriptions
+//! reads the few that are due, not the whole account.
 
 use sea_orm_migration::prelude::*;
 
@@ -18,9 +19,10 @@ enum OctanySubscriptions {
     RenewsAt,
     EndsAt,
     NeedsSync,
+    Status,
 }
 
-const INDEXES: [(&str, OctanySubscriptions); 3] = [
+const INDEXES: [(&str, OctanySubscriptions); 4] = [
     (
         "idx_octany_subscriptions_renews_at",
         OctanySubscriptions::RenewsAt,
@@ -32,6 +34,10 @@ const INDEXES: [(&str, OctanySubscriptions); 3] = [
     (
         "idx_octany_subscriptions_needs_sync",
         OctanySubscriptions::NeedsSync,
+    ),
+    (
+        "idx_octany_subscriptions_status",
+        OctanySubscriptions::Status,
     ),
 ];
 

@@ -272,6 +272,7 @@ struct Figures {
     granted_after_octany_stopped: u64,
     cancelled: u64,
     deliveries: usize,
+    undelivered: usize,
     rss_start: f64,
     rss_end: f64,
     wall: Duration,
@@ -342,7 +343,17 @@ async fn scenario(
     let end = month_start + chrono::Duration::days(i64::from(options.days));
     let steps = (end - month_start).num_seconds() as f64 / STEP.as_secs_f64();
     let cancel_share = 0.01 * ids.len() as f64 / steps;
+    let mut day = 0;
     while fake.now() < end {
+        let today = (fake.now() - month_start).num_days();
+        if today > day {
+            day = today;
+            eprintln!(
+                "{:.0} % delivered: day {day} ({:.0} s)",
+                delivered * 100.0,
+                wall.elapsed().as_secs_f64()
+            );
+        }
         fake.advance(STEP);
         fake.settled().await;
         // A person cancels now and then (interactive, through the app).
@@ -377,6 +388,7 @@ async fn scenario(
                     && m.ends_at == truth.ends_at
             });
             if !same && let Some(record) = fake.subscription_record(&ids[n]) {
+                // Octany changed it then, and the mirror has not caught up.
                 figures.longest_stale = figures.longest_stale.max(clock.now() - record.updated_at);
             }
         }
@@ -398,11 +410,12 @@ async fn scenario(
     figures.wall = wall.elapsed();
     figures.rss_end = rss_mib();
     figures.waits = budget_waits(snapshotter);
-    figures.deliveries = fake
-        .deliveries()
+    let deliveries = fake.deliveries();
+    figures.deliveries = deliveries
         .iter()
         .filter(|d| d.status == DeliveryStatus::Delivered)
         .count();
+    figures.undelivered = deliveries.len() - figures.deliveries;
     // The whole mirror against Octany, once the last reconcile ran.
     let mirror: BTreeMap<String, subscription::Model> = subscription::Entity::find()
         .all(&db.conn)
@@ -485,7 +498,7 @@ async fn main() -> Result<(), Error> {
         base.wall.as_secs_f64()
     );
     println!(
-        "| webhooks delivered | API requests a day (mean / max) | peak a minute | 429s | longest budget wait (interactive / background) | longest stale (probed) | differ at end | probes (paying) | wrongly denied | granted after Octany stopped | cancelled | deliveries delivered | RSS start → end | real time |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "| webhooks delivered | API requests a day (mean / max) | peak a minute | 429s | longest budget wait (interactive / background) | longest stale (probed) | differ at end | probes (paying) | wrongly denied | granted after Octany stopped | cancelled | deliveries delivered / not | RSS start → end | real time |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for delivered in [1.0, 0.7, 0.0] {
         let f = scenario(backend, &options, start, &base, delivered, &snapshotter).await?;
@@ -494,7 +507,7 @@ async fn main() -> Result<(), Error> {
         let max = f.per_day.iter().copied().max().unwrap_or(0);
         let wait = |p: &str| f.waits.get(p).copied().unwrap_or(0.0);
         println!(
-            "| {:.0} % | {mean:.0} / {max} | {} | {} | {:.2} s / {:.1} s | {} min | {} | {} ({}) | **{}** | {} | {} | {} | {:.0} → {:.0} MiB | {:.0} s |",
+            "| {:.0} % | {mean:.0} / {max} | {} | {} | {:.2} s / {:.1} s | {} min | {} | {} ({}) | **{}** | {} | {} | {} / {} | {:.0} → {:.0} MiB | {:.0} s |",
             delivered * 100.0,
             f.peak_per_minute,
             f.rate_limited,
@@ -508,6 +521,7 @@ async fn main() -> Result<(), Error> {
             f.granted_after_octany_stopped,
             f.cancelled,
             f.deliveries,
+            f.undelivered,
             f.rss_start,
             f.rss_end,
             f.wall.as_secs_f64(),

@@ -50,6 +50,48 @@ async fn row(h: &Harness, id: &str) -> subscription::Model {
 }
 
 db_test!(
+    async fn a_delayed_subscription_whose_last_webhook_was_lost_is_read_again(db: TestDb) {
+        let h = Harness::new(db).await;
+        let id = h
+            .fake
+            .checkout(1227, &buyer("user:8"), CheckoutOutcome::Succeed)
+            .unwrap()
+            .subscription
+            .unwrap()
+            .id;
+        h.syncer
+            .sync_billable(&BillableRef::new("user", "8"))
+            .await
+            .unwrap();
+        // The renewal fails: Octany retries the card on its own schedule.
+        h.fake.set_card_failing(&id, true).unwrap();
+        h.fake.advance_months(1);
+        assert_eq!(h.syncer.reconcile().await.unwrap().synced, 1);
+        assert_eq!(row(&h, id.as_str()).await.status, "delayed");
+        // The retries run out and Octany ends it; no webhook reaches the app
+        // (there is no endpoint here), and neither date it knows has passed
+        // since its last sync.
+        h.fake.advance_days(10);
+        assert_eq!(
+            h.fake.subscription(&id).unwrap().status,
+            octany_actix::model::SubscriptionStatus::Unpaid
+        );
+        let report = h.syncer.reconcile().await.unwrap();
+        assert_eq!(
+            report.synced, 1,
+            "a subscription waiting on Octany is read again"
+        );
+        assert_eq!(row(&h, id.as_str()).await.status, "unpaid");
+        assert_eq!(
+            h.syncer.reconcile().await.unwrap().synced,
+            0,
+            "and then not again"
+        );
+        h.finish().await
+    }
+);
+
+db_test!(
     async fn polling_alone_converges_through_the_life_cycle(db: TestDb) {
         let h = Harness::new(db).await;
         let bought = h

@@ -137,6 +137,12 @@ pub struct SyncOptions {
     /// success URL) lapse after this long (default 30 minutes). They never
     /// change what the guard answers.
     pub lapse_opened_checkouts_after: std::time::Duration,
+    /// A subscription waiting on Octany (`delayed`: a failed renewal being
+    /// retried; `pending`: an invoice not yet paid) changes on a schedule the
+    /// mirror does not know; [`Syncer::reconcile`] re-reads it when it was
+    /// last synced this long ago (default 12 hours), so a lost webhook
+    /// cannot leave it waiting for ever.
+    pub resync_waiting_after: std::time::Duration,
     /// The host's code run once per billing event.
     pub listeners: Listeners,
 }
@@ -154,6 +160,7 @@ impl Default for SyncOptions {
         Self {
             abandon_checkouts_after: std::time::Duration::from_secs(24 * 3600),
             lapse_opened_checkouts_after: std::time::Duration::from_secs(30 * 60),
+            resync_waiting_after: std::time::Duration::from_secs(12 * 3600),
             listeners: Listeners::new(),
         }
     }

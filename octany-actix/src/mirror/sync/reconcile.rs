@@ -9,7 +9,7 @@ use sea_orm::{
 
 use super::{Origin, SyncError, Syncer};
 use crate::client::Priority;
-use crate::domain::model::SubscriptionId;
+use crate::domain::model::{SubscriptionId, SubscriptionStatus};
 use crate::mirror::entity::{checkout, subscription};
 
 /// The lease that keeps the reconcile to one instance at a time.
@@ -42,7 +42,9 @@ struct Held<'a> {
 
 impl Syncer {
     /// Re-syncs every subscription whose `renews_at` or `ends_at` has passed
-    /// since it was last synced, or that is flagged `needs_sync`, the most
+    /// since it was last synced, that is flagged `needs_sync`, or that waits
+    /// on Octany (`delayed`, `pending`) and was last synced more than
+    /// [`SyncOptions::resync_waiting_after`](super::SyncOptions) ago, the most
     /// urgent first (the oldest `renews_at`: the one nearest the end of its
     /// renewal grace); marks checkout intents that lapsed abandoned. Safe to
     /// call at any time, and to stop at any time: what was re-read is no
@@ -59,8 +61,19 @@ impl Syncer {
         mut held: Option<Held<'_>>,
     ) -> Result<ReconcileReport, SyncError> {
         let now = self.now();
+        let waited = now
+            - chrono::Duration::from_std(self.inner.options.resync_waiting_after)
+                .unwrap_or(chrono::Duration::MAX);
         let due = Condition::any()
             .add(subscription::Column::NeedsSync.eq(true))
+            .add(
+                Condition::all()
+                    .add(
+                        subscription::Column::Status
+                            .is_in([SubscriptionStatus::Delayed, SubscriptionStatus::Pending]),
+                    )
+                    .add(subscription::Column::SyncedAt.lte(waited)),
+            )
             .add(
                 Condition::all()
                     .add(subscription::Column::RenewsAt.lte(now))
