@@ -186,19 +186,18 @@ impl AccessState {
 
 /// The guard's per-billable cache: answers for `ttl` (on the injected
 /// clock), is emptied for a billable whenever a sync changes it, and holds
-/// at most `capacity` billables (a `moka` cache: the least used go first,
-/// and an entry is also let go `ttl` after it was put, in real time, so an
-/// idle instance holds nothing).
+/// at most about `capacity` billables (a `quick_cache` cache: a read is a
+/// sharded hash lookup, and the least used are let go first).
 pub(crate) struct AccessCache {
     ttl: Duration,
-    entries: Option<moka::sync::Cache<String, Cached>>,
+    entries: Option<quick_cache::sync::Cache<String, Cached>>,
 }
 
 impl std::fmt::Debug for AccessCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AccessCache")
             .field("ttl", &self.ttl)
-            .field("entries", &self.entries.as_ref().map(|e| e.entry_count()))
+            .field("entries", &self.entries.as_ref().map(|e| e.len()))
             .finish()
     }
 }
@@ -208,14 +207,11 @@ type Cached = (Arc<AccessState>, DateTime<Utc>);
 
 impl AccessCache {
     /// A cache trusting an answer for `ttl` (zero: no cache), of at most
-    /// `capacity` billables.
+    /// about `capacity` billables.
     pub(crate) fn new(ttl: Duration, capacity: u64) -> Self {
-        let entries = (!ttl.is_zero() && capacity > 0).then(|| {
-            moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(ttl)
-                .build()
-        });
+        let capacity = usize::try_from(capacity).unwrap_or(usize::MAX);
+        let entries =
+            (!ttl.is_zero() && capacity > 0).then(|| quick_cache::sync::Cache::new(capacity));
         Self { ttl, entries }
     }
 
@@ -239,23 +235,20 @@ impl AccessCache {
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn clear(&self) {
         if let Some(entries) = &self.entries {
-            entries.invalidate_all();
+            entries.clear();
         }
     }
 
     pub(crate) fn invalidate(&self, billable: &str) {
         if let Some(entries) = &self.entries {
-            entries.invalidate(billable);
+            entries.remove(billable);
         }
     }
 
-    /// How many billables it holds (after its pending evictions).
+    /// How many billables it holds.
     #[cfg(test)]
     fn len(&self) -> u64 {
-        self.entries.as_ref().map_or(0, |e| {
-            e.run_pending_tasks();
-            e.entry_count()
-        })
+        self.entries.as_ref().map_or(0, |e| e.len() as u64)
     }
 }
 
