@@ -34,6 +34,32 @@ fn instance(db: &TestDb, fake: &FakeOctany, applied: Arc<AtomicUsize>) -> Octany
         .unwrap()
 }
 
+/// After a change that ends `user`'s access was committed: on PostgreSQL
+/// `b` hears of it (LISTEN/NOTIFY) and stops granting without waiting for
+/// its TTL, the clock not moved; elsewhere it trusts its cache until the
+/// 5-second TTL has passed, then refuses.
+async fn stops_granting(db: &TestDb, fake: &FakeOctany, b: &Octany, user: &TestUser) {
+    if db.backend == octany_actix_tests::Backend::Postgres {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while b.billing(user).subscribed().await.unwrap() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("B heard of the change");
+        return;
+    }
+    assert!(
+        b.billing(user).subscribed().await.unwrap(),
+        "no channel here: B trusts its cache for its TTL"
+    );
+    fake.advance(Duration::from_secs(6));
+    assert!(
+        !b.billing(user).subscribed().await.unwrap(),
+        "B within its 5-second TTL"
+    );
+}
+
 /// `user` pays for Pro monthly at Octany, and `octany` has synced it.
 async fn paying(
     fake: &FakeOctany,
@@ -223,28 +249,7 @@ db_test!(
         ));
         a.receiver().receive(Some(&signature), &body).await.unwrap();
         assert!(!a.billing(&user).subscribed().await.unwrap(), "A at once");
-        if db.backend == octany_actix_tests::Backend::Postgres {
-            // PostgreSQL tells B at the commit (LISTEN/NOTIFY): B stops
-            // granting without waiting for its TTL, the clock not moved.
-            tokio::time::timeout(Duration::from_secs(5), async {
-                while b.billing(&user).subscribed().await.unwrap() {
-                    tokio::task::yield_now().await;
-                }
-            })
-            .await
-            .expect("B heard of the change");
-            fake.stop().await;
-            return db;
-        }
-        assert!(
-            b.billing(&user).subscribed().await.unwrap(),
-            "B still trusts its cache"
-        );
-        fake.advance(Duration::from_secs(6));
-        assert!(
-            !b.billing(&user).subscribed().await.unwrap(),
-            "B within its 5-second TTL"
-        );
+        stops_granting(&db, &fake, &b, &user).await;
         fake.stop().await;
         db
     }
@@ -266,23 +271,7 @@ db_test!(
             .execute_unprepared("UPDATE octany_subscriptions SET status = 'expired'")
             .await
             .unwrap();
-        if db.backend == octany_actix_tests::Backend::Postgres {
-            // The table's trigger announces it at the commit.
-            tokio::time::timeout(Duration::from_secs(5), async {
-                while b.billing(&user).subscribed().await.unwrap() {
-                    tokio::task::yield_now().await;
-                }
-            })
-            .await
-            .expect("B heard of the change");
-        } else {
-            assert!(
-                b.billing(&user).subscribed().await.unwrap(),
-                "no channel here: B trusts its cache for its TTL"
-            );
-            fake.advance(Duration::from_secs(6));
-            assert!(!b.billing(&user).subscribed().await.unwrap());
-        }
+        stops_granting(&db, &fake, &b, &user).await;
         fake.stop().await;
         db
     }
