@@ -1,4 +1,5 @@
-//! `cargo bench -p octany-actix-tests --bench scale [-- --subscriptions N --days D]`:
+//! `cargo bench -p octany-actix-tests --bench scale [-- --subscriptions N --days D
+//! --cancels SHARE --delivered SHARE]`:
 //! the scale simulation of docs/scale.md.
 //!
 //! 100,000 monthly subscriptions (by default) on the fake Octany, renewing
@@ -54,6 +55,10 @@ const INSTANCES: usize = 3;
 struct Options {
     subscriptions: u64,
     days: u32,
+    /// The share of users who cancel during the month.
+    cancels: f64,
+    /// The scenarios: the shares of webhooks delivered.
+    delivered: Vec<f64>,
 }
 
 /// Forwards each webhook to the next instance, as a load balancer does.
@@ -342,7 +347,7 @@ async fn scenario(
     let wall = Instant::now();
     let end = month_start + chrono::Duration::days(i64::from(options.days));
     let steps = (end - month_start).num_seconds() as f64 / STEP.as_secs_f64();
-    let cancel_share = 0.01 * ids.len() as f64 / steps;
+    let cancel_share = options.cancels * ids.len() as f64 / steps;
     let mut day = 0;
     while fake.now() < end {
         let today = (fake.now() - month_start).num_days();
@@ -423,15 +428,28 @@ async fn scenario(
         .into_iter()
         .map(|m| (m.id.clone(), m))
         .collect();
-    figures.differ_at_end = fake
+    let differ: Vec<_> = fake
         .subscriptions()
-        .iter()
+        .into_iter()
         .filter(|s| {
             mirror.get(s.id.as_str()).is_none_or(|m| {
                 m.status != s.status || m.renews_at != s.renews_at || m.ends_at != s.ends_at
             })
         })
-        .count();
+        .collect();
+    // What differs, on stderr, to find why.
+    for s in differ.iter().take(5) {
+        let m = mirror.get(s.id.as_str());
+        eprintln!(
+            "differs: {} octany {:?} renews {:?} ends {:?} | mirror {:?}",
+            s.id,
+            s.status,
+            s.renews_at,
+            s.ends_at,
+            m.map(|m| (&m.status, m.renews_at, m.ends_at, m.synced_at, m.sync_mark, m.needs_sync))
+        );
+    }
+    figures.differ_at_end = differ.len();
     let requests = fake.api_requests();
     let mut per_day: BTreeMap<i64, u64> = BTreeMap::new();
     for (minute, count) in &requests.per_minute {
@@ -458,15 +476,17 @@ async fn scenario(
 
 fn parse_options() -> Options {
     let args: Vec<String> = std::env::args().collect();
-    let value = |name: &str| {
+    fn value<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
         args.iter()
             .position(|a| a == name)
             .and_then(|i| args.get(i + 1))
             .and_then(|v| v.parse().ok())
-    };
+    }
     Options {
-        subscriptions: value("--subscriptions").unwrap_or(100_000),
-        days: value("--days").map_or(30, |d: u64| d as u32),
+        subscriptions: value(&args, "--subscriptions").unwrap_or(100_000),
+        days: value(&args, "--days").unwrap_or(30),
+        cancels: value(&args, "--cancels").unwrap_or(0.01),
+        delivered: value(&args, "--delivered").map_or(vec![1.0, 0.7, 0.0], |d| vec![d]),
     }
 }
 
@@ -500,7 +520,7 @@ async fn main() -> Result<(), Error> {
     println!(
         "| webhooks delivered | API requests a day (mean / max) | peak a minute | 429s | longest budget wait (interactive / background) | longest stale (probed) | differ at end | probes (paying) | wrongly denied | granted after Octany stopped | cancelled | deliveries delivered / not | RSS start → end | real time |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
-    for delivered in [1.0, 0.7, 0.0] {
+    for &delivered in &options.delivered {
         let f = scenario(backend, &options, start, &base, delivered, &snapshotter).await?;
         let days = f.per_day.len().max(1) as f64;
         let mean = f.per_day.iter().sum::<u64>() as f64 / days;

@@ -92,6 +92,48 @@ db_test!(
 );
 
 db_test!(
+    async fn a_subscription_synced_at_the_instant_it_ends_is_read_again_after(db: TestDb) {
+        let h = Harness::new(db).await;
+        let id = h
+            .fake
+            .checkout(1227, &buyer("user:9"), CheckoutOutcome::Succeed)
+            .unwrap()
+            .subscription
+            .unwrap()
+            .id;
+        h.syncer
+            .sync_billable(&BillableRef::new("user", "9"))
+            .await
+            .unwrap();
+        h.fake.set_card_failing(&id, true).unwrap();
+        h.fake.advance_months(1);
+        assert_eq!(h.syncer.reconcile().await.unwrap().synced, 1);
+        assert_eq!(row(&h, id.as_str()).await.status, "delayed");
+        // The person cancels while the card is being retried: it ends now,
+        // and the mirror records the answer at that same instant.
+        let octany = octany_actix_tests::app::octany(&h.db, &h.fake, std::time::Duration::ZERO);
+        let user = octany_actix_tests::app::TestUser::new(9);
+        let cancelled = octany.billing(&user).cancel().await.unwrap();
+        assert_eq!(cancelled.ends_at, Some(h.fake.now()));
+        assert_eq!(row(&h, id.as_str()).await.synced_at, h.fake.now());
+        // Octany then expires it; no webhook reaches the app.
+        h.fake.advance_days(1);
+        assert_eq!(
+            h.fake.subscription(&id).unwrap().status,
+            octany_actix::model::SubscriptionStatus::Expired
+        );
+        assert_eq!(
+            h.syncer.reconcile().await.unwrap().synced,
+            1,
+            "an end not seen passing is due, even when the last sync was at that instant"
+        );
+        assert_eq!(row(&h, id.as_str()).await.status, "expired");
+        assert_eq!(h.syncer.reconcile().await.unwrap().synced, 0, "and then not again");
+        h.finish().await
+    }
+);
+
+db_test!(
     async fn polling_alone_converges_through_the_life_cycle(db: TestDb) {
         let h = Harness::new(db).await;
         let bought = h

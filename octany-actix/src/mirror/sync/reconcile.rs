@@ -42,7 +42,8 @@ struct Held<'a> {
 
 impl Syncer {
     /// Re-syncs every subscription whose `renews_at` or `ends_at` has passed
-    /// since it was last synced, that is flagged `needs_sync`, or that waits
+    /// since it was last synced (a sync at that very instant may have come
+    /// before Octany acted on it, so it counts as before), that is flagged `needs_sync`, or that waits
     /// on Octany (`delayed`, `pending`) and was last synced more than
     /// [`SyncOptions::resync_waiting_after`](super::SyncOptions) ago, the most
     /// urgent first (the oldest `renews_at`: the one nearest the end of its
@@ -79,7 +80,7 @@ impl Syncer {
                     .add(subscription::Column::RenewsAt.lte(now))
                     .add(
                         Expr::col(subscription::Column::RenewsAt)
-                            .gt(Expr::col(subscription::Column::SyncedAt)),
+                            .gte(Expr::col(subscription::Column::SyncedAt)),
                     ),
             )
             .add(
@@ -87,7 +88,7 @@ impl Syncer {
                     .add(subscription::Column::EndsAt.lte(now))
                     .add(
                         Expr::col(subscription::Column::EndsAt)
-                            .gt(Expr::col(subscription::Column::SyncedAt)),
+                            .gte(Expr::col(subscription::Column::SyncedAt)),
                     ),
             );
         // The ids only (a few bytes each, even for 100,000), most urgent first.
