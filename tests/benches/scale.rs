@@ -446,7 +446,14 @@ async fn scenario(
             s.status,
             s.renews_at,
             s.ends_at,
-            m.map(|m| (&m.status, m.renews_at, m.ends_at, m.synced_at, m.sync_mark, m.needs_sync))
+            m.map(|m| (
+                &m.status,
+                m.renews_at,
+                m.ends_at,
+                m.synced_at,
+                m.sync_mark,
+                m.needs_sync
+            ))
         );
     }
     figures.differ_at_end = differ.len();

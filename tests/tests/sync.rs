@@ -128,8 +128,102 @@ db_test!(
             "an end not seen passing is due, even when the last sync was at that instant"
         );
         assert_eq!(row(&h, id.as_str()).await.status, "expired");
-        assert_eq!(h.syncer.reconcile().await.unwrap().synced, 0, "and then not again");
+        assert_eq!(
+            h.syncer.reconcile().await.unwrap().synced,
+            0,
+            "and then not again"
+        );
         h.finish().await
+    }
+);
+
+db_test!(
+    async fn the_reconciles_due_query_is_answered_from_indexes(db: TestDb) {
+        use octany_actix_tests::sea_orm::{
+            ConnectionTrait, DbBackend, Statement, TransactionTrait,
+        };
+        use std::sync::{Arc, Mutex};
+        let backend = db.db_backend();
+        if backend == DbBackend::MySql {
+            // No partial indexes there: 000007's plain ones serve.
+            return db;
+        }
+        // The reconcile's query as it runs, with its parameters bound.
+        let seen: Arc<Mutex<Option<Statement>>> = Arc::default();
+        let mut conn = db.conn.clone();
+        let keep = seen.clone();
+        conn.set_metric_callback(move |info| {
+            if info.statement.sql.contains("needs_sync") && info.statement.sql.starts_with("SELECT")
+            {
+                *keep.lock().unwrap() = Some(info.statement.clone());
+            }
+        });
+        let fake = octany_fake::FakeOctany::builder().start().await.unwrap();
+        let octany = octany_actix::Octany::builder(fake.config().with_webhook_secret(SECRET), conn)
+            .public_base_url("http://localhost")
+            .build()
+            .unwrap();
+        octany.syncer().reconcile().await.unwrap();
+        let due = seen.lock().unwrap().clone().expect("the due query ran");
+        let plan: Vec<String> = if backend == DbBackend::Postgres {
+            // The plan a prepared statement gets once PostgreSQL stops
+            // planning for its values; scans forbidden wherever an index can serve.
+            let params = due.values.as_ref().map_or(0, |v| v.0.len());
+            let txn = db.conn.begin().await.unwrap();
+            for sql in [
+                "SET LOCAL plan_cache_mode = force_generic_plan".to_owned(),
+                "SET LOCAL enable_seqscan = off".to_owned(),
+                format!("PREPARE octany_due AS {}", due.sql),
+            ] {
+                txn.execute_unprepared(&sql).await.unwrap();
+            }
+            let args = vec!["now()"; params].join(", ");
+            let rows = txn
+                .query_all_raw(Statement::from_string(
+                    backend,
+                    format!("EXPLAIN EXECUTE octany_due({args})"),
+                ))
+                .await
+                .unwrap();
+            txn.execute_unprepared("DEALLOCATE octany_due")
+                .await
+                .unwrap();
+            txn.rollback().await.unwrap();
+            rows.iter()
+                .map(|r| r.try_get_by_index::<String>(0).unwrap())
+                .collect()
+        } else {
+            let explain = Statement {
+                sql: format!("EXPLAIN QUERY PLAN {}", due.sql),
+                ..due.clone()
+            };
+            db.conn
+                .query_all_raw(explain)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.try_get::<String>("", "detail").unwrap())
+                .collect()
+        };
+        let plan = plan.join("\n");
+        for index in [
+            "idx_octany_subscriptions_needs_sync",
+            "idx_octany_subscriptions_waiting",
+            "idx_octany_subscriptions_renews_at",
+            "idx_octany_subscriptions_ends_at",
+        ] {
+            assert!(
+                plan.contains(index),
+                "{index} unused by {}:\n{plan}",
+                due.sql
+            );
+        }
+        assert!(
+            !plan.contains("Seq Scan") && !plan.contains("SCAN octany_subscriptions"),
+            "{plan}"
+        );
+        fake.stop().await;
+        db
     }
 );
 
@@ -491,7 +585,7 @@ db_test!(
             0
         );
         let statuses = Migrator::get_migration_with_status(&db.conn).await.unwrap();
-        assert_eq!(statuses.len(), 7);
+        assert_eq!(statuses.len(), 8);
         assert_eq!(
             octany_actix::entity::event::Entity::find()
                 .count(&db.conn)

@@ -204,6 +204,7 @@ pub(crate) async fn due<C: ConnectionTrait>(
     now: DateTime<Utc>,
     limit: u64,
 ) -> Result<Vec<String>, DbErr> {
+    // `delivered_at IS NULL` as the partial index states it (000008).
     event::Entity::find()
         .select_only()
         .column(event::Column::Id)

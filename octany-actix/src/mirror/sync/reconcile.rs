@@ -2,15 +2,18 @@
 
 use std::time::Duration;
 
+use sea_orm::prelude::DateTimeUtc;
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, ExprTrait, QueryFilter, QuerySelect};
 
 use super::{Origin, SyncError, Syncer};
 use crate::client::Priority;
-use crate::domain::model::{SubscriptionId, SubscriptionStatus};
+use crate::domain::model::SubscriptionId;
 use crate::mirror::entity::{checkout, subscription};
+
+/// Subscriptions waiting on Octany, as the partial index
+/// `idx_octany_subscriptions_waiting` states it.
+const WAITING: &str = "status IN ('delayed', 'pending')";
 
 /// The lease that keeps the reconcile to one instance at a time.
 pub(crate) const RECONCILE_LEASE: &str = "reconcile";
@@ -65,14 +68,13 @@ impl Syncer {
         let waited = now
             - chrono::Duration::from_std(self.inner.options.resync_waiting_after)
                 .unwrap_or(chrono::Duration::MAX);
+        // The flag and the statuses as literals, as the partial indexes
+        // state them (migration 000008), so the planner can use those.
         let due = Condition::any()
-            .add(subscription::Column::NeedsSync.eq(true))
+            .add(Expr::col(subscription::Column::NeedsSync).eq(Expr::cust("TRUE")))
             .add(
                 Condition::all()
-                    .add(
-                        subscription::Column::Status
-                            .is_in([SubscriptionStatus::Delayed, SubscriptionStatus::Pending]),
-                    )
+                    .add(Expr::cust(WAITING))
                     .add(subscription::Column::SyncedAt.lte(waited)),
             )
             .add(
@@ -91,17 +93,24 @@ impl Syncer {
                             .gte(Expr::col(subscription::Column::SyncedAt)),
                     ),
             );
-        // The ids only (a few bytes each, even for 100,000), most urgent first.
-        let ids: Vec<String> = subscription::Entity::find()
-            .select_only()
-            .column(subscription::Column::Id)
-            .filter(due)
-            .order_by_asc(subscription::Column::RenewsAt)
-            .order_by_asc(subscription::Column::EndsAt)
-            .order_by_asc(subscription::Column::Id)
-            .into_tuple()
-            .all(self.db())
-            .await?;
+        // The ids and dates only (a few bytes each, even for 100,000).
+        // Ordered here, not by the database: SQLite would rather walk the
+        // whole `renews_at` index in order than read the four indexes.
+        let mut due: Vec<(String, Option<DateTimeUtc>, Option<DateTimeUtc>)> =
+            subscription::Entity::find()
+                .select_only()
+                .column(subscription::Column::Id)
+                .column(subscription::Column::RenewsAt)
+                .column(subscription::Column::EndsAt)
+                .filter(due)
+                .into_tuple()
+                .all(self.db())
+                .await?;
+        // Most urgent first: the oldest renewal, then the oldest end (a
+        // date before none).
+        let key = |at: &Option<DateTimeUtc>| (at.is_none(), *at);
+        due.sort_by(|a, b| (key(&a.1), key(&a.2), &a.0).cmp(&(key(&b.1), key(&b.2), &b.0)));
+        let ids: Vec<String> = due.into_iter().map(|(id, ..)| id).collect();
         let mut report = ReconcileReport::default();
         let mut left = ids.len();
         metrics::gauge!("octany_reconcile_backlog").set(left as f64);
@@ -245,5 +254,22 @@ impl Syncer {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::model::SubscriptionStatus;
+
+    #[test]
+    fn the_waiting_literal_names_the_statuses_as_stored() {
+        assert_eq!(
+            super::WAITING,
+            format!(
+                "status IN ('{}', '{}')",
+                SubscriptionStatus::Delayed.as_str(),
+                SubscriptionStatus::Pending.as_str()
+            )
+        );
     }
 }
