@@ -253,18 +253,10 @@ pub(crate) async fn apply_subscription<C: ConnectionTrait + TransactionTrait>(
     })
 }
 
-/// PostgreSQL: replaces the row of `id` with `update` if its mark is older
-/// than `mark`, in one statement that locks the row, compares and writes;
-/// returns the row as it was. `None` when the row is absent or not older
-/// (the caller then reads it and decides).
-async fn replace_if_older<C: ConnectionTrait>(
-    conn: &C,
-    id: &str,
-    update: &subscription::ActiveModel,
-    mark: i64,
-) -> Result<Option<subscription::Model>, DbErr> {
-    use sea_orm::{FromQueryResult, IdenStatic, Iterable, Statement, Value};
-    let mut values: Vec<Value> = vec![id.into(), mark.into()];
+/// PostgreSQL: the `SET` list of `update`, its values appended to `values`
+/// and numbered after those already there.
+fn set_list(update: &subscription::ActiveModel, values: &mut Vec<sea_orm::Value>) -> String {
+    use sea_orm::{IdenStatic, Iterable};
     let mut sets = Vec::new();
     for column in subscription::Column::iter() {
         if matches!(column, subscription::Column::Id) {
@@ -275,11 +267,82 @@ async fn replace_if_older<C: ConnectionTrait>(
             sets.push(format!("\"{}\" = ${}", column.as_str(), values.len()));
         }
     }
+    sets.join(", ")
+}
+
+/// PostgreSQL: the statement that replaces the row of `$id` with the `SET`
+/// list if its mark is older than `$mark` (locking it, comparing, writing)
+/// and returns the row as it was; `only_if` is a further condition on the
+/// locked read.
+fn replace_sql(sets: &str, id: usize, mark: usize, only_if: &str) -> String {
+    format!(
+        "UPDATE octany_subscriptions AS s SET {sets} \
+         FROM (SELECT * FROM octany_subscriptions WHERE id = ${id}{only_if} FOR UPDATE) AS old \
+         WHERE s.id = old.id AND old.sync_mark < ${mark} RETURNING old.*"
+    )
+}
+
+/// PostgreSQL: replaces the row of `id` with `update` if its mark is older
+/// than `mark`, in one statement that locks the row, compares and writes;
+/// returns the row as it was. `None` when the row is absent or not older
+/// (the caller then reads it and decides).
+async fn replace_if_older<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    update: &subscription::ActiveModel,
+    mark: i64,
+) -> Result<Option<subscription::Model>, DbErr> {
+    use sea_orm::{FromQueryResult, Statement, Value};
+    let mut values: Vec<Value> = vec![id.into(), mark.into()];
+    let sets = set_list(update, &mut values);
+    let row = conn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            replace_sql(&sets, 1, 2, ""),
+            values,
+        ))
+        .await?;
+    row.map(|row| subscription::Model::from_query_result(&row, ""))
+        .transpose()
+}
+
+/// What [`claim_and_replace`] did.
+pub(crate) enum Claimed {
+    /// The claim inserted nothing (seen before): nothing else was done.
+    No,
+    /// Claimed; the row as it was if a newer state replaced it, `None` when
+    /// the row is absent or not older (the caller applies it as usual).
+    Yes(Option<subscription::Model>),
+}
+
+/// PostgreSQL: runs `claim` (an `INSERT … ON CONFLICT DO NOTHING
+/// RETURNING …`) and, only if it inserted, [`replace_if_older`] of `s`, in
+/// one statement: a new webhook delivery for a stored subscription costs
+/// one round trip instead of two.
+pub(crate) async fn claim_and_replace<C: ConnectionTrait>(
+    conn: &C,
+    claim: sea_orm::Statement,
+    s: &Subscription,
+    data: &serde_json::Value,
+    mark: i64,
+    now: DateTime<Utc>,
+) -> Result<Claimed, DbErr> {
+    use sea_orm::{FromQueryResult, Statement};
+    let update = subscription::ActiveModel {
+        created_at: NotSet,
+        ..subscription_row(s, data.clone(), mark, now)
+    };
+    let mut values = claim.values.map(|v| v.0).unwrap_or_default();
+    values.push(s.id.to_string().into());
+    let id = values.len();
+    values.push(mark.into());
+    let sets = set_list(&update, &mut values);
+    let replace = replace_sql(&sets, id, id + 1, " AND EXISTS (SELECT 1 FROM claim)");
     let sql = format!(
-        "UPDATE octany_subscriptions AS s SET {} \
-         FROM (SELECT * FROM octany_subscriptions WHERE id = $1 FOR UPDATE) AS old \
-         WHERE s.id = old.id AND old.sync_mark < $2 RETURNING old.*",
-        sets.join(", ")
+        "WITH claim AS ({}), replaced AS ({replace}) \
+         SELECT (SELECT count(*) FROM claim) AS octany_claimed, replaced.* \
+         FROM (SELECT 1) AS one LEFT JOIN replaced ON TRUE",
+        claim.sql
     );
     let row = conn
         .query_one_raw(Statement::from_sql_and_values(
@@ -287,9 +350,17 @@ async fn replace_if_older<C: ConnectionTrait>(
             sql,
             values,
         ))
-        .await?;
-    row.map(|row| subscription::Model::from_query_result(&row, ""))
-        .transpose()
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("the claim's answer".into()))?;
+    if row.try_get::<i64>("", "octany_claimed")? == 0 {
+        return Ok(Claimed::No);
+    }
+    if row.try_get::<Option<String>>("", "id")?.is_none() {
+        return Ok(Claimed::Yes(None));
+    }
+    Ok(Claimed::Yes(Some(subscription::Model::from_query_result(
+        &row, "",
+    )?)))
 }
 
 fn state_rank(state: &OrderState) -> u8 {

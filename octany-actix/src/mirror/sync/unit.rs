@@ -13,7 +13,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     AccessMode, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, IsolationLevel,
-    RuntimeErr, TransactionOptions, TransactionTrait,
+    RuntimeErr, Statement, TransactionOptions, TransactionTrait,
 };
 
 use super::apply::{self, Applied, Source};
@@ -102,6 +102,15 @@ pub(crate) trait Hook: Send + Sync {
     /// Runs first; `false` ends the unit at once, committing only what the
     /// hook wrote (a delivery seen before, say).
     async fn before(&self, txn: &DatabaseTransaction) -> Result<bool, DbErr>;
+
+    /// The hook's claim as one PostgreSQL `INSERT … ON CONFLICT DO NOTHING
+    /// RETURNING …`, which the unit may fold into its first write (one round
+    /// trip fewer). When it inserted, [`Hook::before`] is not run; when it
+    /// did not, `before` runs and decides. `None` (the default): `before`
+    /// always runs.
+    fn claim(&self) -> Option<Statement> {
+        None
+    }
 }
 
 /// Opens the unit's transaction: `READ COMMITTED` on MySQL (fewer gap
@@ -201,13 +210,39 @@ impl Syncer {
         // Held until the commit, so this syncer's writers queue in order.
         let _turn = self.sqlite_turn().await;
         let txn = begin(self.db()).await?;
-        if let Some(hook) = hook
-            && !hook.before(&txn).await?
-        {
-            txn.commit().await?;
-            return Ok(None);
-        }
         let now = self.now();
+        // A lone subscription's write on PostgreSQL carries the hook's claim.
+        let mut written_first = None;
+        if let Some(hook) = hook {
+            let lone = match batch.items.as_slice() {
+                [Item::Subscription(s, mark, data)] => Some((s, *mark, data)),
+                _ => None,
+            };
+            let claim = (self.db().get_database_backend() == DbBackend::Postgres)
+                .then(|| hook.claim())
+                .flatten();
+            let fused = match (claim, lone) {
+                (Some(claim), Some((s, mark, data))) => {
+                    apply::claim_and_replace(&txn, claim, s, data, mark.0, now).await?
+                }
+                _ => apply::Claimed::No,
+            };
+            match fused {
+                apply::Claimed::Yes(Some(before)) => {
+                    written_first = Some(apply::Written {
+                        applied: Applied::Updated,
+                        before: Some(before),
+                    });
+                }
+                apply::Claimed::Yes(None) => {}
+                apply::Claimed::No => {
+                    if !hook.before(&txn).await? {
+                        txn.commit().await?;
+                        return Ok(None);
+                    }
+                }
+            }
+        }
         let source = match origin {
             Origin::Webhook => Source::Webhook,
             _ => Source::Api,
@@ -230,8 +265,12 @@ impl Syncer {
         for item in &batch.items {
             match item {
                 Item::Subscription(s, mark, data) => {
-                    let written =
-                        apply::apply_subscription(&txn, s, data, mark.0, source, now).await?;
+                    let written = match written_first.take() {
+                        Some(written) => written,
+                        None => {
+                            apply::apply_subscription(&txn, s, data, mark.0, source, now).await?
+                        }
+                    };
                     let billable = billable_ref(s.reference_id.as_deref());
                     if written.applied == Applied::Conflict
                         || (!mark.is_dated() && source == Source::Webhook)
