@@ -49,25 +49,36 @@ async fn row(h: &Harness, id: &str) -> subscription::Model {
         .expect("mirrored")
 }
 
+/// User `user`'s subscription, bought and mirrored, whose renewal a month
+/// later failed: Octany retries the card on its own schedule, and the
+/// reconcile has seen it `delayed`.
+async fn delayed_subscription(h: &Harness, user: i64) -> SubscriptionId {
+    let id = h
+        .fake
+        .checkout(
+            1227,
+            &buyer(&format!("user:{user}")),
+            CheckoutOutcome::Succeed,
+        )
+        .unwrap()
+        .subscription
+        .unwrap()
+        .id;
+    h.syncer
+        .sync_billable(&BillableRef::new("user", &user.to_string()))
+        .await
+        .unwrap();
+    h.fake.set_card_failing(&id, true).unwrap();
+    h.fake.advance_months(1);
+    assert_eq!(h.syncer.reconcile().await.unwrap().synced, 1);
+    assert_eq!(row(h, id.as_str()).await.status, "delayed");
+    id
+}
+
 db_test!(
     async fn a_delayed_subscription_whose_last_webhook_was_lost_is_read_again(db: TestDb) {
         let h = Harness::new(db).await;
-        let id = h
-            .fake
-            .checkout(1227, &buyer("user:8"), CheckoutOutcome::Succeed)
-            .unwrap()
-            .subscription
-            .unwrap()
-            .id;
-        h.syncer
-            .sync_billable(&BillableRef::new("user", "8"))
-            .await
-            .unwrap();
-        // The renewal fails: Octany retries the card on its own schedule.
-        h.fake.set_card_failing(&id, true).unwrap();
-        h.fake.advance_months(1);
-        assert_eq!(h.syncer.reconcile().await.unwrap().synced, 1);
-        assert_eq!(row(&h, id.as_str()).await.status, "delayed");
+        let id = delayed_subscription(&h, 8).await;
         // The retries run out and Octany ends it; no webhook reaches the app
         // (there is no endpoint here), and neither date it knows has passed
         // since its last sync.
@@ -94,21 +105,7 @@ db_test!(
 db_test!(
     async fn a_subscription_synced_at_the_instant_it_ends_is_read_again_after(db: TestDb) {
         let h = Harness::new(db).await;
-        let id = h
-            .fake
-            .checkout(1227, &buyer("user:9"), CheckoutOutcome::Succeed)
-            .unwrap()
-            .subscription
-            .unwrap()
-            .id;
-        h.syncer
-            .sync_billable(&BillableRef::new("user", "9"))
-            .await
-            .unwrap();
-        h.fake.set_card_failing(&id, true).unwrap();
-        h.fake.advance_months(1);
-        assert_eq!(h.syncer.reconcile().await.unwrap().synced, 1);
-        assert_eq!(row(&h, id.as_str()).await.status, "delayed");
+        let id = delayed_subscription(&h, 9).await;
         // The person cancels while the card is being retried: it ends now,
         // and the mirror records the answer at that same instant.
         let octany = octany_actix_tests::app::octany(&h.db, &h.fake, std::time::Duration::ZERO);
