@@ -18,8 +18,9 @@
 //! random instance, against Octany's own answer. Printed: API requests a
 //! day and the peak a minute, the 429s, the longest budget wait by
 //! priority, the longest a probed subscription stayed stale in the mirror
-//! and how many differ at the end, paying users wrongly denied, and the
-//! process's memory.
+//! and how many differ at the end, paying users wrongly denied, the heap
+//! an instance grows by as its guard's cache fills, and the process's
+//! memory.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -44,6 +45,16 @@ use rand::{Rng, SeedableRng};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
+/// jemalloc, for its count of the bytes allocated and not yet freed.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+fn live_mib() -> f64 {
+    // Its statistics are refreshed when the epoch moves on.
+    let _ = tikv_jemalloc_ctl::epoch::advance();
+    tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as f64 / (1024.0 * 1024.0)
+}
+
 /// Basic monthly, in the fake's sample catalog.
 const PRODUCT: i64 = 1227;
 /// How often each instance's reconcile runs, and users are probed.
@@ -51,6 +62,8 @@ const STEP: Duration = Duration::from_secs(600);
 /// Users probed each step.
 const PROBES: usize = 20;
 const INSTANCES: usize = 3;
+/// Each instance's guard cache holds at most this many billables.
+const CACHE_CAPACITY: usize = 5_000;
 
 struct Options {
     subscriptions: u64,
@@ -86,7 +99,7 @@ async fn forward(req: HttpRequest, body: web::Bytes, lb: web::Data<Balancer>) ->
     }
 }
 
-async fn serve_instance(octany: &Octany) -> Result<String, Error> {
+async fn serve_instance(octany: &Octany) -> Result<(String, actix_web::dev::ServerHandle), Error> {
     let octany = octany.clone();
     let server = HttpServer::new(move || {
         App::new()
@@ -97,8 +110,10 @@ async fn serve_instance(octany: &Octany) -> Result<String, Error> {
     .disable_signals()
     .bind(("127.0.0.1", 0))?;
     let url = format!("http://{}", server.addrs()[0]);
-    tokio::spawn(server.run());
-    Ok(url)
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    Ok((url, handle))
 }
 
 async fn serve_balancer(targets: Vec<String>) -> Result<String, Error> {
@@ -172,7 +187,7 @@ fn instance(db: &TestDb, fake: &FakeOctany) -> Result<Octany, Error> {
     .public_base_url("http://localhost")
     // Waiting moves the virtual clock (the simulation's time).
     .clock(Arc::new(fake.clock()))
-    .cache_capacity(5_000)
+    .cache_capacity(CACHE_CAPACITY as u64)
     .build()?)
 }
 
@@ -280,6 +295,8 @@ struct Figures {
     undelivered: usize,
     rss_start: f64,
     rss_end: f64,
+    heap_per_instance: f64,
+    cache_fill: usize,
     wall: Duration,
 }
 
@@ -306,8 +323,11 @@ async fn scenario(
     let before = fake.api_requests();
     let month_start = fake.now();
     let mut targets = Vec::new();
+    let mut servers = Vec::new();
     for octany in &instances {
-        targets.push(serve_instance(octany).await?);
+        let (url, server) = serve_instance(octany).await?;
+        targets.push(url);
+        servers.push(server);
     }
     let balancer = serve_balancer(targets).await?;
     fake.add_webhook_endpoint(&format!("{balancer}/billing/webhook"), Some(SECRET));
@@ -476,6 +496,26 @@ async fn scenario(
         .max()
         .unwrap_or(0);
     figures.rate_limited = requests.rate_limited - before.rate_limited;
+    // What an instance's memory grows by as it serves users: the live heap
+    // before and after every instance is asked about twice its cache's
+    // capacity of users (its cache then full). The rest of an instance (its
+    // HTTP server, client, budget) is a fixed cost shared with the fake in
+    // this one process.
+    let fill = (2 * CACHE_CAPACITY).min(ids.len());
+    let unfilled = live_mib();
+    for octany in &instances {
+        for user in 1..=fill {
+            octany
+                .billing(&TestUser::new(user as i64))
+                .subscribed()
+                .await?;
+        }
+    }
+    figures.heap_per_instance = (live_mib() - unfilled) / INSTANCES as f64;
+    figures.cache_fill = fill;
+    for server in servers {
+        server.stop(true).await;
+    }
     fake.stop().await;
     db.drop_database().await;
     Ok(figures)
@@ -525,7 +565,7 @@ async fn main() -> Result<(), Error> {
         base.wall.as_secs_f64()
     );
     println!(
-        "| webhooks delivered | API requests a day (mean / max) | peak a minute | 429s | longest budget wait (interactive / background) | longest stale (probed) | differ at end | probes (paying) | wrongly denied | granted after Octany stopped | cancelled | deliveries delivered / not | RSS start → end | real time |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "| webhooks delivered | API requests a day (mean / max) | peak a minute | 429s | longest budget wait (interactive / background) | longest stale (probed) | differ at end | probes (paying) | wrongly denied | granted after Octany stopped | cancelled | deliveries delivered / not | heap an instance grows by, cache filled | RSS start → end | real time |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for &delivered in &options.delivered {
         let f = scenario(backend, &options, start, &base, delivered, &snapshotter).await?;
@@ -534,7 +574,7 @@ async fn main() -> Result<(), Error> {
         let max = f.per_day.iter().copied().max().unwrap_or(0);
         let wait = |p: &str| f.waits.get(p).copied().unwrap_or(0.0);
         println!(
-            "| {:.0} % | {mean:.0} / {max} | {} | {} | {:.2} s / {:.1} s | {} min | {} | {} ({}) | **{}** | {} | {} | {} / {} | {:.0} → {:.0} MiB | {:.0} s |",
+            "| {:.0} % | {mean:.0} / {max} | {} | {} | {:.2} s / {:.1} s | {} min | {} | {} ({}) | **{}** | {} | {} | {} / {} | +{:.1} MiB ({} users asked) | {:.0} → {:.0} MiB | {:.0} s |",
             delivered * 100.0,
             f.peak_per_minute,
             f.rate_limited,
@@ -549,6 +589,8 @@ async fn main() -> Result<(), Error> {
             f.cancelled,
             f.deliveries,
             f.undelivered,
+            f.heap_per_instance,
+            f.cache_fill,
             f.rss_start,
             f.rss_end,
             f.wall.as_secs_f64(),

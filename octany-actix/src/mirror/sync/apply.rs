@@ -312,7 +312,7 @@ pub(crate) enum Claimed {
     No,
     /// Claimed; the row as it was if a newer state replaced it, `None` when
     /// the row is absent or not older (the caller applies it as usual).
-    Yes(Option<subscription::Model>),
+    Yes(Option<Box<subscription::Model>>),
 }
 
 /// PostgreSQL: runs `claim` (an `INSERT … ON CONFLICT DO NOTHING
@@ -358,9 +358,9 @@ pub(crate) async fn claim_and_replace<C: ConnectionTrait>(
     if row.try_get::<Option<String>>("", "id")?.is_none() {
         return Ok(Claimed::Yes(None));
     }
-    Ok(Claimed::Yes(Some(subscription::Model::from_query_result(
-        &row, "",
-    )?)))
+    Ok(Claimed::Yes(Some(Box::new(
+        subscription::Model::from_query_result(&row, "")?,
+    ))))
 }
 
 fn state_rank(state: &OrderState) -> u8 {

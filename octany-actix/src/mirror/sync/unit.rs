@@ -231,7 +231,7 @@ impl Syncer {
                 apply::Claimed::Yes(Some(before)) => {
                     written_first = Some(apply::Written {
                         applied: Applied::Updated,
-                        before: Some(before),
+                        before: Some(*before),
                     });
                 }
                 apply::Claimed::Yes(None) => {}
