@@ -63,7 +63,8 @@ pub mod table {
         pub created_at: DateTimeUtc,
         /// Last changed here (local time).
         pub updated_at: DateTimeUtc,
-        /// Last confirmed from Octany (local time).
+        /// Last confirmed from Octany (local time, to the second: Octany's
+        /// dates have no finer grain).
         pub synced_at: DateTimeUtc,
     }
 

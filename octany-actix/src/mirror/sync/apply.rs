@@ -182,8 +182,16 @@ fn subscription_row(
         needs_sync: Set(false),
         created_at: Set(now),
         updated_at: Set(now),
-        synced_at: Set(now),
+        synced_at: Set(to_the_second(now)),
     }
+}
+
+/// `at` without its fraction of a second. Octany's dates have none, so a
+/// read in the same second as an end or a renewal cannot tell whether it
+/// came before Octany acted on it: kept to the second, `synced_at` is then
+/// not after that date, and the reconcile reads the row again.
+fn to_the_second(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at)
 }
 
 /// A subscription as the mirror keeps it in `data`.
@@ -232,7 +240,10 @@ pub(crate) async fn apply_subscription<C: ConnectionTrait + TransactionTrait>(
         }
         (std::cmp::Ordering::Equal, true, Source::Api) => {
             by_id()
-                .col_expr(subscription::Column::SyncedAt, Expr::value(now))
+                .col_expr(
+                    subscription::Column::SyncedAt,
+                    Expr::value(to_the_second(now)),
+                )
                 .col_expr(subscription::Column::NeedsSync, Expr::value(false))
                 .exec(conn)
                 .await?;
