@@ -508,9 +508,10 @@ fn delivery_file(
     let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
     for delivery in first..first + count {
         let sub = delivery % 400;
-        let at = t0 + chrono::Duration::milliseconds(delivery as i64);
-        // Each delivery moves the renewal on: a change to apply, not a
-        // repeat of the stored state.
+        // A second apart (Octany's dates have no finer grain), each delivery
+        // moves the renewal on: a change to apply, not a repeat of the
+        // stored state.
+        let at = t0 + chrono::Duration::seconds(delivery as i64);
         let mut data = subscription_json(10_000 + sub, &format!("user:{sub}"), "active", None);
         data["renews_at"] = serde_json::json!(
             (at + chrono::Duration::days(30)).to_rfc3339_opts(chrono::SecondsFormat::Secs, false)

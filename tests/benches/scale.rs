@@ -223,6 +223,8 @@ struct Base {
     requests: u64,
     peak: u64,
     virtual_minutes: f64,
+    /// The fake's clock when the backfill ended: no mark in the mirror is later.
+    ended: DateTime<Utc>,
     wall: Duration,
 }
 
@@ -244,6 +246,7 @@ async fn backfilled(
         requests: requests.total(),
         peak: requests.peak_per_minute(),
         virtual_minutes: (fake.now() - start).num_seconds() as f64 / 60.0,
+        ended: fake.now(),
         wall: wall.elapsed(),
         db,
     };
@@ -312,7 +315,13 @@ async fn scenario(
     let instances: Vec<Octany> = (0..INSTANCES)
         .map(|_| instance(&db, &fake))
         .collect::<Result<_, _>>()?;
-    if !copy_mirror(base, &db).await? {
+    if copy_mirror(base, &db).await? {
+        // The copy was read from another fake (the same seed) whose clock the
+        // backfill moved on: this one starts where that one ended, or its
+        // first changes would be older than the copy's marks and refused
+        // (a stale mirror no real deployment can have).
+        fake.set_now(base.ended);
+    } else {
         instances[0]
             .syncer()
             .backfill(BackfillOptions::default(), |_| {})
