@@ -733,3 +733,85 @@ db_test!(
         h.finish().await
     }
 );
+
+db_test!(
+    async fn a_new_state_of_a_stored_subscription_is_applied_in_two_statements(db: TestDb) {
+        use octany_actix::config::Secret;
+        use octany_actix::entity::event;
+        use octany_actix::sync::{SyncOptions, Syncer};
+        use octany_actix::webhook::WebhookReceiver;
+        let h = Harness::new(db).await;
+        // The statements sent to the database, transaction control aside.
+        let sent = Arc::new(AtomicUsize::new(0));
+        let mut conn = h.db.conn.clone();
+        let counter = sent.clone();
+        conn.set_metric_callback(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        let syncer = Syncer::with_options(conn, h.fake.client(), SyncOptions::default());
+        let receiver = WebhookReceiver::new(syncer, &[Secret::new(SECRET)]).unwrap();
+        let receive = |envelope: serde_json::Value| {
+            let receiver = receiver.clone();
+            async move {
+                let (body, signature) = signed(&envelope);
+                receiver.receive(Some(&signature), &body).await.unwrap()
+            }
+        };
+        let t = at("2026-05-25T09:29:51Z");
+        let sub = subscription_json(76963688, "user:42", "active", None);
+        receive(envelope(1, "subscription.created", t, sub.clone())).await;
+        let events_before = count::<event::Entity>(&h.db).await;
+
+        let mut renewed = sub.clone();
+        renewed["renews_at"] = json!("2026-07-25T09:29:51+00:00");
+        let update = envelope(
+            2,
+            "subscription.renewed",
+            t + chrono::Duration::days(1),
+            renewed,
+        );
+        sent.store(0, Ordering::SeqCst);
+        assert_eq!(receive(update.clone()).await, Received::Applied);
+        let statements = sent.load(Ordering::SeqCst);
+        let row = subscription::Entity::find_by_id("76963688")
+            .one(&h.db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.renews_at, Some(at("2026-07-25T09:29:51Z")));
+        let delivery = webhook_delivery::Entity::find_by_id("2")
+            .one(&h.db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(delivery.processed_at.is_some());
+        assert_eq!(count::<event::Entity>(&h.db).await, events_before + 1);
+        match h.db.backend {
+            // The row read, then claim, write and event in one batch.
+            octany_actix_tests::Backend::Sqlite => assert_eq!(statements, 2),
+            // The claim folded into the write, then the event.
+            octany_actix_tests::Backend::Postgres => assert_eq!(statements, 2),
+            octany_actix_tests::Backend::MySql => assert!(statements >= 2),
+        }
+
+        // The same delivery again changes nothing (the batch rolls back).
+        assert_eq!(receive(update).await, Received::Duplicate);
+        assert_eq!(count::<event::Entity>(&h.db).await, events_before + 1);
+        let again = subscription::Entity::find_by_id("76963688")
+            .one(&h.db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.updated_at, row.updated_at);
+        assert_eq!(
+            webhook_delivery::Entity::find_by_id("2")
+                .one(&h.db.conn)
+                .await
+                .unwrap()
+                .unwrap()
+                .attempts,
+            1
+        );
+        h.finish().await
+    }
+);

@@ -374,6 +374,45 @@ pub(crate) async fn claim_and_replace<C: ConnectionTrait>(
     ))))
 }
 
+/// SQLite: the statement that replaces the stored row of `s` with this newer
+/// state only if the row is still `before` (its mark and content as read
+/// earlier, outside the transaction), returning its id when it did. Sent
+/// in one batch with the claim and the events (see [`batch`]).
+pub(crate) fn replace_if_unchanged(
+    s: &Subscription,
+    data: &serde_json::Value,
+    mark: i64,
+    now: DateTime<Utc>,
+    before: &subscription::Model,
+) -> sea_orm::Statement {
+    use sea_orm::QueryTrait;
+    let update = subscription::ActiveModel {
+        created_at: NotSet,
+        ..subscription_row(s, data.clone(), mark, now)
+    };
+    let mut query = subscription::Entity::update_many()
+        .set(update)
+        .filter(subscription::Column::Id.eq(s.id.as_str()))
+        .filter(subscription::Column::SyncMark.eq(before.sync_mark))
+        .filter(subscription::Column::Data.eq(before.data.clone()))
+        .into_query();
+    query.returning_col(subscription::Column::Id);
+    DbBackend::Sqlite.build(&query)
+}
+
+/// SQLite: several statements sent as one (one hop to the driver's worker
+/// thread instead of one each); their `?` placeholders take the values in
+/// order. Rows come back from each statement that returns any, in order.
+pub(crate) fn batch(statements: Vec<sea_orm::Statement>) -> sea_orm::Statement {
+    let mut sql = Vec::with_capacity(statements.len());
+    let mut values = Vec::new();
+    for statement in statements {
+        sql.push(statement.sql);
+        values.extend(statement.values.map(|v| v.0).unwrap_or_default());
+    }
+    sea_orm::Statement::from_sql_and_values(DbBackend::Sqlite, sql.join(";\n"), values)
+}
+
 fn state_rank(state: &OrderState) -> u8 {
     match state {
         OrderState::Pending => 0,

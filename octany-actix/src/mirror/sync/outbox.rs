@@ -21,8 +21,8 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Statement,
 };
 
 use super::events::{BillingEvent, Event, Origin};
@@ -172,6 +172,15 @@ pub(crate) async fn write<C: ConnectionTrait>(
         .exec_without_returning(conn)
         .await?;
     Ok(())
+}
+
+/// The statement [`write`] runs, for a batch of statements on `backend`;
+/// `None` when there are no rows.
+pub(crate) fn insert(backend: DbBackend, rows: Vec<event::ActiveModel>) -> Option<Statement> {
+    if rows.is_empty() {
+        return None;
+    }
+    Some(backend.build(&event::Entity::insert_many(rows).into_query()))
 }
 
 /// Takes the event for `holder` unless it is delivered, not yet due, or

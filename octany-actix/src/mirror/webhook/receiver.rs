@@ -447,7 +447,7 @@ impl Hook for Claim<'_> {
 
     /// The claim as one statement (a new delivery, recorded processed), for
     /// the unit to fold into its write; a replay always runs `before`.
-    fn claim(&self) -> Option<Statement> {
+    fn claim(&self, backend: DbBackend) -> Option<Statement> {
         if self.replay {
             return None;
         }
@@ -465,7 +465,7 @@ impl Hook for Claim<'_> {
                     .to_owned(),
             )
             .returning_col(webhook_delivery::Column::DeliveryId);
-        Some(DbBackend::Postgres.build(&insert))
+        Some(backend.build(&insert))
     }
 }
 
