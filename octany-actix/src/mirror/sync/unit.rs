@@ -415,8 +415,8 @@ impl Syncer {
     /// of a stored subscription. The row is read before the turn to write
     /// (beside other writers), its events derived from it, and then the
     /// claim, the write (only if the row is still as read) and the events
-    /// go to the database as one batch: three round trips under SQLite's
-    /// write lock instead of six. The unit commits only if the claim
+    /// go to the database as one batch: with `BEGIN` sent before the turn,
+    /// two round trips hold it (the batch, `COMMIT`) instead of six. The unit commits only if the claim
     /// inserted and the row was as read; otherwise it rolls back and
     /// `None` says to run the unit as usual (a duplicate, a replay, a row
     /// changed meanwhile, an absent or newer row, a checkout to complete).
