@@ -165,16 +165,13 @@ pub(crate) async fn write<C: ConnectionTrait>(
     conn: &C,
     rows: Vec<event::ActiveModel>,
 ) -> Result<(), DbErr> {
-    if rows.is_empty() {
-        return Ok(());
+    if let Some(statement) = insert(conn.get_database_backend(), rows) {
+        conn.execute_raw(statement).await?;
     }
-    event::Entity::insert_many(rows)
-        .exec_without_returning(conn)
-        .await?;
     Ok(())
 }
 
-/// The statement [`write`] runs, for a batch of statements on `backend`;
+/// The statement [`write`] runs (also sent in a batch of statements);
 /// `None` when there are no rows.
 pub(crate) fn insert(backend: DbBackend, rows: Vec<event::ActiveModel>) -> Option<Statement> {
     if rows.is_empty() {
