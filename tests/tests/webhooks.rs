@@ -742,11 +742,11 @@ db_test!(
         use octany_actix::webhook::WebhookReceiver;
         let h = Harness::new(db).await;
         // The statements sent to the database, transaction control aside.
-        let sent = Arc::new(AtomicUsize::new(0));
+        let sent = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
         let mut conn = h.db.conn.clone();
-        let counter = sent.clone();
-        conn.set_metric_callback(move |_| {
-            counter.fetch_add(1, Ordering::SeqCst);
+        let log = sent.clone();
+        conn.set_metric_callback(move |info| {
+            log.lock().unwrap().push(info.statement.sql.clone());
         });
         let syncer = Syncer::with_options(conn, h.fake.client(), SyncOptions::default());
         let receiver = WebhookReceiver::new(syncer, &[Secret::new(SECRET)]).unwrap();
@@ -770,9 +770,9 @@ db_test!(
             t + chrono::Duration::days(1),
             renewed,
         );
-        sent.store(0, Ordering::SeqCst);
+        sent.lock().unwrap().clear();
         assert_eq!(receive(update.clone()).await, Received::Applied);
-        let statements = sent.load(Ordering::SeqCst);
+        let statements = std::mem::take(&mut *sent.lock().unwrap());
         let row = subscription::Entity::find_by_id("76963688")
             .one(&h.db.conn)
             .await
@@ -786,15 +786,31 @@ db_test!(
             .unwrap();
         assert!(delivery.processed_at.is_some());
         assert_eq!(count::<event::Entity>(&h.db).await, events_before + 1);
+        // The row read; then the write, the claim and the event in one round
+        // trip: one statement on PostgreSQL, sent outside a transaction; one
+        // batch on SQLite that commits itself.
+        let writes = |sql: &str| {
+            [
+                "UPDATE \"octany_subscriptions\"",
+                "INSERT INTO \"octany_webhook_deliveries\"",
+                "INSERT INTO \"octany_events\"",
+            ]
+            .map(|write| sql.contains(write))
+        };
         match h.db.backend {
-            // The row read, then claim, write and event in one batch.
-            octany_actix_tests::Backend::Sqlite => assert_eq!(statements, 2),
-            // The claim folded into the write, then the event.
-            octany_actix_tests::Backend::Postgres => assert_eq!(statements, 2),
-            octany_actix_tests::Backend::MySql => assert!(statements >= 2),
+            octany_actix_tests::Backend::Sqlite | octany_actix_tests::Backend::Postgres => {
+                assert_eq!(statements.len(), 2, "{statements:#?}");
+                assert!(statements[0].starts_with("SELECT"), "{statements:#?}");
+                assert_eq!(writes(&statements[1]), [true; 3], "{statements:#?}");
+                if h.db.backend == octany_actix_tests::Backend::Sqlite {
+                    assert!(statements[1].contains("COMMIT"), "{statements:#?}");
+                }
+            }
+            octany_actix_tests::Backend::MySql => assert!(statements.len() >= 2),
         }
 
-        // The same delivery again changes nothing (the batch rolls back).
+        // The same delivery again changes nothing (the one write writes
+        // nothing when the delivery is stored).
         assert_eq!(receive(update).await, Received::Duplicate);
         assert_eq!(count::<event::Entity>(&h.db).await, events_before + 1);
         let again = subscription::Entity::find_by_id("76963688")
@@ -812,6 +828,49 @@ db_test!(
                 .attempts,
             1
         );
+
+        // A delivery that failed before (stored, not processed) of a newer
+        // state: not written by the one round trip (its claim is stored), so
+        // the unit runs as usual and counts the attempt.
+        let t3 = t + chrono::Duration::days(2);
+        let mut later = sub.clone();
+        later["renews_at"] = json!("2026-08-25T09:29:51+00:00");
+        let failed = envelope(3, "subscription.renewed", t3, later);
+        webhook_delivery::Entity::insert(webhook_delivery::table::ActiveModel::from(
+            webhook_delivery::Model {
+                delivery_id: "3".into(),
+                event: "subscription.renewed".into(),
+                body: failed.to_string(),
+                received_at: at("2026-05-27T09:29:51Z"),
+                processed_at: None,
+                attempts: 1,
+                last_error: Some("the database was away".into()),
+            },
+        ))
+        .exec(&h.db.conn)
+        .await
+        .unwrap();
+        assert_eq!(receive(failed).await, Received::Applied);
+        let delivery = webhook_delivery::Entity::find_by_id("3")
+            .one(&h.db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                delivery.attempts,
+                delivery.processed_at.is_some(),
+                delivery.last_error
+            ),
+            (2, true, None)
+        );
+        let row = subscription::Entity::find_by_id("76963688")
+            .one(&h.db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.renews_at, Some(at("2026-08-25T09:29:51Z")));
+        assert_eq!(count::<event::Entity>(&h.db).await, events_before + 2);
         h.finish().await
     }
 );

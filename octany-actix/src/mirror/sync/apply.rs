@@ -22,7 +22,9 @@ use sea_orm::{
 };
 
 use crate::domain::model::{Order, OrderState, Product, Subscription};
-use crate::mirror::entity::{billable_ref, checkout, order, product, subscription};
+use crate::mirror::entity::{
+    billable_ref, checkout, event, order, product, subscription, webhook_delivery,
+};
 
 /// What applying one resource did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,12 +285,11 @@ fn set_list(update: &subscription::ActiveModel, values: &mut Vec<sea_orm::Value>
 
 /// PostgreSQL: the statement that replaces the row of `$id` with the `SET`
 /// list if its mark is older than `$mark` (locking it, comparing, writing)
-/// and returns the row as it was; `only_if` is a further condition on the
-/// locked read.
-fn replace_sql(sets: &str, id: usize, mark: usize, only_if: &str) -> String {
+/// and returns the row as it was.
+fn replace_sql(sets: &str, id: usize, mark: usize) -> String {
     format!(
         "UPDATE octany_subscriptions AS s SET {sets} \
-         FROM (SELECT * FROM octany_subscriptions WHERE id = ${id}{only_if} FOR UPDATE) AS old \
+         FROM (SELECT * FROM octany_subscriptions WHERE id = ${id} FOR UPDATE) AS old \
          WHERE s.id = old.id AND old.sync_mark < ${mark} RETURNING old.*"
     )
 }
@@ -309,7 +310,7 @@ async fn replace_if_older<C: ConnectionTrait>(
     let row = conn
         .query_one_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            replace_sql(&sets, 1, 2, ""),
+            replace_sql(&sets, 1, 2),
             values,
         ))
         .await?;
@@ -317,93 +318,148 @@ async fn replace_if_older<C: ConnectionTrait>(
         .transpose()
 }
 
-/// What [`claim_and_replace`] did.
-pub(crate) enum Claimed {
-    /// The claim inserted nothing (seen before): nothing else was done.
-    No,
-    /// Claimed; the row as it was if a newer state replaced it, `None` when
-    /// the row is absent or not older (the caller applies it as usual).
-    Yes(Option<Box<subscription::Model>>),
-}
-
-/// PostgreSQL: runs `claim` (an `INSERT … ON CONFLICT DO NOTHING
-/// RETURNING …`) and, only if it inserted, [`replace_if_older`] of `s`, in
-/// one statement: a new webhook delivery for a stored subscription costs
-/// one round trip instead of two.
-pub(crate) async fn claim_and_replace<C: ConnectionTrait>(
-    conn: &C,
-    claim: sea_orm::Statement,
-    s: &Subscription,
-    data: &serde_json::Value,
-    mark: i64,
-    now: DateTime<Utc>,
-) -> Result<Claimed, DbErr> {
-    use sea_orm::{FromQueryResult, Statement};
-    let update = subscription::ActiveModel {
-        created_at: NotSet,
-        ..subscription_row(s, data.clone(), mark, now)
-    };
-    let mut values = claim.values.map(|v| v.0).unwrap_or_default();
-    values.push(s.id.to_string().into());
-    let id = values.len();
-    values.push(mark.into());
-    let sets = set_list(&update, &mut values);
-    let replace = replace_sql(&sets, id, id + 1, " AND EXISTS (SELECT 1 FROM claim)");
-    let sql = format!(
-        "WITH claim AS ({}), replaced AS ({replace}) \
-         SELECT (SELECT count(*) FROM claim) AS octany_claimed, replaced.* \
-         FROM (SELECT 1) AS one LEFT JOIN replaced ON TRUE",
-        claim.sql
-    );
-    let row = conn
-        .query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            sql,
-            values,
-        ))
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound("the claim's answer".into()))?;
-    if row.try_get::<i64>("", "octany_claimed")? == 0 {
-        return Ok(Claimed::No);
-    }
-    if row.try_get::<Option<String>>("", "id")?.is_none() {
-        return Ok(Claimed::Yes(None));
-    }
-    Ok(Claimed::Yes(Some(Box::new(
-        subscription::Model::from_query_result(&row, "")?,
-    ))))
-}
-
-/// SQLite: the statement that replaces the stored row of `s` with this newer
-/// state only if the row is still `before` (its mark and content as read
-/// earlier, outside the transaction), returning its id when it did. Sent
-/// in one batch with the claim and the events (see [`batch`]).
-pub(crate) fn replace_if_unchanged(
+/// SQLite and PostgreSQL: a webhook's newer state of a stored subscription,
+/// the claim of its delivery (`claim`, the delivery's row) and its
+/// `events`, written in one round trip and only all together: the row is
+/// replaced only if it is still `before` (its mark and content as read
+/// earlier, outside any transaction) and no delivery with the claim's key
+/// is stored; the claim and the events are inserted only if it was. The
+/// statement answers one row (the subscription's id) when it wrote, none
+/// when it wrote nothing (a duplicate, a delivery that failed before, a
+/// row changed meanwhile).
+///
+/// On PostgreSQL it is one statement, its inserts CTEs that select from the
+/// update's `RETURNING`, sent outside a transaction (a statement is atomic).
+/// On SQLite it is a batch of statements (sqlx runs them in one hop to its
+/// worker thread, the `?` taking the values in order), each insert gated on
+/// `changes() = 1` (the statement before it wrote its row), ending `COMMIT;
+/// BEGIN`: it must be sent inside a transaction opened before, which it
+/// commits, leaving an empty one for the caller to close.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn replace_claimed(
+    backend: DbBackend,
     s: &Subscription,
     data: &serde_json::Value,
     mark: i64,
     now: DateTime<Utc>,
     before: &subscription::Model,
+    claim: webhook_delivery::ActiveModel,
+    events: Vec<event::ActiveModel>,
 ) -> sea_orm::Statement {
-    use sea_orm::QueryTrait;
+    use sea_orm::sea_query::{
+        Alias, CommonTableExpression, Func, OnConflict, Query, SelectStatement, WithClause,
+    };
+    use sea_orm::{ExprTrait, QueryTrait};
     let update = subscription::ActiveModel {
         created_at: NotSet,
         ..subscription_row(s, data.clone(), mark, now)
     };
-    let mut query = subscription::Entity::update_many()
+    let key = match &claim.delivery_id {
+        Set(key) | sea_orm::ActiveValue::Unchanged(key) => key.clone(),
+        NotSet => String::new(),
+    };
+    let unchanged_data = if backend == DbBackend::Postgres {
+        // `json` has no equality; `jsonb` compares the content.
+        Expr::expr(Func::cast_as(
+            Expr::col(subscription::Column::Data),
+            Alias::new("jsonb"),
+        ))
+        .eq(Func::cast_as(
+            Expr::val(before.data.clone()),
+            Alias::new("jsonb"),
+        ))
+    } else {
+        Expr::col(subscription::Column::Data).eq(before.data.clone())
+    };
+    let mut write = subscription::Entity::update_many()
         .set(update)
         .filter(subscription::Column::Id.eq(s.id.as_str()))
         .filter(subscription::Column::SyncMark.eq(before.sync_mark))
-        .filter(subscription::Column::Data.eq(before.data.clone()))
+        .filter(unchanged_data)
+        .filter(Expr::not_exists(
+            Query::select()
+                .expr(Expr::val(1))
+                .from(webhook_delivery::Entity)
+                .and_where(webhook_delivery::Column::DeliveryId.eq(key))
+                .to_owned(),
+        ))
         .into_query();
-    query.returning_col(subscription::Column::Id);
-    DbBackend::Sqlite.build(&query)
+    write.returning_col(subscription::Column::Id);
+    // Each insert selects its values only if the write wrote.
+    let gate = |select: &mut SelectStatement| match backend {
+        DbBackend::Postgres => {
+            select.from(Alias::new("replaced"));
+        }
+        _ => {
+            select.and_where(Expr::cust("changes() = 1"));
+        }
+    };
+    let mut claim = insert_selected(claim, gate);
+    claim.on_conflict(
+        OnConflict::column(webhook_delivery::Column::DeliveryId)
+            .do_nothing()
+            .to_owned(),
+    );
+    let mut inserts = vec![claim];
+    inserts.extend(events.into_iter().map(|row| insert_selected(row, gate)));
+    if backend == DbBackend::Postgres {
+        let mut with = WithClause::new();
+        with.cte(
+            CommonTableExpression::new()
+                .query(write)
+                .table_name(Alias::new("replaced"))
+                .to_owned(),
+        );
+        for (i, insert) in inserts.into_iter().enumerate() {
+            with.cte(
+                CommonTableExpression::new()
+                    .query(insert)
+                    .table_name(Alias::new(format!("insert_{i}")))
+                    .to_owned(),
+            );
+        }
+        let answer = Query::select()
+            .column(subscription::Column::Id)
+            .from(Alias::new("replaced"))
+            .to_owned();
+        return backend.build(&with.query(answer));
+    }
+    let mut sql = vec![backend.build(&write)];
+    sql.extend(inserts.iter().map(|insert| backend.build(insert)));
+    sql.push(sea_orm::Statement::from_string(backend, "COMMIT"));
+    sql.push(sea_orm::Statement::from_string(backend, "BEGIN"));
+    batch(sql)
+}
+
+/// `INSERT INTO … (its set columns) SELECT (their values)`, the select
+/// shaped by `gate` (a `FROM` or a `WHERE`).
+fn insert_selected<A: ActiveModelTrait>(
+    row: A,
+    gate: impl Fn(&mut sea_orm::sea_query::SelectStatement),
+) -> sea_orm::sea_query::InsertStatement {
+    use sea_orm::Iterable;
+    use sea_orm::sea_query::Query;
+    let mut columns = Vec::new();
+    let mut select = Query::select();
+    for column in <A::Entity as EntityTrait>::Column::iter() {
+        if let Set(value) | sea_orm::ActiveValue::Unchanged(value) = row.get(column) {
+            columns.push(column);
+            select.expr(Expr::val(value));
+        }
+    }
+    gate(&mut select);
+    Query::insert()
+        .into_table(A::Entity::default())
+        .columns(columns)
+        .select_from(select)
+        .expect("as many values as columns")
+        .to_owned()
 }
 
 /// SQLite: several statements sent as one (one hop to the driver's worker
 /// thread instead of one each); their `?` placeholders take the values in
 /// order. Rows come back from each statement that returns any, in order.
-pub(crate) fn batch(statements: Vec<sea_orm::Statement>) -> sea_orm::Statement {
+fn batch(statements: Vec<sea_orm::Statement>) -> sea_orm::Statement {
     let mut sql = Vec::with_capacity(statements.len());
     let mut values = Vec::new();
     for statement in statements {

@@ -10,16 +10,17 @@
 //! billables' cached state, deliver the events, and re-fetch the
 //! subscriptions whose equally new states disagreed.
 //!
-//! The common webhook, a newer state of a stored subscription, takes fewer
-//! round trips: on PostgreSQL the claim is folded into the write; on SQLite
-//! the row is read before the turn to write and the claim, the write and
-//! its events go as one batch of statements, which commits only if the row
-//! was still as read (else the unit runs as above).
+//! The common webhook, a newer state of a stored subscription, takes two
+//! round trips on PostgreSQL and SQLite: the row is read outside any
+//! transaction, then the claim, the write and its events go as one
+//! statement (PostgreSQL) or one self-committing batch (SQLite), which
+//! writes only if the row was still as read and the delivery new (else the
+//! unit runs as above).
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
     AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    EntityTrait, IsolationLevel, RuntimeErr, Statement, TransactionOptions, TransactionTrait,
+    EntityTrait, IsolationLevel, RuntimeErr, TransactionOptions, TransactionTrait,
 };
 
 use super::apply::{self, Applied, Source};
@@ -28,7 +29,7 @@ use super::{Effects, SyncError, Syncer, outbox};
 use crate::domain::model::{
     BillableRef, Order, Product, ProductId, Subscription, SubscriptionId, SubscriptionStatus,
 };
-use crate::mirror::entity::{billable_ref, subscription};
+use crate::mirror::entity::{billable_ref, subscription, webhook_delivery};
 
 /// When a state was true by Octany's clock: a webhook's `created_at`, or the
 /// `Date` of the API answer it came in. Never the local clock.
@@ -109,12 +110,14 @@ pub(crate) trait Hook: Send + Sync {
     /// hook wrote (a delivery seen before, say).
     async fn before(&self, txn: &DatabaseTransaction) -> Result<bool, DbErr>;
 
-    /// The hook's claim as one `INSERT … ON CONFLICT DO NOTHING RETURNING …`
-    /// for `backend` (PostgreSQL or SQLite), which the unit may fold into its
-    /// first write (fewer round trips). When it inserted, [`Hook::before`] is
-    /// not run; when it did not, `before` runs and decides. `None` (the
-    /// default): `before` always runs.
-    fn claim(&self, _backend: DbBackend) -> Option<Statement> {
+    /// The row the hook inserts first when the unit is new to it (a new
+    /// webhook delivery, recorded processed), for the unit to write with
+    /// its first write when that is a newer state of a stored subscription:
+    /// then the claim, the write and the events take one round trip, and
+    /// [`Hook::before`] is not run. The unit writes none of it if a row with
+    /// the claim's key is stored; then `before` runs and decides. `None`
+    /// (the default): `before` always runs.
+    fn claim(&self) -> Option<webhook_delivery::ActiveModel> {
         None
     }
 }
@@ -271,7 +274,7 @@ impl Syncer {
         origin: Origin,
         hook: Option<&dyn Hook>,
     ) -> Result<Option<Effects>, SyncError> {
-        if let Some(effects) = self.sqlite_batched(batch, origin, hook).await? {
+        if let Some(effects) = self.claimed_in_one(batch, origin, hook).await? {
             return Ok(Some(effects));
         }
         // SQLite's deferred `BEGIN` takes no lock and no snapshot, so it is
@@ -280,37 +283,11 @@ impl Syncer {
         // Held until the commit, so this syncer's writers queue in order.
         let _turn = self.sqlite_turn().await;
         let now = self.now();
-        // A lone subscription's write on PostgreSQL carries the hook's claim.
-        let mut written_first = None;
-        if let Some(hook) = hook {
-            let lone = match batch.items.as_slice() {
-                [Item::Subscription(s, mark, data)] => Some((s, *mark, data)),
-                _ => None,
-            };
-            let claim = (self.db().get_database_backend() == DbBackend::Postgres)
-                .then(|| hook.claim(DbBackend::Postgres))
-                .flatten();
-            let fused = match (claim, lone) {
-                (Some(claim), Some((s, mark, data))) => {
-                    apply::claim_and_replace(&txn, claim, s, data, mark.0, now).await?
-                }
-                _ => apply::Claimed::No,
-            };
-            match fused {
-                apply::Claimed::Yes(Some(before)) => {
-                    written_first = Some(apply::Written {
-                        applied: Applied::Updated,
-                        before: Some(*before),
-                    });
-                }
-                apply::Claimed::Yes(None) => {}
-                apply::Claimed::No => {
-                    if !hook.before(&txn).await? {
-                        txn.commit().await?;
-                        return Ok(None);
-                    }
-                }
-            }
+        if let Some(hook) = hook
+            && !hook.before(&txn).await?
+        {
+            txn.commit().await?;
+            return Ok(None);
         }
         let source = Source::of(origin);
         let mut effects = Effects::default();
@@ -331,12 +308,8 @@ impl Syncer {
         for item in &batch.items {
             match item {
                 Item::Subscription(s, mark, data) => {
-                    let written = match written_first.take() {
-                        Some(written) => written,
-                        None => {
-                            apply::apply_subscription(&txn, s, data, mark.0, source, now).await?
-                        }
-                    };
+                    let written =
+                        apply::apply_subscription(&txn, s, data, mark.0, source, now).await?;
                     let then = Consequences::of(s, &written, *mark, source);
                     if then.refetch {
                         effects.refetch.push(s.id.clone());
@@ -411,29 +384,33 @@ impl Syncer {
         Ok(Some(effects))
     }
 
-    /// SQLite, the common case of a webhook: a new delivery of a newer state
-    /// of a stored subscription. The row is read before the turn to write
-    /// (beside other writers), its events derived from it, and then the
-    /// claim, the write (only if the row is still as read) and the events
-    /// go to the database as one batch: with `BEGIN` sent before the turn,
-    /// two round trips hold it (the batch, `COMMIT`) instead of six. The unit commits only if the claim
-    /// inserted and the row was as read; otherwise it rolls back and
-    /// `None` says to run the unit as usual (a duplicate, a replay, a row
-    /// changed meanwhile, an absent or newer row, a checkout to complete).
-    async fn sqlite_batched(
+    /// The common case of a webhook on SQLite and PostgreSQL: a new
+    /// delivery of a newer state of a stored subscription. The row is read
+    /// first, outside any transaction (beside other writers), its events
+    /// derived from it, and then the claim, the write (only if the row is
+    /// still as read) and the events go to the database in one round trip
+    /// ([`apply::replace_claimed`]): on PostgreSQL one statement outside a
+    /// transaction; on SQLite one batch that commits itself, sent in a
+    /// transaction opened before the turn to write, so the turn is held for
+    /// one hop. `None` when it wrote nothing (a duplicate, a delivery that
+    /// failed before, a row changed meanwhile), or when it does not apply
+    /// (MySQL, a replay, an absent or newer row, a checkout to complete, a
+    /// state to re-fetch): then the unit runs as usual.
+    async fn claimed_in_one(
         &self,
         batch: &Batch,
         origin: Origin,
         hook: Option<&dyn Hook>,
     ) -> Result<Option<Effects>, SyncError> {
-        if self.db().get_database_backend() != DbBackend::Sqlite {
+        let backend = self.db().get_database_backend();
+        if backend == DbBackend::MySql {
             return Ok(None);
         }
         let (Some(hook), [Item::Subscription(s, mark, data)]) = (hook, batch.items.as_slice())
         else {
             return Ok(None);
         };
-        let Some(claim) = hook.claim(DbBackend::Sqlite) else {
+        let Some(claim) = hook.claim() else {
             return Ok(None);
         };
         let Some(before) = subscription::Entity::find_by_id(s.id.as_str())
@@ -444,7 +421,6 @@ impl Syncer {
             return Ok(None);
         };
         let now = self.now();
-        let write = apply::replace_if_unchanged(s, data, mark.0, now, &before);
         let written = apply::Written {
             applied: Applied::Updated,
             before: Some(before),
@@ -453,6 +429,7 @@ impl Syncer {
         if then.refetch || then.answers_checkouts.is_some() {
             return Ok(None);
         }
+        let before = written.before.expect("read above");
         let delivered = self.listeners().is_empty();
         let rows: Vec<_> = then
             .events
@@ -467,20 +444,22 @@ impl Syncer {
             effects.events = rows.iter().map(|row| row.id.clone().unwrap()).collect();
         }
         effects.changed.extend(then.billable);
-        let mut statements = vec![claim, write];
-        statements.extend(outbox::insert(DbBackend::Sqlite, rows));
-        let txn = begin(self.db()).await?;
-        let _turn = self.sqlite_turn().await;
-        let answered = txn.query_all_raw(apply::batch(statements)).await?;
-        // A row from the claim (it inserted) and one from the write (the
-        // row was as read).
-        if answered.len() == 2 {
+        let write = apply::replace_claimed(backend, s, data, mark.0, now, &before, claim, rows);
+        // One row back: the subscription's id, when it wrote.
+        let wrote = if backend == DbBackend::Sqlite {
+            let txn = begin(self.db()).await?;
+            let answered = {
+                let _turn = self.sqlite_turn().await;
+                txn.query_all_raw(write).await?
+            };
+            // The batch committed its work; this closes the empty
+            // transaction it opened after, outside the turn.
             txn.commit().await?;
-            Ok(Some(effects))
+            answered.len() == 1
         } else {
-            txn.rollback().await?;
-            Ok(None)
-        }
+            self.db().query_all_raw(write).await?.len() == 1
+        };
+        Ok(wrote.then_some(effects))
     }
 
     /// What follows a commit: drop cached state, deliver the events, and

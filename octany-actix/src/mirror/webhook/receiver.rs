@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseTransaction, DbBackend, EntityTrait, ExprTrait,
-    QueryFilter, QueryOrder, QueryTrait, Statement,
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, ExprTrait, QueryFilter,
+    QueryOrder,
 };
 
 use super::signature::verify;
@@ -445,27 +445,10 @@ impl Hook for Claim<'_> {
         Ok(true)
     }
 
-    /// The claim as one statement (a new delivery, recorded processed), for
-    /// the unit to fold into its write; a replay always runs `before`.
-    fn claim(&self, backend: DbBackend) -> Option<Statement> {
-        if self.replay {
-            return None;
-        }
-        let mut insert = webhook_delivery::Entity::insert(delivery_row(
-            self.envelope,
-            self.body,
-            self.now,
-            None,
-        ))
-        .into_query();
-        insert
-            .on_conflict(
-                OnConflict::column(webhook_delivery::Column::DeliveryId)
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .returning_col(webhook_delivery::Column::DeliveryId);
-        Some(backend.build(&insert))
+    /// A new delivery's row, recorded processed, for the unit to write with
+    /// its first write; a replay always runs `before`.
+    fn claim(&self) -> Option<webhook_delivery::ActiveModel> {
+        (!self.replay).then(|| delivery_row(self.envelope, self.body, self.now, None))
     }
 }
 
