@@ -786,25 +786,37 @@ db_test!(
             .unwrap();
         assert!(delivery.processed_at.is_some());
         assert_eq!(count::<event::Entity>(&h.db).await, events_before + 1);
-        // The row read; then the write, the claim and the event in one round
-        // trip: one statement on PostgreSQL, sent outside a transaction; one
-        // batch on SQLite that commits itself.
+        // SQLite: the row read, then the write, the claim and the event in one
+        // self-committing batch (one hop). PostgreSQL: the claim folded into
+        // the write, then the event.
         let writes = |sql: &str| {
+            let sql = sql.replace('"', "");
             [
-                "UPDATE \"octany_subscriptions\"",
-                "INSERT INTO \"octany_webhook_deliveries\"",
-                "INSERT INTO \"octany_events\"",
+                "UPDATE octany_subscriptions",
+                "INSERT INTO octany_webhook_deliveries",
+                "INSERT INTO octany_events",
             ]
             .map(|write| sql.contains(write))
         };
         match h.db.backend {
-            octany_actix_tests::Backend::Sqlite | octany_actix_tests::Backend::Postgres => {
+            octany_actix_tests::Backend::Sqlite => {
                 assert_eq!(statements.len(), 2, "{statements:#?}");
                 assert!(statements[0].starts_with("SELECT"), "{statements:#?}");
                 assert_eq!(writes(&statements[1]), [true; 3], "{statements:#?}");
-                if h.db.backend == octany_actix_tests::Backend::Sqlite {
-                    assert!(statements[1].contains("COMMIT"), "{statements:#?}");
-                }
+                assert!(statements[1].ends_with("COMMIT;\nBEGIN"), "{statements:#?}");
+            }
+            octany_actix_tests::Backend::Postgres => {
+                assert_eq!(statements.len(), 2, "{statements:#?}");
+                assert_eq!(
+                    writes(&statements[0]),
+                    [true, true, false],
+                    "{statements:#?}"
+                );
+                assert_eq!(
+                    writes(&statements[1]),
+                    [false, false, true],
+                    "{statements:#?}"
+                );
             }
             octany_actix_tests::Backend::MySql => assert!(statements.len() >= 2),
         }

@@ -285,11 +285,12 @@ fn set_list(update: &subscription::ActiveModel, values: &mut Vec<sea_orm::Value>
 
 /// PostgreSQL: the statement that replaces the row of `$id` with the `SET`
 /// list if its mark is older than `$mark` (locking it, comparing, writing)
-/// and returns the row as it was.
-fn replace_sql(sets: &str, id: usize, mark: usize) -> String {
+/// and returns the row as it was; `only_if` is a further condition on the
+/// locked read.
+fn replace_sql(sets: &str, id: usize, mark: usize, only_if: &str) -> String {
     format!(
         "UPDATE octany_subscriptions AS s SET {sets} \
-         FROM (SELECT * FROM octany_subscriptions WHERE id = ${id} FOR UPDATE) AS old \
+         FROM (SELECT * FROM octany_subscriptions WHERE id = ${id}{only_if} FOR UPDATE) AS old \
          WHERE s.id = old.id AND old.sync_mark < ${mark} RETURNING old.*"
     )
 }
@@ -310,7 +311,7 @@ async fn replace_if_older<C: ConnectionTrait>(
     let row = conn
         .query_one_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            replace_sql(&sets, 1, 2),
+            replace_sql(&sets, 1, 2, ""),
             values,
         ))
         .await?;
@@ -318,26 +319,88 @@ async fn replace_if_older<C: ConnectionTrait>(
         .transpose()
 }
 
-/// SQLite and PostgreSQL: a webhook's newer state of a stored subscription,
-/// the claim of its delivery (`claim`, the delivery's row) and its
-/// `events`, written in one round trip and only all together: the row is
+/// What [`claim_and_replace`] did.
+pub(crate) enum Claimed {
+    /// The claim inserted nothing (seen before): nothing else was done.
+    No,
+    /// Claimed; the row as it was if a newer state replaced it, `None` when
+    /// the row is absent or not older (the caller applies it as usual).
+    Yes(Option<Box<subscription::Model>>),
+}
+
+/// PostgreSQL: inserts `claim` (a new delivery's row, `ON CONFLICT DO
+/// NOTHING`) and, only if it inserted, [`replace_if_older`] of `s`, in one
+/// statement: a new webhook delivery for a stored subscription costs one
+/// round trip instead of two.
+pub(crate) async fn claim_and_replace<C: ConnectionTrait>(
+    conn: &C,
+    claim: webhook_delivery::ActiveModel,
+    s: &Subscription,
+    data: &serde_json::Value,
+    mark: i64,
+    now: DateTime<Utc>,
+) -> Result<Claimed, DbErr> {
+    use sea_orm::sea_query::OnConflict;
+    use sea_orm::{FromQueryResult, QueryTrait, Statement};
+    let mut claim = webhook_delivery::Entity::insert(claim).into_query();
+    claim
+        .on_conflict(
+            OnConflict::column(webhook_delivery::Column::DeliveryId)
+                .do_nothing()
+                .to_owned(),
+        )
+        .returning_col(webhook_delivery::Column::DeliveryId);
+    let claim = DbBackend::Postgres.build(&claim);
+    let update = subscription::ActiveModel {
+        created_at: NotSet,
+        ..subscription_row(s, data.clone(), mark, now)
+    };
+    let mut values = claim.values.map(|v| v.0).unwrap_or_default();
+    values.push(s.id.to_string().into());
+    let id = values.len();
+    values.push(mark.into());
+    let sets = set_list(&update, &mut values);
+    let replace = replace_sql(&sets, id, id + 1, " AND EXISTS (SELECT 1 FROM claim)");
+    let sql = format!(
+        "WITH claim AS ({}), replaced AS ({replace}) \
+         SELECT (SELECT count(*) FROM claim) AS octany_claimed, replaced.* \
+         FROM (SELECT 1) AS one LEFT JOIN replaced ON TRUE",
+        claim.sql
+    );
+    let row = conn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("the claim's answer".into()))?;
+    if row.try_get::<i64>("", "octany_claimed")? == 0 {
+        return Ok(Claimed::No);
+    }
+    if row.try_get::<Option<String>>("", "id")?.is_none() {
+        return Ok(Claimed::Yes(None));
+    }
+    Ok(Claimed::Yes(Some(Box::new(
+        subscription::Model::from_query_result(&row, "")?,
+    ))))
+}
+
+/// SQLite: a webhook's newer state of a stored subscription, the claim of
+/// its delivery (`claim`, the delivery's row) and its `events`, written in
+/// one hop to the driver's worker thread and only all together: the row is
 /// replaced only if it is still `before` (its mark and content as read
-/// earlier, outside any transaction) and no delivery with the claim's key
-/// is stored; the claim and the events are inserted only if it was. The
-/// statement answers one row (the subscription's id) when it wrote, none
-/// when it wrote nothing (a duplicate, a delivery that failed before, a
-/// row changed meanwhile).
+/// earlier, outside the transaction) and no delivery with the claim's key is stored; the claim and
+/// the events are inserted only if it was (each gated on `changes() = 1`,
+/// the statement before it wrote its row). It answers one row (the
+/// subscription's id) when it wrote, none when it wrote nothing (a
+/// duplicate, a delivery that failed before, a row changed meanwhile).
 ///
-/// On PostgreSQL it is one statement, its inserts CTEs that select from the
-/// update's `RETURNING`, sent outside a transaction (a statement is atomic).
-/// On SQLite it is a batch of statements (sqlx runs them in one hop to its
-/// worker thread, the `?` taking the values in order), each insert gated on
-/// `changes() = 1` (the statement before it wrote its row), ending `COMMIT;
-/// BEGIN`: it must be sent inside a transaction opened before, which it
-/// commits, leaving an empty one for the caller to close.
-#[allow(clippy::too_many_arguments)]
+/// A batch of statements (sqlx runs them in one hop, the `?` taking the
+/// values in order) that ends `COMMIT; BEGIN`: it is sent inside a
+/// transaction, commits its own work and leaves an empty transaction for
+/// the caller to close.
 pub(crate) fn replace_claimed(
-    backend: DbBackend,
     s: &Subscription,
     data: &serde_json::Value,
     mark: i64,
@@ -346,10 +409,9 @@ pub(crate) fn replace_claimed(
     claim: webhook_delivery::ActiveModel,
     events: Vec<event::ActiveModel>,
 ) -> sea_orm::Statement {
-    use sea_orm::sea_query::{
-        Alias, CommonTableExpression, Func, OnConflict, Query, SelectStatement, WithClause,
-    };
-    use sea_orm::{ExprTrait, QueryTrait};
+    use sea_orm::sea_query::{OnConflict, Query, SelectStatement};
+    use sea_orm::{QueryTrait, Statement};
+    let backend = DbBackend::Sqlite;
     let update = subscription::ActiveModel {
         created_at: NotSet,
         ..subscription_row(s, data.clone(), mark, now)
@@ -358,24 +420,11 @@ pub(crate) fn replace_claimed(
         Set(key) | sea_orm::ActiveValue::Unchanged(key) => key.clone(),
         NotSet => String::new(),
     };
-    let unchanged_data = if backend == DbBackend::Postgres {
-        // `json` has no equality; `jsonb` compares the content.
-        Expr::expr(Func::cast_as(
-            Expr::col(subscription::Column::Data),
-            Alias::new("jsonb"),
-        ))
-        .eq(Func::cast_as(
-            Expr::val(before.data.clone()),
-            Alias::new("jsonb"),
-        ))
-    } else {
-        Expr::col(subscription::Column::Data).eq(before.data.clone())
-    };
     let mut write = subscription::Entity::update_many()
         .set(update)
         .filter(subscription::Column::Id.eq(s.id.as_str()))
         .filter(subscription::Column::SyncMark.eq(before.sync_mark))
-        .filter(unchanged_data)
+        .filter(subscription::Column::Data.eq(before.data.clone()))
         .filter(Expr::not_exists(
             Query::select()
                 .expr(Expr::val(1))
@@ -385,14 +434,8 @@ pub(crate) fn replace_claimed(
         ))
         .into_query();
     write.returning_col(subscription::Column::Id);
-    // Each insert selects its values only if the write wrote.
-    let gate = |select: &mut SelectStatement| match backend {
-        DbBackend::Postgres => {
-            select.from(Alias::new("replaced"));
-        }
-        _ => {
-            select.and_where(Expr::cust("changes() = 1"));
-        }
+    let gate = |select: &mut SelectStatement| {
+        select.and_where(Expr::cust("changes() = 1"));
     };
     let mut claim = insert_selected(claim, gate);
     claim.on_conflict(
@@ -400,34 +443,14 @@ pub(crate) fn replace_claimed(
             .do_nothing()
             .to_owned(),
     );
-    let mut inserts = vec![claim];
-    inserts.extend(events.into_iter().map(|row| insert_selected(row, gate)));
-    if backend == DbBackend::Postgres {
-        let mut with = WithClause::new();
-        with.cte(
-            CommonTableExpression::new()
-                .query(write)
-                .table_name(Alias::new("replaced"))
-                .to_owned(),
-        );
-        for (i, insert) in inserts.into_iter().enumerate() {
-            with.cte(
-                CommonTableExpression::new()
-                    .query(insert)
-                    .table_name(Alias::new(format!("insert_{i}")))
-                    .to_owned(),
-            );
-        }
-        let answer = Query::select()
-            .column(subscription::Column::Id)
-            .from(Alias::new("replaced"))
-            .to_owned();
-        return backend.build(&with.query(answer));
-    }
-    let mut sql = vec![backend.build(&write)];
-    sql.extend(inserts.iter().map(|insert| backend.build(insert)));
-    sql.push(sea_orm::Statement::from_string(backend, "COMMIT"));
-    sql.push(sea_orm::Statement::from_string(backend, "BEGIN"));
+    let mut sql = vec![backend.build(&write), backend.build(&claim)];
+    sql.extend(
+        events
+            .into_iter()
+            .map(|row| backend.build(&insert_selected(row, gate))),
+    );
+    sql.push(Statement::from_string(backend, "COMMIT"));
+    sql.push(Statement::from_string(backend, "BEGIN"));
     batch(sql)
 }
 
