@@ -390,8 +390,8 @@ pub(crate) async fn claim_and_replace<C: ConnectionTrait>(
 /// its delivery (`claim`, the delivery's row) and its `events`, written in
 /// one hop to the driver's worker thread and only all together: the row is
 /// replaced only if it is still `before` (its mark and content as read
-/// earlier, outside the transaction) and no delivery with the claim's key is stored; the claim and
-/// the events are inserted only if it was (each gated on `changes() = 1`,
+/// earlier, outside the transaction) and no delivery with the claim's key
+/// is stored; the claim and the events are inserted only if it was (each gated on `changes() = 1`,
 /// the statement before it wrote its row). It answers one row (the
 /// subscription's id) when it wrote, none when it wrote nothing (a
 /// duplicate, a delivery that failed before, a row changed meanwhile).
@@ -416,10 +416,7 @@ pub(crate) fn replace_claimed(
         created_at: NotSet,
         ..subscription_row(s, data.clone(), mark, now)
     };
-    let key = match &claim.delivery_id {
-        Set(key) | sea_orm::ActiveValue::Unchanged(key) => key.clone(),
-        NotSet => String::new(),
-    };
+    let key = claim.delivery_id.try_as_ref().cloned().unwrap_or_default();
     let mut write = subscription::Entity::update_many()
         .set(update)
         .filter(subscription::Column::Id.eq(s.id.as_str()))

@@ -21,8 +21,8 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, Statement,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 
 use super::events::{BillingEvent, Event, Origin};
@@ -160,24 +160,18 @@ pub(crate) fn row(
     }
 }
 
-/// Writes events inside the unit's transaction.
+/// Writes events inside the unit's transaction (SQLite's one-batch path
+/// writes its events in its batch: `apply::replace_claimed`).
 pub(crate) async fn write<C: ConnectionTrait>(
     conn: &C,
     rows: Vec<event::ActiveModel>,
 ) -> Result<(), DbErr> {
-    if let Some(statement) = insert(conn.get_database_backend(), rows) {
-        conn.execute_raw(statement).await?;
+    if !rows.is_empty() {
+        event::Entity::insert_many(rows)
+            .exec_without_returning(conn)
+            .await?;
     }
     Ok(())
-}
-
-/// The statement [`write`] runs (also sent in a batch of statements);
-/// `None` when there are no rows.
-pub(crate) fn insert(backend: DbBackend, rows: Vec<event::ActiveModel>) -> Option<Statement> {
-    if rows.is_empty() {
-        return None;
-    }
-    Some(backend.build(&event::Entity::insert_many(rows).into_query()))
 }
 
 /// Takes the event for `holder` unless it is delivered, not yet due, or

@@ -111,11 +111,11 @@ pub(crate) trait Hook: Send + Sync {
 
     /// The row the hook inserts first when the unit is new to it (a new
     /// webhook delivery, recorded processed), for the unit to write with
-    /// its first write when that is a newer state of a stored subscription:
-    /// then the claim, the write and the events take one round trip, and
-    /// [`Hook::before`] is not run. The unit writes none of it if a row with
-    /// the claim's key is stored; then `before` runs and decides. `None`
-    /// (the default): `before` always runs.
+    /// its first write when that is a newer state of a stored subscription
+    /// (fewer round trips); then [`Hook::before`] is not run. When a row
+    /// with the claim's key is stored, the unit writes none of it, and
+    /// `before` runs and decides. `None` (the default): `before` always
+    /// runs.
     fn claim(&self) -> Option<webhook_delivery::ActiveModel> {
         None
     }
