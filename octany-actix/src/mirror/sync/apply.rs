@@ -340,15 +340,10 @@ pub(crate) async fn claim_and_replace<C: ConnectionTrait>(
     mark: i64,
     now: DateTime<Utc>,
 ) -> Result<Claimed, DbErr> {
-    use sea_orm::sea_query::OnConflict;
     use sea_orm::{FromQueryResult, QueryTrait, Statement};
     let mut claim = webhook_delivery::Entity::insert(claim).into_query();
     claim
-        .on_conflict(
-            OnConflict::column(webhook_delivery::Column::DeliveryId)
-                .do_nothing()
-                .to_owned(),
-        )
+        .on_conflict(delivery_seen())
         .returning_col(webhook_delivery::Column::DeliveryId);
     let claim = DbBackend::Postgres.build(&claim);
     let update = subscription::ActiveModel {
@@ -391,10 +386,10 @@ pub(crate) async fn claim_and_replace<C: ConnectionTrait>(
 /// one hop to the driver's worker thread and only all together: the row is
 /// replaced only if it is still `before` (its mark and content as read
 /// earlier, outside the transaction) and no delivery with the claim's key
-/// is stored; the claim and the events are inserted only if it was (each gated on `changes() = 1`,
-/// the statement before it wrote its row). It answers one row (the
-/// subscription's id) when it wrote, none when it wrote nothing (a
-/// duplicate, a delivery that failed before, a row changed meanwhile).
+/// is stored; the claim and the events are inserted only if it was
+/// ([`insert_if_written`]). It answers one row (the subscription's id)
+/// when it wrote, none when it wrote nothing (a duplicate, a delivery that
+/// failed before, a row changed meanwhile).
 ///
 /// A batch of statements (sqlx runs them in one hop, the `?` taking the
 /// values in order) that ends `COMMIT; BEGIN`: it is sent inside a
@@ -409,7 +404,7 @@ pub(crate) fn replace_claimed(
     claim: webhook_delivery::ActiveModel,
     events: Vec<event::ActiveModel>,
 ) -> sea_orm::Statement {
-    use sea_orm::sea_query::{OnConflict, Query, SelectStatement};
+    use sea_orm::sea_query::Query;
     use sea_orm::{QueryTrait, Statement};
     let backend = DbBackend::Sqlite;
     let update = subscription::ActiveModel {
@@ -431,32 +426,30 @@ pub(crate) fn replace_claimed(
         ))
         .into_query();
     write.returning_col(subscription::Column::Id);
-    let gate = |select: &mut SelectStatement| {
-        select.and_where(Expr::cust("changes() = 1"));
-    };
-    let mut claim = insert_selected(claim, gate);
-    claim.on_conflict(
-        OnConflict::column(webhook_delivery::Column::DeliveryId)
-            .do_nothing()
-            .to_owned(),
-    );
+    let mut claim = insert_if_written(claim);
+    claim.on_conflict(delivery_seen());
     let mut sql = vec![backend.build(&write), backend.build(&claim)];
     sql.extend(
         events
             .into_iter()
-            .map(|row| backend.build(&insert_selected(row, gate))),
+            .map(|row| backend.build(&insert_if_written(row))),
     );
     sql.push(Statement::from_string(backend, "COMMIT"));
     sql.push(Statement::from_string(backend, "BEGIN"));
     batch(sql)
 }
 
-/// `INSERT INTO … (its set columns) SELECT (their values)`, the select
-/// shaped by `gate` (a `FROM` or a `WHERE`).
-fn insert_selected<A: ActiveModelTrait>(
-    row: A,
-    gate: impl Fn(&mut sea_orm::sea_query::SelectStatement),
-) -> sea_orm::sea_query::InsertStatement {
+/// The claim's conflict clause: a delivery already stored is left as it is.
+fn delivery_seen() -> sea_orm::sea_query::OnConflict {
+    sea_orm::sea_query::OnConflict::column(webhook_delivery::Column::DeliveryId)
+        .do_nothing()
+        .to_owned()
+}
+
+/// SQLite: `INSERT INTO … (the row's set columns) SELECT (their values)
+/// WHERE changes() = 1`, which inserts only if the statement before it in
+/// the batch wrote its one row.
+fn insert_if_written<A: ActiveModelTrait>(row: A) -> sea_orm::sea_query::InsertStatement {
     use sea_orm::Iterable;
     use sea_orm::sea_query::Query;
     let mut columns = Vec::new();
@@ -467,7 +460,7 @@ fn insert_selected<A: ActiveModelTrait>(
             select.expr(Expr::val(value));
         }
     }
-    gate(&mut select);
+    select.and_where(Expr::cust("changes() = 1"));
     Query::insert()
         .into_table(A::Entity::default())
         .columns(columns)
