@@ -382,19 +382,15 @@ pub(crate) async fn claim_and_replace<C: ConnectionTrait>(
 }
 
 /// SQLite: a webhook's newer state of a stored subscription, the claim of
-/// its delivery (`claim`, the delivery's row) and its `events`, written in
-/// one hop to the driver's worker thread and only all together: the row is
-/// replaced only if it is still `before` (its mark and content as read
-/// earlier, outside the transaction) and no delivery with the claim's key
-/// is stored; the claim and the events are inserted only if it was
-/// ([`insert_if_written`]). It answers one row (the subscription's id)
-/// when it wrote, none when it wrote nothing (a duplicate, a delivery that
-/// failed before, a row changed meanwhile).
-///
-/// A batch of statements (sqlx runs them in one hop, the `?` taking the
-/// values in order) that ends `COMMIT; BEGIN`: it is sent inside a
-/// transaction, commits its own work and leaves an empty transaction for
-/// the caller to close.
+/// its delivery (`claim`, the delivery's row) and its `events`, as
+/// statements that write only all together: the row is replaced only if it
+/// is still `before` (its mark and content as read) and no delivery with
+/// the claim's key is stored; the claim and the events are inserted only
+/// if it was ([`insert_if_written`]). They answer one row (the
+/// subscription's id) when they wrote, none when they wrote nothing (a
+/// duplicate, a delivery that failed before, a row changed meanwhile).
+/// Several deliveries' statements go in one [`batch`] (the group commit of
+/// `sync::group`).
 pub(crate) fn replace_claimed(
     s: &Subscription,
     data: &serde_json::Value,
@@ -403,9 +399,9 @@ pub(crate) fn replace_claimed(
     before: &subscription::Model,
     claim: webhook_delivery::ActiveModel,
     events: Vec<event::ActiveModel>,
-) -> sea_orm::Statement {
+) -> Vec<sea_orm::Statement> {
+    use sea_orm::QueryTrait;
     use sea_orm::sea_query::Query;
-    use sea_orm::{QueryTrait, Statement};
     let backend = DbBackend::Sqlite;
     let update = subscription::ActiveModel {
         created_at: NotSet,
@@ -434,9 +430,7 @@ pub(crate) fn replace_claimed(
             .into_iter()
             .map(|row| backend.build(&insert_if_written(row))),
     );
-    sql.push(Statement::from_string(backend, "COMMIT"));
-    sql.push(Statement::from_string(backend, "BEGIN"));
-    batch(sql)
+    sql
 }
 
 /// The claim's conflict clause: a delivery already stored is left as it is.
@@ -472,7 +466,7 @@ fn insert_if_written<A: ActiveModelTrait>(row: A) -> sea_orm::sea_query::InsertS
 /// SQLite: several statements sent as one (one hop to the driver's worker
 /// thread instead of one each); their `?` placeholders take the values in
 /// order. Rows come back from each statement that returns any, in order.
-fn batch(statements: Vec<sea_orm::Statement>) -> sea_orm::Statement {
+pub(crate) fn batch(statements: Vec<sea_orm::Statement>) -> sea_orm::Statement {
     let mut sql = Vec::with_capacity(statements.len());
     let mut values = Vec::new();
     for statement in statements {

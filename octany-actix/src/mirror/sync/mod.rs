@@ -110,8 +110,9 @@ struct Inner {
     /// SQLite lets one transaction write at a time, and a writer that finds
     /// the lock taken sleeps in SQLite's busy handler (a millisecond and
     /// up) however soon it is free. This syncer's units of work queue here
-    /// instead, each woken the moment the one before commits.
-    sqlite_writer: Option<tokio::sync::Mutex<()>>,
+    /// instead, each woken the moment the one before commits, and webhooks
+    /// arriving together are written as one group.
+    sqlite_writer: Option<unit::Writer>,
 }
 
 type ChangeHook = Arc<dyn Fn(&BillableRef) + Send + Sync>;
@@ -189,8 +190,7 @@ impl Syncer {
                 listeners: std::mem::take(&mut options.listeners),
                 options,
                 instance: uuid::Uuid::new_v4().simple().to_string(),
-                sqlite_writer: (backend == sea_orm::DbBackend::Sqlite)
-                    .then(|| tokio::sync::Mutex::new(())),
+                sqlite_writer: (backend == sea_orm::DbBackend::Sqlite).then(unit::Writer::default),
             }),
         }
     }
@@ -198,7 +198,7 @@ impl Syncer {
     /// On SQLite, the turn to write (see `Inner::sqlite_writer`).
     pub(crate) async fn sqlite_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         match &self.inner.sqlite_writer {
-            Some(writer) => Some(writer.lock().await),
+            Some(writer) => Some(writer.turn().await),
             None => None,
         }
     }

@@ -12,14 +12,14 @@
 //!
 //! The common webhook, a newer state of a stored subscription, takes fewer
 //! round trips: on PostgreSQL the claim is folded into the write; on SQLite
-//! the row is read and then the claim, the write and its events go as one
-//! self-committing batch of statements, which writes only if the row was
-//! still as read and the delivery new (else the unit runs as above).
+//! the deliveries that arrive together are written in one transaction, a
+//! group commit (`group`), each writing only if its row was still as read
+//! and its delivery new (else it runs as above).
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    EntityTrait, IsolationLevel, RuntimeErr, TransactionOptions, TransactionTrait,
+    AccessMode, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, IsolationLevel,
+    RuntimeErr, TransactionOptions, TransactionTrait,
 };
 
 use super::apply::{self, Applied, Source};
@@ -29,6 +29,9 @@ use crate::domain::model::{
     BillableRef, Order, Product, ProductId, Subscription, SubscriptionId, SubscriptionStatus,
 };
 use crate::mirror::entity::{billable_ref, subscription, webhook_delivery};
+
+mod group;
+pub(crate) use group::Writer;
 
 /// When a state was true by Octany's clock: a webhook's `created_at`, or the
 /// `Date` of the API answer it came in. Never the local clock.
@@ -273,14 +276,15 @@ impl Syncer {
         origin: Origin,
         hook: Option<&dyn Hook>,
     ) -> Result<Option<Effects>, SyncError> {
-        if let Some(effects) = self.sqlite_batched(batch, origin, hook).await? {
+        if let Some(effects) = self.sqlite_grouped(batch, origin, hook).await {
             return Ok(Some(effects));
         }
-        // SQLite's deferred `BEGIN` takes no lock and no snapshot, so it is
-        // sent before the turn, leaving the turn to the statements.
-        let txn = begin(self.db()).await?;
         // Held until the commit, so this syncer's writers queue in order.
+        // Taken before a connection, as a group takes it (`group`): whoever
+        // holds the turn can always get a connection, none being held by a
+        // writer waiting for the turn.
         let _turn = self.sqlite_turn().await;
+        let txn = begin(self.db()).await?;
         let now = self.now();
         // A lone subscription's write on PostgreSQL carries the hook's claim.
         let mut written_first = None;
@@ -413,80 +417,34 @@ impl Syncer {
         Ok(Some(effects))
     }
 
-    /// SQLite, the common case of a webhook: a new delivery of a newer
-    /// state of a stored subscription. The row is read first, outside any
-    /// transaction (beside other writers), and its events derived from it;
-    /// then, in a transaction opened before the turn to write, the claim,
-    /// the write (only if the row is still as read) and the events go under
-    /// the turn as one self-committing batch ([`apply::replace_claimed`]):
-    /// the turn is held for one hop. (Reading the row inside that
-    /// transaction instead, one connection taken from the pool instead of
-    /// two, measured worse: 0.31 of the hand-written receiver against 0.45,
-    /// the connection held while it waits for the turn.) `None` when it
-    /// wrote nothing (a duplicate, a delivery that failed before, a row
-    /// changed meanwhile), or when it does not apply (a replay, an absent or
-    /// newer row, a checkout to complete, a state to re-fetch): then the
-    /// unit runs as usual.
-    async fn sqlite_batched(
+    /// SQLite, the common case of a webhook (a new delivery of a newer
+    /// state of a stored subscription), written in a group with the
+    /// deliveries beside it (`group`). `None` when it wrote nothing (a
+    /// duplicate, a delivery that failed before, a row changed meanwhile)
+    /// or does not apply (a replay, an absent or newer row, a checkout to
+    /// complete, a state to re-fetch): then the unit runs as usual.
+    async fn sqlite_grouped(
         &self,
         batch: &Batch,
         origin: Origin,
         hook: Option<&dyn Hook>,
-    ) -> Result<Option<Effects>, SyncError> {
+    ) -> Option<Effects> {
         if self.db().get_database_backend() != DbBackend::Sqlite {
-            return Ok(None);
+            return None;
         }
         let (Some(hook), [Item::Subscription(s, mark, data)]) = (hook, batch.items.as_slice())
         else {
-            return Ok(None);
+            return None;
         };
-        let Some(claim) = hook.claim() else {
-            return Ok(None);
-        };
-        let Some(before) = subscription::Entity::find_by_id(s.id.as_str())
-            .one(self.db())
-            .await?
-            .filter(|row| row.sync_mark < mark.0)
-        else {
-            return Ok(None);
-        };
-        let now = self.now();
-        let written = apply::Written {
-            applied: Applied::Updated,
-            before: Some(before),
-        };
-        let then = Consequences::of(s, &written, *mark, Source::of(origin));
-        if then.refetch || then.answers_checkouts.is_some() {
-            return Ok(None);
-        }
-        let before = written.before.expect("read above");
-        let delivered = self.listeners().is_empty();
-        let rows: Vec<_> = then
-            .events
-            .iter()
-            .map(|event| outbox::row(event, then.billable.clone(), origin, mark.0, now, delivered))
-            .collect();
-        let mut effects = Effects {
-            subscriptions: 1,
-            ..Effects::default()
-        };
-        if !delivered {
-            effects.events = rows.iter().map(|row| row.id.clone().unwrap()).collect();
-        }
-        effects.changed.extend(then.billable);
-        let write = apply::replace_claimed(s, data, mark.0, now, &before, claim, rows);
-        // SQLite's deferred `BEGIN` takes no lock and no snapshot, so it is
-        // sent before the turn.
-        let txn = begin(self.db()).await?;
-        let answered = {
-            let _turn = self.sqlite_turn().await;
-            txn.query_all_raw(write).await?
-        };
-        // The batch committed its work; this closes the empty transaction
-        // it opened after, outside the turn.
-        txn.commit().await?;
-        // One row back, the subscription's id, when it wrote.
-        Ok((answered.len() == 1).then_some(effects))
+        let claim = hook.claim()?;
+        self.write_grouped(group::Write {
+            subscription: s.clone(),
+            mark: *mark,
+            data: data.clone(),
+            claim,
+            origin,
+        })
+        .await
     }
 
     /// What follows a commit: drop cached state, deliver the events, and
