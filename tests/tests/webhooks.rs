@@ -886,3 +886,149 @@ db_test!(
         h.finish().await
     }
 );
+
+db_test!(
+    async fn many_updates_at_once_each_applied_once_with_their_events(db: TestDb) {
+        // 20 stored subscriptions, then at once for each: two updates and a
+        // cancellation, every delivery sent twice. On SQLite they are
+        // written in groups, a second delivery for a subscription in a
+        // group running as its own unit (with the test pool's 5 connections,
+        // which the group must not wait on).
+        let cancelled = Arc::new(AtomicUsize::new(0));
+        let seen = cancelled.clone();
+        let listeners = Listeners::new().on("count", move |event| {
+            let seen = seen.clone();
+            async move {
+                if matches!(event.event, BillingEvent::SubscriptionCancelled { .. }) {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                }
+                Ok(())
+            }
+        });
+        let h = Harness::with_listeners(db, listeners).await;
+        let t = at("2026-05-25T09:29:51Z");
+        for n in 0..20u64 {
+            let sub = subscription_json(3000 + n, &format!("user:{n}"), "active", None);
+            deliver(&h, &envelope(30_000 + n, "subscription.created", t, sub))
+                .await
+                .unwrap();
+        }
+        let mut bodies = Vec::new();
+        for n in 0..20u64 {
+            for k in 1..=3u64 {
+                let (name, data) = if k == 3 {
+                    let ends = Some("2026-06-25T09:29:51+00:00");
+                    let data = subscription_json(3000 + n, &format!("user:{n}"), "cancelled", ends);
+                    ("subscription.cancelled", data)
+                } else {
+                    let mut data =
+                        subscription_json(3000 + n, &format!("user:{n}"), "active", None);
+                    data["price"] = json!(9900 + k);
+                    ("subscription.updated", data)
+                };
+                let at = t + chrono::Duration::seconds(k as i64);
+                let delivery = 31_000 + n * 10 + k;
+                let signed = signed(&envelope(delivery, name, at, data));
+                bodies.push(signed.clone());
+                bodies.push(signed);
+            }
+        }
+        let attempts = bodies
+            .iter()
+            .map(|(body, signature)| h.receiver.receive(Some(signature), body));
+        let outcomes = futures_util::future::join_all(attempts).await;
+        let applied = outcomes
+            .iter()
+            .filter(|o| matches!(o, Ok(Received::Applied)))
+            .count();
+        let duplicates = outcomes
+            .iter()
+            .filter(|o| matches!(o, Ok(Received::Duplicate)))
+            .count();
+        assert_eq!((applied, duplicates), (60, 60), "{outcomes:?}");
+        let rows = subscription::Entity::find().all(&h.db.conn).await.unwrap();
+        assert_eq!(rows.len(), 20);
+        for row in rows {
+            assert_eq!(
+                (row.status.as_str(), row.sync_mark),
+                (
+                    "cancelled",
+                    (t + chrono::Duration::seconds(3)).timestamp_micros()
+                ),
+                "{}: the newest state won",
+                row.id
+            );
+        }
+        assert_eq!(count::<webhook_delivery::Entity>(&h.db).await, 80);
+        let unprocessed = webhook_delivery::Entity::find()
+            .all(&h.db.conn)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|d| d.processed_at.is_none())
+            .count();
+        assert_eq!(unprocessed, 0, "every delivery recorded processed");
+        assert_eq!(
+            cancelled.load(Ordering::SeqCst),
+            20,
+            "each cancellation delivered once, before its delivery was answered"
+        );
+        h.finish().await
+    }
+);
+
+/// A delivery whose request is abandoned as soon as it is queued (its
+/// first poll, then dropped) is written all the same by its group, and the
+/// deliveries beside it are answered: SQLite writes a group in a task of
+/// its own.
+#[tokio::test]
+async fn an_abandoned_delivery_is_written_by_its_group() {
+    let h = Harness::new(TestDb::migrated(octany_actix_tests::Backend::Sqlite).await).await;
+    let t = at("2026-05-25T09:29:51Z");
+    for n in 0..3u64 {
+        let sub = subscription_json(4000 + n, &format!("user:{n}"), "active", None);
+        deliver(&h, &envelope(40_000 + n, "subscription.created", t, sub))
+            .await
+            .unwrap();
+    }
+    let updated = |n: u64| {
+        let mut data = subscription_json(4000 + n, &format!("user:{n}"), "active", None);
+        data["price"] = json!(12_345);
+        signed(&envelope(
+            41_000 + n,
+            "subscription.updated",
+            t + chrono::Duration::seconds(1),
+            data,
+        ))
+    };
+    let (body, signature) = updated(0);
+    use futures_util::FutureExt;
+    let abandoned = h.receiver.receive(Some(&signature), &body).now_or_never();
+    assert!(abandoned.is_none(), "the delivery was still being written");
+    let others = [updated(1), updated(2)];
+    let outcomes = futures_util::future::join_all(
+        others
+            .iter()
+            .map(|(body, signature)| h.receiver.receive(Some(signature), body)),
+    )
+    .await;
+    assert!(
+        outcomes.iter().all(|o| matches!(o, Ok(Received::Applied))),
+        "{outcomes:?}"
+    );
+    for n in 0..3u64 {
+        let row = subscription::Entity::find_by_id((4000 + n).to_string())
+            .one(&h.db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.price, 12_345, "subscription {n} updated");
+    }
+    let (body, signature) = updated(0);
+    assert_eq!(
+        h.receiver.receive(Some(&signature), &body).await.unwrap(),
+        Received::Duplicate,
+        "Octany's retry of the abandoned delivery finds it applied"
+    );
+    h.finish().await.drop_database().await;
+}
