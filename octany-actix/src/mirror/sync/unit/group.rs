@@ -83,8 +83,6 @@ impl Syncer {
                 biased;
                 effects = &mut answered => return effects.ok().flatten(),
                 turn = writer.turn.clone().lock_owned() => {
-                    // A group that took this delivery answers before it
-                    // gives the turn up.
                     if let Ok(effects) = answered.try_recv() {
                         return effects;
                     }
@@ -93,8 +91,12 @@ impl Syncer {
                         let n = queue.len().min(GROUP_MAX);
                         queue.drain(..n).collect()
                     };
-                    let syncer = self.clone();
-                    tokio::spawn(async move { syncer.write_group(group, turn).await });
+                    // Empty when a group took this delivery and gave the
+                    // turn up before answering: the answer is on its way.
+                    if !group.is_empty() {
+                        let syncer = self.clone();
+                        tokio::spawn(async move { syncer.write_group(group, turn).await });
+                    }
                 }
             }
         }
