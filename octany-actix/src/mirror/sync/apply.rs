@@ -390,7 +390,7 @@ pub(crate) async fn claim_and_replace<C: ConnectionTrait>(
 /// subscription's id) when they wrote, none when they wrote nothing (a
 /// duplicate, a delivery that failed before, a row changed meanwhile).
 /// Several deliveries' statements go in one [`batch`] (the group commit of
-/// `sync::group`).
+/// `sync::unit::group`).
 pub(crate) fn replace_claimed(
     s: &Subscription,
     data: &serde_json::Value,
