@@ -49,6 +49,13 @@ impl Writer {
     pub(crate) async fn turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.turn.lock().await
     }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Vec<Queued>> {
+        // Held only to push or drain, never across a panic.
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// One delivery's write, as the group needs it.
@@ -73,11 +80,7 @@ impl Syncer {
     pub(super) async fn write_grouped(&self, write: Write) -> Option<Effects> {
         let writer = self.inner.sqlite_writer.as_ref()?;
         let (answer, mut answered) = oneshot::channel();
-        writer
-            .queue
-            .lock()
-            .expect("the queue's lock is never held across a panic")
-            .push(Queued { write, answer });
+        writer.queue().push(Queued { write, answer });
         loop {
             tokio::select! {
                 biased;
@@ -87,7 +90,7 @@ impl Syncer {
                         return effects;
                     }
                     let group: Vec<Queued> = {
-                        let mut queue = writer.queue.lock().expect("never poisoned");
+                        let mut queue = writer.queue();
                         let n = queue.len().min(GROUP_MAX);
                         queue.drain(..n).collect()
                     };
