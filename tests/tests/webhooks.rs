@@ -54,6 +54,21 @@ fn counting(kind: fn(&BillingEvent) -> bool) -> (Arc<AtomicUsize>, Listeners) {
     (count, listeners)
 }
 
+/// Stores `count` active subscriptions, ids from `first`, for `user:0`,
+/// `user:1`, …, each by a `subscription.created` delivery (ids from
+/// `first * 10`) dated `at`.
+async fn store_active(h: &Harness, first: u64, count: u64, at: chrono::DateTime<chrono::Utc>) {
+    for n in 0..count {
+        let sub = subscription_json(first + n, &format!("user:{n}"), "active", None);
+        deliver(
+            h,
+            &envelope(first * 10 + n, "subscription.created", at, sub),
+        )
+        .await
+        .unwrap();
+    }
+}
+
 /// How many outcomes were applied and how many duplicates.
 fn tally(outcomes: &[Result<Received, WebhookError>]) -> (usize, usize) {
     let n = |r: Received| {
@@ -908,12 +923,7 @@ db_test!(
             counting(|e| matches!(e, BillingEvent::SubscriptionCancelled { .. }));
         let h = Harness::with_listeners(db, listeners).await;
         let t = at("2026-05-25T09:29:51Z");
-        for n in 0..20u64 {
-            let sub = subscription_json(3000 + n, &format!("user:{n}"), "active", None);
-            deliver(&h, &envelope(30_000 + n, "subscription.created", t, sub))
-                .await
-                .unwrap();
-        }
+        store_active(&h, 3000, 20, t).await;
         let mut bodies = Vec::new();
         for n in 0..20u64 {
             for k in 1..=3u64 {
@@ -978,12 +988,7 @@ db_test!(
 async fn an_abandoned_delivery_is_written_by_its_group() {
     let h = Harness::new(TestDb::migrated(octany_actix_tests::Backend::Sqlite).await).await;
     let t = at("2026-05-25T09:29:51Z");
-    for n in 0..3u64 {
-        let sub = subscription_json(4000 + n, &format!("user:{n}"), "active", None);
-        deliver(&h, &envelope(40_000 + n, "subscription.created", t, sub))
-            .await
-            .unwrap();
-    }
+    store_active(&h, 4000, 3, t).await;
     let updated = |n: u64| {
         let mut data = subscription_json(4000 + n, &format!("user:{n}"), "active", None);
         data["price"] = json!(12_345);
