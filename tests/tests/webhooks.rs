@@ -980,6 +980,195 @@ db_test!(
     }
 );
 
+db_test!(
+    async fn deliveries_arriving_together_are_written_together(db: TestDb) {
+        // 20 updates of 20 stored subscriptions at once: on SQLite and
+        // PostgreSQL they are written in groups, fewer statements than
+        // deliveries, each applied with its event. Beside them, deliveries
+        // a group must leave to their own units: two new subscriptions
+        // (no row to replace) and two deliveries seen before.
+        use octany_actix::config::Secret;
+        use octany_actix::sync::{SyncOptions, Syncer};
+        use octany_actix::webhook::WebhookReceiver;
+        let (renewed, listeners) =
+            counting(|e| matches!(e, BillingEvent::SubscriptionRenewed { .. }));
+        let h = Harness::new(db).await;
+        let t = at("2026-05-25T09:29:51Z");
+        store_active(&h, 5000, 20, t).await;
+        let updates = Arc::new(AtomicUsize::new(0));
+        let mut conn = h.db.conn.clone();
+        let seen = updates.clone();
+        conn.set_metric_callback(move |info| {
+            if info
+                .statement
+                .sql
+                .replace(['"', '`'], "")
+                .contains("UPDATE octany_subscriptions")
+            {
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let options = SyncOptions::default().with_listeners(listeners);
+        let syncer = Syncer::with_options(conn, h.fake.client(), options);
+        let receiver = WebhookReceiver::new(syncer, &[Secret::new(SECRET)]).unwrap();
+        let mut bodies: Vec<_> = (0..20u64)
+            .map(|n| {
+                let mut data = subscription_json(5000 + n, &format!("user:{n}"), "active", None);
+                data["renews_at"] = json!("2026-07-25T09:29:51+00:00");
+                signed(&envelope(
+                    52_000 + n,
+                    "subscription.updated",
+                    t + chrono::Duration::seconds(1),
+                    data,
+                ))
+            })
+            .collect();
+        for n in 20..22u64 {
+            let sub = subscription_json(5000 + n, &format!("user:{n}"), "active", None);
+            bodies.push(signed(&envelope(
+                52_000 + n,
+                "subscription.created",
+                t,
+                sub,
+            )));
+        }
+        for n in 0..2u64 {
+            let sub = subscription_json(5000 + n, &format!("user:{n}"), "active", None);
+            bodies.push(signed(&envelope(
+                50_000 + n,
+                "subscription.created",
+                t,
+                sub,
+            )));
+        }
+        let outcomes = futures_util::future::join_all(
+            bodies
+                .iter()
+                .map(|(body, signature)| receiver.receive(Some(signature), body)),
+        )
+        .await;
+        assert_eq!(tally(&outcomes), (22, 2), "{outcomes:?}");
+        let rows = subscription::Entity::find().all(&h.db.conn).await.unwrap();
+        assert_eq!(rows.len(), 22);
+        let renewal = Some(at("2026-07-25T09:29:51Z"));
+        let renewed_rows = rows.iter().filter(|row| row.renews_at == renewal).count();
+        assert_eq!(renewed_rows, 20, "{rows:?}");
+        assert_eq!(count::<webhook_delivery::Entity>(&h.db).await, 42);
+        assert_eq!(
+            renewed.load(Ordering::SeqCst),
+            20,
+            "each renewal's event delivered once"
+        );
+        let statements = updates.load(Ordering::SeqCst);
+        match h.db.backend {
+            octany_actix_tests::Backend::MySql => assert!(statements >= 20),
+            _ => assert!(
+                statements < 20,
+                "{statements} statements wrote 20 deliveries"
+            ),
+        }
+        h.finish().await
+    }
+);
+
+/// PostgreSQL: a group reads its rows, claims its deliveries, then locks
+/// the rows. A row changed in between (here by a transaction that held it
+/// locked, as another instance's write would) is not overwritten: the
+/// group takes that delivery's claim back and it runs as its own unit,
+/// which finds the newer state and keeps it; the group writes the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(octany_postgres), ignore = "OCTANY_TEST_POSTGRES_URL is not set")]
+async fn a_row_changed_under_a_group_keeps_its_newer_state() {
+    use octany_actix_tests::sea_orm::{DbBackend, TransactionTrait};
+    let h = Harness::new(TestDb::migrated(octany_actix_tests::Backend::Postgres).await).await;
+    let t = at("2026-05-25T09:29:51Z");
+    store_active(&h, 6000, 4, t).await;
+    let newer = (t + chrono::Duration::seconds(10)).timestamp_micros();
+    let other = h.db.conn.begin().await.unwrap();
+    other
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "UPDATE octany_subscriptions SET status = 'cancelled', sync_mark = $1 WHERE id = '6000'",
+            [newer.into()],
+        ))
+        .await
+        .unwrap();
+    let pid: i32 = other
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT pg_backend_pid() AS pid",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "pid")
+        .unwrap();
+    let bodies: Vec<_> = (0..4u64)
+        .map(|n| {
+            let mut data = subscription_json(6000 + n, &format!("user:{n}"), "active", None);
+            data["renews_at"] = json!("2026-07-25T09:29:51+00:00");
+            let at = t + chrono::Duration::seconds(1);
+            signed(&envelope(62_000 + n, "subscription.updated", at, data))
+        })
+        .collect();
+    let receiver = h.receiver.clone();
+    let deliveries = tokio::spawn(async move {
+        let attempts = bodies
+            .iter()
+            .map(|(body, signature)| receiver.receive(Some(signature), body));
+        futures_util::future::join_all(attempts).await
+    });
+    // Until a writer waits for the row the other transaction holds.
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let waiting = h
+                .db
+                .conn
+                .query_one_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT count(*) AS n FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+                    [pid.into()],
+                ))
+                .await
+                .unwrap()
+                .unwrap()
+                .try_get::<i64>("", "n")
+                .unwrap();
+            if waiting > 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("a writer waits for the locked row");
+    other.commit().await.unwrap();
+    let outcomes = deliveries.await.unwrap();
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    let rows = subscription::Entity::find().all(&h.db.conn).await.unwrap();
+    for row in rows {
+        if row.id == "6000" {
+            assert_eq!((row.status.as_str(), row.sync_mark), ("cancelled", newer));
+        } else {
+            assert_eq!(
+                row.renews_at,
+                Some(at("2026-07-25T09:29:51Z")),
+                "{}",
+                row.id
+            );
+        }
+    }
+    let processed = webhook_delivery::Entity::find()
+        .all(&h.db.conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.processed_at.is_some())
+        .count();
+    assert_eq!(processed, 8, "every delivery recorded processed");
+    h.finish().await.drop_database().await;
+}
+
 /// A delivery whose request is abandoned as soon as it is queued (its
 /// first poll, then dropped) is written all the same by its group, and the
 /// deliveries beside it are answered: SQLite writes a group in a task of

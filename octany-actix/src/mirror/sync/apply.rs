@@ -433,6 +433,57 @@ pub(crate) fn replace_claimed(
     sql
 }
 
+/// PostgreSQL: inserts `claims` (new deliveries' rows) in one statement, a
+/// delivery already stored left as it is; it answers the `delivery_id` of
+/// each row it inserted.
+pub(crate) fn claim_all(claims: Vec<webhook_delivery::ActiveModel>) -> sea_orm::Statement {
+    use sea_orm::QueryTrait;
+    let mut insert = webhook_delivery::Entity::insert_many(claims).into_query();
+    insert
+        .on_conflict(delivery_seen())
+        .returning_col(webhook_delivery::Column::DeliveryId);
+    DbBackend::Postgres.build(&insert)
+}
+
+/// PostgreSQL: replaces the rows of `states` (each a subscription, its
+/// [`subscription_data`] and its mark) in one statement, `UPDATE … FROM
+/// (VALUES …)`. The caller has locked the rows and found each older.
+pub(crate) fn replace_all(
+    states: &[(&Subscription, &serde_json::Value, i64)],
+    now: DateTime<Utc>,
+) -> sea_orm::Statement {
+    use sea_orm::{IdenStatic, Iterable};
+    let columns: Vec<_> = subscription::Column::iter()
+        .filter(|c| !matches!(c, subscription::Column::CreatedAt))
+        .collect();
+    let mut values: Vec<sea_orm::Value> = Vec::new();
+    let mut tuples = Vec::with_capacity(states.len());
+    for (s, data, mark) in states {
+        let row = subscription_row(s, (*data).clone(), *mark, now);
+        let mut tuple = Vec::with_capacity(columns.len());
+        for column in &columns {
+            let value = row.get(*column).into_value();
+            values.push(value.expect("subscription_row sets every column"));
+            tuple.push(format!("${}", values.len()));
+        }
+        tuples.push(format!("({})", tuple.join(", ")));
+    }
+    let name = |c: &subscription::Column| format!("\"{}\"", c.as_str());
+    let names: Vec<String> = columns.iter().map(name).collect();
+    let sets: Vec<String> = columns
+        .iter()
+        .filter(|c| !matches!(c, subscription::Column::Id))
+        .map(|c| format!("{0} = v.{0}", name(c)))
+        .collect();
+    let sql = format!(
+        "UPDATE octany_subscriptions AS s SET {} FROM (VALUES {}) AS v({}) WHERE s.id = v.id",
+        sets.join(", "),
+        tuples.join(", "),
+        names.join(", "),
+    );
+    sea_orm::Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
 /// The claim's conflict clause: a delivery already stored is left as it is.
 fn delivery_seen() -> sea_orm::sea_query::OnConflict {
     sea_orm::sea_query::OnConflict::column(webhook_delivery::Column::DeliveryId)

@@ -107,12 +107,13 @@ struct Inner {
     options: SyncOptions,
     listeners: Listeners,
     instance: String,
-    /// SQLite lets one transaction write at a time, and a writer that finds
-    /// the lock taken sleeps in SQLite's busy handler (a millisecond and
-    /// up) however soon it is free. This syncer's units of work queue here
-    /// instead, each woken the moment the one before commits, and webhooks
-    /// arriving together are written as one group.
-    sqlite_writer: Option<unit::Writer>,
+    /// Webhooks arriving together are written here as one group (SQLite
+    /// and PostgreSQL). SQLite lets one transaction write at a time, and a
+    /// writer that finds the lock taken sleeps in SQLite's busy handler (a
+    /// millisecond and up) however soon it is free: there this syncer's
+    /// units of work queue here too, each woken the moment the one before
+    /// commits.
+    writer: Option<unit::Writer>,
 }
 
 type ChangeHook = Arc<dyn Fn(&BillableRef) + Send + Sync>;
@@ -190,16 +191,8 @@ impl Syncer {
                 listeners: std::mem::take(&mut options.listeners),
                 options,
                 instance: uuid::Uuid::new_v4().simple().to_string(),
-                sqlite_writer: (backend == sea_orm::DbBackend::Sqlite).then(unit::Writer::default),
+                writer: unit::Writer::of(backend),
             }),
-        }
-    }
-
-    /// On SQLite, the turn to write (see `Inner::sqlite_writer`).
-    pub(crate) async fn sqlite_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match &self.inner.sqlite_writer {
-            Some(writer) => Some(writer.turn().await),
-            None => None,
         }
     }
 

@@ -11,10 +11,10 @@
 //! subscriptions whose equally new states disagreed.
 //!
 //! The common webhook, a newer state of a stored subscription, takes fewer
-//! round trips: on PostgreSQL the claim is folded into the write; on SQLite
-//! the deliveries that arrive together are written in one transaction, a
-//! group commit (`group`), each writing only if its row was still as read
-//! and its delivery new (else it runs as above).
+//! round trips: on SQLite and PostgreSQL the deliveries that arrive
+//! together are written in one transaction, a group commit (`group`); a
+//! delivery the group did not write runs as above (on PostgreSQL, a lone
+//! delivery's claim folded into its write).
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -31,6 +31,7 @@ use crate::domain::model::{
 use crate::mirror::entity::{billable_ref, subscription, webhook_delivery};
 
 mod group;
+use group::Grouped;
 pub(crate) use group::Writer;
 
 /// When a state was true by Octany's clock: a webhook's `created_at`, or the
@@ -276,15 +277,22 @@ impl Syncer {
         origin: Origin,
         hook: Option<&dyn Hook>,
     ) -> Result<Option<Effects>, SyncError> {
-        if let Some(effects) = self.sqlite_grouped(batch, origin, hook).await {
-            return Ok(Some(effects));
-        }
-        // Held until the commit, so this syncer's writers queue in order.
-        // Taken before a connection, as a group takes it (`group`): whoever
-        // holds the turn can always get a connection, none being held by a
-        // writer waiting for the turn.
-        let _turn = self.sqlite_turn().await;
-        let txn = begin(self.db()).await?;
+        // Held until the commit: on SQLite so that this syncer's writers
+        // queue in order, on PostgreSQL by a lone delivery while those
+        // arriving meanwhile queue for a group. Taken before a connection,
+        // as a group takes it (`group`): whoever holds a turn can always
+        // get a connection, none being held by a writer waiting for one.
+        let (_turn, txn) = match self.grouped(batch, origin, hook).await {
+            Grouped::Written(effects) => return Ok(Some(effects)),
+            Grouped::Alone(turn, txn) => (Some(turn), txn),
+            Grouped::Own => {
+                let turn = match &self.inner.writer {
+                    Some(writer) => writer.unit_turn().await,
+                    None => None,
+                };
+                (turn, begin(self.db()).await?)
+            }
+        };
         let now = self.now();
         // A lone subscription's write on PostgreSQL carries the hook's claim.
         let mut written_first = None;
@@ -417,26 +425,20 @@ impl Syncer {
         Ok(Some(effects))
     }
 
-    /// SQLite, the common case of a webhook (a new delivery of a newer
-    /// state of a stored subscription), written in a group with the
-    /// deliveries beside it (`group`). `None` when it wrote nothing (a
-    /// duplicate, a delivery that failed before, a row changed meanwhile)
-    /// or does not apply (a replay, an absent or newer row, a checkout to
-    /// complete, a state to re-fetch): then the unit runs as usual.
-    async fn sqlite_grouped(
-        &self,
-        batch: &Batch,
-        origin: Origin,
-        hook: Option<&dyn Hook>,
-    ) -> Option<Effects> {
-        if self.db().get_database_backend() != DbBackend::Sqlite {
-            return None;
-        }
+    /// The common case of a webhook (a new delivery of a newer state of a
+    /// stored subscription), written in a group with the deliveries beside
+    /// it (`group`). Not written when it wrote nothing (a duplicate, a
+    /// delivery that failed before, a row changed meanwhile) or does not
+    /// apply (a replay, an absent or newer row, a checkout to complete, a
+    /// state to re-fetch, MySQL): then the unit runs as usual.
+    async fn grouped(&self, batch: &Batch, origin: Origin, hook: Option<&dyn Hook>) -> Grouped {
         let (Some(hook), [Item::Subscription(s, mark, data)]) = (hook, batch.items.as_slice())
         else {
-            return None;
+            return Grouped::Own;
         };
-        let claim = hook.claim()?;
+        let Some(claim) = hook.claim() else {
+            return Grouped::Own;
+        };
         self.write_grouped(group::Write {
             subscription: s.clone(),
             mark: *mark,
