@@ -915,10 +915,10 @@ db_test!(
 db_test!(
     async fn many_updates_at_once_each_applied_once_with_their_events(db: TestDb) {
         // 20 stored subscriptions, then at once for each: two updates and a
-        // cancellation, every delivery sent twice. On SQLite they are
-        // written in groups, a second delivery for a subscription in a
-        // group running as its own unit (with the test pool's 5 connections,
-        // which the group must not wait on).
+        // cancellation, every delivery sent twice. On SQLite and
+        // PostgreSQL they are written in groups, a second delivery for a
+        // subscription in a group running as its own unit (with the test
+        // pool's 5 connections, which the group must not wait on).
         let (cancelled, listeners) =
             counting(|e| matches!(e, BillingEvent::SubscriptionCancelled { .. }));
         let h = Harness::with_listeners(db, listeners).await;
