@@ -80,6 +80,19 @@ fn tally(outcomes: &[Result<Received, WebhookError>]) -> (usize, usize) {
     (n(Received::Applied), n(Received::Duplicate))
 }
 
+/// Asserts that `deliveries` are stored, each recorded processed.
+async fn all_processed(h: &Harness, deliveries: u64) {
+    assert_eq!(count::<webhook_delivery::Entity>(&h.db).await, deliveries);
+    let unprocessed = webhook_delivery::Entity::find()
+        .all(&h.db.conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.processed_at.is_none())
+        .count();
+    assert_eq!(unprocessed, 0, "every delivery recorded processed");
+}
+
 db_test!(
     async fn every_event_type_is_applied(db: TestDb) {
         let h = Harness::new(db).await;
@@ -962,15 +975,7 @@ db_test!(
                 row.id
             );
         }
-        assert_eq!(count::<webhook_delivery::Entity>(&h.db).await, 80);
-        let unprocessed = webhook_delivery::Entity::find()
-            .all(&h.db.conn)
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|d| d.processed_at.is_none())
-            .count();
-        assert_eq!(unprocessed, 0, "every delivery recorded processed");
+        all_processed(&h, 80).await;
         assert_eq!(
             cancelled.load(Ordering::SeqCst),
             20,
@@ -1023,23 +1028,11 @@ db_test!(
                 ))
             })
             .collect();
-        for n in 20..22u64 {
+        // New: subscriptions 5020 and 5021; seen before: the creations of
+        // 5000 and 5001 (deliveries 50000 and 50001, by store_active).
+        for (n, delivery) in [(20u64, 52_020u64), (21, 52_021), (0, 50_000), (1, 50_001)] {
             let sub = subscription_json(5000 + n, &format!("user:{n}"), "active", None);
-            bodies.push(signed(&envelope(
-                52_000 + n,
-                "subscription.created",
-                t,
-                sub,
-            )));
-        }
-        for n in 0..2u64 {
-            let sub = subscription_json(5000 + n, &format!("user:{n}"), "active", None);
-            bodies.push(signed(&envelope(
-                50_000 + n,
-                "subscription.created",
-                t,
-                sub,
-            )));
+            bodies.push(signed(&envelope(delivery, "subscription.created", t, sub)));
         }
         let outcomes = futures_util::future::join_all(
             bodies
@@ -1158,14 +1151,7 @@ async fn a_row_changed_under_a_group_keeps_its_newer_state() {
             );
         }
     }
-    let processed = webhook_delivery::Entity::find()
-        .all(&h.db.conn)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|d| d.processed_at.is_some())
-        .count();
-    assert_eq!(processed, 8, "every delivery recorded processed");
+    all_processed(&h, 8).await;
     h.finish().await.drop_database().await;
 }
 
