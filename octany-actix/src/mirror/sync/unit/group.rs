@@ -17,9 +17,10 @@
 //!   delivery writing only if its row is as read and its delivery new
 //!   ([`apply::replace_claimed`]).
 //! - **PostgreSQL** writes concurrently: [`PG_GROUPS`] groups may be written
-//!   at once (units take no turn). The group locks its rows in the order of
-//!   their ids, so two groups never deadlock, and writes in four statements
-//!   whatever its size ([`apply::claim_all`], [`apply::replace_all`]).
+//!   at once (units take no turn). A group claims its deliveries before it
+//!   locks their rows, as a unit does, and both in order, so that groups
+//!   and units never deadlock; it writes in five statements whatever its
+//!   size ([`apply::claim_all`], [`apply::replace_all`]).
 //!
 //! The group is written by a task of its own, so that a caller that goes
 //! away (a request abandoned mid-way) neither loses the others' answers nor
@@ -256,7 +257,7 @@ impl Syncer {
     /// unit), decided from the group's rows as read.
     fn plan<'a>(
         &self,
-        writes: &[&Write],
+        writes: &[Write],
         rows: &'a HashMap<String, subscription::Model>,
         now: DateTime<Utc>,
     ) -> Vec<Option<Planned<'a>>> {
@@ -320,19 +321,11 @@ impl Syncer {
         turn: &mut Option<OwnedSemaphorePermit>,
     ) -> Result<Vec<Option<Effects>>, DbErr> {
         let txn = super::begin(self.db()).await?;
-        let ids: BTreeSet<&str> = writes.iter().map(|w| w.subscription.id.as_str()).collect();
-        let rows: HashMap<String, subscription::Model> = subscription::Entity::find()
-            .filter(subscription::Column::Id.is_in(ids))
-            .all(&txn)
-            .await?
-            .into_iter()
-            .map(|row| (row.id.clone(), row))
-            .collect();
+        let rows = rows(&txn, ids(writes.iter()), false).await?;
         let now = self.now();
         let mut statements = Vec::new();
         let mut planned = Vec::with_capacity(writes.len());
-        let all: Vec<&Write> = writes.iter().collect();
-        for (w, plan) in writes.iter().zip(self.plan(&all, &rows, now)) {
+        for (w, plan) in writes.iter().zip(self.plan(writes, &rows, now)) {
             let Some(plan) = plan else {
                 planned.push(None);
                 continue;
@@ -403,32 +396,9 @@ impl Syncer {
             Some(txn) => txn,
             None => super::begin(self.db()).await?,
         };
-        let rows = |ids: BTreeSet<&str>, locked: bool| {
-            let mut find = subscription::Entity::find()
-                .filter(subscription::Column::Id.is_in(ids))
-                .order_by_asc(subscription::Column::Id);
-            if locked {
-                find = find.lock_exclusive();
-            }
-            let txn = &txn;
-            async move {
-                Ok::<_, DbErr>(
-                    find.all(txn)
-                        .await?
-                        .into_iter()
-                        .map(|row| (row.id.clone(), row))
-                        .collect::<HashMap<String, subscription::Model>>(),
-                )
-            }
-        };
-        let seen = rows(
-            writes.iter().map(|w| w.subscription.id.as_str()).collect(),
-            false,
-        )
-        .await?;
+        let seen = rows(&txn, ids(writes.iter()), false).await?;
         let now = self.now();
-        let all: Vec<&Write> = writes.iter().collect();
-        let planned = self.plan(&all, &seen, now);
+        let planned = self.plan(writes, &seen, now);
         // A plan writes a subscription once, so a delivery once.
         let claims: Vec<_> = writes
             .iter()
@@ -453,13 +423,12 @@ impl Syncer {
             .zip(planned)
             .map(|(w, plan)| plan.filter(|_| claimed.contains(&key(w))))
             .collect();
-        let ids = writes
+        let planned_writes = writes
             .iter()
             .zip(&planned)
             .filter(|(_, plan)| plan.is_some())
-            .map(|(w, _)| w.subscription.id.as_str())
-            .collect();
-        let locked = rows(ids, true).await?;
+            .map(|(w, _)| w);
+        let locked = rows(&txn, ids(planned_writes), true).await?;
         let mut states = Vec::new();
         let mut events = Vec::new();
         let mut unwritten = Vec::new();
@@ -492,6 +461,33 @@ impl Syncer {
         txn.commit().await?;
         Ok(answers)
     }
+}
+
+/// The subscriptions `writes` write.
+fn ids<'a>(writes: impl Iterator<Item = &'a Write>) -> BTreeSet<&'a str> {
+    writes.map(|w| w.subscription.id.as_str()).collect()
+}
+
+/// The rows of `ids` by id, read in the order of their ids; `locked`:
+/// `FOR UPDATE` (PostgreSQL), so that the group's locks are taken in that
+/// order.
+async fn rows(
+    txn: &DatabaseTransaction,
+    ids: BTreeSet<&str>,
+    locked: bool,
+) -> Result<HashMap<String, subscription::Model>, DbErr> {
+    let mut find = subscription::Entity::find()
+        .filter(subscription::Column::Id.is_in(ids))
+        .order_by_asc(subscription::Column::Id);
+    if locked {
+        find = find.lock_exclusive();
+    }
+    Ok(find
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|row| (row.id.clone(), row))
+        .collect())
 }
 
 /// What a group writes of one delivery.
