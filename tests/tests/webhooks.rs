@@ -1065,10 +1065,12 @@ db_test!(
 );
 
 /// PostgreSQL: a group reads its rows, claims its deliveries, then locks
-/// the rows. A row changed in between (here by a transaction that held it
-/// locked, as another instance's write would) is not overwritten: the
-/// group takes that delivery's claim back and it runs as its own unit,
-/// which finds the newer state and keeps it; the group writes the others.
+/// the rows. Rows changed in between (here by a transaction that held them
+/// locked, as another instance's write would) are not written by the
+/// group: it takes those deliveries' claims back and each runs as its own
+/// unit, which decides from the row as it now is. One row now holds a
+/// state newer than its delivery, and keeps it; the other a state older
+/// than its delivery, which then replaces it. The group writes the others.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(octany_postgres), ignore = "OCTANY_TEST_POSTGRES_URL is not set")]
 async fn a_row_changed_under_a_group_keeps_its_newer_state() {
@@ -1077,15 +1079,18 @@ async fn a_row_changed_under_a_group_keeps_its_newer_state() {
     let t = at("2026-05-25T09:29:51Z");
     store_active(&h, 6000, 4, t).await;
     let newer = (t + chrono::Duration::seconds(10)).timestamp_micros();
+    let between = (t + chrono::Duration::milliseconds(500)).timestamp_micros();
     let other = h.db.conn.begin().await.unwrap();
-    other
-        .execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "UPDATE octany_subscriptions SET status = 'cancelled', sync_mark = $1 WHERE id = '6000'",
-            [newer.into()],
-        ))
-        .await
-        .unwrap();
+    for (id, mark) in [("6000", newer), ("6001", between)] {
+        other
+            .execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "UPDATE octany_subscriptions SET status = 'cancelled', sync_mark = $1 WHERE id = $2",
+                [mark.into(), id.into()],
+            ))
+            .await
+            .unwrap();
+    }
     let pid: i32 = other
         .query_one_raw(Statement::from_string(
             DbBackend::Postgres,
@@ -1137,15 +1142,16 @@ async fn a_row_changed_under_a_group_keeps_its_newer_state() {
     .expect("a writer waits for the locked row");
     other.commit().await.unwrap();
     let outcomes = deliveries.await.unwrap();
-    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    assert_eq!(tally(&outcomes), (4, 0), "{outcomes:?}");
+    let delivered = (t + chrono::Duration::seconds(1)).timestamp_micros();
     let rows = subscription::Entity::find().all(&h.db.conn).await.unwrap();
     for row in rows {
         if row.id == "6000" {
             assert_eq!((row.status.as_str(), row.sync_mark), ("cancelled", newer));
         } else {
             assert_eq!(
-                row.renews_at,
-                Some(at("2026-07-25T09:29:51Z")),
+                (row.status.as_str(), row.sync_mark, row.renews_at),
+                ("active", delivered, Some(at("2026-07-25T09:29:51Z"))),
                 "{}",
                 row.id
             );
