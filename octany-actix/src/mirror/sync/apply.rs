@@ -340,12 +340,8 @@ pub(crate) async fn claim_and_replace<C: ConnectionTrait>(
     mark: i64,
     now: DateTime<Utc>,
 ) -> Result<Claimed, DbErr> {
-    use sea_orm::{FromQueryResult, QueryTrait, Statement};
-    let mut claim = webhook_delivery::Entity::insert(claim).into_query();
-    claim
-        .on_conflict(delivery_seen())
-        .returning_col(webhook_delivery::Column::DeliveryId);
-    let claim = DbBackend::Postgres.build(&claim);
+    use sea_orm::{FromQueryResult, Statement};
+    let claim = claim_all(vec![claim]);
     let update = subscription::ActiveModel {
         created_at: NotSet,
         ..subscription_row(s, data.clone(), mark, now)
