@@ -2,12 +2,15 @@
 //! fake Octany: the status route, the success page, invalidation by
 //! webhook, and what building and registering get wrong.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix_web::{App, test as actix_test};
 use octany_actix::Octany;
+use octany_actix::clock::{Clock, SharedClock};
 use octany_actix::model::BillableRef;
-use octany_actix_tests::app::{configure, octany};
+use octany_actix_tests::app::{builder, configure, octany};
 use octany_actix_tests::harness::{SECRET, envelope, signed};
 use octany_actix_tests::sea_orm::{ConnectionTrait, Statement};
 use octany_actix_tests::{TestDb, db_test};
@@ -84,6 +87,67 @@ db_test!(
                 "every poll answers from what the one sync brought"
             );
         }
+        fake.stop().await;
+        db
+    }
+);
+
+/// A clock that counts how often it is read.
+#[derive(Debug)]
+struct CountingClock {
+    inner: SharedClock,
+    reads: AtomicUsize,
+}
+
+impl Clock for CountingClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.now()
+    }
+
+    fn sleep(&self, duration: Duration) -> futures_util::future::BoxFuture<'static, ()> {
+        self.inner.sleep(duration)
+    }
+}
+
+db_test!(
+    async fn a_cached_grant_is_decided_at_one_reading_of_the_clock(db: TestDb) {
+        let fake = fake().await;
+        let clock = Arc::new(CountingClock {
+            inner: fake.app_clock(),
+            reads: AtomicUsize::new(0),
+        });
+        let octany = builder(&db, &fake, Duration::from_secs(3600))
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let app = actix_test::init_service(
+            App::new()
+                .app_data(actix_web::web::Data::new(octany.clone()))
+                .configure(configure(&octany)),
+        )
+        .await;
+        fake.checkout(1225, &buyer(1), CheckoutOutcome::Succeed)
+            .unwrap();
+        octany
+            .syncer()
+            .sync_billable_subscriptions(&BillableRef::new("user", "1"))
+            .await
+            .unwrap();
+        assert_eq!(
+            call(&app, "GET", "/dashboard", Some(1), false).await.status,
+            200,
+            "granted, and now cached"
+        );
+        let before = clock.reads.load(Ordering::SeqCst);
+        assert_eq!(
+            call(&app, "GET", "/dashboard", Some(1), false).await.status,
+            200,
+            "granted from the cache"
+        );
+        // The cache's freshness, the renewal's grace and Octany's rule are
+        // all asked at that one instant.
+        assert_eq!(clock.reads.load(Ordering::SeqCst) - before, 1);
         fake.stop().await;
         db
     }

@@ -106,5 +106,17 @@ impl Clock for ManualClock {
     }
 }
 
+/// A clock stopped at one instant: a decision that asks "now" several
+/// times (the guard's: the cache, then each rule) reads the real clock once
+/// and decides everything at that instant.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Frozen(pub(crate) DateTime<Utc>);
+
+impl Clock for Frozen {
+    fn now(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
 /// A shared clock, as the library stores it.
 pub type SharedClock = Arc<dyn Clock>;

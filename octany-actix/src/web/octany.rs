@@ -487,12 +487,23 @@ impl Octany {
         &self,
         billable: &BillableRef,
     ) -> Result<Arc<AccessState>, BillingError> {
-        if let Some(state) = self.inner.cache.get(billable, self.inner.clock.now()) {
+        self.access_at(billable, self.inner.clock.now()).await
+    }
+
+    /// [`Self::access`], the cache asked at `now` (the instant the caller
+    /// decides at). The database read is boxed, so that a cache hit's
+    /// future, which every guarded request allocates, stays small.
+    pub(crate) async fn access_at(
+        &self,
+        billable: &BillableRef,
+        now: DateTime<Utc>,
+    ) -> Result<Arc<AccessState>, BillingError> {
+        if let Some(state) = self.inner.cache.get(billable, now) {
             metrics::counter!("octany_guard_cache_total", "result" => "hit").increment(1);
             return Ok(state);
         }
         metrics::counter!("octany_guard_cache_total", "result" => "miss").increment(1);
-        self.access_fresh(billable).await
+        Box::pin(self.access_fresh(billable)).await
     }
 
     /// A billable's state read from the database now, past the cache (for

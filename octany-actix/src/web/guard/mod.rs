@@ -18,6 +18,7 @@ use actix_web::dev::Payload;
 use actix_web::error::InternalError;
 use actix_web::{FromRequest, HttpRequest};
 
+use crate::domain::clock::Frozen;
 use crate::domain::model::{BillableRef, SubscriptionStatus};
 use crate::domain::plan::{AnyPlan, Plan, PlanSet};
 pub use crate::mirror::access::Grant;
@@ -121,28 +122,29 @@ pub(crate) async fn check<P: PlanSet>(
     octany: &Octany,
     billable: &BillableRef,
 ) -> Result<Arc<Grant>, Denial> {
-    let state = octany.access(billable).await.map_err(|error| {
+    // One reading of the clock: the cache and every rule decide at it.
+    let now = Frozen(octany.clock().now());
+    let state = octany.access_at(billable, now.0).await.map_err(|error| {
         tracing::error!(%error, "the guard could not read billing state; denying");
         Denial::Unavailable
     })?;
     let settings = octany.settings();
-    let clock = octany.clock().as_ref();
-    if let Some(granting) = state.granting::<P>(clock, settings.policy) {
+    if let Some(granting) = state.granting::<P>(&now, settings.policy) {
         return Ok(granting.clone());
     }
-    // Refused: is a payment on its way? (Asked only now, not on every grant.)
-    let pending = state
-        .payment_pending(
-            octany.syncer().db(),
-            billable.as_str(),
-            clock,
-            settings.policy,
-        )
-        .await
-        .map_err(|error| {
-            tracing::error!(%error, "the guard could not read billing state; denying");
-            Denial::Unavailable
-        })?;
+    // Refused: is a payment on its way? (Asked only now, not on every grant,
+    // and boxed, so that a grant's future stays small.)
+    let pending = Box::pin(state.payment_pending(
+        octany.syncer().db(),
+        billable.as_str(),
+        &now,
+        settings.policy,
+    ))
+    .await
+    .map_err(|error| {
+        tracing::error!(%error, "the guard could not read billing state; denying");
+        Denial::Unavailable
+    })?;
     Err(if pending {
         Denial::PaymentProcessing
     } else {
