@@ -9,7 +9,9 @@
 //!
 //! 1. requests a second of a guarded route against the same route
 //!    unguarded (both with a session cookie and a user lookup), by a load
-//!    generator on loopback, cached and uncached, as ratios of one run;
+//!    generator on loopback, cached and uncached, as ratios of routes
+//!    measured side by side (by rate and by CPU time a request, with their
+//!    confidence intervals), and the cached guard's own cost in process;
 //! 2. webhook deliveries applied a second (signature check included), all
 //!    unique and with 20 % duplicates;
 //! 3. backfill of 10,000 subscriptions from the fake: time and memory with
@@ -143,9 +145,41 @@ async fn hand_checked(user: BenchUser, db: web::Data<DatabaseConnection>) -> Htt
     }
 }
 
-/// Requests a second on `path`, measured by wrk (another process) with 16
-/// connections for `secs`, all sending `cookie`.
-fn wrk(base: &str, path: &str, cookie: &str, secs: u32) -> f64 {
+/// What one wrk run on a route measured.
+#[derive(Clone, Copy, Default)]
+struct Load {
+    /// Requests a second.
+    rate: f64,
+    /// Requests answered.
+    requests: f64,
+    /// CPU time the app spent meanwhile (and, on PostgreSQL, the local
+    /// server), in seconds.
+    cpu: f64,
+}
+
+impl std::ops::Add for Load {
+    type Output = Load;
+
+    fn add(self, other: Load) -> Load {
+        Load {
+            rate: self.rate + other.rate,
+            requests: self.requests + other.requests,
+            cpu: self.cpu + other.cpu,
+        }
+    }
+}
+
+impl Load {
+    /// CPU seconds a request.
+    fn cpu_per_request(&self) -> f64 {
+        self.cpu / self.requests
+    }
+}
+
+/// `path` under load from wrk (another process) with 16 connections for
+/// `secs`, all sending `cookie`.
+fn wrk(backend: Backend, base: &str, path: &str, cookie: &str, secs: u32) -> Load {
+    let cpu = cpu_seconds(backend);
     let out = std::process::Command::new("wrk")
         .args([
             "-t2",
@@ -157,44 +191,138 @@ fn wrk(base: &str, path: &str, cookie: &str, secs: u32) -> f64 {
         ])
         .output()
         .expect("wrk runs (apt-get install wrk)");
+    let cpu = cpu_seconds(backend) - cpu;
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         !text.contains("Non-2xx"),
         "{path} answered errors under load:\n{text}"
     );
-    text.lines()
+    let rate = text
+        .lines()
         .find_map(|l| l.strip_prefix("Requests/sec:"))
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no rate in wrk's output:\n{text}"))
+        .unwrap_or_else(|| panic!("no rate in wrk's output:\n{text}"));
+    let requests = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("no request count in wrk's output:\n{text}"));
+    Load {
+        rate,
+        requests,
+        cpu,
+    }
 }
 
-/// Three measurements (one in `--quick`), each its own row, and their mean:
-/// on a 2-core machine shared with the load generator one run varies by a
-/// few percent.
+/// CPU time (user and system) this process has used, and on PostgreSQL
+/// that of the local server's processes too, in seconds; the kernel counts
+/// it in ticks of 1/100 s (`/proc/<pid>/stat`, fields 14 and 15).
+fn cpu_seconds(backend: Backend) -> f64 {
+    let ticks = |pid: &str| -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                let (_, fields) = stat.rsplit_once(") ")?;
+                let fields: Vec<&str> = fields.split_whitespace().collect();
+                Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+            })
+            .unwrap_or(0)
+    };
+    let mut total = ticks("self");
+    if backend == Backend::Postgres {
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let pid = entry.file_name().to_string_lossy().into_owned();
+            if pid.bytes().all(|b| b.is_ascii_digit())
+                && std::fs::read_to_string(entry.path().join("comm"))
+                    .is_ok_and(|comm| comm.trim() == "postgres")
+            {
+                total += ticks(&pid);
+            }
+        }
+    }
+    total as f64 / 100.0
+}
+
+/// Three runs (one in `--quick`), each on a fresh server and database and
+/// its own row; then every round's ratio of all runs, as a mean with its
+/// 95 % confidence interval: on a 2-core machine shared with the load
+/// generator one measurement varies by a few percent, so the interval says
+/// whether a run settles a target.
 async fn guard_bench(backend: Backend, options: &Options) -> Result<String, Error> {
     let repeats = if options.quick { 1 } else { 3 };
     let mut rows = Vec::new();
-    let (mut cached, mut uncached) = (0.0, 0.0);
+    let mut all: [Vec<f64>; 4] = Default::default();
     for run in 1..=repeats {
-        let [p, c, u, h] = guard_run(backend, options).await?;
-        cached += c / p;
-        uncached += u / h;
+        let GuardRun { rates, ratios } = guard_run(backend, options).await?;
+        let [p, c, u, h] = rates;
+        let [cached, cached_cpu, uncached, uncached_cpu] =
+            ratios.each_ref().map(|r| Interval::of(r).mean);
         rows.push(format!(
-            "| {backend:?} | run {run} | {p:.0} | {c:.0} | **{:.3}** | {h:.0} | {u:.0} | **{:.3}** |",
-            c / p,
-            u / h
+            "| {backend:?} | run {run} | {p:.0} | {c:.0} | **{cached:.3}** | {cached_cpu:.3} | {h:.0} | {u:.0} | **{uncached:.3}** | {uncached_cpu:.3} |",
         ));
+        for (all, ratios) in all.iter_mut().zip(ratios) {
+            all.extend(ratios);
+        }
     }
-    let n = f64::from(repeats);
+    let [cached, cached_cpu, uncached, uncached_cpu] = all.each_ref().map(|r| Interval::of(r));
     rows.push(format!(
-        "| {backend:?} | **mean** | | | **{:.3}** | | | **{:.3}** |",
-        cached / n,
-        uncached / n
+        "| {backend:?} | **all {} rounds** | | | **{cached}** | **{cached_cpu}** | | | **{uncached}** | **{uncached_cpu}** |",
+        all[0].len(),
     ));
     Ok(rows.join("\n"))
 }
 
-async fn guard_run(backend: Backend, options: &Options) -> Result<[f64; 4], Error> {
+/// A mean and the half-width of its 95 % confidence interval (Student's t).
+struct Interval {
+    mean: f64,
+    half: f64,
+}
+
+impl Interval {
+    fn of(samples: &[f64]) -> Self {
+        let n = samples.len() as f64;
+        let mean = samples.iter().sum::<f64>() / n;
+        if samples.len() < 2 {
+            return Self { mean, half: 0.0 };
+        }
+        let variance = samples.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+        // t(0.975) by degrees of freedom, rounded up between the table's rows.
+        let t = match samples.len() - 1 {
+            1 => 12.71,
+            2 => 4.30,
+            3 => 3.18,
+            4 => 2.78,
+            5 => 2.57,
+            6..=7 => 2.45,
+            8..=10 => 2.31,
+            11..=15 => 2.20,
+            16..=20 => 2.13,
+            21..=30 => 2.09,
+            _ => 2.05,
+        };
+        Self {
+            mean,
+            half: t * (variance / n).sqrt(),
+        }
+    }
+}
+
+impl std::fmt::Display for Interval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.3} ± {:.3}", self.mean, self.half)
+    }
+}
+
+/// One run of the guard section: each route's mean rate (unguarded,
+/// cached, uncached, hand-written), and each round's ratios: cached to
+/// unguarded by rate and by CPU time a request (the baseline's over the
+/// guarded route's), then uncached to hand-written, likewise.
+struct GuardRun {
+    rates: [f64; 4],
+    ratios: [Vec<f64>; 4],
+}
+
+async fn guard_run(backend: Backend, options: &Options) -> Result<GuardRun, Error> {
     let db = TestDb::migrated(backend).await;
     let fake = FakeOctany::builder()
         .sample_catalog()
@@ -285,7 +413,7 @@ async fn guard_run(backend: Backend, options: &Options) -> Result<[f64; 4], Erro
         .and_then(|v| v.split(';').next())
         .expect("a session cookie")
         .to_owned();
-    let (rounds, secs) = if options.quick { (2, 2) } else { (4, 4) };
+    let (rounds, secs) = if options.quick { (2, 1) } else { (5, 2) };
     let paths = [
         "/open/plain",
         "/cached/guarded",
@@ -293,22 +421,32 @@ async fn guard_run(backend: Backend, options: &Options) -> Result<[f64; 4], Erro
         "/hand/checked",
     ];
     for path in paths {
-        wrk(&base, path, &cookie, 1); // warm up (and check it answers 200)
+        wrk(backend, &base, path, &cookie, 1); // warm up (and check it answers 200)
     }
-    // The order rotates each round, so no route always runs first or last.
-    let mut sums = [0.0; 4];
+    // Each ratio is of two routes measured side by side, A B B A in every
+    // round, so that whatever the machine does during a round weighs on
+    // both alike; the two comparisons take turns going first.
+    let comparisons = [(0, 1), (3, 2)];
+    let load = |route: usize| wrk(backend, &base, paths[route], &cookie, secs);
+    let mut sums = [Load::default(); 4];
+    let mut ratios: [Vec<f64>; 4] = Default::default();
     for round in 0..rounds {
-        for k in 0..4 {
-            let i = (round + k) % 4;
-            sums[i] += wrk(&base, paths[i], &cookie, secs);
+        for k in [round % 2, 1 - round % 2] {
+            let (base_route, guard_route) = comparisons[k];
+            let a = load(base_route);
+            let b = load(guard_route) + load(guard_route);
+            let a = a + load(base_route);
+            ratios[2 * k].push(b.rate / a.rate);
+            ratios[2 * k + 1].push(a.cpu_per_request() / b.cpu_per_request());
+            sums[base_route] = sums[base_route] + a;
+            sums[guard_route] = sums[guard_route] + b;
         }
     }
-    let r = rounds as f64;
-    let rates = sums.map(|s| s / r);
+    let rates = sums.map(|s| s.rate / (2 * rounds) as f64);
     handle.stop(true).await;
     fake.stop().await;
     db.drop_database().await;
-    Ok(rates)
+    Ok(GuardRun { rates, ratios })
 }
 
 // ----------------------------------------------------------------- webhooks
@@ -780,7 +918,7 @@ async fn main() -> Result<(), Error> {
             .unwrap_or(1),
         chrono::Utc::now().format("%Y-%m-%d")
     ));
-    section("## 1. The guard against an unguarded route and a hand-written check\n\nEvery route reads a session cookie and looks the user up in the database. *Unguarded* stops there; *guarded* adds `RequireSubscription` (cached: the guard's 5 s cache; uncached: TTL 0, the guard's narrow query every request); *hand-written* runs one `SELECT status, ends_at FROM octany_subscriptions WHERE billable_ref = ?` and Octany's rule. Measured by wrk in its own process (16 connections, 2 threads), 4 s a route, 4 rounds in rotating order, the mean of each; three runs. Targets: cached ≥ 0.97 × unguarded, uncached ≥ 0.95 × hand-written.\n\n| backend | run | unguarded req/s | guarded, cached req/s | cached / unguarded | hand-written req/s | guarded, uncached req/s | uncached / hand-written |\n|---|---|---|---|---|---|---|---|".into());
+    section("## 1. The guard against an unguarded route and a hand-written check\n\nEvery route reads a session cookie and looks the user up in the database. *Unguarded* stops there; *guarded* adds `RequireSubscription` (cached: the guard's 5 s cache; uncached: TTL 0, the guard's narrow query every request); *hand-written* runs one `SELECT status, ends_at FROM octany_subscriptions WHERE billable_ref = ?` and Octany's rule. Measured by wrk in its own process (16 connections, 2 threads), 2 s a measurement. Each ratio is of two routes side by side, A B B A, in each of 5 rounds; a run's row gives the routes' mean rates and the mean of its rounds' ratios; three runs, each on a fresh server and database; the last row is the mean of all rounds' ratios with its 95 % confidence interval. *By CPU*: the same ratio counted in CPU time a request (the app's process, and on PostgreSQL the local server's processes, from `/proc`), the baseline's over the guarded route's; it does not count what wrk and the machine's other work take from the app. Targets: cached ≥ 0.97 × unguarded, uncached ≥ 0.95 × hand-written.\n\n| backend | run | unguarded req/s | guarded, cached req/s | cached / unguarded | by CPU | hand-written req/s | guarded, uncached req/s | uncached / hand-written | by CPU |\n|---|---|---|---|---|---|---|---|---|---|".into());
     for backend in backends().into_iter().filter(|_| options.runs("guard")) {
         section(guard_bench(backend, &options).await?);
     }
