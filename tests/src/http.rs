@@ -124,6 +124,31 @@ pub fn buyer(user: i64) -> CheckoutParams {
     }
 }
 
+/// User `user` has bought product `product` (paid by card at the fake) and
+/// the app has synced them, with no webhook: the mirror holds the
+/// subscription, which this returns as Octany has it.
+pub async fn subscribed(
+    fake: &FakeOctany,
+    octany: &octany_actix::Octany,
+    product: i64,
+    user: i64,
+) -> octany_actix::model::Subscription {
+    let subscription = fake
+        .checkout(product, &buyer(user), octany_fake::CheckoutOutcome::Succeed)
+        .expect("the fake sells it")
+        .subscription
+        .expect("a subscription was bought");
+    octany
+        .syncer()
+        .sync_billable_subscriptions(&octany_actix::model::BillableRef::new(
+            "user",
+            &user.to_string(),
+        ))
+        .await
+        .expect("the app syncs the user");
+    subscription
+}
+
 /// Pays at the fake's checkout page as a person would, and follows the
 /// redirect back into the app; returns the app's answer to the success page.
 pub async fn pay<S, B>(app: &S, fake_checkout_url: &str, outcome: &str, user: i64) -> Answer

@@ -14,7 +14,7 @@ use octany_actix_tests::db_test;
 use octany_actix_tests::sea_orm::{ConnectionTrait, EntityTrait, Statement};
 use octany_fake::{CheckoutOutcome, Faults};
 
-use octany_actix_tests::http::{buyer, call, fake, pay};
+use octany_actix_tests::http::{buyer, call, fake, pay, subscribed};
 use octany_actix_tests::started;
 
 db_test!(
@@ -301,13 +301,7 @@ db_test!(
 db_test!(
     async fn a_second_checkout_for_a_held_plan_is_409(db: TestDb) {
         let (fake, octany, app) = started!(db, Duration::from_secs(5));
-        fake.checkout(1225, &buyer(1), CheckoutOutcome::Succeed)
-            .unwrap();
-        octany
-            .syncer()
-            .sync_billable_subscriptions(&BillableRef::new("user", "1"))
-            .await
-            .unwrap();
+        subscribed(&fake, &octany, 1225, 1).await;
         let again = call(&app, "GET", "/billing/checkout/pro-monthly", Some(1), true).await;
         assert_eq!(
             (again.status, again.body["error"].as_str()),

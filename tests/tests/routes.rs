@@ -17,7 +17,7 @@ use octany_actix_tests::{TestDb, db_test};
 use octany_fake::CheckoutOutcome;
 use serde_json::json;
 
-use octany_actix_tests::http::{buyer, call, fake, pay};
+use octany_actix_tests::http::{buyer, call, fake, pay, subscribed};
 use octany_actix_tests::started;
 
 db_test!(
@@ -127,13 +127,7 @@ db_test!(
                 .configure(configure(&octany)),
         )
         .await;
-        fake.checkout(1225, &buyer(1), CheckoutOutcome::Succeed)
-            .unwrap();
-        octany
-            .syncer()
-            .sync_billable_subscriptions(&BillableRef::new("user", "1"))
-            .await
-            .unwrap();
+        subscribed(&fake, &octany, 1225, 1).await;
         assert_eq!(
             call(&app, "GET", "/dashboard", Some(1), false).await.status,
             200,
@@ -156,16 +150,7 @@ db_test!(
 db_test!(
     async fn the_guards_cache_is_dropped_by_a_webhook(db: TestDb) {
         let (fake, octany, app) = started!(db, Duration::from_secs(3600));
-        let sub = fake
-            .checkout(1225, &buyer(1), CheckoutOutcome::Succeed)
-            .unwrap()
-            .subscription
-            .unwrap();
-        octany
-            .syncer()
-            .sync_billable_subscriptions(&BillableRef::new("user", "1"))
-            .await
-            .unwrap();
+        let sub = subscribed(&fake, &octany, 1225, 1).await;
         assert_eq!(
             call(&app, "GET", "/dashboard", Some(1), false).await.status,
             200,
