@@ -11,7 +11,7 @@
 //!    unguarded (both with a session cookie and a user lookup), by a load
 //!    generator on loopback, cached and uncached, as ratios of routes
 //!    measured side by side (by rate and by CPU time a request, with their
-//!    confidence intervals), and the cached guard's own cost in process;
+//!    confidence intervals);
 //! 2. webhook deliveries applied a second (signature check included), all
 //!    unique and with 20 % duplicates;
 //! 3. backfill of 10,000 subscriptions from the fake: time and memory with
