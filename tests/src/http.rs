@@ -106,13 +106,23 @@ macro_rules! started {
     ($db:expr, $ttl:expr) => {{
         let fake = $crate::http::fake().await;
         let octany = $crate::app::octany(&$db, &fake, $ttl);
-        let app = actix_web::test::init_service(
+        let app = $crate::serving!(octany);
+        (fake, octany, app)
+    }};
+}
+
+/// The app as a test service, its billing being `$octany` (an `Octany`
+/// a test has configured itself).
+#[macro_export]
+macro_rules! serving {
+    ($octany:expr) => {{
+        let octany: &octany_actix::Octany = &$octany;
+        actix_web::test::init_service(
             actix_web::App::new()
                 .app_data(actix_web::web::Data::new(octany.clone()))
-                .configure($crate::app::configure(&octany)),
+                .configure($crate::app::configure(octany)),
         )
-        .await;
-        (fake, octany, app)
+        .await
     }};
 }
 

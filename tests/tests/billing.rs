@@ -4,12 +4,11 @@
 
 use std::time::Duration;
 
-use actix_web::{App, test as actix_test, web};
 use octany_actix::client::NewOrder;
 use octany_actix::entity::checkout;
 use octany_actix::model::BillableRef;
 use octany_actix::model::ProductId;
-use octany_actix_tests::app::{Plans, TestUser, configure, octany};
+use octany_actix_tests::app::{Plans, TestUser, octany};
 use octany_actix_tests::db_test;
 use octany_actix_tests::sea_orm::{ConnectionTrait, EntityTrait, Statement};
 use octany_fake::{CheckoutOutcome, Faults};
@@ -182,12 +181,7 @@ db_test!(
             .await
             .unwrap();
         let uncached = octany_actix_tests::app::octany(&db, &fake, Duration::ZERO);
-        let down = actix_test::init_service(
-            App::new()
-                .app_data(web::Data::new(uncached.clone()))
-                .configure(configure(&uncached)),
-        )
-        .await;
+        let down = octany_actix_tests::serving!(uncached);
         for path in paths {
             let answer = call(&down, "GET", path, Some(1), true).await;
             assert_eq!(answer.status, 503, "{path} with the database down");

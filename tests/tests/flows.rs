@@ -5,13 +5,12 @@
 
 use std::time::Duration;
 
-use actix_web::{App, test as actix_test, web};
 use futures_util::future::join_all;
 use octany_actix::client::NewOrder;
 use octany_actix::entity::checkout;
 use octany_actix::model::{AccessPolicy, ProductId, SubscriptionId};
 use octany_actix::{Billable, BillingError};
-use octany_actix_tests::app::{Plans, TestUser, builder, configure};
+use octany_actix_tests::app::{Plans, TestUser, builder};
 use octany_actix_tests::harness::{envelope, signed};
 use octany_actix_tests::http::{buyer, call, hidden, pay, post_form};
 use octany_actix_tests::sea_orm::{EntityTrait, PaginatorTrait};
@@ -230,12 +229,7 @@ db_test!(
             })
             .build()
             .unwrap();
-        let app = actix_test::init_service(
-            App::new()
-                .app_data(web::Data::new(octany.clone()))
-                .configure(configure(&octany)),
-        )
-        .await;
+        let app = octany_actix_tests::serving!(octany);
         let opened = call(&app, "GET", "/billing/checkout/pro-yearly", Some(6), true).await;
         let landed = pay(&app, opened.location.as_deref().unwrap(), "invoice", 6).await;
         assert_eq!(

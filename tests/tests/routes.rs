@@ -121,12 +121,7 @@ db_test!(
             .clock(clock.clone())
             .build()
             .unwrap();
-        let app = actix_test::init_service(
-            App::new()
-                .app_data(actix_web::web::Data::new(octany.clone()))
-                .configure(configure(&octany)),
-        )
-        .await;
+        let app = octany_actix_tests::serving!(octany);
         subscribed(&fake, &octany, 1225, 1).await;
         assert_eq!(
             call(&app, "GET", "/dashboard", Some(1), false).await.status,
