@@ -194,26 +194,63 @@ db_test!(
 
         // Coming back through the success URL (the payment made) is what
         // makes the guard say "processing".
-        let opened = call(&app, "GET", "/billing/checkout/basic", Some(5), true).await;
-        let to = url::Url::parse(opened.location.as_deref().unwrap()).unwrap();
-        let success_url: String = to
-            .query_pairs()
-            .find(|(k, _)| k == "successUrl")
-            .unwrap()
-            .1
-            .into_owned();
-        let back = url::Url::parse(&success_url).unwrap();
-        let page = call(
-            &app,
-            "GET",
-            &format!("{}?{}", back.path(), back.query().unwrap()),
-            Some(5),
-            true,
-        )
-        .await;
-        assert_eq!(page.status, 200);
+        return_unpaid(&app, "basic", 5).await;
         let guard = call(&app, "GET", "/dashboard", Some(5), false).await;
         assert_eq!(guard.body["error"], "payment_processing");
+        fake.stop().await;
+        db
+    }
+);
+
+/// Comes back from a checkout of `plan` as user `user` without paying
+/// (the success URL Octany would redirect to).
+async fn return_unpaid<S, B>(app: &S, plan: &str, user: i64)
+where
+    S: actix_web::dev::Service<
+            actix_http::Request,
+            Response = actix_web::dev::ServiceResponse<B>,
+            Error = actix_web::Error,
+        >,
+    B: actix_web::body::MessageBody,
+{
+    let opened = call(
+        app,
+        "GET",
+        &format!("/billing/checkout/{plan}"),
+        Some(user),
+        true,
+    )
+    .await;
+    let to = url::Url::parse(opened.location.as_deref().unwrap()).unwrap();
+    let success_url = to
+        .query_pairs()
+        .find(|(k, _)| k == "successUrl")
+        .unwrap()
+        .1
+        .into_owned();
+    let back = url::Url::parse(&success_url).unwrap();
+    let path = format!("{}?{}", back.path(), back.query().unwrap());
+    assert_eq!(call(app, "GET", &path, Some(user), true).await.status, 200);
+}
+
+db_test!(
+    async fn a_checkout_abandoned_by_the_reconcile_is_heard_by_the_guard_at_once(db: TestDb) {
+        // A cache that would trust "payment processing" for two days.
+        let fake = octany_actix_tests::http::fake().await;
+        let octany = builder(&db, &fake, Duration::from_secs(2 * 24 * 3600))
+            .build()
+            .unwrap();
+        let app = octany_actix_tests::serving!(octany);
+        return_unpaid(&app, "basic", 7).await;
+        let guard = call(&app, "GET", "/dashboard", Some(7), false).await;
+        assert_eq!(guard.body["error"], "payment_processing");
+        // Nothing came of it in a day: the reconcile abandons the intent,
+        // and the guard's cached "processing" goes with it.
+        fake.advance(Duration::from_secs(24 * 3600 + 60));
+        assert_eq!(octany.syncer().reconcile().await.unwrap().abandoned, 1);
+        let guard = call(&app, "GET", "/dashboard", Some(7), false).await;
+        assert_eq!(guard.status, 402, "{:?}", guard.body);
+        assert_ne!(guard.body["error"], "payment_processing");
         fake.stop().await;
         db
     }

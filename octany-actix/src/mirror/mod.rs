@@ -1,10 +1,13 @@
 //! The mirror: Octany's state in the host's database. Its tables
 //! ([`entity`]), the one write path ([`sync`]), the webhook receiver that
-//! feeds it ([`webhook`]), what the guard reads (`access`), and the request
-//! budget all instances share (`budget`). It builds
+//! feeds it ([`webhook`]), what the guard reads (`access`), the request
+//! budget all instances share (`budget`), and the door the web layer
+//! comes in by (`api`: named reads, and writes that each run as one unit
+//! of work). It builds
 //! on the client and the domain, never on the web layer.
 
 pub(crate) mod access;
+pub(crate) mod api;
 pub(crate) mod budget;
 pub mod entity;
 pub(crate) mod revocation;

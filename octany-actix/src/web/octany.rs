@@ -16,6 +16,7 @@ use crate::domain::config::{ConfigError, OctanyConfig};
 use crate::domain::model::{AccessPolicy, BillableRef, ProductId};
 use crate::domain::plan::{DEFAULT_GROUP, Plan};
 use crate::mirror::access::{AccessCache, AccessState};
+use crate::mirror::api::Mirror;
 use crate::mirror::sync::{Listeners, SyncOptions, Syncer};
 use crate::mirror::webhook::WebhookReceiver;
 use crate::web::error::{BillingError, Denial};
@@ -372,7 +373,9 @@ impl OctanyBuilder {
         let invalidate = cache.clone();
         syncer.on_change(move |billable| invalidate.invalidate(billable));
         #[cfg(feature = "postgres")]
-        let listener = crate::mirror::revocation::spawn(syncer.db(), cache.clone()).map(Listener);
+        let listener = Mirror::of(&syncer)
+            .hear_changes(cache.clone())
+            .map(Listener);
         #[cfg(not(feature = "postgres"))]
         let listener = None;
         Ok(Octany {
@@ -409,6 +412,12 @@ impl Octany {
     /// The syncer.
     pub fn syncer(&self) -> &Syncer {
         &self.inner.syncer
+    }
+
+    /// The mirror, as the web layer asks it (its only door to the
+    /// database).
+    pub(crate) fn mirror(&self) -> Mirror<'_> {
+        Mirror::of(&self.inner.syncer)
     }
 
     /// The webhook receiver.
@@ -514,7 +523,7 @@ impl Octany {
         billable: &BillableRef,
     ) -> Result<Arc<AccessState>, BillingError> {
         let now = self.inner.clock.now();
-        let state = Arc::new(AccessState::load(self.inner.syncer.db(), billable).await?);
+        let state = Arc::new(self.mirror().access_state(billable).await?);
         self.inner.cache.put(billable, state.clone(), now);
         Ok(state)
     }

@@ -19,12 +19,11 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use askama::Template;
 use futures_util::StreamExt;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::json;
 
 use crate::domain::model::{Entitlement, Product, ProductId, format_timestamp};
 use crate::domain::plan::AnyPlan;
-use crate::mirror::entity::{checkout, product, subscription};
+use crate::mirror::entity::{checkout, subscription};
 use crate::mirror::webhook::{Received, SIGNATURE_HEADER, WebhookError, WebhookReceiver};
 use crate::web::billable::Billable;
 use crate::web::billing::{CheckoutOptions, is_local_path};
@@ -196,18 +195,15 @@ async fn swap_page<U: Billable + FromRequest + 'static>(
     let billing = octany.billing(&user).in_group(group);
     let intent = billing.open_intent(product).await?;
     // The new plan as the product cache has it (name, price, VAT, interval).
-    let to = product::Entity::find_by_id(product)
-        .one(octany.syncer().db())
-        .await?
-        .map(|p| Product {
-            id: p.id,
-            name: p.name,
-            kind: p.kind,
-            interval: p.interval,
-            price: p.price,
-            currency: p.currency,
-            vat_rate: p.vat_rate,
-        });
+    let to = octany.mirror().product(product).await?.map(|p| Product {
+        id: p.id,
+        name: p.name,
+        kind: p.kind,
+        interval: p.interval,
+        price: p.price,
+        currency: p.currency,
+        vat_rate: p.vat_rate,
+    });
     let interval = current
         .subscription()
         .and_then(|s| s.product)
@@ -351,17 +347,10 @@ async fn success<U: Billable + FromRequest + 'static>(
     {
         return Ok(see_other(&next));
     }
-    let db = octany.syncer().db();
     // The named intent, re-read (a sync may have completed it), else the newest.
     let intent = match &named {
         Some(named) => billing.intent(&named.id).await?,
-        None => {
-            checkout::Entity::find()
-                .filter(checkout::Column::BillableRef.eq(billable.as_str()))
-                .order_by_desc(checkout::Column::UpdatedAt)
-                .one(db)
-                .await?
-        }
+        None => octany.mirror().newest_intent(&billable, false).await?,
     };
     let now = octany.clock().now();
     let mut order = None;
@@ -430,8 +419,9 @@ async fn status<U: Billable + FromRequest + 'static>(
         .map(|p| p.slug.clone());
     let access = state.granting::<AnyPlan>(clock, policy).is_some();
     let pending = !access
-        && state
-            .payment_pending(octany.syncer().db(), billable.as_str(), clock, policy)
+        && octany
+            .mirror()
+            .payment_pending(&state, billable.as_str(), clock, policy)
             .await?;
     let checkout = match query.get("checkout") {
         Some(id) => octany.billing(&user).intent(id).await?,

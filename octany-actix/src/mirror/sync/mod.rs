@@ -27,7 +27,7 @@ use crate::client::{OctanyClient, SubscriptionFilter};
 use crate::domain::clock::SharedClock;
 use crate::domain::model::{BillableRef, SubscriptionId, WebhookEnvelope, WebhookEvent};
 
-pub(crate) use apply::mark;
+pub(crate) use apply::{Done, Local, mark};
 pub use backfill::{BackfillOptions, BackfillProgress};
 pub use events::{BillingEvent, Event, Origin};
 pub use outbox::{ListenerError, Listeners};
@@ -72,6 +72,8 @@ pub struct Effects {
     pub orders: u64,
     /// Outbox events to deliver after commit.
     pub(crate) events: Vec<String>,
+    /// What the batch's writes of the app's own rows did, in order.
+    pub(crate) done: Vec<Done>,
 }
 
 impl Effects {
@@ -81,6 +83,7 @@ impl Effects {
         self.subscriptions += other.subscriptions;
         self.orders += other.orders;
         self.events.extend(other.events);
+        self.done.extend(other.done);
     }
 }
 

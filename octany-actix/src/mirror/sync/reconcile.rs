@@ -6,10 +6,10 @@ use sea_orm::prelude::DateTimeUtc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, Condition, EntityTrait, ExprTrait, QueryFilter, QuerySelect};
 
-use super::{Origin, SyncError, Syncer};
+use super::{Batch, Done, Local, Origin, SyncError, Syncer};
 use crate::client::Priority;
 use crate::domain::model::SubscriptionId;
-use crate::mirror::entity::{checkout, subscription};
+use crate::mirror::entity::subscription;
 
 /// Subscriptions waiting on Octany, as the partial index
 /// `idx_octany_subscriptions_waiting` states it.
@@ -157,37 +157,25 @@ impl Syncer {
 
     /// Marks abandoned the checkout intents that lapsed: opened and never
     /// returned from in the (short) lapse window, or returned from but
-    /// never reported paid in `abandon_checkouts_after`.
+    /// never reported paid in `abandon_checkouts_after`. A unit of work, so
+    /// that the guard's caches hear of each billable it changed.
     async fn lapse_checkouts(&self) -> Result<u64, SyncError> {
         let now = self.now();
         let before = |window: Duration| {
             now - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX)
         };
         let options = &self.inner.options;
-        let lapsed = Condition::any()
-            .add(
-                Condition::all()
-                    .add(checkout::Column::Status.eq(checkout::CheckoutStatus::Opened))
-                    .add(
-                        checkout::Column::UpdatedAt
-                            .lt(before(options.lapse_opened_checkouts_after)),
-                    ),
-            )
-            .add(
-                Condition::all()
-                    .add(checkout::Column::Status.eq(checkout::CheckoutStatus::Awaiting))
-                    .add(checkout::Column::UpdatedAt.lt(before(options.abandon_checkouts_after))),
-            );
-        Ok(checkout::Entity::update_many()
-            .col_expr(
-                checkout::Column::Status,
-                Expr::value(checkout::CheckoutStatus::Abandoned),
-            )
-            .col_expr(checkout::Column::UpdatedAt, Expr::value(now))
-            .filter(lapsed)
-            .exec(self.db())
-            .await?
-            .rows_affected)
+        let lapse = Local::Lapse {
+            opened_before: before(options.lapse_opened_checkouts_after),
+            awaiting_before: before(options.abandon_checkouts_after),
+        };
+        let effects = self
+            .ingest(Batch::default().local(lapse), Origin::Reconcile)
+            .await?;
+        Ok(match effects.done.as_slice() {
+            [Done::Lapsed(n)] => *n,
+            _ => 0,
+        })
     }
 
     /// [`Syncer::reconcile`] on one instance at a time: takes the

@@ -22,7 +22,7 @@ use sea_orm::{
     RuntimeErr, TransactionOptions, TransactionTrait,
 };
 
-use super::apply::{self, Applied, Source};
+use super::apply::{self, Applied, Local, Source};
 use super::events::{self, BillingEvent, Origin};
 use super::{Effects, SyncError, Syncer, outbox};
 use crate::domain::model::{
@@ -67,6 +67,8 @@ enum Item {
     Order(Order, Option<SubscriptionId>, Mark),
     Product(Product, Mark),
     ProductDeleted(Product, Mark),
+    /// A write of the app's own rows (a checkout intent, a charge).
+    Local(Local),
 }
 
 impl Batch {
@@ -102,6 +104,13 @@ impl Batch {
 
     pub(crate) fn product_deleted(mut self, p: Product, mark: Mark) -> Self {
         self.items.push(Item::ProductDeleted(p, mark));
+        self
+    }
+
+    /// A write of the app's own rows; what it did is in
+    /// [`Effects::done`], in the batch's order.
+    pub(crate) fn local(mut self, write: Local) -> Self {
+        self.items.push(Item::Local(write));
         self
     }
 }
@@ -412,6 +421,11 @@ impl Syncer {
                 }
                 Item::ProductDeleted(p, mark) => {
                     apply::delete_product(&txn, p, mark.0).await?;
+                }
+                Item::Local(write) => {
+                    let (done, changed) = apply::write_local(&txn, write, now).await?;
+                    effects.changed.extend(changed);
+                    effects.done.push(done);
                 }
             }
         }

@@ -1,9 +1,6 @@
 //! Checkout: the intent recorded before the redirect (opened, awaiting,
 //! completed or abandoned), the URL, and the one-subscription-per-group rule.
 
-use chrono::Utc;
-use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use url::Url;
 
 use super::Billing;
@@ -47,11 +44,10 @@ impl<U: Billable> Billing<'_, U> {
     /// The newest checkout the buyer came back from that Octany has not yet
     /// reported (while it lasts, the guard answers "payment processing").
     pub async fn pending_checkout(&self) -> Result<Option<checkout::Model>, BillingError> {
-        Ok(checkout::Entity::find()
-            .filter(checkout::Column::BillableRef.eq(self.reference().as_str()))
-            .filter(checkout::Column::Status.eq(checkout::CheckoutStatus::Awaiting))
-            .order_by_desc(checkout::Column::CreatedAt)
-            .one(self.octany.syncer().db())
+        Ok(self
+            .octany
+            .mirror()
+            .newest_intent(&self.reference(), true)
             .await?)
     }
 
@@ -156,48 +152,17 @@ impl<U: Billable> Billing<'_, U> {
     /// The opened intent for `product`: the one opened within the lapse
     /// window (so reopening a checkout adds no row), else a new one.
     pub(crate) async fn open_intent(&self, product: ProductId) -> Result<String, BillingError> {
-        let db = self.octany.syncer().db();
-        let now = self.octany.clock().now();
-        let reference = self.reference();
-        let recent = checkout::Entity::find()
-            .filter(checkout::Column::BillableRef.eq(reference.as_str()))
-            .filter(checkout::Column::ProductId.eq(product))
-            .filter(checkout::Column::Status.eq(checkout::CheckoutStatus::Opened))
-            .filter(checkout::Column::UpdatedAt.gt(now - self.octany.checkout_lapse()))
-            .order_by_desc(checkout::Column::UpdatedAt)
-            .one(db)
-            .await?;
-        if let Some(recent) = recent {
-            checkout::Entity::update_many()
-                .col_expr(checkout::Column::UpdatedAt, Expr::value(now))
-                .filter(checkout::Column::Id.eq(recent.id.as_str()))
-                .exec(db)
-                .await?;
-            return Ok(recent.id);
-        }
-        let id = uuid::Uuid::new_v4().to_string();
-        checkout::Entity::insert(checkout::ActiveModel {
-            id: Set(id.clone()),
-            billable_ref: Set(reference),
-            product_id: Set(product),
-            status: Set(checkout::CheckoutStatus::Opened),
-            subscription_id: Set(None),
-            order_id: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-            completed_at: Set(None::<chrono::DateTime<Utc>>),
-        })
-        .exec_without_returning(db)
-        .await?;
-        Ok(id)
+        let lapse = self.octany.checkout_lapse();
+        Ok(self
+            .octany
+            .mirror()
+            .open_intent(&self.reference(), product, lapse)
+            .await?)
     }
 
     /// This billable's intent `id`, if it is one.
     pub(crate) async fn intent(&self, id: &str) -> Result<Option<checkout::Model>, BillingError> {
-        Ok(checkout::Entity::find_by_id(id)
-            .one(self.octany.syncer().db())
-            .await?
-            .filter(|c| c.billable_ref == self.reference()))
+        Ok(self.octany.mirror().intent(&self.reference(), id).await?)
     }
 
     /// The buyer came back through the success URL of intent `id`: an
@@ -205,31 +170,11 @@ impl<U: Billable> Billing<'_, U> {
     /// answers "payment processing" until it comes. The intent as it now
     /// stands.
     pub(crate) async fn returned(&self, id: &str) -> Result<Option<checkout::Model>, BillingError> {
-        let Some(intent) = self.intent(id).await? else {
-            return Ok(None);
-        };
-        if !matches!(
-            intent.status,
-            checkout::CheckoutStatus::Opened | checkout::CheckoutStatus::Abandoned
-        ) {
-            return Ok(Some(intent));
-        }
-        let now = self.octany.clock().now();
-        checkout::Entity::update_many()
-            .col_expr(
-                checkout::Column::Status,
-                Expr::value(checkout::CheckoutStatus::Awaiting),
-            )
-            .col_expr(checkout::Column::UpdatedAt, Expr::value(now))
-            .filter(checkout::Column::Id.eq(id))
-            .filter(checkout::Column::Status.is_in([
-                checkout::CheckoutStatus::Opened,
-                checkout::CheckoutStatus::Abandoned,
-            ]))
-            .exec(self.octany.syncer().db())
-            .await?;
-        self.octany.forget(&self.reference());
-        self.intent(id).await
+        Ok(self
+            .octany
+            .mirror()
+            .return_from_checkout(&self.reference(), id)
+            .await?)
     }
 }
 

@@ -3,15 +3,12 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::Serialize;
 
 use super::Billing;
 use crate::client::{NewOrder, OctanyError};
-use crate::domain::model::{Order, OrderId, OrderState, SubscriptionId};
+use crate::domain::model::{BillableRef, Order, OrderId, OrderState, SubscriptionId};
 use crate::mirror::entity::{charge, order};
-use crate::mirror::sync::{Batch, Mark, Origin};
 use crate::web::billable::Billable;
 use crate::web::error::BillingError;
 
@@ -62,10 +59,9 @@ impl<U: Billable> Billing<'_, U> {
                 reason: format!("an idempotency key is 1 to {MAX_KEY_LEN} characters"),
             }));
         }
-        let reference = self.reference().to_string();
-        let db = self.octany.syncer().db();
-        let row_id = (reference.clone(), key.to_owned());
-        if let Some(row) = charge::Entity::find_by_id(row_id.clone()).one(db).await? {
+        let reference = self.reference();
+        let mirror = self.octany.mirror();
+        if let Some(row) = mirror.charge(reference.as_str(), key).await? {
             return self.charged_before(row, &order).await;
         }
         let subscription = match self.live_subscription().await {
@@ -76,75 +72,65 @@ impl<U: Billable> Billing<'_, U> {
         let before = self.octany.client().order_ids(&subscription).await?;
         let now = self.octany.clock().now();
         let known: Vec<&str> = before.iter().map(OrderId::as_str).collect();
-        let inserted = charge::Entity::insert(charge::ActiveModel {
-            billable_ref: Set(reference),
-            key: Set(key.to_owned()),
-            subscription_id: Set(subscription.to_string()),
-            product_id: Set(order.product_id.0),
-            amount: Set(order.amount),
-            description: Set(order.description.clone()),
-            state: Set(charge::ChargeState::Sending),
-            order_id: Set(None),
-            known_orders: Set(serde_json::to_string(&known).expect("strings serialize")),
-            attempted_at: Set(now),
-            created_at: Set(now),
-            updated_at: Set(now),
-        })
-        .exec_without_returning(db)
-        .await;
-        match inserted {
-            Ok(_) => {
-                self.send_charge(&row_id, &subscription, &order, &before)
-                    .await
-            }
-            // Another request with this key got there first.
-            Err(e)
-                if matches!(
-                    e.sql_err(),
-                    Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-                ) =>
-            {
-                match charge::Entity::find_by_id(row_id).one(db).await? {
-                    Some(row) => self.charged_before(row, &order).await,
-                    None => Err(BillingError::ChargeInProgress),
-                }
-            }
-            Err(e) => Err(e.into()),
+        let recorded = mirror
+            .record_charge(charge::Model {
+                billable_ref: reference.to_string(),
+                key: key.to_owned(),
+                subscription_id: subscription.to_string(),
+                product_id: order.product_id.0,
+                amount: order.amount,
+                description: order.description.clone(),
+                state: charge::ChargeState::Sending,
+                order_id: None,
+                known_orders: serde_json::to_string(&known).expect("strings serialize"),
+                attempted_at: now,
+                created_at: now,
+                updated_at: now,
+            })
+            .await?;
+        if recorded {
+            return self.send_charge(key, &subscription, &order, &before).await;
+        }
+        // Another request with this key got there first.
+        match mirror.charge(reference.as_str(), key).await? {
+            Some(row) => self.charged_before(row, &order).await,
+            None => Err(BillingError::ChargeInProgress),
         }
     }
 
-    /// Sends a recorded charge and records how it ended. A definite refusal
-    /// (nothing was made) frees the key; an unsettled one keeps the row for
-    /// the next request with the key to settle.
+    /// Sends the charge recorded under `key` and records how it ended. A
+    /// definite refusal (nothing was made) frees the key; an unsettled one
+    /// keeps the row for the next request with the key to settle.
     async fn send_charge(
         &self,
-        row_id: &(String, String),
+        key: &str,
         subscription: &SubscriptionId,
         order: &NewOrder,
         before: &HashSet<OrderId>,
     ) -> Result<order::Model, BillingError> {
         let client = self.octany.client();
         match client.create_order_after(subscription, order, before).await {
-            Ok(made) => self.record_charge(row_id, subscription, made).await,
+            Ok(made) => self.record_charge(key, subscription, made).await,
             Err(error)
                 if error.is_ambiguous() || matches!(error, OctanyError::Unconfirmed { .. }) =>
             {
                 Err(error.into())
             }
             Err(error) => {
-                charge::Entity::delete_by_id(row_id.clone())
-                    .exec(self.octany.syncer().db())
+                self.octany
+                    .mirror()
+                    .release_charge(&self.reference(), key)
                     .await?;
                 Err(error.into())
             }
         }
     }
 
-    /// Writes the order Octany made through the unit of work, marks the
-    /// charge made, and answers by the order's state.
+    /// Writes the order Octany made and marks the charge under `key` made,
+    /// in one unit of work, and answers by the order's state.
     async fn record_charge(
         &self,
-        row_id: &(String, String),
+        key: &str,
         subscription: &SubscriptionId,
         (made, date): (Order, Option<DateTime<Utc>>),
     ) -> Result<order::Model, BillingError> {
@@ -154,36 +140,18 @@ impl<U: Billable> Billing<'_, U> {
             // Found by listing after a lost answer: read it for Octany's time.
             None => client.get_order_observed(&made.id).await?,
         };
-        let syncer = self.octany.syncer();
         let order_id = made.id.to_string();
-        syncer
-            .ingest(
-                Batch::default().order(made, Some(subscription.clone()), Mark::of(date)),
-                Origin::Action,
-            )
-            .await?;
-        charge::Entity::update_many()
-            .col_expr(
-                charge::Column::State,
-                Expr::value(charge::ChargeState::Made),
-            )
-            .col_expr(charge::Column::OrderId, Expr::value(Some(order_id.clone())))
-            .col_expr(
-                charge::Column::UpdatedAt,
-                Expr::value(self.octany.clock().now()),
-            )
-            .filter(charge::Column::BillableRef.eq(row_id.0.as_str()))
-            .filter(charge::Column::Key.eq(row_id.1.as_str()))
-            .exec(syncer.db())
+        self.octany
+            .mirror()
+            .charge_made(&self.reference(), key, subscription, made, date)
             .await?;
         self.charge_outcome(&order_id).await
     }
 
     /// The mirrored order of a charge: `Ok` unless it failed.
     async fn charge_outcome(&self, order_id: &str) -> Result<order::Model, BillingError> {
-        let syncer = self.octany.syncer();
-        let found = order::Entity::find_by_id(order_id).one(syncer.db()).await?;
-        let made = match found {
+        let mirror = self.octany.mirror();
+        let made = match mirror.order(order_id).await? {
             Some(made) => made,
             None => {
                 let (o, date) = self
@@ -191,14 +159,9 @@ impl<U: Billable> Billing<'_, U> {
                     .client()
                     .get_order_observed(&OrderId::new(order_id))
                     .await?;
-                syncer
-                    .ingest(
-                        Batch::default().order(o, None, Mark::of(date)),
-                        Origin::Action,
-                    )
-                    .await?;
-                order::Entity::find_by_id(order_id)
-                    .one(syncer.db())
+                mirror.record_order(o, date).await?;
+                mirror
+                    .order(order_id)
                     .await?
                     .ok_or(BillingError::NoSubscription)?
             }
@@ -231,11 +194,10 @@ impl<U: Billable> Billing<'_, U> {
         let subscription = SubscriptionId::new(row.subscription_id.clone());
         let known: Vec<String> = serde_json::from_str(&row.known_orders).unwrap_or_default();
         let before: HashSet<OrderId> = known.into_iter().map(OrderId::new).collect();
-        let row_id = (row.billable_ref.clone(), row.key.clone());
         let client = self.octany.client();
         if let Some(found) = client.find_order(&subscription, order, &before).await? {
             return self
-                .record_charge(&row_id, &subscription, (found, None))
+                .record_charge(&row.key, &subscription, (found, None))
                 .await;
         }
         let now = self.octany.clock().now();
@@ -243,29 +205,25 @@ impl<U: Billable> Billing<'_, U> {
             return Err(BillingError::ChargeInProgress);
         }
         // The request that sent it died before Octany made anything: take it over.
-        let taken = charge::Entity::update_many()
-            .col_expr(charge::Column::AttemptedAt, Expr::value(now))
-            .col_expr(charge::Column::UpdatedAt, Expr::value(now))
-            .filter(charge::Column::BillableRef.eq(row.billable_ref.as_str()))
-            .filter(charge::Column::Key.eq(row.key.as_str()))
-            .filter(charge::Column::State.eq(charge::ChargeState::Sending))
-            .filter(charge::Column::AttemptedAt.eq(row.attempted_at))
-            .exec(self.octany.syncer().db())
+        let billable: BillableRef = self.reference();
+        let taken = self
+            .octany
+            .mirror()
+            .take_over_charge(&billable, &row.key, row.attempted_at)
             .await?;
-        if taken.rows_affected != 1 {
+        if !taken {
             return Err(BillingError::ChargeInProgress);
         }
-        self.send_charge(&row_id, &subscription, order, &before)
+        self.send_charge(&row.key, &subscription, order, &before)
             .await
     }
 
     /// Every mirrored order, newest first.
     pub async fn orders(&self) -> Result<Vec<order::Model>, BillingError> {
-        Ok(order::Entity::find()
-            .filter(order::Column::BillableRef.eq(self.reference()))
-            .order_by_desc(order::Column::CreatedAt)
-            .order_by_desc(order::Column::Id)
-            .all(self.octany.syncer().db())
+        Ok(self
+            .octany
+            .mirror()
+            .orders_of(self.reference().as_str())
             .await?)
     }
 

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use super::Billing;
 use crate::client::OctanyError;
@@ -11,7 +10,6 @@ use crate::domain::model::{Entitlement, ProductId, Subscription, SubscriptionId}
 use crate::domain::plan::Plan;
 use crate::mirror::access::{AccessState, Grant};
 use crate::mirror::entity::subscription;
-use crate::mirror::sync::{Batch, Mark, Origin};
 use crate::web::billable::Billable;
 use crate::web::error::BillingError;
 
@@ -19,11 +17,10 @@ impl<U: Billable> Billing<'_, U> {
     /// Every mirrored subscription of every group, newest first (whole rows,
     /// read from the database).
     pub async fn subscriptions(&self) -> Result<Vec<subscription::Model>, BillingError> {
-        Ok(subscription::Entity::find()
-            .filter(subscription::Column::BillableRef.eq(self.reference().as_str()))
-            .order_by_desc(subscription::Column::CreatedAt)
-            .order_by_desc(subscription::Column::Id)
-            .all(self.octany.syncer().db())
+        Ok(self
+            .octany
+            .mirror()
+            .subscriptions_of(self.reference().as_str())
             .await?)
     }
 
@@ -60,9 +57,7 @@ impl<U: Billable> Billing<'_, U> {
     /// newest.
     pub async fn subscription(&self) -> Result<Option<subscription::Model>, BillingError> {
         match self.current().await? {
-            Some(grant) => Ok(subscription::Entity::find_by_id(grant.id.as_str())
-                .one(self.octany.syncer().db())
-                .await?),
+            Some(grant) => Ok(self.octany.mirror().subscription(&grant.id).await?),
             None => Ok(None),
         }
     }
@@ -136,15 +131,10 @@ impl<U: Billable> Billing<'_, U> {
         (s, date): (Subscription, Option<DateTime<Utc>>),
     ) -> Result<subscription::Model, BillingError> {
         let id = s.id.clone();
-        self.octany
-            .syncer()
-            .ingest(
-                Batch::default().subscription(s, Mark::of(date)),
-                Origin::Action,
-            )
-            .await?;
-        subscription::Entity::find_by_id(id.as_str())
-            .one(self.octany.syncer().db())
+        let mirror = self.octany.mirror();
+        mirror.record_subscription(s, date).await?;
+        mirror
+            .subscription(id.as_str())
             .await?
             .ok_or(BillingError::NoSubscription)
     }

@@ -26,7 +26,6 @@ use crate::mirror::entity::subscription;
 use crate::web::billable::Billable;
 use crate::web::error::BillingError;
 use crate::web::octany::Octany;
-use sea_orm::EntityTrait;
 
 pub use middleware::{require_plan, require_subscription};
 
@@ -96,8 +95,9 @@ impl<U, P> RequireSubscription<U, P> {
     pub async fn subscription(&self) -> Result<Arc<subscription::Model>, BillingError> {
         self.full
             .get_or_try_init(|| async {
-                subscription::Entity::find_by_id(self.grant.id.as_str())
-                    .one(self.octany.syncer().db())
+                self.octany
+                    .mirror()
+                    .subscription(&self.grant.id)
                     .await?
                     .map(Arc::new)
                     .ok_or(BillingError::NoSubscription)
@@ -134,8 +134,8 @@ pub(crate) async fn check<P: PlanSet>(
     }
     // Refused: is a payment on its way? (Asked only now, not on every grant,
     // and boxed, so that a grant's future stays small.)
-    let pending = Box::pin(state.payment_pending(
-        octany.syncer().db(),
+    let pending = Box::pin(octany.mirror().payment_pending(
+        &state,
         billable.as_str(),
         &now,
         settings.policy,

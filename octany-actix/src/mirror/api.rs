@@ -1,0 +1,307 @@
+//! What the web layer asks of the mirror: named reads, and named writes
+//! that each run as one unit of work. The web layer holds no connection
+//! and queries no table; this is its whole door into the database.
+//!
+//! - **Reads**: a billable's state as the guard decides on it, its
+//!   subscriptions and orders, a product, a checkout intent, a charge.
+//! - **Writes**: what Octany answered to an action (a subscription or an
+//!   order), and the app's own rows: open a checkout intent, the buyer's
+//!   return from it, record a charge, mark it made (in the same
+//!   transaction as its order), release it, take it over. Each goes
+//!   through [`Syncer`]'s unit of work, so each change is announced to the
+//!   guard's cache (and, on PostgreSQL, to the other instances) as a
+//!   webhook's change is.
+//!
+//! The bookkeeping tables are written by the modules that own them, never
+//! from here: webhook deliveries by the receiver (`mirror::webhook`),
+//! billing events by the outbox (`sync::outbox`), leases by
+//! `sync::lease`, the shared request budget by `mirror::budget`.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
+
+use crate::domain::clock::Clock;
+use crate::domain::model::{
+    AccessPolicy, BillableRef, Order, ProductId, Subscription, SubscriptionId,
+};
+use crate::mirror::access::AccessState;
+use crate::mirror::entity::{charge, checkout, order, product, subscription};
+use crate::mirror::sync::{Batch, Done, Local, Mark, Origin, SyncError, Syncer};
+
+/// The mirror as the web layer sees it (see the module's documentation).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mirror<'a> {
+    syncer: &'a Syncer,
+}
+
+impl<'a> Mirror<'a> {
+    /// The mirror `syncer` writes.
+    pub(crate) fn of(syncer: &'a Syncer) -> Self {
+        Self { syncer }
+    }
+
+    /// On PostgreSQL, listens for the changes other instances commit and
+    /// drops each billable named from `cache` (`mirror::revocation`).
+    #[cfg(feature = "postgres")]
+    pub(crate) fn hear_changes(
+        &self,
+        cache: std::sync::Arc<crate::mirror::access::AccessCache>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        crate::mirror::revocation::spawn(self.syncer.db(), cache)
+    }
+
+    /// `billable`'s state as the guard decides on it.
+    pub(crate) async fn access_state(&self, billable: &str) -> Result<AccessState, DbErr> {
+        AccessState::load(self.syncer.db(), billable).await
+    }
+
+    /// Whether a payment of `billable` is on its way (see
+    /// [`AccessState::payment_pending`]).
+    pub(crate) async fn payment_pending(
+        &self,
+        state: &AccessState,
+        billable: &str,
+        clock: &dyn Clock,
+        policy: AccessPolicy,
+    ) -> Result<bool, DbErr> {
+        state
+            .payment_pending(self.syncer.db(), billable, clock, policy)
+            .await
+    }
+
+    /// Every subscription of `billable`, newest first.
+    pub(crate) async fn subscriptions_of(
+        &self,
+        billable: &str,
+    ) -> Result<Vec<subscription::Model>, DbErr> {
+        subscription::Entity::find()
+            .filter(subscription::Column::BillableRef.eq(billable))
+            .order_by_desc(subscription::Column::CreatedAt)
+            .order_by_desc(subscription::Column::Id)
+            .all(self.syncer.db())
+            .await
+    }
+
+    /// The subscription `id`.
+    pub(crate) async fn subscription(
+        &self,
+        id: &str,
+    ) -> Result<Option<subscription::Model>, DbErr> {
+        subscription::Entity::find_by_id(id)
+            .one(self.syncer.db())
+            .await
+    }
+
+    /// Every order of `billable`, newest first.
+    pub(crate) async fn orders_of(&self, billable: &str) -> Result<Vec<order::Model>, DbErr> {
+        order::Entity::find()
+            .filter(order::Column::BillableRef.eq(billable))
+            .order_by_desc(order::Column::CreatedAt)
+            .order_by_desc(order::Column::Id)
+            .all(self.syncer.db())
+            .await
+    }
+
+    /// The order `id`.
+    pub(crate) async fn order(&self, id: &str) -> Result<Option<order::Model>, DbErr> {
+        order::Entity::find_by_id(id).one(self.syncer.db()).await
+    }
+
+    /// The product `id` as the product cache has it.
+    pub(crate) async fn product(&self, id: ProductId) -> Result<Option<product::Model>, DbErr> {
+        product::Entity::find_by_id(id).one(self.syncer.db()).await
+    }
+
+    /// `billable`'s checkout intent `id`, if it is one of theirs.
+    pub(crate) async fn intent(
+        &self,
+        billable: &BillableRef,
+        id: &str,
+    ) -> Result<Option<checkout::Model>, DbErr> {
+        Ok(checkout::Entity::find_by_id(id)
+            .one(self.syncer.db())
+            .await?
+            .filter(|c| c.billable_ref == *billable))
+    }
+
+    /// `billable`'s newest intent awaiting Octany's word (`awaiting`) or,
+    /// with `awaiting` false, its newest intent of any status.
+    pub(crate) async fn newest_intent(
+        &self,
+        billable: &BillableRef,
+        awaiting: bool,
+    ) -> Result<Option<checkout::Model>, DbErr> {
+        let mut find = checkout::Entity::find()
+            .filter(checkout::Column::BillableRef.eq(billable.as_str()))
+            .order_by_desc(checkout::Column::UpdatedAt)
+            .order_by_desc(checkout::Column::CreatedAt);
+        if awaiting {
+            find = find.filter(checkout::Column::Status.eq(checkout::CheckoutStatus::Awaiting));
+        }
+        find.one(self.syncer.db()).await
+    }
+
+    /// `billable`'s charge under `key`.
+    pub(crate) async fn charge(
+        &self,
+        billable: &str,
+        key: &str,
+    ) -> Result<Option<charge::Model>, DbErr> {
+        charge::Entity::find_by_id((billable.to_owned(), key.to_owned()))
+            .one(self.syncer.db())
+            .await
+    }
+
+    /// Runs one write of the app's own rows as a unit of work.
+    async fn write(&self, write: Local, origin: Origin) -> Result<Done, SyncError> {
+        self.written(Batch::default().local(write), origin).await
+    }
+
+    /// Runs `batch`, whose last item is a write of the app's own rows, as
+    /// a unit of work; what that write did.
+    async fn written(&self, batch: Batch, origin: Origin) -> Result<Done, SyncError> {
+        let effects = self.syncer.ingest(batch, origin).await?;
+        Ok(effects
+            .done
+            .into_iter()
+            .last()
+            .expect("a local write answers what it did"))
+    }
+
+    /// Opens a checkout intent of `billable` for `product`, or reuses the
+    /// one it opened in the last `reuse_for`; its id.
+    pub(crate) async fn open_intent(
+        &self,
+        billable: &BillableRef,
+        product: ProductId,
+        reuse_for: chrono::Duration,
+    ) -> Result<String, SyncError> {
+        let open = Local::OpenIntent {
+            billable: billable.clone(),
+            product,
+            id: uuid::Uuid::new_v4().to_string(),
+            reuse_since: self.syncer.clock().now() - reuse_for,
+        };
+        match self.write(open, Origin::Action).await? {
+            Done::Opened(id) => Ok(id),
+            other => unreachable!("opening an intent answered {other:?}"),
+        }
+    }
+
+    /// The buyer came back through the success URL of `billable`'s intent
+    /// `id`: an opened (or lapsed) intent now awaits Octany's word. The
+    /// intent as it now stands.
+    pub(crate) async fn return_from_checkout(
+        &self,
+        billable: &BillableRef,
+        id: &str,
+    ) -> Result<Option<checkout::Model>, SyncError> {
+        let returned = Local::Returned {
+            billable: billable.clone(),
+            id: id.to_owned(),
+        };
+        match self.write(returned, Origin::Action).await? {
+            Done::Returned(intent) => Ok(intent),
+            other => unreachable!("a return from checkout answered {other:?}"),
+        }
+    }
+
+    /// Records `row`, a charge about to be sent; false when its key is
+    /// taken.
+    pub(crate) async fn record_charge(&self, row: charge::Model) -> Result<bool, SyncError> {
+        self.charge_write(Local::RecordCharge(Box::new(row)), None)
+            .await
+    }
+
+    /// `billable`'s charge under `key` made `made` (as Octany had it at
+    /// `date`) on `subscription`: the order and the charge's mark are
+    /// written in one unit of work.
+    pub(crate) async fn charge_made(
+        &self,
+        billable: &BillableRef,
+        key: &str,
+        subscription: &SubscriptionId,
+        made: Order,
+        date: Option<DateTime<Utc>>,
+    ) -> Result<(), SyncError> {
+        let write = Local::ChargeMade {
+            billable: billable.clone(),
+            key: key.to_owned(),
+            order: made.id.to_string(),
+        };
+        let order = Batch::default().order(made, Some(subscription.clone()), Mark::of(date));
+        self.charge_write(write, Some(order)).await.map(drop)
+    }
+
+    /// Frees `billable`'s key `key`: Octany refused its charge and made
+    /// nothing.
+    pub(crate) async fn release_charge(
+        &self,
+        billable: &BillableRef,
+        key: &str,
+    ) -> Result<(), SyncError> {
+        let release = Local::ReleaseCharge {
+            billable: billable.clone(),
+            key: key.to_owned(),
+        };
+        self.charge_write(release, None).await.map(drop)
+    }
+
+    /// Takes over `billable`'s charge under `key`, last sent at
+    /// `attempted_at` by a request that died; false when another request
+    /// took it first.
+    pub(crate) async fn take_over_charge(
+        &self,
+        billable: &BillableRef,
+        key: &str,
+        attempted_at: DateTime<Utc>,
+    ) -> Result<bool, SyncError> {
+        let take = Local::TakeOverCharge {
+            billable: billable.clone(),
+            key: key.to_owned(),
+            attempted_at,
+        };
+        self.charge_write(take, None).await
+    }
+
+    async fn charge_write(&self, write: Local, with: Option<Batch>) -> Result<bool, SyncError> {
+        match self
+            .written(with.unwrap_or_default().local(write), Origin::Action)
+            .await?
+        {
+            Done::Charge(written) => Ok(written),
+            other => unreachable!("a charge's write answered {other:?}"),
+        }
+    }
+
+    /// Writes a subscription Octany answered to an action (as it was at
+    /// `date`).
+    pub(crate) async fn record_subscription(
+        &self,
+        s: Subscription,
+        date: Option<DateTime<Utc>>,
+    ) -> Result<(), SyncError> {
+        self.syncer
+            .ingest(
+                Batch::default().subscription(s, Mark::of(date)),
+                Origin::Action,
+            )
+            .await
+            .map(drop)
+    }
+
+    /// Writes an order Octany answered (as it was at `date`).
+    pub(crate) async fn record_order(
+        &self,
+        o: Order,
+        date: Option<DateTime<Utc>>,
+    ) -> Result<(), SyncError> {
+        self.syncer
+            .ingest(
+                Batch::default().order(o, None, Mark::of(date)),
+                Origin::Action,
+            )
+            .await
+            .map(drop)
+    }
+}
