@@ -12,6 +12,7 @@ mod billing_method;
 mod entitlement;
 mod order;
 mod product;
+mod status;
 mod subscription;
 mod webhook;
 
@@ -22,5 +23,6 @@ pub(crate) use lenient::format_timestamp;
 pub use order::{Order, OrderId, OrderItem, OrderState};
 pub(crate) use product::ProductGroup;
 pub use product::{Product, ProductId};
-pub use subscription::{Subscription, SubscriptionId, SubscriptionStatus};
+pub use status::SubscriptionStatus;
+pub use subscription::{Subscription, SubscriptionId};
 pub(crate) use webhook::{EventName, WebhookEnvelope, WebhookEvent};

@@ -2,43 +2,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::entitlement::Entitlement;
-use super::lenient::{self, opt_timestamp, string_enum, string_id};
-use super::{BillingMethod, Product};
+use super::lenient::{self, opt_timestamp, string_id};
+use super::{BillingMethod, Product, SubscriptionStatus};
 
 string_id! {
     /// A subscription id: opaque text (Octany sends integers today).
     SubscriptionId
-}
-
-string_enum! {
-    /// A subscription's status (API.md section 6). Stored as its text; an
-    /// unknown one is kept as sent.
-    #[derive(sea_orm::DeriveValueType)]
-    #[sea_orm(value_type = "String")]
-    pub enum SubscriptionStatus {
-        /// Paid up and renewing.
-        Active = "active",
-        /// In a free trial.
-        Trialing = "trialing",
-        /// Created; the first payment has not settled.
-        Pending = "pending",
-        /// Bought; starts at a later date.
-        FutureStart = "future_start",
-        /// A renewal failed and Octany is retrying it.
-        Delayed = "delayed",
-        /// Retries gave up.
-        Unpaid = "unpaid",
-        /// Will not renew; may run until `ends_at`.
-        Cancelled = "cancelled",
-        /// Over.
-        Expired = "expired",
-    }
-}
-
-impl Default for SubscriptionStatus {
-    fn default() -> Self {
-        Self::Unknown(String::new())
-    }
 }
 
 /// A subscription, as Octany reports it.

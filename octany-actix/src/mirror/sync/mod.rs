@@ -27,12 +27,13 @@ use crate::client::{OctanyClient, SubscriptionFilter};
 use crate::domain::clock::SharedClock;
 use crate::domain::model::{BillableRef, SubscriptionId, WebhookEnvelope, WebhookEvent};
 
+pub(crate) use apply::Mark;
 pub(crate) use apply::{Done, Local, mark};
 pub use backfill::{BackfillOptions, BackfillProgress};
 pub use events::{BillingEvent, Event, Origin};
 pub use outbox::{ListenerError, Listeners};
 pub use reconcile::ReconcileReport;
-pub(crate) use unit::{Batch, Hook, Mark};
+pub(crate) use unit::{Batch, Hook};
 
 /// Syncing failed.
 #[derive(Debug, thiserror::Error)]

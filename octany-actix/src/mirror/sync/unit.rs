@@ -16,42 +16,22 @@
 //! delivery the group did not write runs as above (on PostgreSQL, a lone
 //! delivery's claim folded into its write).
 
-use chrono::{DateTime, Utc};
-use sea_orm::{
-    AccessMode, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, IsolationLevel,
-    RuntimeErr, TransactionOptions, TransactionTrait,
-};
+use sea_orm::{DatabaseTransaction, DbBackend, DbErr};
 
-use super::apply::{self, Applied, Local, Source};
-use super::events::{self, BillingEvent, Origin};
+use super::apply::{self, Applied, Local, Mark, Source};
+use super::events::{self, Origin};
 use super::{Effects, SyncError, Syncer, outbox};
-use crate::domain::model::{
-    BillableRef, Order, Product, ProductId, Subscription, SubscriptionId, SubscriptionStatus,
-};
-use crate::mirror::entity::{billable_ref, subscription, webhook_delivery};
+use crate::domain::model::{Order, Product, Subscription, SubscriptionId};
+use crate::mirror::entity::{billable_ref, webhook_delivery};
 
+mod consequences;
 mod group;
+mod txn;
+
+use consequences::{Consequences, outbox_rows};
 use group::Grouped;
 pub(crate) use group::Writer;
-
-/// When a state was true by Octany's clock: a webhook's `created_at`, or the
-/// `Date` of the API answer it came in. Never the local clock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Mark(i64);
-
-impl Mark {
-    /// The mark of an observation Octany dated; an undated one gets the
-    /// lowest mark, which fills an absent row but never overwrites a
-    /// stored one.
-    pub(crate) fn of(at: Option<DateTime<Utc>>) -> Self {
-        Self(at.map_or(0, apply::mark))
-    }
-
-    /// Whether Octany dated it.
-    pub(crate) fn is_dated(self) -> bool {
-        self.0 > 0
-    }
-}
+pub(crate) use txn::{begin, is_transient};
 
 /// Observations of Octany's state, applied together or not at all.
 #[derive(Debug, Default)]
@@ -134,111 +114,6 @@ pub(crate) trait Hook: Send + Sync {
     }
 }
 
-/// Opens the unit's transaction: `READ COMMITTED` on MySQL (fewer gap
-/// locks, fewer deadlocks), the default elsewhere. On SQLite a unit that
-/// read a row and then finds it changed by another writer cannot write:
-/// SQLite answers `BUSY_SNAPSHOT`, which is transient, so the whole unit
-/// runs again and decides from the new row. (`BEGIN IMMEDIATE` gives the
-/// same guarantee; in the webhooks benchmark it applied 747 deliveries a
-/// second against 780 deferred, 4,000 unique, 16 at a time.)
-pub(crate) async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
-    match db.get_database_backend() {
-        DbBackend::MySql => {
-            db.begin_with_options(TransactionOptions {
-                isolation_level: Some(IsolationLevel::ReadCommitted),
-                access_mode: Some(AccessMode::ReadWrite),
-                sqlite_transaction_mode: None,
-            })
-            .await
-        }
-        _ => db.begin().await,
-    }
-}
-
-/// Whether a database error means "run the transaction again", by the
-/// driver's error code: a serialization failure or deadlock (SQLSTATE
-/// `40001`, also MySQL's for a deadlock, or PostgreSQL's `40P01`), or
-/// SQLite's `BUSY`/`LOCKED` and their extended codes.
-pub(crate) fn is_transient(backend: DbBackend, error: &DbErr) -> bool {
-    let (DbErr::Exec(RuntimeErr::SqlxError(e))
-    | DbErr::Query(RuntimeErr::SqlxError(e))
-    | DbErr::Conn(RuntimeErr::SqlxError(e))) = error
-    else {
-        return false;
-    };
-    let sea_orm::sqlx::Error::Database(e) = e.as_ref() else {
-        return false;
-    };
-    let Some(code) = e.code() else { return false };
-    match backend {
-        DbBackend::Sqlite => code
-            .parse::<i32>()
-            .is_ok_and(|code| matches!(code & 0xff, 5 | 6)),
-        _ => matches!(code.as_ref(), "40001" | "40P01"),
-    }
-}
-
-impl Source {
-    fn of(origin: Origin) -> Self {
-        match origin {
-            Origin::Webhook => Source::Webhook,
-            _ => Source::Api,
-        }
-    }
-}
-
-/// What a subscription's write means beyond its row.
-struct Consequences {
-    /// Re-fetch it from the API (a conflict, or an undated webhook).
-    refetch: bool,
-    /// The billing events of the change (none if the row did not change).
-    events: Vec<BillingEvent>,
-    /// The billable it belongs to.
-    billable: Option<BillableRef>,
-    /// The product whose open checkouts it answers: it became live on it.
-    answers_checkouts: Option<ProductId>,
-}
-
-impl Consequences {
-    fn of(
-        s: &Subscription,
-        written: &apply::Written<subscription::Model>,
-        mark: Mark,
-        source: Source,
-    ) -> Self {
-        let changed = written.applied.changed();
-        // An ended subscription answers no checkout; one that was live on
-        // this plan already answered it.
-        let live = |status: &SubscriptionStatus| {
-            !matches!(
-                status,
-                SubscriptionStatus::Expired | SubscriptionStatus::Unpaid
-            )
-        };
-        let answered = written
-            .before
-            .as_ref()
-            .is_some_and(|b| live(&b.status) && b.product_id == s.product_id());
-        let billable = billable_ref(s.reference_id.as_deref());
-        Self {
-            refetch: written.applied == Applied::Conflict
-                || (!mark.is_dated() && source == Source::Webhook),
-            events: if changed {
-                events::of_subscription(written.before.as_ref(), s)
-            } else {
-                Vec::new()
-            },
-            answers_checkouts: s
-                .product_id()
-                .filter(|_| changed && billable.is_some() && live(&s.status) && !answered),
-            billable,
-        }
-    }
-}
-
-/// Tries a unit at most this often when it keeps meeting conflicts.
-const TRIES: u32 = 5;
-
 impl Syncer {
     /// Applies `batch`, brought by `origin`, as one unit of work (see the
     /// module's documentation), then does what follows the commit.
@@ -263,7 +138,7 @@ impl Syncer {
             tries += 1;
             match self.unit(batch, origin, hook).await {
                 Err(SyncError::Database(error))
-                    if tries < TRIES && is_transient(backend, &error) =>
+                    if tries < txn::TRIES && is_transient(backend, &error) =>
                 {
                     tracing::debug!(tries, %error, "transient database conflict; running the unit of work again");
                     self.clock()
@@ -339,18 +214,6 @@ impl Syncer {
         let mut effects = Effects::default();
         let mut rows = Vec::new();
         let delivered = self.listeners().is_empty();
-        let mut record = |events: Vec<BillingEvent>, billable: &Option<BillableRef>, mark: Mark| {
-            for event in events {
-                rows.push(outbox::row(
-                    &event,
-                    billable.clone(),
-                    origin,
-                    mark.0,
-                    now,
-                    delivered,
-                ));
-            }
-        };
         for item in &batch.items {
             match item {
                 Item::Subscription(s, mark, data) => {
@@ -368,7 +231,14 @@ impl Syncer {
                         continue;
                     }
                     effects.subscriptions += 1;
-                    record(then.events, &then.billable, *mark);
+                    rows.extend(outbox_rows(
+                        &then.events,
+                        &then.billable,
+                        origin,
+                        *mark,
+                        now,
+                        delivered,
+                    ));
                     if let Some(billable) = then.billable {
                         if let Some(product) = then.answers_checkouts {
                             let id = s.id.to_string();
@@ -393,11 +263,10 @@ impl Syncer {
                     }
                     effects.orders += 1;
                     let billable = billable_ref(o.reference_id.as_deref());
-                    record(
-                        events::of_order(written.before.as_ref(), o),
-                        &billable,
-                        *mark,
-                    );
+                    let raised = events::of_order(written.before.as_ref(), o);
+                    rows.extend(outbox_rows(
+                        &raised, &billable, origin, *mark, now, delivered,
+                    ));
                     if let Some(billable) = billable {
                         if link.is_none() && o.subscription_id.is_none() {
                             let id = o.id.to_string();

@@ -72,6 +72,25 @@ pub(crate) fn mark(at: DateTime<Utc>) -> i64 {
     at.timestamp_micros()
 }
 
+/// When a state was true by Octany's clock: a webhook's `created_at`, or the
+/// `Date` of the API answer it came in. Never the local clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Mark(pub(crate) i64);
+
+impl Mark {
+    /// The mark of an observation Octany dated; an undated one gets the
+    /// lowest mark, which fills an absent row but never overwrites a
+    /// stored one.
+    pub(crate) fn of(at: Option<DateTime<Utc>>) -> Self {
+        Self(at.map_or(0, mark))
+    }
+
+    /// Whether Octany dated it.
+    pub(crate) fn is_dated(self) -> bool {
+        self.0 > 0
+    }
+}
+
 /// Inserts `row` unless a row with its primary key exists; true when it
 /// inserted. One atomic statement on PostgreSQL and SQLite (`ON CONFLICT DO
 /// NOTHING`, judged by rows affected); on MySQL, whose driver reports a

@@ -37,10 +37,11 @@ use sea_orm::{
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
-use super::{Consequences, Mark};
+use super::consequences::{Consequences, outbox_rows};
+use super::txn;
 use crate::domain::model::Subscription;
 use crate::mirror::entity::{event, subscription, webhook_delivery};
-use crate::mirror::sync::apply::{self, Applied, Source};
+use crate::mirror::sync::apply::{self, Applied, Mark, Source};
 use crate::mirror::sync::events::Origin;
 use crate::mirror::sync::{Effects, Syncer, outbox};
 
@@ -169,7 +170,7 @@ impl Syncer {
                     let mut txn = if writer.serial {
                         None
                     } else {
-                        match super::begin(self.db()).await {
+                        match txn::begin(self.db()).await {
                             Ok(txn) => Some(txn),
                             Err(error) => {
                                 tracing::debug!(%error, "no transaction for a group of webhook writes; the delivery runs as its own unit");
@@ -223,7 +224,7 @@ impl Syncer {
             tries += 1;
             match self.try_group(&writes, &mut turn, txn.take()).await {
                 Ok(written) => break written,
-                Err(error) if tries < super::TRIES && super::is_transient(backend, &error) => {
+                Err(error) if tries < txn::TRIES && txn::is_transient(backend, &error) => {
                     tracing::debug!(deliveries = writes.len(), tries, %error, "a group of webhook writes met a conflict; writing it again");
                 }
                 Err(error) => {
@@ -280,20 +281,14 @@ impl Syncer {
                 if then.refetch || then.answers_checkouts.is_some() {
                     return None;
                 }
-                let events: Vec<_> = then
-                    .events
-                    .iter()
-                    .map(|event| {
-                        outbox::row(
-                            event,
-                            then.billable.clone(),
-                            w.origin,
-                            w.mark.0,
-                            now,
-                            delivered,
-                        )
-                    })
-                    .collect();
+                let events = outbox_rows(
+                    &then.events,
+                    &then.billable,
+                    w.origin,
+                    w.mark,
+                    now,
+                    delivered,
+                );
                 let mut effects = Effects {
                     subscriptions: 1,
                     ..Effects::default()
@@ -320,7 +315,7 @@ impl Syncer {
         writes: &[Write],
         turn: &mut Option<OwnedSemaphorePermit>,
     ) -> Result<Vec<Option<Effects>>, DbErr> {
-        let txn = super::begin(self.db()).await?;
+        let txn = txn::begin(self.db()).await?;
         let rows = rows(&txn, ids(writes.iter()), false).await?;
         let now = self.now();
         let mut statements = Vec::new();
@@ -394,7 +389,7 @@ impl Syncer {
         };
         let txn = match txn {
             Some(txn) => txn,
-            None => super::begin(self.db()).await?,
+            None => txn::begin(self.db()).await?,
         };
         let seen = rows(&txn, ids(writes.iter()), false).await?;
         let now = self.now();

@@ -1,0 +1,88 @@
+//! What a write means beyond its row: the billing events it raises (as
+//! the outbox's rows), whether it must be re-fetched, which billable it
+//! changed, and which checkout intents it answers. Derived once, here, for
+//! the unit and for the group alike.
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::model::{BillableRef, ProductId, Subscription, SubscriptionStatus};
+use crate::mirror::entity::{billable_ref, event, subscription};
+use crate::mirror::sync::apply::{self, Applied, Mark, Source};
+use crate::mirror::sync::events::{self, BillingEvent, Origin};
+use crate::mirror::sync::outbox;
+
+impl Source {
+    /// Where a state brought by `origin` came from.
+    pub(crate) fn of(origin: Origin) -> Self {
+        match origin {
+            Origin::Webhook => Source::Webhook,
+            _ => Source::Api,
+        }
+    }
+}
+
+/// What a subscription's write means beyond its row.
+pub(crate) struct Consequences {
+    /// Re-fetch it from the API (a conflict, or an undated webhook).
+    pub(crate) refetch: bool,
+    /// The billing events of the change (none if the row did not change).
+    pub(crate) events: Vec<BillingEvent>,
+    /// The billable it belongs to.
+    pub(crate) billable: Option<BillableRef>,
+    /// The product whose open checkouts it answers: it became live on it.
+    pub(crate) answers_checkouts: Option<ProductId>,
+}
+
+impl Consequences {
+    pub(crate) fn of(
+        s: &Subscription,
+        written: &apply::Written<subscription::Model>,
+        mark: Mark,
+        source: Source,
+    ) -> Self {
+        let changed = written.applied.changed();
+        // An ended subscription answers no checkout; one that was live on
+        // this plan already answered it.
+        let live = |status: &SubscriptionStatus| {
+            !matches!(
+                status,
+                SubscriptionStatus::Expired | SubscriptionStatus::Unpaid
+            )
+        };
+        let answered = written
+            .before
+            .as_ref()
+            .is_some_and(|b| live(&b.status) && b.product_id == s.product_id());
+        let billable = billable_ref(s.reference_id.as_deref());
+        Self {
+            refetch: written.applied == Applied::Conflict
+                || (!mark.is_dated() && source == Source::Webhook),
+            events: if changed {
+                events::of_subscription(written.before.as_ref(), s)
+            } else {
+                Vec::new()
+            },
+            answers_checkouts: s
+                .product_id()
+                .filter(|_| changed && billable.is_some() && live(&s.status) && !answered),
+            billable,
+        }
+    }
+}
+
+/// The outbox rows of `events`, raised by a change of `billable`'s state
+/// that `origin` brought, as Octany had it at `mark`; recorded `delivered`
+/// when no listener is registered.
+pub(crate) fn outbox_rows(
+    events: &[BillingEvent],
+    billable: &Option<BillableRef>,
+    origin: Origin,
+    mark: Mark,
+    now: DateTime<Utc>,
+    delivered: bool,
+) -> Vec<event::ActiveModel> {
+    events
+        .iter()
+        .map(|event| outbox::row(event, billable.clone(), origin, mark.0, now, delivered))
+        .collect()
+}
