@@ -33,6 +33,9 @@ use crate::team::{self, invite, member};
 use crate::tokens::{digest, random_hex};
 use crate::{AppState, csrf, user, validate};
 
+pub mod invites;
+use invites::{accept, invitation, invite};
+
 /// The session key of the current team.
 const TEAM_KEY: &str = "team_id";
 /// How long an invitation link works.
@@ -463,159 +466,6 @@ pub async fn account(
             _ => "Done.",
         }.to_owned()),
     })
-}
-
-/// The invitation form.
-#[derive(Debug, Deserialize)]
-pub struct InviteForm {
-    csrf: String,
-    email: String,
-}
-
-/// `POST /team/invites`: an owner invites an e-mail address; the link is
-/// shown once on the account page and logged (there is no mail server).
-pub async fn invite(
-    state: web::Data<AppState>,
-    session: Session,
-    member: TeamMember,
-    form: web::Form<InviteForm>,
-) -> Result<HttpResponse, AppError> {
-    csrf::check(&session, &form.csrf)?;
-    if !member.is_owner() {
-        return Err(AppError::NotOwner);
-    }
-    let email = match validate::email(&form.email) {
-        Ok(email) => email,
-        Err(problem) => {
-            return Ok(HttpResponse::build(StatusCode::UNPROCESSABLE_ENTITY)
-                .json(serde_json::json!({"error": "invalid_email", "message": problem})));
-        }
-    };
-    let token = random_hex();
-    let now = state.clock.now();
-    invite::Entity::insert(invite::ActiveModel {
-        id: Set(digest(&token)),
-        team_id: Set(member.team.id),
-        email: Set(email.clone()),
-        invited_by: Set(member.user.id),
-        expires_at: Set(now + chrono::Duration::days(INVITE_DAYS)),
-        accepted_at: Set(None),
-        created_at: Set(now),
-    })
-    .exec_without_returning(&state.db)
-    .await?;
-    let link = format!("{}/invites/{token}", state.public_url);
-    tracing::info!(team = member.team.id, invited = %email, %link, "invitation made (send this link to the person invited)");
-    session
-        .insert("invite_link", &link)
-        .map_err(|e| AppError::Session(e.to_string()))?;
-    Ok(see_other("/team/account?done=invited"))
-}
-
-/// A usable invitation by its link's token, and its team.
-async fn usable(state: &AppState, token: &str) -> Result<(invite::Model, team::Model), AppError> {
-    let found = invite::Entity::find_by_id(digest(token))
-        .one(&state.db)
-        .await?;
-    let invite = found
-        .filter(|i| i.accepted_at.is_none() && i.expires_at > state.clock.now())
-        .ok_or(AppError::NotFound)?;
-    let team = team::Entity::find_by_id(invite.team_id)
-        .one(&state.db)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    Ok((invite, team))
-}
-
-/// The invitation page.
-#[derive(Debug, Template, WebTemplate)]
-#[template(path = "invite.html")]
-pub struct InvitePage {
-    layout: Layout,
-    team: String,
-    email: String,
-    token: String,
-    signed_in_as: Option<String>,
-    next: String,
-}
-
-/// `GET /invites/{token}`: who is invited to what, and how to accept
-/// (signed in with the invited e-mail), or 404 for a used, expired or
-/// unknown link.
-pub async fn invitation(
-    state: web::Data<AppState>,
-    session: Session,
-    token: web::Path<String>,
-) -> Result<InvitePage, AppError> {
-    let (invite, team) = usable(&state, &token).await?;
-    let user = match user_id(&session) {
-        Some(id) => user::Entity::find_by_id(id).one(&state.db).await?,
-        None => None,
-    };
-    let next: String =
-        url::form_urlencoded::byte_serialize(format!("/invites/{token}").as_bytes()).collect();
-    Ok(InvitePage {
-        layout: Layout::new(&state, &session, user.as_ref()),
-        team: team.name,
-        email: invite.email,
-        token: token.into_inner(),
-        signed_in_as: user.map(|u| u.email),
-        next,
-    })
-}
-
-/// `POST /invites/{token}`: the invited user joins (once: the link is
-/// used up in the same statement that checks it) and switches to the team.
-pub async fn accept(
-    state: web::Data<AppState>,
-    session: Session,
-    user: user::Model,
-    token: web::Path<String>,
-    form: web::Form<crate::auth::CsrfForm>,
-) -> Result<HttpResponse, AppError> {
-    csrf::check(&session, form.token())?;
-    let (invite, team) = usable(&state, &token).await?;
-    if invite.email != user.email {
-        return Err(AppError::NotFound);
-    }
-    let now = state.clock.now();
-    let txn = state.db.begin().await?;
-    let used = invite::Entity::update_many()
-        .col_expr(
-            invite::Column::AcceptedAt,
-            sea_orm::sea_query::Expr::value(now),
-        )
-        .filter(invite::Column::Id.eq(invite.id.clone()))
-        .filter(invite::Column::AcceptedAt.is_null())
-        .exec(&txn)
-        .await?;
-    if used.rows_affected != 1 {
-        return Err(AppError::NotFound);
-    }
-    if member::Entity::find_by_id((team.id, user.id))
-        .one(&txn)
-        .await?
-        .is_none()
-    {
-        member::Entity::insert(member::ActiveModel {
-            team_id: Set(team.id),
-            user_id: Set(user.id),
-            role: Set(member::MEMBER.into()),
-            created_at: Set(now),
-        })
-        .exec_without_returning(&txn)
-        .await?;
-    }
-    txn.commit().await?;
-    tracing::info!(
-        team = team.id,
-        member = user.id,
-        "joined a team by invitation"
-    );
-    session
-        .insert(TEAM_KEY, team.id)
-        .map_err(|e| AppError::Session(e.to_string()))?;
-    Ok(see_other("/team"))
 }
 
 /// `POST /team/cancel`: an owner cancels the team's subscription.

@@ -23,10 +23,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use chrono::{DateTime, Utc};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use octany_actix::client::RateLimit;
@@ -34,13 +32,16 @@ use octany_actix::entity::subscription;
 use octany_actix::model::{Entitlement, SubscriptionId};
 use octany_actix::sync::BackfillOptions;
 use octany_actix::{Clock, Octany};
-use octany_actix_tests::app::{TestUser, configure};
+use octany_actix_tests::app::TestUser;
 use octany_actix_tests::harness::SECRET;
 use octany_actix_tests::sea_orm::{ConnectionTrait, EntityTrait, Statement};
 use octany_actix_tests::{Backend, TestDb};
 use octany_fake::{DeliveryStatus, FakeOctany, Faults};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+mod serving;
+use serving::{serve_balancer, serve_instance};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -71,67 +72,6 @@ struct Options {
     cancels: f64,
     /// The scenarios: the shares of webhooks delivered.
     delivered: Vec<f64>,
-}
-
-/// Forwards each webhook to the next instance, as a load balancer does.
-struct Balancer {
-    targets: Vec<String>,
-    next: AtomicUsize,
-    client: reqwest::Client,
-}
-
-async fn forward(req: HttpRequest, body: web::Bytes, lb: web::Data<Balancer>) -> HttpResponse {
-    let target = &lb.targets[lb.next.fetch_add(1, Ordering::Relaxed) % lb.targets.len()];
-    let mut out = lb.client.post(format!("{target}{}", req.path()));
-    for (name, value) in req.headers() {
-        if name != "host" && name != "content-length" {
-            out = out.header(name.as_str(), value.as_bytes());
-        }
-    }
-    match out.body(body).send().await {
-        Ok(answer) => HttpResponse::build(
-            actix_web::http::StatusCode::from_u16(answer.status().as_u16())
-                .unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY),
-        )
-        .body(answer.bytes().await.unwrap_or_default()),
-        Err(_) => HttpResponse::BadGateway().finish(),
-    }
-}
-
-async fn serve_instance(octany: &Octany) -> Result<(String, actix_web::dev::ServerHandle), Error> {
-    let octany = octany.clone();
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(web::Data::new(octany.clone()))
-            .configure(configure(&octany))
-    })
-    .workers(1)
-    .disable_signals()
-    .bind(("127.0.0.1", 0))?;
-    let url = format!("http://{}", server.addrs()[0]);
-    let server = server.run();
-    let handle = server.handle();
-    tokio::spawn(server);
-    Ok((url, handle))
-}
-
-async fn serve_balancer(targets: Vec<String>) -> Result<String, Error> {
-    let lb = web::Data::new(Balancer {
-        targets,
-        next: AtomicUsize::new(0),
-        client: reqwest::Client::new(),
-    });
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(lb.clone())
-            .default_service(web::to(forward))
-    })
-    .workers(1)
-    .disable_signals()
-    .bind(("127.0.0.1", 0))?;
-    let url = format!("http://{}", server.addrs()[0]);
-    tokio::spawn(server.run());
-    Ok(url)
 }
 
 /// The fake with `subscriptions` monthly subscriptions created evenly over

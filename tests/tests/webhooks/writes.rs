@@ -1,0 +1,540 @@
+//! How deliveries are written: dates settled by Octany, another account's delivery, the two-statement write, many at once and the group commit.
+
+use super::*;
+
+db_test!(
+    async fn dates_that_cannot_be_believed_are_settled_by_octany(db: TestDb) {
+        let h = Harness::new(db).await;
+        let made = h
+            .fake
+            .checkout(
+                1225,
+                &octany_fake::CheckoutParams {
+                    reference_id: Some("user:5".into()),
+                    ..Default::default()
+                },
+                octany_fake::CheckoutOutcome::Succeed,
+            )
+            .unwrap();
+        let id: u64 = made.subscription.unwrap().id.as_str().parse().unwrap();
+        let status = |h: &Harness| {
+            let conn = h.db.conn.clone();
+            async move {
+                subscription::Entity::find_by_id(id.to_string())
+                    .one(&conn)
+                    .await
+                    .unwrap()
+                    .map(|s| s.status.to_string())
+            }
+        };
+        // No created_at: the delivery says cancelled, Octany says active.
+        let mut undated = envelope(
+            51,
+            "subscription.updated",
+            h.fake.now(),
+            subscription_json(id, "user:5", "cancelled", Some("2026-02-01T00:00:00+00:00")),
+        );
+        undated.as_object_mut().unwrap().remove("created_at");
+        deliver(&h, &undated).await.unwrap();
+        assert_eq!(status(&h).await.as_deref(), Some("active"));
+        // Dated in 2099: not believed either, and it freezes nothing.
+        let future = envelope(
+            52,
+            "subscription.cancelled",
+            at("2099-01-01T00:00:00Z"),
+            subscription_json(id, "user:5", "cancelled", Some("2026-02-01T00:00:00+00:00")),
+        );
+        deliver(&h, &future).await.unwrap();
+        assert_eq!(status(&h).await.as_deref(), Some("active"));
+        let row = subscription::Entity::find_by_id(id.to_string())
+            .one(&h.db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            row.sync_mark < at("2030-01-01T00:00:00Z").timestamp_micros(),
+            "the row keeps a believable mark"
+        );
+        // A real cancellation, dated now, still applies.
+        let now = envelope(
+            53,
+            "subscription.cancelled",
+            h.fake.now() + chrono::Duration::seconds(1),
+            subscription_json(id, "user:5", "cancelled", Some("2026-02-01T00:00:00+00:00")),
+        );
+        deliver(&h, &now).await.unwrap();
+        assert_eq!(status(&h).await.as_deref(), Some("cancelled"));
+        h.finish().await
+    }
+);
+
+db_test!(
+    async fn a_delivery_for_another_account_is_refused(db: TestDb) {
+        let h = Harness::new(db).await;
+        let config = h.fake.config().with_account_number(1042);
+        let client = octany_actix::OctanyClient::with_clock(config, h.fake.app_clock()).unwrap();
+        let syncer = octany_actix::sync::Syncer::new(h.db.conn.clone(), client);
+        let receiver = octany_actix::webhook::WebhookReceiver::new(
+            syncer,
+            &[octany_actix::config::Secret::new(SECRET)],
+        )
+        .unwrap();
+        let ours = envelope(61, "test.hook", at("2026-05-25T09:29:51Z"), json!({}));
+        let mut theirs = envelope(62, "test.hook", at("2026-05-25T09:29:51Z"), json!({}));
+        theirs["account"] = json!(9999);
+        let (body, signature) = signed(&ours);
+        assert_eq!(
+            receiver.receive(Some(&signature), &body).await.unwrap(),
+            Received::Applied
+        );
+        let (body, signature) = signed(&theirs);
+        let error = receiver.receive(Some(&signature), &body).await.unwrap_err();
+        assert!(error.to_string().contains("9999"), "{error}");
+        assert_eq!(actix_web::ResponseError::status_code(&error), 400);
+        assert!(
+            webhook_delivery::Entity::find_by_id("62")
+                .one(&h.db.conn)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        h.finish().await
+    }
+);
+
+db_test!(
+    async fn a_new_state_of_a_stored_subscription_is_applied_in_two_statements(db: TestDb) {
+        use octany_actix::config::Secret;
+        use octany_actix::entity::event;
+        use octany_actix::sync::{SyncOptions, Syncer};
+        use octany_actix::webhook::WebhookReceiver;
+        let h = Harness::new(db).await;
+        // The statements sent to the database, transaction control aside.
+        let sent = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let mut conn = h.db.conn.clone();
+        let log = sent.clone();
+        conn.set_metric_callback(move |info| {
+            log.lock().unwrap().push(info.statement.sql.clone());
+        });
+        let syncer = Syncer::with_options(conn, h.fake.client(), SyncOptions::default());
+        let receiver = WebhookReceiver::new(syncer, &[Secret::new(SECRET)]).unwrap();
+        let receive = |envelope: serde_json::Value| {
+            let receiver = receiver.clone();
+            async move {
+                let (body, signature) = signed(&envelope);
+                receiver.receive(Some(&signature), &body).await.unwrap()
+            }
+        };
+        let t = at("2026-05-25T09:29:51Z");
+        let sub = subscription_json(76963688, "user:42", "active", None);
+        receive(envelope(1, "subscription.created", t, sub.clone())).await;
+        let events_before = count::<event::Entity>(&h.db).await;
+
+        let mut renewed = sub.clone();
+        renewed["renews_at"] = json!("2026-07-25T09:29:51+00:00");
+        let update = envelope(
+            2,
+            "subscription.renewed",
+            t + chrono::Duration::days(1),
+            renewed,
+        );
+        sent.lock().unwrap().clear();
+        assert_eq!(receive(update.clone()).await, Received::Applied);
+        let statements = std::mem::take(&mut *sent.lock().unwrap());
+        let row = subscription::Entity::find_by_id("76963688")
+            .one(&h.db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.renews_at, Some(at("2026-07-25T09:29:51Z")));
+        let delivery = webhook_delivery::Entity::find_by_id("2")
+            .one(&h.db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(delivery.processed_at.is_some());
+        assert_eq!(count::<event::Entity>(&h.db).await, events_before + 1);
+        // SQLite: the row read, then the write, the claim and the event in one
+        // self-committing batch (one hop). PostgreSQL: the claim folded into
+        // the write, then the event.
+        let writes = |sql: &str| {
+            let sql = sql.replace('"', "");
+            [
+                "UPDATE octany_subscriptions",
+                "INSERT INTO octany_webhook_deliveries",
+                "INSERT INTO octany_events",
+            ]
+            .map(|write| sql.contains(write))
+        };
+        match h.db.backend {
+            octany_actix_tests::Backend::Sqlite => {
+                assert_eq!(statements.len(), 2, "{statements:#?}");
+                assert!(statements[0].starts_with("SELECT"), "{statements:#?}");
+                assert_eq!(writes(&statements[1]), [true; 3], "{statements:#?}");
+                assert!(statements[1].ends_with("COMMIT;\nBEGIN"), "{statements:#?}");
+            }
+            octany_actix_tests::Backend::Postgres => {
+                assert_eq!(statements.len(), 2, "{statements:#?}");
+                assert_eq!(
+                    writes(&statements[0]),
+                    [true, true, false],
+                    "{statements:#?}"
+                );
+                assert_eq!(
+                    writes(&statements[1]),
+                    [false, false, true],
+                    "{statements:#?}"
+                );
+            }
+            octany_actix_tests::Backend::MySql => assert!(statements.len() >= 2),
+        }
+
+        // The same delivery again changes nothing (the one write writes
+        // nothing when the delivery is stored).
+        assert_eq!(receive(update).await, Received::Duplicate);
+        assert_eq!(count::<event::Entity>(&h.db).await, events_before + 1);
+        let again = subscription::Entity::find_by_id("76963688")
+            .one(&h.db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.updated_at, row.updated_at);
+        assert_eq!(
+            webhook_delivery::Entity::find_by_id("2")
+                .one(&h.db.conn)
+                .await
+                .unwrap()
+                .unwrap()
+                .attempts,
+            1
+        );
+
+        // A delivery that failed before (stored, not processed) of a newer
+        // state: not written by the one round trip (its claim is stored), so
+        // the unit runs as usual and counts the attempt.
+        let t3 = t + chrono::Duration::days(2);
+        let mut later = sub.clone();
+        later["renews_at"] = json!("2026-08-25T09:29:51+00:00");
+        let failed = envelope(3, "subscription.renewed", t3, later);
+        webhook_delivery::Entity::insert(webhook_delivery::table::ActiveModel::from(
+            webhook_delivery::Model {
+                delivery_id: "3".into(),
+                event: "subscription.renewed".into(),
+                body: failed.to_string(),
+                received_at: at("2026-05-27T09:29:51Z"),
+                processed_at: None,
+                attempts: 1,
+                last_error: Some("the database was away".into()),
+            },
+        ))
+        .exec(&h.db.conn)
+        .await
+        .unwrap();
+        assert_eq!(receive(failed).await, Received::Applied);
+        let delivery = webhook_delivery::Entity::find_by_id("3")
+            .one(&h.db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                delivery.attempts,
+                delivery.processed_at.is_some(),
+                delivery.last_error
+            ),
+            (2, true, None)
+        );
+        let row = subscription::Entity::find_by_id("76963688")
+            .one(&h.db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.renews_at, Some(at("2026-08-25T09:29:51Z")));
+        assert_eq!(count::<event::Entity>(&h.db).await, events_before + 2);
+        h.finish().await
+    }
+);
+
+db_test!(
+    async fn many_updates_at_once_each_applied_once_with_their_events(db: TestDb) {
+        // 20 stored subscriptions, then at once for each: two updates and a
+        // cancellation, every delivery sent twice. On SQLite and
+        // PostgreSQL they are written in groups, a second delivery for a
+        // subscription in a group running as its own unit (with the test
+        // pool's 5 connections, which the group must not wait on).
+        let (cancelled, listeners) =
+            counting(|e| matches!(e, BillingEvent::SubscriptionCancelled { .. }));
+        let h = Harness::with_listeners(db, listeners).await;
+        let t = at("2026-05-25T09:29:51Z");
+        store_active(&h, 3000, 20, t).await;
+        let mut bodies = Vec::new();
+        for n in 0..20u64 {
+            for k in 1..=3u64 {
+                let (name, data) = if k == 3 {
+                    let ends = Some("2026-06-25T09:29:51+00:00");
+                    let data = subscription_json(3000 + n, &format!("user:{n}"), "cancelled", ends);
+                    ("subscription.cancelled", data)
+                } else {
+                    let mut data =
+                        subscription_json(3000 + n, &format!("user:{n}"), "active", None);
+                    data["price"] = json!(9900 + k);
+                    ("subscription.updated", data)
+                };
+                let at = t + chrono::Duration::seconds(k as i64);
+                let delivery = 31_000 + n * 10 + k;
+                let signed = signed(&envelope(delivery, name, at, data));
+                bodies.push(signed.clone());
+                bodies.push(signed);
+            }
+        }
+        let attempts = bodies
+            .iter()
+            .map(|(body, signature)| h.receiver.receive(Some(signature), body));
+        let outcomes = futures_util::future::join_all(attempts).await;
+        assert_eq!(tally(&outcomes), (60, 60), "{outcomes:?}");
+        let rows = subscription::Entity::find().all(&h.db.conn).await.unwrap();
+        assert_eq!(rows.len(), 20);
+        for row in rows {
+            assert_eq!(
+                (row.status.as_str(), row.sync_mark),
+                (
+                    "cancelled",
+                    (t + chrono::Duration::seconds(3)).timestamp_micros()
+                ),
+                "{}: the newest state won",
+                row.id
+            );
+        }
+        all_processed(&h, 80).await;
+        assert_eq!(
+            cancelled.load(Ordering::SeqCst),
+            20,
+            "each cancellation delivered once, before its delivery was answered"
+        );
+        h.finish().await
+    }
+);
+
+db_test!(
+    async fn deliveries_arriving_together_are_written_together(db: TestDb) {
+        // 20 updates of 20 stored subscriptions at once: on SQLite and
+        // PostgreSQL they are written in groups, fewer statements than
+        // deliveries, each applied with its event. Beside them, deliveries
+        // a group must leave to their own units: two new subscriptions
+        // (no row to replace) and two deliveries seen before.
+        use octany_actix::config::Secret;
+        use octany_actix::sync::{SyncOptions, Syncer};
+        use octany_actix::webhook::WebhookReceiver;
+        let (renewed, listeners) =
+            counting(|e| matches!(e, BillingEvent::SubscriptionRenewed { .. }));
+        let h = Harness::new(db).await;
+        let t = at("2026-05-25T09:29:51Z");
+        store_active(&h, 5000, 20, t).await;
+        let updates = Arc::new(AtomicUsize::new(0));
+        let mut conn = h.db.conn.clone();
+        let seen = updates.clone();
+        conn.set_metric_callback(move |info| {
+            if info
+                .statement
+                .sql
+                .replace(['"', '`'], "")
+                .contains("UPDATE octany_subscriptions")
+            {
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let options = SyncOptions::default().with_listeners(listeners);
+        let syncer = Syncer::with_options(conn, h.fake.client(), options);
+        let receiver = WebhookReceiver::new(syncer, &[Secret::new(SECRET)]).unwrap();
+        let mut bodies: Vec<_> = (0..20u64)
+            .map(|n| {
+                let mut data = subscription_json(5000 + n, &format!("user:{n}"), "active", None);
+                data["renews_at"] = json!("2026-07-25T09:29:51+00:00");
+                signed(&envelope(
+                    52_000 + n,
+                    "subscription.updated",
+                    t + chrono::Duration::seconds(1),
+                    data,
+                ))
+            })
+            .collect();
+        // New: subscriptions 5020 and 5021; seen before: the creations of
+        // 5000 and 5001 (deliveries 50000 and 50001, by store_active).
+        for (n, delivery) in [(20u64, 52_020u64), (21, 52_021), (0, 50_000), (1, 50_001)] {
+            let sub = subscription_json(5000 + n, &format!("user:{n}"), "active", None);
+            bodies.push(signed(&envelope(delivery, "subscription.created", t, sub)));
+        }
+        let outcomes = futures_util::future::join_all(
+            bodies
+                .iter()
+                .map(|(body, signature)| receiver.receive(Some(signature), body)),
+        )
+        .await;
+        assert_eq!(tally(&outcomes), (22, 2), "{outcomes:?}");
+        let rows = subscription::Entity::find().all(&h.db.conn).await.unwrap();
+        assert_eq!(rows.len(), 22);
+        let renewal = Some(at("2026-07-25T09:29:51Z"));
+        let renewed_rows = rows.iter().filter(|row| row.renews_at == renewal).count();
+        assert_eq!(renewed_rows, 20, "{rows:?}");
+        assert_eq!(count::<webhook_delivery::Entity>(&h.db).await, 42);
+        assert_eq!(
+            renewed.load(Ordering::SeqCst),
+            20,
+            "each renewal's event delivered once"
+        );
+        let statements = updates.load(Ordering::SeqCst);
+        match h.db.backend {
+            octany_actix_tests::Backend::MySql => assert!(statements >= 20),
+            _ => assert!(
+                statements < 20,
+                "{statements} statements wrote 20 deliveries"
+            ),
+        }
+        h.finish().await
+    }
+);
+
+/// PostgreSQL: a group reads its rows, claims its deliveries, then locks
+/// the rows. Rows changed in between (here by a transaction that held them
+/// locked, as another instance's write would) are not written by the
+/// group: it takes those deliveries' claims back and each runs as its own
+/// unit, which decides from the row as it now is. One row now holds a
+/// state newer than its delivery, and keeps it; the other a state older
+/// than its delivery, which then replaces it. The group writes the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(octany_postgres), ignore = "OCTANY_TEST_POSTGRES_URL is not set")]
+async fn a_row_changed_under_a_group_keeps_its_newer_state() {
+    use octany_actix_tests::sea_orm::{DbBackend, TransactionTrait};
+    let h = Harness::new(TestDb::migrated(octany_actix_tests::Backend::Postgres).await).await;
+    let t = at("2026-05-25T09:29:51Z");
+    store_active(&h, 6000, 4, t).await;
+    let newer = (t + chrono::Duration::seconds(10)).timestamp_micros();
+    let between = (t + chrono::Duration::milliseconds(500)).timestamp_micros();
+    let other = h.db.conn.begin().await.unwrap();
+    for (id, mark) in [("6000", newer), ("6001", between)] {
+        other
+            .execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "UPDATE octany_subscriptions SET status = 'cancelled', sync_mark = $1 WHERE id = $2",
+                [mark.into(), id.into()],
+            ))
+            .await
+            .unwrap();
+    }
+    let pid: i32 = other
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT pg_backend_pid() AS pid",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "pid")
+        .unwrap();
+    let bodies: Vec<_> = (0..4u64)
+        .map(|n| {
+            let mut data = subscription_json(6000 + n, &format!("user:{n}"), "active", None);
+            data["renews_at"] = json!("2026-07-25T09:29:51+00:00");
+            let at = t + chrono::Duration::seconds(1);
+            signed(&envelope(62_000 + n, "subscription.updated", at, data))
+        })
+        .collect();
+    let receiver = h.receiver.clone();
+    let deliveries = tokio::spawn(async move {
+        let attempts = bodies
+            .iter()
+            .map(|(body, signature)| receiver.receive(Some(signature), body));
+        futures_util::future::join_all(attempts).await
+    });
+    // Until a writer waits for the row the other transaction holds.
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let waiting = h
+                .db
+                .conn
+                .query_one_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT count(*) AS n FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+                    [pid.into()],
+                ))
+                .await
+                .unwrap()
+                .unwrap()
+                .try_get::<i64>("", "n")
+                .unwrap();
+            if waiting > 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("a writer waits for the locked row");
+    other.commit().await.unwrap();
+    let outcomes = deliveries.await.unwrap();
+    assert_eq!(tally(&outcomes), (4, 0), "{outcomes:?}");
+    let delivered = (t + chrono::Duration::seconds(1)).timestamp_micros();
+    let rows = subscription::Entity::find().all(&h.db.conn).await.unwrap();
+    for row in rows {
+        if row.id == "6000" {
+            assert_eq!((row.status.as_str(), row.sync_mark), ("cancelled", newer));
+        } else {
+            assert_eq!(
+                (row.status.as_str(), row.sync_mark, row.renews_at),
+                ("active", delivered, Some(at("2026-07-25T09:29:51Z"))),
+                "{}",
+                row.id
+            );
+        }
+    }
+    all_processed(&h, 8).await;
+    h.finish().await.drop_database().await;
+}
+
+/// A delivery whose request is abandoned as soon as it is queued (its
+/// first poll, then dropped) is written all the same by its group, and the
+/// deliveries beside it are answered: SQLite writes a group in a task of
+/// its own.
+#[tokio::test]
+async fn an_abandoned_delivery_is_written_by_its_group() {
+    let h = Harness::new(TestDb::migrated(octany_actix_tests::Backend::Sqlite).await).await;
+    let t = at("2026-05-25T09:29:51Z");
+    store_active(&h, 4000, 3, t).await;
+    let updated = |n: u64| {
+        let mut data = subscription_json(4000 + n, &format!("user:{n}"), "active", None);
+        data["price"] = json!(12_345);
+        signed(&envelope(
+            41_000 + n,
+            "subscription.updated",
+            t + chrono::Duration::seconds(1),
+            data,
+        ))
+    };
+    let (body, signature) = updated(0);
+    use futures_util::FutureExt;
+    let abandoned = h.receiver.receive(Some(&signature), &body).now_or_never();
+    assert!(abandoned.is_none(), "the delivery was still being written");
+    let others = [updated(1), updated(2)];
+    let outcomes = futures_util::future::join_all(
+        others
+            .iter()
+            .map(|(body, signature)| h.receiver.receive(Some(signature), body)),
+    )
+    .await;
+    assert_eq!(tally(&outcomes), (2, 0), "{outcomes:?}");
+    for n in 0..3u64 {
+        let row = subscription::Entity::find_by_id((4000 + n).to_string())
+            .one(&h.db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.price, 12_345, "subscription {n} updated");
+    }
+    let (body, signature) = updated(0);
+    assert_eq!(
+        h.receiver.receive(Some(&signature), &body).await.unwrap(),
+        Received::Duplicate,
+        "Octany's retry of the abandoned delivery finds it applied"
+    );
+    h.finish().await.drop_database().await;
+}
