@@ -1,10 +1,13 @@
-//! The unit of work: the one way anything is written to the mirror.
+//! The unit of work: the one way a billable's state is written to the
+//! mirror (the bookkeeping tables are named in `docs/architecture.md`).
 //!
 //! [`Syncer::ingest`] takes a [`Batch`] of observations of Octany's state
-//! and the [`Origin`] that brought them, and always does the same thing:
-//! open a transaction (`READ COMMITTED` on MySQL), run the caller's hook (the webhook receiver claims
-//! its delivery there), apply every observation under its ordering mark,
-//! derive the billing events from each change and write them to the
+//! and of writes of the library's own rows (checkout intents, charges:
+//! `apply::local`), and the [`Origin`] that brought them, and always does
+//! the same thing: open a transaction (`READ COMMITTED` on MySQL,
+//! `txn`), run the caller's hook (the webhook receiver claims its delivery
+//! there), apply every item (Octany's under its ordering mark), derive the
+//! billing events from each change (`consequences`) and write them to the
 //! outbox, commit; run the whole unit again on a transient conflict
 //! (recognised by the driver's error code); then drop the changed
 //! billables' cached state, deliver the events, and re-fetch the
