@@ -6,10 +6,9 @@ use actix_web::{HttpResponse, http::header, web};
 use askama::Template;
 use askama_web::WebTemplate;
 use octany_actix::client::NewOrder;
-use octany_actix::entity::product;
 use octany_actix::model::Entitlement;
+use octany_actix::model::Product;
 use octany_actix::{BillingError, Plan, RequireSubscription};
-use sea_orm::EntityTrait;
 use serde::Deserialize;
 
 use crate::billing::{ADD_ON, AddOns, Plans};
@@ -97,8 +96,8 @@ pub struct ForTeam {
     pub can_buy: bool,
 }
 
-async fn catalog(state: &AppState) -> Result<Vec<product::Model>, AppError> {
-    Ok(product::Entity::find().all(&state.db).await?)
+async fn catalog(state: &AppState) -> Result<Vec<Product>, AppError> {
+    Ok(state.octany.products().await?)
 }
 
 /// `GET /pricing`: the catalog with prices including VAT.

@@ -9,9 +9,9 @@
 //!    ([`Plan`]), [`config`] and the injected [`clock`];
 //! 2. **[`client`]**: the REST client, with retries, pacing and
 //!    list-after-write;
-//! 3. **mirror**: Octany's state in the host's database: the tables
-//!    ([`entity`]), the one write path and its billing events ([`sync`]),
-//!    the signed webhook receiver ([`webhook`]);
+//! 3. **mirror**: Octany's state in the host's database, read as
+//!    [`rows`]; the one write path and its billing events ([`sync`]), the
+//!    signed webhook receiver ([`webhook`]);
 //! 4. **web**: the [`Octany`] value a host builds and registers, the
 //!    [`billing`] handle (`octany.billing(&user)`), the [`guard`]
 //!    ([`RequireSubscription`]), the mounted routes and every error's HTTP
@@ -34,7 +34,12 @@ mod mirror;
 mod web;
 
 pub use domain::{clock, config, model};
-pub use mirror::{entity, sync, webhook};
+pub use mirror::{rows, sync, webhook};
+
+/// The tables' sea-orm plumbing: not part of the API (read rows through
+/// [`rows`]). Public for this workspace's own tests and tools.
+#[doc(hidden)]
+pub use mirror::entity;
 pub use web::{billing, guard};
 
 pub use client::{OctanyClient, OctanyError, install_crypto_provider};

@@ -20,6 +20,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
 
+use crate::client::NewOrder;
 use crate::domain::clock::Clock;
 use crate::domain::model::{
     AccessPolicy, BillableRef, Order, ProductId, Subscription, SubscriptionId,
@@ -110,6 +111,14 @@ impl<'a> Mirror<'a> {
     /// The product `id` as the product cache has it.
     pub(crate) async fn product(&self, id: ProductId) -> Result<Option<product::Model>, DbErr> {
         product::Entity::find_by_id(id).one(self.syncer.db()).await
+    }
+
+    /// The product cache, by product id.
+    pub(crate) async fn products(&self) -> Result<Vec<product::Model>, DbErr> {
+        product::Entity::find()
+            .order_by_asc(product::Column::Id)
+            .all(self.syncer.db())
+            .await
     }
 
     /// `billable`'s checkout intent `id`, if it is one of theirs.
@@ -206,9 +215,32 @@ impl<'a> Mirror<'a> {
         }
     }
 
-    /// Records `row`, a charge about to be sent; false when its key is
-    /// taken.
-    pub(crate) async fn record_charge(&self, row: charge::Model) -> Result<bool, SyncError> {
+    /// Records the charge of `order` to `billable` under `key`, about to
+    /// be sent on `subscription` whose orders were `known` before it; false
+    /// when the key is taken.
+    pub(crate) async fn record_charge(
+        &self,
+        billable: &BillableRef,
+        key: &str,
+        subscription: &SubscriptionId,
+        order: &NewOrder,
+        known: &[&str],
+    ) -> Result<bool, SyncError> {
+        let now = self.syncer.clock().now();
+        let row = charge::Model {
+            billable_ref: billable.to_string(),
+            key: key.to_owned(),
+            subscription_id: subscription.to_string(),
+            product_id: order.product_id.0,
+            amount: order.amount,
+            description: order.description.clone(),
+            state: charge::ChargeState::Sending,
+            order_id: None,
+            known_orders: serde_json::to_string(known).expect("strings serialize"),
+            attempted_at: now,
+            created_at: now,
+            updated_at: now,
+        };
         self.charge_write(Local::RecordCharge(Box::new(row)), None)
             .await
     }

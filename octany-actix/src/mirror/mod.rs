@@ -11,5 +11,6 @@ pub(crate) mod api;
 pub(crate) mod budget;
 pub mod entity;
 pub(crate) mod revocation;
+pub mod rows;
 pub mod sync;
 pub mod webhook;

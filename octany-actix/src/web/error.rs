@@ -78,7 +78,7 @@ pub enum BillingError {
     )]
     ChargeDeclined {
         /// The order, as mirrored.
-        order: Box<crate::mirror::entity::order::Model>,
+        order: Box<crate::mirror::rows::OrderRow>,
     },
     /// Another request with the same idempotency key is making this charge.
     #[error(

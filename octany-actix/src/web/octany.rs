@@ -21,21 +21,11 @@ use crate::mirror::sync::{Listeners, SyncOptions, Syncer};
 use crate::mirror::webhook::WebhookReceiver;
 use crate::web::error::{BillingError, Denial};
 pub use crate::web::settings::Settings;
+use crate::web::settings::{CatalogPlan, local_path};
 
 /// How a refusal of the guard is answered; see [`OctanyBuilder::on_rejection`].
 pub(crate) type RejectionHandler =
     Arc<dyn Fn(&HttpRequest, &Denial, &Settings) -> HttpResponse + Send + Sync>;
-
-/// A product of the catalog the checkout route sells.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct CatalogPlan {
-    /// Its name in URLs.
-    pub(crate) slug: String,
-    /// Its Octany product.
-    pub(crate) product: ProductId,
-    /// The group of a plan; `None` for a one-off product.
-    pub(crate) group: Option<&'static str>,
-}
 
 /// Everything billing, for one app. Build it once, outside
 /// `HttpServer::new`, and register it with `App::app_data`:
@@ -128,15 +118,6 @@ impl std::fmt::Debug for OctanyBuilder {
             .field("config", &self.config)
             .field("settings", &self.settings)
             .finish_non_exhaustive()
-    }
-}
-
-fn local_path(path: &str) -> String {
-    let path = path.trim();
-    if path.starts_with('/') {
-        path.trim_end_matches('/').to_owned()
-    } else {
-        format!("/{}", path.trim_end_matches('/'))
     }
 }
 
@@ -582,6 +563,19 @@ impl Octany {
                 tracing::warn!(%error, "syncing a billable from Octany failed; answering from the local mirror")
             }
         }
+    }
+
+    /// The catalog as the product cache has it, by product id: what a
+    /// pricing page lists ([`Syncer::sync_products`] fills the cache; the
+    /// reconciler keeps it fresh).
+    pub async fn products(&self) -> Result<Vec<crate::model::Product>, BillingError> {
+        Ok(self
+            .mirror()
+            .products()
+            .await?
+            .into_iter()
+            .map(crate::model::Product::from)
+            .collect())
     }
 
     /// Drops a billable's cached state.

@@ -23,7 +23,7 @@ use serde_json::json;
 
 use crate::domain::model::{Entitlement, Product, ProductId, format_timestamp};
 use crate::domain::plan::AnyPlan;
-use crate::mirror::entity::{checkout, subscription};
+use crate::mirror::rows::{CheckoutStatus, SubscriptionRow};
 use crate::mirror::webhook::{Received, SIGNATURE_HEADER, WebhookError, WebhookReceiver};
 use crate::web::billable::Billable;
 use crate::web::billing::{CheckoutOptions, is_local_path};
@@ -150,7 +150,7 @@ fn money(minor: i64, currency: &str, interval: Option<&str>) -> String {
 
 /// The swap a billable would make: its group's live subscription, the
 /// plan's product and group.
-type SwapTarget = (subscription::Model, ProductId, &'static str);
+type SwapTarget = (SubscriptionRow, ProductId, &'static str);
 
 /// The swap a billable would make to `slug`; `Err(response)` when there is
 /// nothing to swap (none held: to the checkout; already on it: onwards).
@@ -195,15 +195,7 @@ async fn swap_page<U: Billable + FromRequest + 'static>(
     let billing = octany.billing(&user).in_group(group);
     let intent = billing.open_intent(product).await?;
     // The new plan as the product cache has it (name, price, VAT, interval).
-    let to = octany.mirror().product(product).await?.map(|p| Product {
-        id: p.id,
-        name: p.name,
-        kind: p.kind,
-        interval: p.interval,
-        price: p.price,
-        currency: p.currency,
-        vat_rate: p.vat_rate,
-    });
+    let to = octany.mirror().product(product).await?.map(Product::from);
     let interval = current
         .subscription()
         .and_then(|s| s.product)
@@ -267,7 +259,7 @@ async fn confirm_swap<U: Billable + FromRequest + 'static>(
     let Some(intent) = intent.filter(|i| Some(i.product_id) == product) else {
         return Ok(see_other(&again));
     };
-    if intent.status == checkout::CheckoutStatus::Completed {
+    if intent.status == CheckoutStatus::Completed {
         // Posted twice: the first did it.
         return Ok(see_other(&next_path(&query, &octany)));
     }
@@ -356,15 +348,10 @@ async fn success<U: Billable + FromRequest + 'static>(
     let mut order = None;
     let outcome = match &intent {
         None => Outcome::Abandoned,
-        Some(c)
-            if matches!(
-                c.status,
-                checkout::CheckoutStatus::Opened | checkout::CheckoutStatus::Abandoned
-            ) =>
-        {
+        Some(c) if matches!(c.status, CheckoutStatus::Opened | CheckoutStatus::Abandoned) => {
             Outcome::Abandoned
         }
-        Some(c) if one_off && c.status == checkout::CheckoutStatus::Completed => {
+        Some(c) if one_off && c.status == CheckoutStatus::Completed => {
             order = c.order_id.clone();
             Outcome::Purchased
         }

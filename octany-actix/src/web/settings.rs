@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::domain::model::AccessPolicy;
+use crate::domain::model::{AccessPolicy, ProductId};
 
 /// Where things are, and how long things last.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,5 +45,26 @@ impl Settings {
         self.public_base_url
             .join(self.route_path(route).trim_start_matches('/'))
             .expect("a local path joins onto an absolute URL")
+    }
+}
+
+/// A product of the catalog the checkout route sells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CatalogPlan {
+    /// Its name in URLs.
+    pub(crate) slug: String,
+    /// Its Octany product.
+    pub(crate) product: ProductId,
+    /// The group of a plan; `None` for a one-off product.
+    pub(crate) group: Option<&'static str>,
+}
+
+/// `path` as a local path: one leading slash, no trailing one.
+pub(crate) fn local_path(path: &str) -> String {
+    let path = path.trim();
+    if path.starts_with('/') {
+        path.trim_end_matches('/').to_owned()
+    } else {
+        format!("/{}", path.trim_end_matches('/'))
     }
 }

@@ -45,3 +45,17 @@ pub mod table {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+impl From<Model> for crate::domain::model::Product {
+    fn from(row: Model) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            kind: row.kind,
+            interval: row.interval,
+            price: row.price,
+            currency: row.currency,
+            vat_rate: row.vat_rate,
+        }
+    }
+}

@@ -8,7 +8,7 @@ use crate::client::CheckoutRequest;
 use crate::domain::config::Locale;
 use crate::domain::model::{Entitlement, ProductId};
 use crate::domain::plan::Plan;
-use crate::mirror::entity::checkout;
+use crate::mirror::rows::CheckoutIntent;
 use crate::web::billable::Billable;
 use crate::web::error::BillingError;
 
@@ -43,7 +43,7 @@ pub fn is_local_path(path: &str) -> bool {
 impl<U: Billable> Billing<'_, U> {
     /// The newest checkout the buyer came back from that Octany has not yet
     /// reported (while it lasts, the guard answers "payment processing").
-    pub async fn pending_checkout(&self) -> Result<Option<checkout::Model>, BillingError> {
+    pub async fn pending_checkout(&self) -> Result<Option<CheckoutIntent>, BillingError> {
         Ok(self
             .octany
             .mirror()
@@ -161,7 +161,7 @@ impl<U: Billable> Billing<'_, U> {
     }
 
     /// This billable's intent `id`, if it is one.
-    pub(crate) async fn intent(&self, id: &str) -> Result<Option<checkout::Model>, BillingError> {
+    pub(crate) async fn intent(&self, id: &str) -> Result<Option<CheckoutIntent>, BillingError> {
         Ok(self.octany.mirror().intent(&self.reference(), id).await?)
     }
 
@@ -169,7 +169,7 @@ impl<U: Billable> Billing<'_, U> {
     /// opened (or lapsed) intent now awaits Octany's word, and the guard
     /// answers "payment processing" until it comes. The intent as it now
     /// stands.
-    pub(crate) async fn returned(&self, id: &str) -> Result<Option<checkout::Model>, BillingError> {
+    pub(crate) async fn returned(&self, id: &str) -> Result<Option<CheckoutIntent>, BillingError> {
         Ok(self
             .octany
             .mirror()

@@ -8,7 +8,8 @@ use serde::Serialize;
 use super::Billing;
 use crate::client::{NewOrder, OctanyError};
 use crate::domain::model::{BillableRef, Order, OrderId, OrderState, SubscriptionId};
-use crate::mirror::entity::{charge, order};
+use crate::mirror::entity::charge;
+use crate::mirror::rows::OrderRow;
 use crate::web::billable::Billable;
 use crate::web::error::BillingError;
 
@@ -53,7 +54,7 @@ impl<U: Billable> Billing<'_, U> {
     ///     .await?;
     /// # Ok(()) }
     /// ```
-    pub async fn charge(&self, key: &str, order: NewOrder) -> Result<order::Model, BillingError> {
+    pub async fn charge(&self, key: &str, order: NewOrder) -> Result<OrderRow, BillingError> {
         if key.is_empty() || key.chars().count() > MAX_KEY_LEN {
             return Err(BillingError::Octany(OctanyError::InvalidRequest {
                 reason: format!("an idempotency key is 1 to {MAX_KEY_LEN} characters"),
@@ -70,23 +71,9 @@ impl<U: Billable> Billing<'_, U> {
             Err(other) => return Err(other),
         };
         let before = self.octany.client().order_ids(&subscription).await?;
-        let now = self.octany.clock().now();
         let known: Vec<&str> = before.iter().map(OrderId::as_str).collect();
         let recorded = mirror
-            .record_charge(charge::Model {
-                billable_ref: reference.to_string(),
-                key: key.to_owned(),
-                subscription_id: subscription.to_string(),
-                product_id: order.product_id.0,
-                amount: order.amount,
-                description: order.description.clone(),
-                state: charge::ChargeState::Sending,
-                order_id: None,
-                known_orders: serde_json::to_string(&known).expect("strings serialize"),
-                attempted_at: now,
-                created_at: now,
-                updated_at: now,
-            })
+            .record_charge(&reference, key, &subscription, &order, &known)
             .await?;
         if recorded {
             return self.send_charge(key, &subscription, &order, &before).await;
@@ -107,7 +94,7 @@ impl<U: Billable> Billing<'_, U> {
         subscription: &SubscriptionId,
         order: &NewOrder,
         before: &HashSet<OrderId>,
-    ) -> Result<order::Model, BillingError> {
+    ) -> Result<OrderRow, BillingError> {
         let client = self.octany.client();
         match client.create_order_after(subscription, order, before).await {
             Ok(made) => self.record_charge(key, subscription, made).await,
@@ -133,7 +120,7 @@ impl<U: Billable> Billing<'_, U> {
         key: &str,
         subscription: &SubscriptionId,
         (made, date): (Order, Option<DateTime<Utc>>),
-    ) -> Result<order::Model, BillingError> {
+    ) -> Result<OrderRow, BillingError> {
         let client = self.octany.client();
         let (made, date) = match date {
             Some(date) => (made, Some(date)),
@@ -149,7 +136,7 @@ impl<U: Billable> Billing<'_, U> {
     }
 
     /// The mirrored order of a charge: `Ok` unless it failed.
-    async fn charge_outcome(&self, order_id: &str) -> Result<order::Model, BillingError> {
+    async fn charge_outcome(&self, order_id: &str) -> Result<OrderRow, BillingError> {
         let mirror = self.octany.mirror();
         let made = match mirror.order(order_id).await? {
             Some(made) => made,
@@ -181,7 +168,7 @@ impl<U: Billable> Billing<'_, U> {
         &self,
         row: charge::Model,
         order: &NewOrder,
-    ) -> Result<order::Model, BillingError> {
+    ) -> Result<OrderRow, BillingError> {
         if row.product_id != order.product_id.0
             || row.amount != order.amount
             || row.description != order.description
@@ -219,7 +206,7 @@ impl<U: Billable> Billing<'_, U> {
     }
 
     /// Every mirrored order, newest first.
-    pub async fn orders(&self) -> Result<Vec<order::Model>, BillingError> {
+    pub async fn orders(&self) -> Result<Vec<OrderRow>, BillingError> {
         Ok(self
             .octany
             .mirror()

@@ -9,14 +9,14 @@ use crate::client::OctanyError;
 use crate::domain::model::{Entitlement, ProductId, Subscription, SubscriptionId};
 use crate::domain::plan::Plan;
 use crate::mirror::access::{AccessState, Grant};
-use crate::mirror::entity::subscription;
+use crate::mirror::rows::SubscriptionRow;
 use crate::web::billable::Billable;
 use crate::web::error::BillingError;
 
 impl<U: Billable> Billing<'_, U> {
     /// Every mirrored subscription of every group, newest first (whole rows,
     /// read from the database).
-    pub async fn subscriptions(&self) -> Result<Vec<subscription::Model>, BillingError> {
+    pub async fn subscriptions(&self) -> Result<Vec<SubscriptionRow>, BillingError> {
         Ok(self
             .octany
             .mirror()
@@ -55,7 +55,7 @@ impl<U: Billable> Billing<'_, U> {
 
     /// The group's current subscription: the one granting access, else the
     /// newest.
-    pub async fn subscription(&self) -> Result<Option<subscription::Model>, BillingError> {
+    pub async fn subscription(&self) -> Result<Option<SubscriptionRow>, BillingError> {
         match self.current().await? {
             Some(grant) => Ok(self.octany.mirror().subscription(&grant.id).await?),
             None => Ok(None),
@@ -116,7 +116,7 @@ impl<U: Billable> Billing<'_, U> {
 
     /// The group's subscription that has not ended, if any: the one a
     /// checkout of another plan of the group would duplicate.
-    pub(crate) async fn live_subscription(&self) -> Result<subscription::Model, BillingError> {
+    pub(crate) async fn live_subscription(&self) -> Result<SubscriptionRow, BillingError> {
         let clock = self.octany.clock().clone();
         self.subscription()
             .await?
@@ -129,7 +129,7 @@ impl<U: Billable> Billing<'_, U> {
     async fn record(
         &self,
         (s, date): (Subscription, Option<DateTime<Utc>>),
-    ) -> Result<subscription::Model, BillingError> {
+    ) -> Result<SubscriptionRow, BillingError> {
         let id = s.id.clone();
         let mirror = self.octany.mirror();
         mirror.record_subscription(s, date).await?;
@@ -147,7 +147,7 @@ impl<U: Billable> Billing<'_, U> {
         id: &SubscriptionId,
         answer: Result<(Subscription, Option<DateTime<Utc>>), OctanyError>,
         done: impl Fn(&Subscription) -> bool,
-    ) -> Result<subscription::Model, BillingError> {
+    ) -> Result<SubscriptionRow, BillingError> {
         match answer {
             Ok(answer) => self.record(answer).await,
             Err(error) if error.is_ambiguous() => {
@@ -170,7 +170,7 @@ impl<U: Billable> Billing<'_, U> {
     /// Cancels the group's current subscription at the end of its paid
     /// period; it keeps access until then (a grace period). Octany has no
     /// cancel-now. A lost answer is settled by reading the subscription back.
-    pub async fn cancel(&self) -> Result<subscription::Model, BillingError> {
+    pub async fn cancel(&self) -> Result<SubscriptionRow, BillingError> {
         let id = SubscriptionId::new(self.live_subscription().await?.id);
         let answer = self.octany.client().cancel_subscription_observed(&id).await;
         self.settle(&id, answer, |s| {
@@ -182,7 +182,7 @@ impl<U: Billable> Billing<'_, U> {
     /// Moves the subscription of `plan`'s group to `plan` (Octany changes
     /// the product at once; the new price applies from the next renewal,
     /// with no proration). A lost answer is settled by reading it back.
-    pub async fn swap<P: Plan>(&self, plan: P) -> Result<subscription::Model, BillingError> {
+    pub async fn swap<P: Plan>(&self, plan: P) -> Result<SubscriptionRow, BillingError> {
         self.octany
             .billing(self.billable)
             .in_group(P::GROUP)
@@ -194,7 +194,7 @@ impl<U: Billable> Billing<'_, U> {
     pub(crate) async fn swap_to(
         &self,
         product: ProductId,
-    ) -> Result<subscription::Model, BillingError> {
+    ) -> Result<SubscriptionRow, BillingError> {
         let current = self.live_subscription().await?;
         if current.product_id == Some(product) {
             return Ok(current);

@@ -22,7 +22,7 @@ use crate::domain::clock::Frozen;
 use crate::domain::model::{BillableRef, SubscriptionStatus};
 use crate::domain::plan::{AnyPlan, Plan, PlanSet};
 pub use crate::mirror::access::Grant;
-use crate::mirror::entity::subscription;
+use crate::mirror::rows::SubscriptionRow;
 use crate::web::billable::Billable;
 use crate::web::error::BillingError;
 use crate::web::octany::Octany;
@@ -64,7 +64,7 @@ pub struct RequireSubscription<U, P = AnyPlan> {
     pub user: U,
     grant: Arc<Grant>,
     octany: Octany,
-    full: tokio::sync::OnceCell<Arc<subscription::Model>>,
+    full: tokio::sync::OnceCell<Arc<SubscriptionRow>>,
     plan: PhantomData<P>,
 }
 
@@ -92,7 +92,7 @@ impl<U, P> RequireSubscription<U, P> {
 
     /// The granting subscription's whole row, read from the database the
     /// first time it is asked for.
-    pub async fn subscription(&self) -> Result<Arc<subscription::Model>, BillingError> {
+    pub async fn subscription(&self) -> Result<Arc<SubscriptionRow>, BillingError> {
         self.full
             .get_or_try_init(|| async {
                 self.octany
