@@ -108,20 +108,6 @@ pub trait TokenStore: Send + Sync + std::fmt::Debug {
     ) -> Result<Option<Duration>, OctanyError>;
 }
 
-/// The refill arithmetic every store shares: `tokens` held at `last`, as
-/// seen at `now`.
-pub(crate) fn refilled(tokens: f64, last_us: i64, now_us: i64, limit: RateLimit) -> f64 {
-    let rate_per_us = f64::from(limit.per_minute.max(1)) / 60e6;
-    let capacity = f64::from(limit.burst.max(1));
-    (tokens + (now_us - last_us).max(0) as f64 * rate_per_us).min(capacity)
-}
-
-/// How long until `available` tokens become `need`.
-pub(crate) fn wait_for(available: f64, need: f64, limit: RateLimit) -> Duration {
-    let rate_per_sec = f64::from(limit.per_minute.max(1)) / 60.0;
-    Duration::from_secs_f64(((need - available).max(0.0) / rate_per_sec).max(0.001))
-}
-
 /// Tokens of this process only.
 #[derive(Debug, Default)]
 pub(crate) struct LocalTokens {
@@ -139,15 +125,15 @@ impl TokenStore for LocalTokens {
     ) -> Result<Option<Duration>, OctanyError> {
         let now_us = now.timestamp_micros();
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let (tokens, last) = state.unwrap_or((f64::from(limit.burst.max(1)), now_us));
-        let available = refilled(tokens, last, now_us, limit);
+        let (tokens, last) = state.unwrap_or((limit.capacity(), now_us));
+        let available = limit.refilled(tokens, last, now_us);
         let need = 1.0 + reserve;
         if available >= need {
             *state = Some((available - 1.0, now_us.max(last)));
             Ok(None)
         } else {
             *state = Some((available, now_us.max(last)));
-            Ok(Some(wait_for(available, need, limit)))
+            Ok(Some(limit.wait_for(available, need)))
         }
     }
 }

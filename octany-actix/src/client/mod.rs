@@ -36,7 +36,7 @@ use crate::domain::clock::{SharedClock, SystemClock};
 use crate::domain::config::OctanyConfig;
 
 pub use crate::domain::limits::{RateLimit, RetryPolicy};
-pub(crate) use budget::{LocalTokens, refilled, wait_for};
+pub(crate) use budget::LocalTokens;
 pub use budget::{Priority, QueueBounds, TokenStore};
 pub use checkout::CheckoutRequest;
 pub(crate) use checkout::is_acceptable_success_url;

@@ -106,3 +106,29 @@ impl Default for RateLimit {
         }
     }
 }
+
+/// The token bucket of a [`RateLimit`], in one place: the process's own
+/// store and the database's shared one (whose `UPDATE` states the same
+/// refill in SQL, with these numbers bound) both count by it.
+impl RateLimit {
+    /// The bucket's size: `burst`, at least one token.
+    pub(crate) fn capacity(self) -> f64 {
+        f64::from(self.burst.max(1))
+    }
+
+    /// Tokens added a microsecond.
+    pub(crate) fn per_microsecond(self) -> f64 {
+        f64::from(self.per_minute.max(1)) / 60e6
+    }
+
+    /// `tokens` held at `last_us`, refilled until `now_us` (microseconds).
+    pub(crate) fn refilled(self, tokens: f64, last_us: i64, now_us: i64) -> f64 {
+        (tokens + (now_us - last_us).max(0) as f64 * self.per_microsecond()).min(self.capacity())
+    }
+
+    /// How long until `available` tokens become `need`.
+    pub(crate) fn wait_for(self, available: f64, need: f64) -> std::time::Duration {
+        let per_second = self.per_microsecond() * 1e6;
+        std::time::Duration::from_secs_f64(((need - available).max(0.0) / per_second).max(0.001))
+    }
+}

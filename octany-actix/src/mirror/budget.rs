@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value};
 
-use crate::client::{OctanyError, RateLimit, TokenStore, refilled, wait_for};
+use crate::client::{OctanyError, RateLimit, TokenStore};
 
 /// The budget row of one account.
 #[derive(Debug)]
@@ -57,7 +57,7 @@ impl DbTokens {
                 sql,
                 [
                     Value::from(self.bucket.clone()),
-                    Value::from(f64::from(limit.burst.max(1))),
+                    Value::from(limit.capacity()),
                     Value::from(now_us),
                 ],
             ))
@@ -75,8 +75,8 @@ impl DbTokens {
         let now_us = now.timestamp_micros();
         self.create(limit, now_us).await?;
         let backend = self.db.get_database_backend();
-        let capacity = f64::from(limit.burst.max(1));
-        let rate_per_us = f64::from(limit.per_minute.max(1)) / 60e6;
+        let capacity = limit.capacity();
+        let rate_per_us = limit.per_microsecond();
         let need = 1.0 + reserve;
         // Refilled tokens: min(capacity, tokens + max(0, now - counted) * rate).
         let (sql, values): (&str, Vec<Value>) = match backend {
@@ -146,11 +146,10 @@ impl DbTokens {
             ))
             .await?;
         let available = match row {
-            Some(row) => refilled(
+            Some(row) => limit.refilled(
                 row.try_get::<f64>("", "tokens")?,
                 row.try_get::<i64>("", "counted_us")?,
                 now_us,
-                limit,
             ),
             None => {
                 // Deleted meanwhile: made again on the next take.
@@ -158,7 +157,7 @@ impl DbTokens {
                 0.0
             }
         };
-        Ok(Some(wait_for(available, need, limit)))
+        Ok(Some(limit.wait_for(available, need)))
     }
 }
 
