@@ -40,6 +40,24 @@ db_test!(
             (second.status, second.location.as_deref()),
             (303, Some("/billing/swap/pro-yearly"))
         );
+        // From code: the swap's page when the routes sell the plan, else
+        // no page to name (Billing::swap).
+        let buyer_1 = TestUser::new(1);
+        let billing = octany.billing(&buyer_1);
+        let mounted = billing
+            .checkout_url(Plans::ProYearly, Default::default())
+            .await;
+        assert!(
+            matches!(&mounted, Err(BillingError::SwapInstead { swap_path: Some(p) }) if p == "/billing/swap/pro-yearly"),
+            "{mounted:?}"
+        );
+        let unsold = billing
+            .checkout_url_for(ProductId(1300), Default::default())
+            .await;
+        assert!(
+            matches!(unsold, Err(BillingError::SwapInstead { swap_path: None })),
+            "{unsold:?}"
+        );
         let page = call(&app, "GET", "/billing/swap/pro-yearly", Some(1), true).await;
         assert_eq!(page.status, 200);
         let html = page.body.as_str().unwrap();

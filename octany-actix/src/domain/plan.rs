@@ -45,7 +45,7 @@ use crate::domain::model::ProductId;
 pub trait Plan: Copy + Send + Sync + 'static {
     /// The group its plans belong to: one live subscription per billable
     /// and group.
-    const GROUP: &'static str = "default";
+    const GROUP: &'static str = DEFAULT_GROUP;
 
     /// The Octany product this plan is.
     fn product_id(&self) -> ProductId;

@@ -58,11 +58,13 @@ pub enum BillingError {
     /// it would make a second subscription, so it is a swap instead.
     #[error(
         "already subscribed to another plan of this group: a checkout would make a second subscription; \
-         confirm the swap at {swap_path} (or call Billing::swap)"
+         swap instead ({})",
+        swap_path.as_deref().map_or("Billing::swap".to_owned(), |p| format!("confirm it at {p}"))
     )]
     SwapInstead {
-        /// The swap's confirmation page.
-        swap_path: String,
+        /// The mounted swap's confirmation page; `None` for a product the
+        /// routes do not sell (swap with [`Billing::swap`](crate::billing::Billing::swap)).
+        swap_path: Option<String>,
     },
     /// A one-off charge needs a live subscription whose billing method pays.
     #[error(

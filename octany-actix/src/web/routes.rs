@@ -114,9 +114,9 @@ async fn start_checkout<U: Billable + FromRequest + 'static>(
     {
         Ok(url) => Ok(see_other(url.as_str())),
         // Another plan of the group is held: a swap, confirmed first.
-        Err(BillingError::SwapInstead { swap_path }) => {
-            Ok(see_other(&with_next(swap_path, &query)))
-        }
+        Err(BillingError::SwapInstead {
+            swap_path: Some(swap_path),
+        }) => Ok(see_other(&with_next(swap_path, &query))),
         Err(other) => Err(other),
     }
 }
@@ -166,7 +166,7 @@ async fn swap_target<U: Billable>(
     else {
         return Err(BillingError::UnknownPlan(slug.to_owned()));
     };
-    let billing = octany.billing(user).in_group(group);
+    let billing = octany.billing(user).in_group_named(group);
     match billing.live_subscription().await {
         Ok(current) if current.product_id == Some(product) => {
             Ok(Err(see_other(&next_path(query, octany))))
@@ -192,7 +192,7 @@ async fn swap_page<U: Billable + FromRequest + 'static>(
         Ok(target) => target,
         Err(response) => return Ok(response),
     };
-    let billing = octany.billing(&user).in_group(group);
+    let billing = octany.billing(&user).in_group_named(group);
     let intent = billing.open_intent(product).await?;
     // The new plan as the product cache has it (name, price, VAT, interval).
     let to = octany.mirror().product(product).await?.map(Product::from);
@@ -271,7 +271,7 @@ async fn confirm_swap<U: Billable + FromRequest + 'static>(
     // every intent the subscription's new product answers).
     octany
         .billing(&user)
-        .in_group(group)
+        .in_group_named(group)
         .swap_to(product)
         .await?;
     Ok(see_other(&next_path(&query, &octany)))

@@ -138,13 +138,11 @@ impl<U: Billable> Billing<'_, U> {
             None => Ok(()),
             Some(s) if s.product_id == Some(product) => Err(BillingError::AlreadySubscribed),
             Some(_) => Err(BillingError::SwapInstead {
-                swap_path: match self.octany.sold_as(product) {
-                    Some(plan) => self
-                        .octany
+                swap_path: self.octany.sold_as(product).map(|plan| {
+                    self.octany
                         .settings()
-                        .route_path(&format!("swap/{}", plan.slug)),
-                    None => "Billing::swap".to_owned(),
-                },
+                        .route_path(&format!("swap/{}", plan.slug))
+                }),
             }),
         }
     }

@@ -32,7 +32,7 @@ pub use orders::PortalUrls;
 pub struct Billing<'a, U: Billable> {
     octany: &'a Octany,
     billable: &'a U,
-    group: &'a str,
+    group: &'static str,
 }
 
 impl<U: Billable> std::fmt::Debug for Billing<'_, U> {
@@ -53,19 +53,29 @@ impl<'a, U: Billable> Billing<'a, U> {
         }
     }
 
-    /// The same billable's billing in another plan group (e.g. an add-on
-    /// subscription held beside the main plan): its subscription, cancel
-    /// and swap act on that group's subscription.
+    /// The same billable's billing in the plan group of `P` (e.g. an
+    /// add-on subscription held beside the main plan): its subscription,
+    /// cancel and swap act on that group's subscription. The group is the
+    /// plan type's, so a misspelt group does not compile.
     ///
     /// ```no_run
     /// # async fn demo(octany: &octany_actix::Octany, user: &impl octany_actix::Billable) -> Result<(), octany_actix::BillingError> {
-    /// let support = octany.billing(user).in_group("support");
+    /// #[derive(octany_actix::Plan, Clone, Copy, Debug, PartialEq, Eq)]
+    /// #[plan(group = "support")]
+    /// enum Support { #[plan(product = 1500)] Priority }
+    ///
+    /// let support = octany.billing(user).in_group::<Support>();
     /// if support.subscribed().await? {
     ///     support.cancel().await?;
     /// }
     /// # Ok(()) }
     /// ```
-    pub fn in_group(self, group: &'a str) -> Self {
+    pub fn in_group<P: crate::Plan>(self) -> Self {
+        self.in_group_named(P::GROUP)
+    }
+
+    /// [`Billing::in_group`] by the group's name (a catalog plan's group).
+    pub(crate) fn in_group_named(self, group: &'static str) -> Self {
         Self { group, ..self }
     }
 

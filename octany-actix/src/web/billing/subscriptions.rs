@@ -185,7 +185,7 @@ impl<U: Billable> Billing<'_, U> {
     pub async fn swap<P: Plan>(&self, plan: P) -> Result<SubscriptionRow, BillingError> {
         self.octany
             .billing(self.billable)
-            .in_group(P::GROUP)
+            .in_group::<P>()
             .swap_to(plan.product_id())
             .await
     }
