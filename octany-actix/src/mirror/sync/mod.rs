@@ -118,6 +118,8 @@ struct Inner {
     /// units of work queue here too, each woken the moment the one before
     /// commits.
     writer: Option<unit::Writer>,
+    /// The database's part in the unit of work.
+    backend: &'static dyn unit::Backend,
 }
 
 type ChangeHook = Arc<dyn Fn(&BillableRef) + Send + Sync>;
@@ -185,7 +187,7 @@ impl Syncer {
         client: OctanyClient,
         mut options: SyncOptions,
     ) -> Self {
-        let backend = db.get_database_backend();
+        let backend = unit::backend_of(db.get_database_backend());
         Self {
             inner: Arc::new(Inner {
                 clock: client.clock().clone(),
@@ -196,6 +198,7 @@ impl Syncer {
                 options,
                 instance: uuid::Uuid::new_v4().simple().to_string(),
                 writer: unit::Writer::of(backend),
+                backend,
             }),
         }
     }
@@ -222,6 +225,11 @@ impl Syncer {
 
     pub(crate) fn options(&self) -> &SyncOptions {
         &self.inner.options
+    }
+
+    /// The database's part in the unit of work (`unit::backend`).
+    pub(crate) fn backend(&self) -> &'static dyn unit::Backend {
+        self.inner.backend
     }
 
     pub(crate) fn listeners(&self) -> &Listeners {

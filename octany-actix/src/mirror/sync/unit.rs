@@ -19,22 +19,34 @@
 //! delivery the group did not write runs as above (on PostgreSQL, a lone
 //! delivery's claim folded into its write).
 
-use sea_orm::{DatabaseTransaction, DbBackend, DbErr};
+use sea_orm::DbBackend;
 
 use super::apply::{self, Applied, Local, Mark, Source};
 use super::events::{self, Origin};
 use super::{Effects, SyncError, Syncer, outbox};
 use crate::domain::model::{Order, Product, Subscription, SubscriptionId};
-use crate::mirror::entity::{billable_ref, webhook_delivery};
+use crate::mirror::entity::billable_ref;
 
+mod backend;
 mod consequences;
 mod group;
-mod txn;
+mod hook;
+mod plan;
 
+pub(crate) use backend::Backend;
 use consequences::{Consequences, outbox_rows};
 use group::Grouped;
 pub(crate) use group::Writer;
-pub(crate) use txn::{begin, is_transient};
+pub(crate) use hook::Hook;
+use plan::Write;
+
+/// Tries a unit at most this often when it keeps meeting conflicts.
+const TRIES: u32 = 5;
+
+/// The part in the unit of work of a database of kind `backend`.
+pub(crate) fn backend_of(backend: DbBackend) -> &'static dyn Backend {
+    backend::of(backend)
+}
 
 /// Observations of Octany's state, applied together or not at all.
 #[derive(Debug, Default)]
@@ -98,25 +110,6 @@ impl Batch {
     }
 }
 
-/// Work a caller adds to the unit's transaction.
-#[async_trait::async_trait]
-pub(crate) trait Hook: Send + Sync {
-    /// Runs first; `false` ends the unit at once, committing only what the
-    /// hook wrote (a delivery seen before, say).
-    async fn before(&self, txn: &DatabaseTransaction) -> Result<bool, DbErr>;
-
-    /// The row the hook inserts first when the unit is new to it (a new
-    /// webhook delivery, recorded processed), for the unit to write with
-    /// its first write when that is a newer state of a stored subscription
-    /// (fewer round trips); then [`Hook::before`] is not run. When a row
-    /// with the claim's key is stored, the unit writes none of it, and
-    /// `before` runs and decides. `None` (the default): `before` always
-    /// runs.
-    fn claim(&self) -> Option<webhook_delivery::ActiveModel> {
-        None
-    }
-}
-
 impl Syncer {
     /// Applies `batch`, brought by `origin`, as one unit of work (see the
     /// module's documentation), then does what follows the commit.
@@ -135,13 +128,12 @@ impl Syncer {
         origin: Origin,
         hook: Option<&dyn Hook>,
     ) -> Result<Option<Effects>, SyncError> {
-        let backend = self.db().get_database_backend();
         let mut tries = 0u32;
         let effects = loop {
             tries += 1;
             match self.unit(batch, origin, hook).await {
                 Err(SyncError::Database(error))
-                    if tries < txn::TRIES && is_transient(backend, &error) =>
+                    if tries < TRIES && self.backend().is_transient(&error) =>
                 {
                     tracing::debug!(tries, %error, "transient database conflict; running the unit of work again");
                     self.clock()
@@ -177,23 +169,19 @@ impl Syncer {
                     Some(writer) => writer.unit_turn().await,
                     None => None,
                 };
-                (turn, begin(self.db()).await?)
+                (turn, self.backend().begin(self.db()).await?)
             }
         };
         let now = self.now();
-        // A lone subscription's write on PostgreSQL carries the hook's claim.
+        // A lone subscription's write carries the hook's claim where the
+        // backend folds them (PostgreSQL).
         let mut written_first = None;
         if let Some(hook) = hook {
-            let lone = match batch.items.as_slice() {
-                [Item::Subscription(s, mark, data)] => Some((s, *mark, data)),
-                _ => None,
-            };
-            let claim = (self.db().get_database_backend() == DbBackend::Postgres)
-                .then(|| hook.claim())
-                .flatten();
-            let fused = match (claim, lone) {
-                (Some(claim), Some((s, mark, data))) => {
-                    apply::claim_and_replace(&txn, claim, s, data, mark.0, now).await?
+            let fused = match batch.items.as_slice() {
+                [Item::Subscription(s, mark, data)] => {
+                    self.backend()
+                        .claim_and_write(&txn, hook, s, data, *mark, now)
+                        .await?
                 }
                 _ => apply::Claimed::No,
             };
@@ -325,7 +313,7 @@ impl Syncer {
         let Some(claim) = hook.claim() else {
             return Grouped::Own;
         };
-        self.write_grouped(group::Write {
+        self.write_grouped(Write {
             subscription: s.clone(),
             mark: *mark,
             data: data.clone(),

@@ -1,0 +1,25 @@
+//! What a caller adds to a unit of work (the webhook receiver: its
+//! delivery's claim).
+
+use sea_orm::{DatabaseTransaction, DbErr};
+
+use crate::mirror::entity::webhook_delivery;
+
+/// Work a caller adds to the unit's transaction.
+#[async_trait::async_trait]
+pub(crate) trait Hook: Send + Sync {
+    /// Runs first; `false` ends the unit at once, committing only what the
+    /// hook wrote (a delivery seen before, say).
+    async fn before(&self, txn: &DatabaseTransaction) -> Result<bool, DbErr>;
+
+    /// The row the hook inserts first when the unit is new to it (a new
+    /// webhook delivery, recorded processed), for the unit to write with
+    /// its first write when that is a newer state of a stored subscription
+    /// (fewer round trips); then [`Hook::before`] is not run. When a row
+    /// with the claim's key is stored, the unit writes none of it, and
+    /// `before` runs and decides. `None` (the default): `before` always
+    /// runs.
+    fn claim(&self) -> Option<webhook_delivery::ActiveModel> {
+        None
+    }
+}
