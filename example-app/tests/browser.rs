@@ -57,6 +57,42 @@ impl Run {
         }
     }
 
+    /// Clicks `selector`, which leads to another page, and waits (up to
+    /// `within`) until a new document whose URL passes `test` has loaded.
+    /// The document clicked in is marked first, so that neither its URL
+    /// (a `?next=` may name the page to come) nor its nodes are taken for
+    /// the next page's.
+    async fn click_to(
+        &self,
+        selector: &str,
+        within: Duration,
+        test: impl Fn(&str) -> bool,
+    ) -> Result<String> {
+        self.page.evaluate("window.octanyLeft = true").await?;
+        self.click(selector).await?;
+        let deadline = Instant::now() + within;
+        loop {
+            let url = self.url().await;
+            if test(&url) && self.fresh().await {
+                return Ok(url);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("no new page passed the test; at {url}").into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Whether the current document is not the one marked by
+    /// [`Run::click_to`] and has finished loading.
+    async fn fresh(&self) -> bool {
+        let check = "window.octanyLeft !== true && document.readyState === 'complete'";
+        match self.page.evaluate(check).await {
+            Ok(fresh) => fresh.into_value::<bool>().unwrap_or(false),
+            Err(_) => false,
+        }
+    }
+
     /// Whether the current document has finished loading.
     async fn loaded(&self) -> bool {
         match self.page.evaluate("document.readyState").await {
@@ -149,9 +185,10 @@ async fn a_person_subscribes_cancels_and_expires_in_a_real_browser() {
         run.fill("input[name=email]", "ada@example.com").await?;
         run.fill("input[name=password]", "correct horse battery")
             .await?;
-        run.click("#submit").await?;
-        run.until_url(Duration::from_secs(10), |u| u.ends_with("/pricing"))
-            .await?;
+        run.click_to("#submit", Duration::from_secs(10), |u| {
+            u.ends_with("/pricing")
+        })
+        .await?;
         let page = run.text().await?;
         assert!(
             page.contains("fake Octany"),
@@ -163,8 +200,7 @@ async fn a_person_subscribes_cancels_and_expires_in_a_real_browser() {
     .await;
 
     step("subscribe: to the fake's checkout page", async {
-        run.click("#plan-pro-monthly a.button").await?;
-        run.until_url(Duration::from_secs(10), |u| {
+        run.click_to("#plan-pro-monthly a.button", Duration::from_secs(10), |u| {
             u.contains("/checkout/") && u.contains("/product/1225")
         })
         .await?;
@@ -176,8 +212,7 @@ async fn a_person_subscribes_cancels_and_expires_in_a_real_browser() {
     step(
         "pay, wait on the success page, land on the dashboard",
         async {
-            run.click("button[value=succeed]").await?;
-            run.until_url(Duration::from_secs(10), |u| {
+            run.click_to("button[value=succeed]", Duration::from_secs(10), |u| {
                 u.contains("/billing/success") || u.ends_with("/dashboard")
             })
             .await?;
@@ -202,8 +237,7 @@ async fn a_person_subscribes_cancels_and_expires_in_a_real_browser() {
     .await;
 
     step("cancel", async {
-        run.click("#cancel").await?;
-        run.until_url(Duration::from_secs(10), |u| {
+        run.click_to("#cancel", Duration::from_secs(10), |u| {
             u.contains("/account?done=cancelled")
         })
         .await?;
@@ -252,9 +286,10 @@ async fn a_person_subscribes_cancels_and_expires_in_a_real_browser() {
         run.page.goto(format!("{base}/account")).await?;
         run.until_url(Duration::from_secs(10), |u| u.ends_with("/account"))
             .await?;
-        run.click("header form button").await?;
-        run.until_url(Duration::from_secs(10), |u| u.ends_with("/pricing"))
-            .await?;
+        run.click_to("header form button", Duration::from_secs(10), |u| {
+            u.ends_with("/pricing")
+        })
+        .await?;
         run.page.evaluate("history.back()").await?;
         let url = run
             .until_url(Duration::from_secs(10), |u| u.contains("/login"))
@@ -268,24 +303,31 @@ async fn a_person_subscribes_cancels_and_expires_in_a_real_browser() {
         run.fill("input[name=email]", "ada@example.com").await?;
         run.fill("input[name=password]", "correct horse battery")
             .await?;
-        run.click("#submit").await?;
-        run.until_url(Duration::from_secs(10), |u| u.ends_with("/account"))
-            .await?;
+        run.click_to("#submit", Duration::from_secs(10), |u| {
+            u.ends_with("/account")
+        })
+        .await?;
         run.page.goto(format!("{base}/teams")).await?;
         run.fill("#team-name", "Analytical Engines").await?;
-        run.click("#create-team").await?;
-        run.until_url(Duration::from_secs(10), |u| u.ends_with("/team/account"))
-            .await?;
+        run.click_to("#create-team", Duration::from_secs(10), |u| {
+            u.ends_with("/team/account")
+        })
+        .await?;
         run.shot("team-account").await?;
-        run.click("#team-plans").await?;
-        run.until_url(Duration::from_secs(10), |u| u.ends_with("/team/pricing"))
-            .await?;
+        run.click_to("#team-plans", Duration::from_secs(10), |u| {
+            u.ends_with("/team/pricing")
+        })
+        .await?;
         assert!(run.text().await?.contains("Plans for Analytical Engines"));
         run.shot("team-pricing").await?;
-        run.click("#plan-pro-monthly a.button").await?;
-        run.until_url(Duration::from_secs(10), |u| u.contains("/product/1225"))
-            .await?;
-        run.click("button[value=succeed]").await?;
+        run.click_to("#plan-pro-monthly a.button", Duration::from_secs(10), |u| {
+            u.contains("/product/1225")
+        })
+        .await?;
+        run.click_to("button[value=succeed]", Duration::from_secs(10), |u| {
+            u.contains("/billing/success") || u.ends_with("/team")
+        })
+        .await?;
         run.until_url(Duration::from_secs(30), |u| u.ends_with("/team"))
             .await?;
         assert!(run.text().await?.contains("every member gets in"));
@@ -296,9 +338,10 @@ async fn a_person_subscribes_cancels_and_expires_in_a_real_browser() {
     let link = step("invite a member: the link is shown", async {
         run.page.goto(format!("{base}/team/account")).await?;
         run.fill("#invite-email", "grace@example.com").await?;
-        run.click("#invite").await?;
-        run.until_url(Duration::from_secs(10), |u| u.contains("done=invited"))
-            .await?;
+        run.click_to("#invite", Duration::from_secs(10), |u| {
+            u.contains("done=invited")
+        })
+        .await?;
         let link = run
             .page
             .find_element("#invite-link")
@@ -307,9 +350,10 @@ async fn a_person_subscribes_cancels_and_expires_in_a_real_browser() {
             .await?
             .ok_or("no invitation link")?;
         run.shot("team-invited").await?;
-        run.click("header form button").await?;
-        run.until_url(Duration::from_secs(10), |u| u.ends_with("/pricing"))
-            .await?;
+        run.click_to("header form button", Duration::from_secs(10), |u| {
+            u.ends_with("/pricing")
+        })
+        .await?;
         Ok(link)
     })
     .await;
@@ -318,16 +362,19 @@ async fn a_person_subscribes_cancels_and_expires_in_a_real_browser() {
         run.page.goto(link.clone()).await?;
         assert!(run.text().await?.contains("grace@example.com"));
         run.shot("invitation").await?;
-        run.click("#signup-to-join").await?;
+        run.click_to("#signup-to-join", Duration::from_secs(10), |u| {
+            u.contains("/signup")
+        })
+        .await?;
         run.fill("input[name=name]", "Grace Hopper").await?;
         run.fill("input[name=email]", "grace@example.com").await?;
         run.fill("input[name=password]", "compiler moth nanosecond")
             .await?;
-        run.click("#submit").await?;
-        run.until_url(Duration::from_secs(10), |u| u.contains("/invites/"))
-            .await?;
-        run.click("#accept").await?;
-        run.until_url(Duration::from_secs(10), |u| u.ends_with("/team"))
+        run.click_to("#submit", Duration::from_secs(10), |u| {
+            u.contains("/invites/")
+        })
+        .await?;
+        run.click_to("#accept", Duration::from_secs(10), |u| u.ends_with("/team"))
             .await?;
         let page = run.text().await?;
         assert!(page.contains("Analytical Engines") && page.contains("Pro monthly"));
