@@ -275,6 +275,40 @@ db_test!(
 );
 
 db_test!(
+    async fn a_charge_key_empty_or_too_long_is_400_and_sends_nothing(db: TestDb) {
+        let (fake, octany, app) = started!(db, Duration::from_secs(5));
+        let first = call(&app, "GET", "/billing/checkout/pro-monthly", Some(3), true).await;
+        pay(&app, first.location.as_deref().unwrap(), "succeed", 3).await;
+        let user = TestUser::new(3);
+        let orders = fake.orders().len();
+        for key in [String::new(), "k".repeat(129)] {
+            let refused = octany
+                .billing(&user)
+                .charge(&key, add_on(None))
+                .await
+                .unwrap_err();
+            let response = actix_web::ResponseError::error_response(&refused);
+            assert_eq!(response.status(), 400, "key of {} characters", key.len());
+            let body = actix_web::body::to_bytes(response.into_body()).await.unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["error"], "invalid_request");
+            assert!(
+                body["message"].as_str().unwrap().contains("idempotency key"),
+                "{body}"
+            );
+        }
+        assert_eq!(fake.orders().len(), orders, "no charge was sent");
+        let accepted = octany
+            .billing(&user)
+            .charge(&"k".repeat(128), add_on(None))
+            .await;
+        assert!(accepted.is_ok(), "128 characters is a key: {accepted:?}");
+        fake.stop().await;
+        db
+    }
+);
+
+db_test!(
     async fn an_invoice_customer_has_access_while_the_invoice_is_due_and_none_after(db: TestDb) {
         let fake = octany_actix_tests::http::fake().await;
         let octany = builder(&db, &fake, Duration::from_secs(5))

@@ -128,6 +128,8 @@ impl ResponseError for BillingError {
             Self::NotRegistered | Self::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Octany(OctanyError::Validation { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
+            // Refused before it was sent: the caller's input, not Octany.
+            Self::Octany(OctanyError::InvalidRequest { .. }) => StatusCode::BAD_REQUEST,
             Self::Octany(_) => StatusCode::BAD_GATEWAY,
             Self::UnknownPlan(_) => StatusCode::NOT_FOUND,
             Self::AlreadySubscribed
@@ -144,6 +146,7 @@ impl ResponseError for BillingError {
         let code = match self {
             Self::NotRegistered => "octany_not_registered",
             Self::Database(_) => "billing_unavailable",
+            Self::Octany(OctanyError::InvalidRequest { .. }) => "invalid_request",
             Self::Octany(_) => "octany_failed",
             Self::UnknownPlan(_) => "unknown_plan",
             Self::AlreadySubscribed => "already_subscribed",
@@ -157,7 +160,9 @@ impl ResponseError for BillingError {
         };
         // Database and Octany details go to the log, not to the browser.
         let message = match self {
-            Self::Octany(OctanyError::Validation { .. }) => self.to_string(),
+            Self::Octany(OctanyError::Validation { .. } | OctanyError::InvalidRequest { .. }) => {
+                self.to_string()
+            }
             Self::Database(_) => {
                 tracing::error!(error = %self, "billing request failed");
                 "billing is unavailable; try again shortly".to_owned()
