@@ -289,11 +289,16 @@ db_test!(
                 .unwrap_err();
             let response = actix_web::ResponseError::error_response(&refused);
             assert_eq!(response.status(), 400, "key of {} characters", key.len());
-            let body = actix_web::body::to_bytes(response.into_body()).await.unwrap();
+            let body = actix_web::body::to_bytes(response.into_body())
+                .await
+                .unwrap();
             let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
             assert_eq!(body["error"], "invalid_request");
             assert!(
-                body["message"].as_str().unwrap().contains("idempotency key"),
+                body["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("idempotency key"),
                 "{body}"
             );
         }

@@ -193,6 +193,8 @@ impl ResponseError for WebhookError {
             WebhookError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             WebhookError::Malformed(_) => StatusCode::BAD_REQUEST,
             WebhookError::UnknownDelivery(_) => StatusCode::NOT_FOUND,
+            // Kept for replay; a retry could not read it either.
+            WebhookError::Apply(SyncError::Payload { .. }) => StatusCode::BAD_REQUEST,
             WebhookError::Apply(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -203,6 +205,7 @@ impl ResponseError for WebhookError {
             WebhookError::TooLarge { .. } => "too_large",
             WebhookError::Malformed(_) => "malformed",
             WebhookError::UnknownDelivery(_) => "unknown_delivery",
+            WebhookError::Apply(SyncError::Payload { .. }) => "unreadable_data",
             WebhookError::Apply(_) => "apply_failed",
         };
         // The apply error's detail stays in the log and on the delivery row.

@@ -298,3 +298,51 @@ db_test!(
         h.finish().await
     }
 );
+
+db_test!(
+    async fn a_known_event_whose_data_cannot_be_read_is_kept_and_400_never_500(db: TestDb) {
+        let h = Harness::new(db).await;
+        let unreadable = envelope(
+            90,
+            "subscription.updated",
+            at("2026-05-25T09:29:51Z"),
+            json!("not a subscription"),
+        );
+        let stored = || async {
+            webhook_delivery::Entity::find_by_id("90")
+                .one(&h.db.conn)
+                .await
+                .unwrap()
+                .unwrap()
+        };
+        for attempt in 1..=2 {
+            let error = deliver(&h, &unreadable).await.unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    WebhookError::Apply(octany_actix::sync::SyncError::Payload { .. })
+                ),
+                "{error:?}"
+            );
+            // A retry could not read it either: 400, not a 500 retried for ever.
+            assert_eq!(actix_web::ResponseError::status_code(&error), 400);
+            let row = stored().await;
+            assert_eq!(row.attempts, attempt, "each attempt is counted");
+            assert!(row.processed_at.is_none() && row.last_error.is_some());
+        }
+        // Applied meanwhile by another request (a replay of a mended
+        // delivery, say): a failing attempt does not take that back.
+        h.db.conn
+            .execute_unprepared(
+                "UPDATE octany_webhook_deliveries SET processed_at = received_at WHERE delivery_id = '90'",
+            )
+            .await
+            .unwrap();
+        deliver(&h, &unreadable).await.unwrap_err();
+        assert!(
+            stored().await.processed_at.is_some(),
+            "a delivery applied by another request stays applied"
+        );
+        h.finish().await
+    }
+);

@@ -288,7 +288,11 @@ impl WebhookReceiver {
             }
             Err(error) => {
                 record_failure(syncer, envelope, body, now, &error.to_string()).await;
-                tracing::error!(delivery = %envelope.id, event = %envelope.name, %error, "applying a webhook failed; answering 500 so Octany retries");
+                if matches!(error, SyncError::Payload { .. }) {
+                    tracing::error!(delivery = %envelope.id, event = %envelope.name, %error, "a webhook's data cannot be read; kept for replay, answering 400 (a retry could not read it either)");
+                } else {
+                    tracing::error!(delivery = %envelope.id, event = %envelope.name, %error, "applying a webhook failed; answering 500 so Octany retries");
+                }
                 return Err(error.into());
             }
         }
@@ -482,6 +486,8 @@ async fn record_failure(
                     Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
                 )
                 .filter(webhook_delivery::Column::DeliveryId.eq(&id))
+                // Applied meanwhile by another request: it stays applied.
+                .filter(webhook_delivery::Column::ProcessedAt.is_null())
                 .exec(db)
                 .await?;
         }
