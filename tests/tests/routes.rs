@@ -143,6 +143,46 @@ db_test!(
 );
 
 db_test!(
+    async fn a_change_announced_while_the_guard_reads_is_not_overwritten(db: TestDb) {
+        // Counts the guard's reads, and announces a change of user 1 (as a
+        // commit here or another instance's notice does) right after the
+        // first read ran and before what it read is cached.
+        let mut db = db;
+        let slot: Arc<std::sync::OnceLock<Octany>> = Arc::default();
+        let reads = Arc::new(AtomicUsize::new(0));
+        {
+            let (slot, reads) = (slot.clone(), reads.clone());
+            db.conn.set_metric_callback(move |info| {
+                let sql = &info.statement.sql;
+                if sql.contains("FROM octany_subscriptions WHERE billable_ref")
+                    && reads.fetch_add(1, Ordering::SeqCst) == 0
+                    && let Some(octany) = slot.get()
+                {
+                    octany.forget(&BillableRef::new("user", "1"));
+                }
+            });
+        }
+        let fake = fake().await;
+        let octany = builder(&db, &fake, Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        slot.set(octany.clone()).unwrap();
+        let app = octany_actix_tests::serving!(octany);
+        for _ in 0..3 {
+            assert_eq!(
+                call(&app, "GET", "/dashboard", Some(1), false).await.status,
+                402
+            );
+        }
+        // The first read was overtaken by the announcement: not cached, so
+        // the second reads again and is cached; the third is a hit.
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
+        fake.stop().await;
+        db
+    }
+);
+
+db_test!(
     async fn the_guards_cache_is_dropped_by_a_webhook(db: TestDb) {
         let (fake, octany, app) = started!(db, Duration::from_secs(3600));
         let sub = subscribed(&fake, &octany, 1225, 1).await;

@@ -4,6 +4,7 @@
 //! time and dropped by every sync of it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -188,10 +189,22 @@ impl AccessState {
 /// clock), is emptied for a billable whenever a sync changes it, and holds
 /// at most about `capacity` billables (a `quick_cache` cache: a read is a
 /// sharded hash lookup, and the least used are let go first).
+///
+/// A state read from the database is put only if no change of its billable
+/// was announced since the read began ([`AccessCache::generation`]): a
+/// revocation heard between the read and the put would otherwise be
+/// overwritten by the state read before it, for the whole TTL.
 pub(crate) struct AccessCache {
     ttl: Duration,
     entries: Option<quick_cache::sync::Cache<String, Cached>>,
+    /// Announcements so far, per stripe of billables (a billable's stripe
+    /// is its hash's); moved on by every [`AccessCache::invalidate`].
+    generations: Box<[AtomicU64]>,
 }
+
+/// How many stripes of billables the generations count in: a change of one
+/// billable makes a read of another of its stripe uncached once, no more.
+const STRIPES: usize = 1024;
 
 impl std::fmt::Debug for AccessCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -212,7 +225,23 @@ impl AccessCache {
         let capacity = usize::try_from(capacity).unwrap_or(usize::MAX);
         let entries =
             (!ttl.is_zero() && capacity > 0).then(|| quick_cache::sync::Cache::new(capacity));
-        Self { ttl, entries }
+        Self {
+            ttl,
+            entries,
+            generations: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn stripe(&self, billable: &str) -> &AtomicU64 {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(billable);
+        &self.generations[(hash as usize) % STRIPES]
+    }
+
+    /// Where `billable`'s announcements stand: read before loading its
+    /// state, handed to [`AccessCache::put`].
+    pub(crate) fn generation(&self, billable: &str) -> u64 {
+        self.stripe(billable).load(AtomicOrdering::Acquire)
     }
 
     pub(crate) fn get(&self, billable: &str, now: DateTime<Utc>) -> Option<Arc<AccessState>> {
@@ -223,23 +252,47 @@ impl AccessCache {
             .map(|(state, _)| state)
     }
 
-    pub(crate) fn put(&self, billable: &str, state: Arc<AccessState>, now: DateTime<Utc>) {
-        if let Some(entries) = &self.entries {
-            let expires =
-                now + chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::MAX);
-            entries.insert(billable.to_owned(), (state, expires));
+    /// Caches `state`, read from the database when `billable`'s
+    /// announcements stood at `seen`, unless a change was announced since;
+    /// whether it is cached.
+    pub(crate) fn put(
+        &self,
+        billable: &str,
+        state: Arc<AccessState>,
+        now: DateTime<Utc>,
+        seen: u64,
+    ) -> bool {
+        let Some(entries) = &self.entries else {
+            return false;
+        };
+        if self.generation(billable) != seen {
+            return false;
         }
+        let expires = now + chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::MAX);
+        entries.insert(billable.to_owned(), (state, expires));
+        // An announcement between the check and the insert: its removal may
+        // have come first, so the entry just put goes.
+        if self.generation(billable) != seen {
+            entries.remove(billable);
+            return false;
+        }
+        true
     }
 
     /// Forgets every billable.
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn clear(&self) {
+        for generation in &*self.generations {
+            generation.fetch_add(1, AtomicOrdering::AcqRel);
+        }
         if let Some(entries) = &self.entries {
             entries.clear();
         }
     }
 
+    /// Forgets `billable`'s state: a change of it was announced.
     pub(crate) fn invalidate(&self, billable: &str) {
+        self.stripe(billable).fetch_add(1, AtomicOrdering::AcqRel);
         if let Some(entries) = &self.entries {
             entries.remove(billable);
         }
@@ -268,7 +321,8 @@ mod tests {
         let cache = AccessCache::new(Duration::from_secs(3600), 100);
         let now = Utc::now();
         for i in 0..5_000 {
-            cache.put(&format!("user:{i}"), state(), now);
+            let billable = format!("user:{i}");
+            cache.put(&billable, state(), now, cache.generation(&billable));
         }
         assert!(cache.len() <= 100, "holds {}", cache.len());
     }
@@ -277,7 +331,7 @@ mod tests {
     fn an_answer_is_trusted_for_its_ttl_on_the_injected_clock() {
         let cache = AccessCache::new(Duration::from_secs(5), 100);
         let now = Utc::now();
-        cache.put("user:1", state(), now);
+        cache.put("user:1", state(), now, cache.generation("user:1"));
         assert!(
             cache
                 .get("user:1", now + chrono::Duration::seconds(4))
@@ -291,7 +345,26 @@ mod tests {
         cache.invalidate("user:1");
         assert!(cache.get("user:1", now).is_none());
         let off = AccessCache::new(Duration::ZERO, 100);
-        off.put("user:1", state(), now);
+        off.put("user:1", state(), now, off.generation("user:1"));
         assert!(off.get("user:1", now).is_none());
+    }
+
+    #[test]
+    fn a_state_read_before_a_change_was_announced_is_not_cached() {
+        let cache = AccessCache::new(Duration::from_secs(3600), 100);
+        let now = Utc::now();
+        let seen = cache.generation("user:1");
+        // Read from the database; meanwhile a change of user:1 is announced.
+        cache.invalidate("user:1");
+        assert!(!cache.put("user:1", state(), now, seen));
+        assert!(cache.get("user:1", now).is_none());
+        // Announcements of others, and a read after the change, are cached.
+        let seen = cache.generation("user:1");
+        assert!(cache.put("user:1", state(), now, seen));
+        assert!(cache.get("user:1", now).is_some());
+        // Clearing (a reconnect that may have missed notices) counts too.
+        let seen = cache.generation("user:2");
+        cache.clear();
+        assert!(!cache.put("user:2", state(), now, seen));
     }
 }

@@ -504,8 +504,11 @@ impl Octany {
         billable: &BillableRef,
     ) -> Result<Arc<AccessState>, BillingError> {
         let now = self.inner.clock.now();
+        // Read before the load: a change announced while it runs keeps
+        // the state it read out of the cache.
+        let seen = self.inner.cache.generation(billable);
         let state = Arc::new(self.mirror().access_state(billable).await?);
-        self.inner.cache.put(billable, state.clone(), now);
+        self.inner.cache.put(billable, state.clone(), now, seen);
         Ok(state)
     }
 
