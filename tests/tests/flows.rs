@@ -313,6 +313,57 @@ db_test!(
     }
 );
 
+/// Someone who uses user `0`'s billing but may not change it.
+struct Viewer(i64);
+
+impl Billable for Viewer {
+    fn billable_id(&self) -> String {
+        self.0.to_string()
+    }
+    fn may_manage_billing(&self) -> bool {
+        false
+    }
+    fn billing_managers(&self) -> Option<String> {
+        Some("the account's owner".into())
+    }
+}
+
+db_test!(
+    async fn who_may_not_act_reads_the_billing_and_changes_nothing(db: TestDb) {
+        let (fake, octany, app) = started!(db, Duration::from_secs(5));
+        let first = call(&app, "GET", "/billing/checkout/pro-monthly", Some(4), true).await;
+        pay(&app, first.location.as_deref().unwrap(), "succeed", 4).await;
+        let viewer = Viewer(4);
+        let billing = octany.billing(&viewer);
+        assert!(billing.subscribed().await.unwrap(), "reading is allowed");
+        let refused = |result: Result<(), BillingError>| match result {
+            Err(BillingError::NotAllowed { managers }) => {
+                assert_eq!(managers.as_deref(), Some("the account's owner"))
+            }
+            other => panic!("not refused: {other:?}"),
+        };
+        refused(billing.cancel().await.map(drop));
+        refused(billing.swap(Plans::ProYearly).await.map(drop));
+        refused(billing.charge("k-1", add_on(None)).await.map(drop));
+        refused(
+            billing
+                .checkout_url(Plans::Basic, Default::default())
+                .await
+                .map(drop),
+        );
+        let error = billing.cancel().await.unwrap_err();
+        assert_eq!(actix_web::ResponseError::status_code(&error), 403);
+        let held = fake.subscriptions();
+        assert_eq!(
+            (held.len(), held[0].product_id(), held[0].status.as_str()),
+            (1, Some(ProductId(1225)), "active"),
+            "nothing sent to Octany"
+        );
+        fake.stop().await;
+        db
+    }
+);
+
 db_test!(
     async fn an_invoice_customer_has_access_while_the_invoice_is_due_and_none_after(db: TestDb) {
         let fake = octany_actix_tests::http::fake().await;

@@ -99,6 +99,13 @@ impl Billable for TeamMember {
     fn billing_name(&self) -> Option<String> {
         self.team.billing_name()
     }
+    /// Owners buy, swap and cancel for the team; members use what it pays for.
+    fn may_manage_billing(&self) -> bool {
+        self.is_owner()
+    }
+    fn billing_managers(&self) -> Option<String> {
+        Some("the team's owners".to_owned())
+    }
 }
 
 /// The current team of the signed-in user, if they are (still) a member.

@@ -37,6 +37,22 @@ pub trait Billable {
         None
     }
 
+    /// Whether the one acting may buy, swap, cancel and charge for this
+    /// billable (default: yes; a user acts for themself). A team's member
+    /// who is not an owner only uses what the team pays for: answer
+    /// `false`, and every mounted route and [`Billing`](crate::billing::Billing)
+    /// action refuses with [`BillingError::NotAllowed`](crate::BillingError::NotAllowed)
+    /// (403), naming who can act ([`Billable::billing_managers`]).
+    fn may_manage_billing(&self) -> bool {
+        true
+    }
+
+    /// Who may act for this billable, as told to one who may not (e.g.
+    /// "the team's owners").
+    fn billing_managers(&self) -> Option<String> {
+        None
+    }
+
     /// The Octany `referenceId`: `{type}:{id}`, e.g. `user:42`.
     fn billable_ref(&self) -> BillableRef {
         BillableRef::new(self.billable_type(), &self.billable_id())

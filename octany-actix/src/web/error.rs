@@ -92,6 +92,16 @@ pub enum BillingError {
         "this idempotency key was used for a different charge: make a new key for each form you render"
     )]
     KeyReused,
+    /// The one acting may only use this billable's billing, not change it
+    /// ([`Billable::may_manage_billing`](crate::Billable::may_manage_billing)).
+    #[error("{}", match managers {
+        Some(who) => format!("only {who} can buy, change or cancel this plan"),
+        None => "you cannot buy, change or cancel this plan".to_owned(),
+    })]
+    NotAllowed {
+        /// Who can ([`Billable::billing_managers`](crate::Billable::billing_managers)).
+        managers: Option<String>,
+    },
     /// A page of the library could not be rendered (a bug: report it).
     #[error("a billing page could not be rendered ({0}); this is a bug in octany-actix, report it")]
     Render(#[from] askama::Error),
@@ -132,6 +142,7 @@ impl ResponseError for BillingError {
             Self::Octany(OctanyError::InvalidRequest { .. }) => StatusCode::BAD_REQUEST,
             Self::Octany(_) => StatusCode::BAD_GATEWAY,
             Self::UnknownPlan(_) => StatusCode::NOT_FOUND,
+            Self::NotAllowed { .. } => StatusCode::FORBIDDEN,
             Self::AlreadySubscribed
             | Self::NoSubscription
             | Self::SwapInstead { .. }
@@ -149,6 +160,7 @@ impl ResponseError for BillingError {
             Self::Octany(OctanyError::InvalidRequest { .. }) => "invalid_request",
             Self::Octany(_) => "octany_failed",
             Self::UnknownPlan(_) => "unknown_plan",
+            Self::NotAllowed { .. } => "not_allowed",
             Self::AlreadySubscribed => "already_subscribed",
             Self::NoSubscription => "no_subscription",
             Self::SwapInstead { .. } => "swap_instead",
@@ -217,7 +229,7 @@ impl ResponseError for WebhookError {
     }
 }
 
-fn wants_html(req: &HttpRequest) -> bool {
+pub(crate) fn wants_html(req: &HttpRequest) -> bool {
     req.headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

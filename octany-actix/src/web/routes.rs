@@ -64,6 +64,45 @@ pub(crate) fn routes<U: Billable + FromRequest + 'static>(cfg: &mut web::Service
 
 type Query = web::Query<HashMap<String, String>>;
 
+#[derive(Template)]
+#[template(path = "octany/not_allowed.html")]
+struct NotAllowedPage {
+    message: String,
+    back: String,
+}
+
+/// The answer to one who may not change `user`'s billing: a page naming
+/// who can for a browser, the JSON error otherwise; `None` when they may.
+fn refuse_unless_allowed<U: Billable>(
+    req: &HttpRequest,
+    user: &U,
+    octany: &Octany,
+) -> Result<Option<HttpResponse>, BillingError> {
+    if user.may_manage_billing() {
+        return Ok(None);
+    }
+    let refused = BillingError::NotAllowed {
+        managers: user.billing_managers(),
+    };
+    if !crate::web::error::wants_html(req) {
+        return Ok(Some(actix_web::ResponseError::error_response(&refused)));
+    }
+    let mut message = refused.to_string();
+    if let Some(first) = message.get_mut(..1) {
+        first.make_ascii_uppercase();
+    }
+    let page = NotAllowedPage {
+        message,
+        back: octany.settings().pricing_path.clone(),
+    };
+    Ok(Some(
+        HttpResponse::Forbidden()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .content_type("text/html; charset=utf-8")
+            .body(page.render()?),
+    ))
+}
+
 fn next_path(query: &HashMap<String, String>, octany: &Octany) -> String {
     query
         .get("next")
@@ -98,6 +137,9 @@ async fn start_checkout<U: Billable + FromRequest + 'static>(
     query: Query,
 ) -> Result<HttpResponse, BillingError> {
     let octany = Octany::from_request(&req)?;
+    if let Some(refused) = refuse_unless_allowed(&req, &user, &octany)? {
+        return Ok(refused);
+    }
     let slug = plan.into_inner();
     let product = octany
         .sold_at(&slug)
@@ -187,6 +229,9 @@ async fn swap_page<U: Billable + FromRequest + 'static>(
     query: Query,
 ) -> Result<HttpResponse, BillingError> {
     let octany = Octany::from_request(&req)?;
+    if let Some(refused) = refuse_unless_allowed(&req, &user, &octany)? {
+        return Ok(refused);
+    }
     let slug = plan.into_inner();
     let (current, product, group) = match swap_target(&octany, &user, &slug, &query).await? {
         Ok(target) => target,
@@ -243,6 +288,9 @@ async fn confirm_swap<U: Billable + FromRequest + 'static>(
     form: web::Form<HashMap<String, String>>,
 ) -> Result<HttpResponse, BillingError> {
     let octany = Octany::from_request(&req)?;
+    if let Some(refused) = refuse_unless_allowed(&req, &user, &octany)? {
+        return Ok(refused);
+    }
     let slug = plan.into_inner();
     let again = with_next(
         octany.settings().route_path(&format!("swap/{slug}")),

@@ -85,6 +85,43 @@ db_test!(
                 .status,
             403
         );
+        // Nor change its plan through the mounted routes: the checkout of
+        // another plan (which would lead to the swap) and the swap's own
+        // page and form answer 403, naming who can; the plan is unchanged.
+        for path in [
+            "/team/billing/checkout/pro-yearly",
+            "/team/billing/swap/pro-yearly",
+        ] {
+            let refused = member.get(path).await;
+            assert_eq!(refused.status, 403, "{path}");
+            assert!(
+                refused.body.contains("Only the team")
+                    && refused.body.contains("owners can buy, change or cancel"),
+                "{path}: {}",
+                refused.body
+            );
+        }
+        let swap = member
+            .post(
+                "/team/account",
+                "/team/billing/swap/pro-yearly",
+                &[("intent", "any")],
+            )
+            .await;
+        assert_eq!(swap.status, 403);
+        assert_eq!(
+            app.fake.as_ref().unwrap().subscriptions()[0].product_id(),
+            Some(octany_actix::model::ProductId(1225)),
+            "still on the plan the owner bought"
+        );
+        // The owner still can: the same checkout leads to the swap's page.
+        assert_eq!(
+            owner
+                .get("/team/billing/checkout/pro-yearly")
+                .await
+                .location(),
+            "/team/billing/swap/pro-yearly"
+        );
 
         // Someone else: not a member, whatever they try.
         let stranger = Browser::new(&app.url);

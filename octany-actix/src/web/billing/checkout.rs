@@ -72,6 +72,7 @@ impl<U: Billable> Billing<'_, U> {
         product: ProductId,
         options: CheckoutOptions,
     ) -> Result<Url, BillingError> {
+        self.may_act()?;
         let sold = self.octany.sold_as(product);
         if let Some(group) = sold.map_or(Some(crate::domain::plan::DEFAULT_GROUP), |p| p.group) {
             self.refuse_a_second(group, product).await?;
@@ -150,6 +151,7 @@ impl<U: Billable> Billing<'_, U> {
     /// The opened intent for `product`: the one opened within the lapse
     /// window (so reopening a checkout adds no row), else a new one.
     pub(crate) async fn open_intent(&self, product: ProductId) -> Result<String, BillingError> {
+        self.may_act()?;
         let lapse = self.octany.checkout_lapse();
         Ok(self
             .octany

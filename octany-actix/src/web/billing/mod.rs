@@ -84,6 +84,17 @@ impl<'a, U: Billable> Billing<'a, U> {
         self.group
     }
 
+    /// Refuses an action when the one acting may not change this
+    /// billable's billing ([`Billable::may_manage_billing`]).
+    pub(crate) fn may_act(&self) -> Result<(), BillingError> {
+        if self.billable.may_manage_billing() {
+            return Ok(());
+        }
+        Err(BillingError::NotAllowed {
+            managers: self.billable.billing_managers(),
+        })
+    }
+
     /// The billable's reference (`user:42`).
     pub fn reference(&self) -> BillableRef {
         self.billable.billable_ref()

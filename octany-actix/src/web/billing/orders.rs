@@ -55,6 +55,7 @@ impl<U: Billable> Billing<'_, U> {
     /// # Ok(()) }
     /// ```
     pub async fn charge(&self, key: &str, order: NewOrder) -> Result<OrderRow, BillingError> {
+        self.may_act()?;
         if key.is_empty() || key.chars().count() > MAX_KEY_LEN {
             return Err(BillingError::Octany(OctanyError::InvalidRequest {
                 reason: format!("an idempotency key is 1 to {MAX_KEY_LEN} characters"),

@@ -171,6 +171,7 @@ impl<U: Billable> Billing<'_, U> {
     /// period; it keeps access until then (a grace period). Octany has no
     /// cancel-now. A lost answer is settled by reading the subscription back.
     pub async fn cancel(&self) -> Result<SubscriptionRow, BillingError> {
+        self.may_act()?;
         let id = SubscriptionId::new(self.live_subscription().await?.id);
         let answer = self.octany.client().cancel_subscription_observed(&id).await;
         self.settle(&id, answer, |s| {
@@ -195,6 +196,7 @@ impl<U: Billable> Billing<'_, U> {
         &self,
         product: ProductId,
     ) -> Result<SubscriptionRow, BillingError> {
+        self.may_act()?;
         let current = self.live_subscription().await?;
         if current.product_id == Some(product) {
             return Ok(current);
