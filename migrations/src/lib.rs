@@ -41,6 +41,7 @@ mod m20261202_000005_create_octany_budget;
 mod m20261202_000006_announce_access_changes;
 mod m20261202_000007_index_due_subscriptions;
 mod m20261202_000008_partial_indexes;
+mod m20261204_000009_list_price;
 
 /// octany-actix's migrations, oldest first, to splice into a host's migrator.
 pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
@@ -53,6 +54,7 @@ pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         Box::new(m20261202_000006_announce_access_changes::Migration),
         Box::new(m20261202_000007_index_due_subscriptions::Migration),
         Box::new(m20261202_000008_partial_indexes::Migration),
+        Box::new(m20261204_000009_list_price::Migration),
     ]
 }
 

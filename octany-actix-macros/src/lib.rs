@@ -24,7 +24,8 @@ pub fn derive_billable(input: TokenStream) -> TokenStream {
 }
 
 /// Implements `octany_actix::Plan` for an enum of unit variants, each
-/// `#[plan(product = 1225)]` (and optionally `slug = "pro"`; by default the
+/// `#[plan(product = 1225)]` (and optionally `slug = "pro"`, and
+/// `pay_what_you_want` for a plan sold at any price; by default the
 /// variant's name in kebab case). On the enum, `#[plan(group = "add-ons")]`
 /// puts its plans in a group of their own (default `"default"`). Derive
 /// `Clone` and `Copy` beside it.
@@ -185,6 +186,7 @@ fn plan(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
     let group = group.map(|g| quote! { const GROUP: &'static str = #g; });
     let mut variants = Vec::new();
     let mut products: Vec<(i64, Ident)> = Vec::new();
+    let mut pay_what_you_want: Vec<Ident> = Vec::new();
     let mut slugs: Vec<String> = Vec::new();
     for variant in &data.variants {
         if !matches!(variant.fields, Fields::Unit) {
@@ -195,6 +197,7 @@ fn plan(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
         }
         let mut product: Option<LitInt> = None;
         let mut slug: Option<LitStr> = None;
+        let mut any_price = false;
         for attr in variant.attrs.iter().filter(|a| a.path().is_ident("plan")) {
             attr.parse_nested_meta(|meta| {
                 if meta.path.is_ident("product") {
@@ -203,10 +206,16 @@ fn plan(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
                 } else if meta.path.is_ident("slug") {
                     slug = Some(meta.value()?.parse()?);
                     Ok(())
+                } else if meta.path.is_ident("pay_what_you_want") {
+                    any_price = true;
+                    Ok(())
                 } else {
-                    Err(meta.error("unknown plan attribute: expected `product = <Octany product id>` or `slug = \"...\"`"))
+                    Err(meta.error("unknown plan attribute: expected `product = <Octany product id>`, `slug = \"...\"` or `pay_what_you_want`"))
                 }
             })?;
+        }
+        if any_price {
+            pay_what_you_want.push(variant.ident.clone());
         }
         let Some(product) = product else {
             return Err(Error::new_spanned(
@@ -247,6 +256,13 @@ fn plan(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
     let names: Vec<&Ident> = variants.iter().map(|(v, _, _)| v).collect();
     let ids: Vec<i64> = variants.iter().map(|(_, id, _)| *id).collect();
     let slug_lits: Vec<&String> = variants.iter().map(|(_, _, s)| s).collect();
+    let any_price = (!pay_what_you_want.is_empty()).then(|| {
+        quote! {
+            fn pay_what_you_want(&self) -> bool {
+                matches!(self, #( Self::#pay_what_you_want )|*)
+            }
+        }
+    });
     Ok(quote! {
         impl #krate::Plan for #ident {
             #group
@@ -263,6 +279,7 @@ fn plan(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
             fn all() -> &'static [Self] {
                 &[ #( Self::#names ),* ]
             }
+            #any_price
         }
     })
 }

@@ -8,14 +8,14 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use octany_actix::client::NewOrder;
 use octany_actix::entity::checkout;
-use octany_actix::model::{AccessPolicy, ProductId, SubscriptionId};
+use octany_actix::model::{AccessPolicy, BillableRef, ProductId, SubscriptionId};
 use octany_actix::{Billable, BillingError};
 use octany_actix_tests::app::{Plans, TestUser, builder};
 use octany_actix_tests::harness::{envelope, signed};
 use octany_actix_tests::http::{buyer, call, hidden, pay, post_form};
 use octany_actix_tests::sea_orm::{EntityTrait, PaginatorTrait};
 use octany_actix_tests::{db_test, started};
-use octany_fake::{CheckoutOutcome, Faults};
+use octany_fake::{CheckoutOutcome, CheckoutParams, Faults};
 use serde_json::json;
 
 fn add_on(key_amount: Option<i64>) -> NewOrder {
@@ -308,6 +308,68 @@ db_test!(
             .charge(&"k".repeat(128), add_on(None))
             .await;
         assert!(accepted.is_ok(), "128 characters is a key: {accepted:?}");
+        fake.stop().await;
+        db
+    }
+);
+
+/// Donations, sold at any price.
+#[derive(octany_actix::Plan, Clone, Copy, Debug, PartialEq, Eq)]
+#[plan(group = "donations")]
+enum Donations {
+    #[plan(product = 1300, pay_what_you_want)]
+    Monthly,
+}
+
+db_test!(
+    async fn a_plan_paid_below_its_price_grants_nothing_unless_sold_at_any_price(db: TestDb) {
+        let fake = octany_actix_tests::http::fake().await;
+        let octany = builder(&db, &fake, Duration::from_secs(5))
+            .plans::<Donations>()
+            .build()
+            .unwrap();
+        let app = octany_actix_tests::serving!(octany);
+        // The buyer added `amount=1` to the hosted checkout's URL.
+        let cheap = |user: i64| CheckoutParams {
+            amount: Some(1),
+            ..buyer(user)
+        };
+        for (user, product, params) in [
+            (8, 1226, cheap(8)),
+            (9, 1226, buyer(9)),
+            (10, 1300, cheap(10)),
+        ] {
+            fake.checkout(product, &params, CheckoutOutcome::Succeed)
+                .unwrap();
+            octany
+                .syncer()
+                .sync_billable(&BillableRef::new("user", &user.to_string()))
+                .await
+                .unwrap();
+        }
+        let status = |user| call(&app, "GET", "/billing/status", Some(user), false);
+        let underpaid = status(8).await;
+        assert_eq!(
+            (
+                underpaid.body["access"].clone(),
+                underpaid.body["reason"].clone(),
+                underpaid.body["status"].clone()
+            ),
+            (json!(false), json!("underpaid"), json!("active")),
+            "{}",
+            underpaid.body
+        );
+        assert_eq!(
+            call(&app, "GET", "/dashboard", Some(8), false).await.status,
+            402
+        );
+        let paid = status(9).await;
+        assert_eq!(
+            (paid.body["access"].clone(), paid.body["reason"].clone()),
+            (json!(true), json!(null))
+        );
+        // A donation is whatever the buyer gives.
+        assert_eq!(status(10).await.body["access"], true);
         fake.stop().await;
         db
     }

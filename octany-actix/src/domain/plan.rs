@@ -56,6 +56,14 @@ pub trait Plan: Copy + Send + Sync + 'static {
     /// Every plan of the type.
     fn all() -> &'static [Self];
 
+    /// Whether it is sold at any price (`#[plan(pay_what_you_want)]`): a
+    /// subscription to it grants access whatever it was paid. Any other
+    /// plan grants nothing when paid below its catalogue price (an
+    /// `amount` added to the checkout URL by the buyer, say).
+    fn pay_what_you_want(&self) -> bool {
+        false
+    }
+
     /// The plan of a product, if it is one of these.
     fn from_product(product: ProductId) -> Option<Self> {
         Self::all()

@@ -36,6 +36,9 @@ pub struct Grant {
     pub ends_at: Option<DateTime<Utc>>,
     /// When the mirror first saw it (an invoice falls due from it).
     pub created_at: DateTime<Utc>,
+    /// Paid below its plan's catalogue price, the plan not sold at any
+    /// price: it grants nothing.
+    pub underpaid: bool,
 }
 
 impl Entitlement for Grant {
@@ -54,14 +57,18 @@ impl Entitlement for Grant {
     fn bought_at(&self) -> Option<DateTime<Utc>> {
         Some(self.created_at)
     }
+
+    fn underpaid(&self) -> bool {
+        self.underpaid
+    }
 }
 
 /// The guard's query: of the billable's subscriptions, the columns the
 /// decision needs (`idx_octany_subscriptions_billable_ref`).
-const GUARD_QUERY: &str = "SELECT id, product_id, status, renews_at, ends_at, created_at \
+const GUARD_QUERY: &str = "SELECT id, product_id, status, renews_at, ends_at, created_at, price, list_price \
      FROM octany_subscriptions WHERE billable_ref = ?";
 /// [`GUARD_QUERY`] with PostgreSQL's placeholder.
-const GUARD_QUERY_POSTGRES: &str = "SELECT id, product_id, status, renews_at, ends_at, created_at \
+const GUARD_QUERY_POSTGRES: &str = "SELECT id, product_id, status, renews_at, ends_at, created_at, price, list_price \
      FROM octany_subscriptions WHERE billable_ref = $1";
 
 /// A row of the guard's query.
@@ -73,6 +80,8 @@ struct Row {
     renews_at: Option<DateTime<Utc>>,
     ends_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
+    price: i64,
+    list_price: Option<i64>,
 }
 
 /// A billable's billing state, as the local mirror has it.
@@ -89,8 +98,13 @@ pub(crate) struct AccessState {
 
 impl AccessState {
     /// Reads it from the database in one narrow indexed query: of the
-    /// billable's subscriptions, the columns the decision needs.
-    pub(crate) async fn load(db: &DatabaseConnection, billable: &str) -> Result<Self, DbErr> {
+    /// billable's subscriptions, the columns the decision needs;
+    /// `any_price`: whether a product is a plan sold at any price.
+    pub(crate) async fn load(
+        db: &DatabaseConnection,
+        billable: &str,
+        any_price: &(dyn Fn(ProductId) -> bool + Sync),
+    ) -> Result<Self, DbErr> {
         let backend = db.get_database_backend();
         let sql = match backend {
             DbBackend::Postgres => GUARD_QUERY_POSTGRES,
@@ -103,6 +117,8 @@ impl AccessState {
         .await?
         .into_iter()
         .map(|r| {
+            let underpaid = r.list_price.is_some_and(|list| r.price < list)
+                && !r.product_id.is_some_and(any_price);
             Arc::new(Grant {
                 id: r.id,
                 product_id: r.product_id,
@@ -110,6 +126,7 @@ impl AccessState {
                 renews_at: r.renews_at,
                 ends_at: r.ends_at,
                 created_at: r.created_at,
+                underpaid,
             })
         })
         .collect();

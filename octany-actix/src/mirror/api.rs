@@ -51,9 +51,14 @@ impl<'a> Mirror<'a> {
         crate::mirror::revocation::spawn(self.syncer.db(), cache)
     }
 
-    /// `billable`'s state as the guard decides on it.
-    pub(crate) async fn access_state(&self, billable: &str) -> Result<AccessState, DbErr> {
-        AccessState::load(self.syncer.db(), billable).await
+    /// `billable`'s state as the guard decides on it; `any_price`: whether
+    /// a product is a plan sold at any price.
+    pub(crate) async fn access_state(
+        &self,
+        billable: &str,
+        any_price: &(dyn Fn(ProductId) -> bool + Sync),
+    ) -> Result<AccessState, DbErr> {
+        AccessState::load(self.syncer.db(), billable, any_price).await
     }
 
     /// Whether a payment of `billable` is on its way (see

@@ -230,6 +230,7 @@ impl OctanyBuilder {
                 slug: plan.slug().to_owned(),
                 product: plan.product_id(),
                 group,
+                any_price: plan.pay_what_you_want(),
             });
         }
         self
@@ -507,7 +508,8 @@ impl Octany {
         // Read before the load: a change announced while it runs keeps
         // the state it read out of the cache.
         let seen = self.inner.cache.generation(billable);
-        let state = Arc::new(self.mirror().access_state(billable).await?);
+        let any_price = |product| self.sold_as(product).is_some_and(|p| p.any_price);
+        let state = Arc::new(self.mirror().access_state(billable, &any_price).await?);
         self.inner.cache.put(billable, state.clone(), now, seen);
         Ok(state)
     }

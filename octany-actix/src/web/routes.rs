@@ -466,6 +466,7 @@ async fn status<U: Billable + FromRequest + 'static>(
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(json!({
             "access": access,
+            "reason": (!access).then(|| refusal(current.map(|s| s.as_ref()), pending, clock, policy)),
             "pending": pending,
             "invoice_due_at": current
                 .and_then(|s| s.invoice_due_at(policy))
@@ -523,4 +524,23 @@ async fn receive_http(
         Received::Duplicate => "duplicate",
     };
     Ok(HttpResponse::Ok().json(json!({ "status": status })))
+}
+
+/// Why a billable has no access, for the status route: a payment on its
+/// way, no subscription, paid below the plan's price, a renewal overdue
+/// and unconfirmed, ended, or not paying (its status says how).
+fn refusal(
+    current: Option<&crate::mirror::access::Grant>,
+    pending: bool,
+    clock: &dyn crate::Clock,
+    policy: crate::model::AccessPolicy,
+) -> &'static str {
+    match current {
+        _ if pending => "payment_pending",
+        None => "no_subscription",
+        Some(s) if s.underpaid => "underpaid",
+        Some(s) if s.renewal_overdue(clock, policy) => "renewal_overdue",
+        Some(s) if s.has_ended(clock) => "ended",
+        Some(_) => "not_paying",
+    }
 }

@@ -57,6 +57,8 @@ pub(crate) struct CatalogPlan {
     pub(crate) product: ProductId,
     /// The group of a plan; `None` for a one-off product.
     pub(crate) group: Option<&'static str>,
+    /// Sold at any price ([`Plan::pay_what_you_want`](crate::Plan::pay_what_you_want)).
+    pub(crate) any_price: bool,
 }
 
 /// `path` as a local path: one leading slash, no trailing one.

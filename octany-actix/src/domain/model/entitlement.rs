@@ -95,6 +95,12 @@ pub trait Entitlement {
             .is_some_and(|due| due > clock.now())
     }
 
+    /// Paid below its plan's catalogue price (before VAT), and the plan is
+    /// not sold at any price: it grants nothing. `false` where unknown.
+    fn underpaid(&self) -> bool {
+        false
+    }
+
     /// Whether a renewal was due more than the policy's grace ago and has
     /// not been seen: such a state is stale until a sync confirms it.
     fn renewal_overdue(&self, clock: &dyn Clock, policy: AccessPolicy) -> bool {
@@ -136,10 +142,14 @@ pub trait Entitlement {
     /// What the guard checks: paying, or on a grace period; and, when the
     /// policy says so, `delayed` (until `ends_at`, if one is set) and
     /// `pending` with an invoice not yet due. An unknown status never grants
-    /// access and is logged.
+    /// access and is logged; neither does a subscription
+    /// [`underpaid`](Entitlement::underpaid).
     fn has_access(&self, clock: &dyn Clock, policy: AccessPolicy) -> bool {
         if let SubscriptionStatus::Unknown(status) = self.status() {
             tracing::warn!(status = %status, "unknown subscription status; denying access");
+            return false;
+        }
+        if self.underpaid() {
             return false;
         }
         if self.renewal_overdue(clock, policy) {

@@ -34,6 +34,10 @@ pub mod table {
         pub product_name: Option<String>,
         /// Price in minor units, VAT excluded.
         pub price: i64,
+        /// The catalogue price of its product (minor units, VAT excluded)
+        /// as Octany reported it with the subscription; paid below it, a
+        /// subscription grants nothing unless its plan is sold at any price.
+        pub list_price: Option<i64>,
         /// VAT in minor units.
         pub vat: i64,
         /// Currency.

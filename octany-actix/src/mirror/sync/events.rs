@@ -269,6 +269,7 @@ mod tests {
             product_id: s.product_id(),
             product_name: None,
             price: s.price,
+            list_price: None,
             vat: s.vat,
             currency: s.currency.clone(),
             renews_at: s.renews_at,

@@ -199,6 +199,7 @@ pub(super) fn subscription_row(
         product_id: Set(s.product.as_ref().map(|p| p.id)),
         product_name: Set(s.product.as_ref().map(|p| p.name.clone())),
         price: Set(s.price),
+        list_price: Set(s.product.as_ref().map(|p| p.price)),
         vat: Set(s.vat),
         currency: Set(s.currency.clone()),
         renews_at: Set(s.renews_at),

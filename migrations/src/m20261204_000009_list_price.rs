@@ -1,0 +1,50 @@
+//! `octany_subscriptions.list_price`: the catalogue price of the
+//! subscription's product (before VAT, minor units) as Octany reported it
+//! with the subscription. A subscription paid below it grants nothing
+//! unless its plan is sold at any price (a buyer who added `amount=1` to
+//! the hosted checkout's URL).
+
+use sea_orm_migration::prelude::*;
+
+pub(crate) struct Migration;
+
+impl MigrationName for Migration {
+    fn name(&self) -> &str {
+        "m20261204_000009_list_price"
+    }
+}
+
+#[derive(DeriveIden)]
+enum OctanySubscriptions {
+    Table,
+    ListPrice,
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(OctanySubscriptions::Table)
+                    .add_column(
+                        ColumnDef::new(OctanySubscriptions::ListPrice)
+                            .big_integer()
+                            .null(),
+                    )
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(OctanySubscriptions::Table)
+                    .drop_column(OctanySubscriptions::ListPrice)
+                    .to_owned(),
+            )
+            .await
+    }
+}
