@@ -59,8 +59,9 @@ pub struct AppState {
     pub trust_proxy_headers: bool,
     /// The app's public address (invitation links are built from it).
     pub public_url: String,
-    /// What `/metrics` asks of clients not on this machine (`METRICS_TOKEN`).
-    pub metrics_token: Option<String>,
+    /// What `/metrics` asks of clients not on this machine (`METRICS_TOKEN`;
+    /// a `Secret`, so that the state's `Debug` does not print it).
+    pub metrics_token: Option<octany_actix::config::Secret>,
 }
 
 /// How long a session lasts after its last change (a login renews it).
@@ -152,7 +153,10 @@ pub async fn start_on(settings: Settings, db: DatabaseConnection) -> Result<Runn
         limits: settings.limits,
         trust_proxy_headers: settings.trust_proxy_headers,
         public_url: url.clone(),
-        metrics_token: settings.metrics_token.clone(),
+        metrics_token: settings
+            .metrics_token
+            .clone()
+            .map(octany_actix::config::Secret::new),
     });
     let billing_data = web::Data::new(octany.clone());
     let store = sessions::DbSessionStore::new(db.clone(), settings.clock.clone());

@@ -35,7 +35,7 @@ pub fn handle() -> PrometheusHandle {
 }
 
 fn allowed(req: &HttpRequest, state: &AppState) -> bool {
-    if let Some(token) = state.metrics_token.as_deref() {
+    if let Some(token) = state.metrics_token.as_ref().map(|t| t.expose()) {
         let presented = req
             .headers()
             .get(header::AUTHORIZATION)
