@@ -278,12 +278,22 @@ pub async fn login(
     let limits = state.limits;
     let email = form.email.trim().to_lowercase();
     let address = client_address(&req, &state);
+    let found = user::Entity::find()
+        .filter(user::Column::Email.eq(&email))
+        .one(&state.db)
+        .await?;
+    // Counted against the account the lookup found, not the text typed: a
+    // variant the column's collation matches to it (an accent on MySQL)
+    // is the same account, and gets no attempts of its own.
+    let account = found
+        .as_ref()
+        .map_or_else(|| email.clone(), |u| format!("user:{}", u.id));
     let attempt = match throttle::attempt(
         &state.db,
         &state.clock,
         limits.window,
         &[
-            Counted::new("login-account", &email, limits.login_per_account),
+            Counted::new("login-account", &account, limits.login_per_account),
             Counted::new("login-address", &address, limits.login_per_address),
         ],
     )
@@ -295,10 +305,6 @@ pub async fn login(
             return Err(AppError::TooMany(refused));
         }
     };
-    let found = user::Entity::find()
-        .filter(user::Column::Email.eq(&email))
-        .one(&state.db)
-        .await?;
     // The same work whether or not the e-mail has an account.
     let stored = found.as_ref().map(|u| u.password_hash.clone());
     let verified = state
@@ -372,7 +378,7 @@ pub async fn change_password(
         limits.window,
         &[Counted::new(
             "login-account",
-            &user.email,
+            &format!("user:{}", user.id),
             limits.login_per_account,
         )],
     )

@@ -328,6 +328,47 @@ db_test!(
 );
 
 db_test!(
+    async fn variants_of_an_accounts_email_share_its_attempts(db: TestDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let app = start(&db, dir.path(), |_| {}).await;
+        assert_eq!(
+            Browser::new(&app.url)
+                .signup("carl@example.com")
+                .await
+                .status,
+            303
+        );
+        // What the database matches to the account: case everywhere, and
+        // accents too under MySQL's and MariaDB's default collation.
+        let variants: &[&str] = if db.backend == octany_actix_tests::Backend::MySql {
+            &[
+                "cárl@example.com",
+                "càrl@example.com",
+                "cärl@example.com",
+                "CÂRL@example.com",
+            ]
+        } else {
+            &["CARL@example.com", "Carl@Example.com"]
+        };
+        let eve = Browser::new(&app.url);
+        for attempt in 0..10 {
+            let email = variants[attempt % variants.len()];
+            let wrong = eve.login(email, "not the password").await;
+            assert_eq!(wrong.status, 401, "attempt {attempt} as {email}");
+        }
+        // Ten attempts on the account, whatever it was typed as.
+        assert_eq!(
+            eve.login("carl@example.com", "not the password")
+                .await
+                .status,
+            429
+        );
+        app.stop().await;
+        db
+    }
+);
+
+db_test!(
     async fn an_unknown_email_costs_a_verification_like_a_known_one(db: TestDb) {
         let dir = tempfile::tempdir().unwrap();
         let mut settings = Settings::development(dir.path());
