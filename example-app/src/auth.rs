@@ -159,6 +159,7 @@ pub async fn login_form(
 /// A new session key for the user (no fixation), then on to `next`.
 fn signed_in(session: &Session, id: i64, next: &str) -> Result<HttpResponse, AppError> {
     session.renew();
+    csrf::rotate(session);
     session
         .insert(USER_KEY, id)
         .map_err(|e| AppError::Session(e.to_string()))?;

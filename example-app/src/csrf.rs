@@ -19,6 +19,12 @@ pub fn token(session: &Session) -> String {
     token
 }
 
+/// Forgets the session's token (at login): a token read before the user
+/// signed in (by whoever planted the session) is worth nothing after.
+pub fn rotate(session: &Session) {
+    session.remove(KEY);
+}
+
 /// Refuses (403, changing nothing) a form whose token is not the session's.
 pub fn check(session: &Session, submitted: &str) -> Result<(), AppError> {
     let expected = session

@@ -42,7 +42,8 @@ pub async fn invite(
     .exec_without_returning(&state.db)
     .await?;
     let link = format!("{}/invites/{token}", state.public_url);
-    tracing::info!(team = member.team.id, invited = %email, %link, "invitation made (send this link to the person invited)");
+    // The link is a credential: shown to the owner once, never logged.
+    tracing::info!(team = member.team.id, invited = %email, "invitation made");
     session
         .insert("invite_link", &link)
         .map_err(|e| AppError::Session(e.to_string()))?;

@@ -186,11 +186,22 @@ db_test!(
         let app = start(&db, dir.path(), |_| {}).await;
         let ada = Browser::new(&app.url);
         // A key planted before login is not the one that is signed in.
-        ada.get("/login").await;
+        let token_before = ada.csrf("/login").await;
         let before_login = ada.cookie().expect("a session for the CSRF token");
         assert_eq!(ada.signup("ada@example.com").await.status, 303);
         let signed_in = ada.cookie().unwrap();
         assert_ne!(before_login, signed_in, "the key is renewed at login");
+        // So is the CSRF token: one read before login forges nothing after.
+        assert_ne!(ada.csrf("/account").await, token_before);
+        let forged = ada
+            .send(
+                ada.http
+                    .post(format!("{}/logout", app.url))
+                    .form(&[("csrf", token_before.as_str())]),
+                "text/html",
+            )
+            .await;
+        assert_eq!(forged.status, 403, "the token of before login is refused");
         let planted = Browser::new(&app.url);
         planted.set_cookie(Some(before_login));
         assert_eq!(planted.get_json("/billing/status").await.status, 401);
