@@ -78,11 +78,10 @@ fn refuse_unless_allowed<U: Billable>(
     user: &U,
     octany: &Octany,
 ) -> Result<Option<HttpResponse>, BillingError> {
-    if user.may_manage_billing() {
+    // The rule the billing handle's actions apply, asked here first so a
+    // browser gets a page rather than the error's JSON.
+    let Err(refused) = octany.billing(user).may_act() else {
         return Ok(None);
-    }
-    let refused = BillingError::NotAllowed {
-        managers: user.billing_managers(),
     };
     if !crate::web::error::wants_html(req) {
         return Ok(Some(actix_web::ResponseError::error_response(&refused)));

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::Billing;
 use crate::client::{NewOrder, OctanyError};
-use crate::domain::model::{BillableRef, Order, OrderId, OrderState, SubscriptionId};
+use crate::domain::model::{Order, OrderId, OrderState, SubscriptionId};
 use crate::mirror::entity::charge;
 use crate::mirror::rows::OrderRow;
 use crate::web::billable::Billable;
@@ -193,11 +193,10 @@ impl<U: Billable> Billing<'_, U> {
             return Err(BillingError::ChargeInProgress);
         }
         // The request that sent it died before Octany made anything: take it over.
-        let billable: BillableRef = self.reference();
         let taken = self
             .octany
             .mirror()
-            .take_over_charge(&billable, &row.key, row.attempted_at)
+            .take_over_charge(&self.reference(), &row.key, row.attempted_at)
             .await?;
         if !taken {
             return Err(BillingError::ChargeInProgress);
