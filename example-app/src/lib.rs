@@ -193,7 +193,7 @@ pub async fn start_on(settings: Settings, db: DatabaseConnection) -> Result<Runn
     .run();
     let handle = server.handle();
     let task = tokio::spawn(server);
-    let reconciler = octany.syncer().spawn_reconciler(Duration::from_secs(60));
+    let reconciler = octany.syncer().spawn_background(Duration::from_secs(60));
     let maintenance = tokio::spawn(maintain(
         db.clone(),
         settings.clock.clone(),

@@ -41,6 +41,7 @@ use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
+use crate::client::OctanyClient;
 use crate::mirror::entity::webhook_delivery;
 use crate::mirror::sync::BackfillOptions;
 use crate::web::octany::Octany;
@@ -247,28 +248,30 @@ async fn doctor(
                     page.pagination.total.unwrap_or(page.data.len() as i64)
                 ),
             )?;
-            match page.observed_at {
-                Some(theirs) => {
-                    let skew = (octany.clock().now() - theirs).num_seconds();
+            match octany.client().clock_skew().await {
+                Ok(Some(skew)) => {
+                    let ok = skew.abs() <= OctanyClient::CLOCK_TOLERANCE;
+                    let seconds = skew.num_seconds();
                     line(
                         out,
-                        skew.abs() <= 60,
+                        ok,
                         "clock",
-                        if skew.abs() <= 60 {
-                            format!("{skew:+} s from Octany's")
+                        if ok {
+                            format!("{seconds:+} s from Octany's")
                         } else {
                             format!(
-                                "{skew:+} s from Octany's `Date`: set this machine's clock (NTP); renewals and grace periods are judged by it"
+                                "{seconds:+} s from Octany's `Date`: set this machine's clock (NTP); renewals, grace periods and trials are judged by it (on an in-process fake, build the app with `.clock(fake.app_clock())`)"
                             )
                         },
                     )?;
                 }
-                None => line(
+                Ok(None) => line(
                     out,
                     true,
                     "clock",
                     "Octany sent no Date header to compare".into(),
                 )?,
+                Err(error) => line(out, false, "clock", error.to_string())?,
             }
         }
         Err(error) => line(out, false, "API key", error.to_string())?,

@@ -30,9 +30,9 @@ impl FakeOctanyBuilder {
     pub(crate) fn new() -> Self {
         Self {
             port: 0,
-            now: DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
-                .expect("valid")
-                .to_utc(),
+            // The real time to the second, as the standalone fake: an app
+            // on the system clock then agrees with Octany about what is due.
+            now: DateTime::from_timestamp(SystemClock.now().timestamp(), 0).expect("a valid time"),
             seed: 1,
             account: (None, None),
             products: Vec::new(),
@@ -52,7 +52,11 @@ impl FakeOctanyBuilder {
         self
     }
 
-    /// Starts the virtual clock here (default 2026-01-01T00:00:00Z).
+    /// Starts the virtual clock here (default: the real time when the
+    /// builder is made, to the second, so that an app reading the system
+    /// clock agrees with the fake until the fake's clock is moved; then
+    /// give the app [`FakeOctany::app_clock`]). Tests that compare dates
+    /// start it at a fixed time.
     pub fn starting_at(mut self, now: DateTime<Utc>) -> Self {
         self.now = now;
         self

@@ -80,17 +80,16 @@ fn main() -> ExitCode {
         .build()
         .expect("a Tokio runtime starts");
     runtime.block_on(async move {
-        // The real time, read once here: an app on the system clock then
-        // agrees with the fake about what is due (renewal grace included).
-        let now = args
-            .now
-            .unwrap_or_else(|| octany_actix::Clock::now(&octany_actix::SystemClock));
+        // The builder starts at the real time: an app on the system clock
+        // then agrees with the fake about what is due (renewal grace included).
         let mut builder = FakeOctany::builder()
-            .starting_at(now)
             .port(args.port)
             .seed(args.seed)
             .sample_catalog()
             .legacy_pagination(args.legacy);
+        if let Some(now) = args.now {
+            builder = builder.starting_at(now);
+        }
         if let Some(url) = &args.webhook_url {
             builder = builder.webhook(url.clone(), args.webhook_secret.as_deref());
         }

@@ -266,3 +266,52 @@ async fn the_control_api_moves_the_clock_and_shows_the_state() {
         (303, "/_fake/")
     );
 }
+
+#[test]
+fn the_sample_catalog_is_documented_with_its_ids_and_prices() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/fake.md"))
+        .expect("docs/fake.md");
+    let catalog = octany_fake::sample_catalog();
+    assert!(!catalog.is_empty());
+    for product in catalog {
+        let row = format!(
+            "| {} | {} | {}",
+            product.id,
+            product.name,
+            match (&product.interval, product.kind.as_deref()) {
+                (None, _) => "one-off".to_owned(),
+                (Some(_), Some("recurring_donation")) => "recurring donation".to_owned(),
+                (Some(_), _) => "subscription".to_owned(),
+            }
+        );
+        let line = doc
+            .lines()
+            .find(|line| line.starts_with(&row))
+            .unwrap_or_else(|| panic!("docs/fake.md's catalog has no row `{row}`"));
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        assert_eq!(cells[4], product.price.to_string(), "{line}");
+        assert_eq!(cells[5], format!("{} %", product.vat_rate / 100), "{line}");
+        if let Some(days) = product.trial_days {
+            assert!(cells[3].contains(&format!("{days}-day trial")), "{line}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_fake_given_no_start_time_starts_at_the_real_time() {
+    use octany_actix::clock::{Clock, SystemClock};
+    let before = SystemClock.now();
+    let fake = octany_fake::FakeOctany::builder().start().await.unwrap();
+    let after = SystemClock.now();
+    let now = fake.now();
+    assert!(
+        now > before - chrono::TimeDelta::seconds(1) && now <= after,
+        "{before} <= {now} <= {after}"
+    );
+    assert_eq!(
+        now.timestamp_subsec_nanos(),
+        0,
+        "to the second, as a `Date` header"
+    );
+    fake.stop().await;
+}

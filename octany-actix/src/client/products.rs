@@ -22,12 +22,28 @@ pub struct ProductUpdate {
 }
 
 impl OctanyClient {
+    /// The most this app's clock may differ from Octany's before the
+    /// mirror's background task and `doctor` say so (a `Date` header counts
+    /// whole seconds).
+    pub const CLOCK_TOLERANCE: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
     /// `GET /products`: one page (100 a page).
     pub async fn list_products(&self, page: u32) -> Result<Page<Product>> {
         self.page(
             Call::get("products", "product list", "products".into()).query("page", page.max(1)),
         )
         .await
+    }
+
+    /// How far this app's clock is ahead of Octany's (negative: behind), by
+    /// the `Date` header of one small request (the first page of products);
+    /// `None` when Octany sent no `Date`. Renewals, grace periods and trials
+    /// are judged on this app's clock, so more than
+    /// [`OctanyClient::CLOCK_TOLERANCE`] is a fault to fix: the machine's
+    /// clock (NTP), or, on an in-process fake, `.clock(fake.app_clock())`.
+    pub async fn clock_skew(&self) -> Result<Option<chrono::TimeDelta>> {
+        let page = self.list_products(1).await?;
+        Ok(page.observed_at.map(|theirs| self.clock().now() - theirs))
     }
 
     /// Every product, one page in memory at a time.

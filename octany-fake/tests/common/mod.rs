@@ -15,6 +15,7 @@ pub(crate) const SECRET: &str = "whsec0123456789abcdef0123456789ab";
 pub(crate) async fn fake() -> FakeOctany {
     FakeOctany::builder()
         .account(ACCOUNT, KEY)
+        .starting_at("2026-01-01T00:00:00Z".parse().unwrap())
         .sample_catalog()
         .start()
         .await

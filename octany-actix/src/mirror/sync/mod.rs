@@ -95,7 +95,7 @@ impl Effects {
 /// use octany_actix::{sync::Syncer, OctanyClient, OctanyConfig};
 /// let syncer = Syncer::new(db, OctanyClient::new(OctanyConfig::from_env()?)?);
 /// syncer.sync_billable(&octany_actix::model::BillableRef::new("user", "42")).await?; // the success page's poll
-/// let _task = syncer.spawn_reconciler(std::time::Duration::from_secs(300));
+/// let _task = syncer.spawn_background(std::time::Duration::from_secs(60)); // catalog, clock check, due events, reconcile
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug)]

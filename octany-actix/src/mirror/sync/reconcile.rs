@@ -205,43 +205,91 @@ impl Syncer {
         report.map(Some)
     }
 
-    /// Every `every` (on the syncer's clock), until the returned task is
-    /// aborted: delivers the billing events that are due
-    /// ([`Syncer::deliver_due`]) and runs [`Syncer::reconcile_exclusive`];
-    /// failures are logged. Safe to start on every instance of an app: one
+    /// The background work a billing app needs, in one task, until it is
+    /// aborted; start it once at start-up, on every instance:
+    ///
+    /// - at once, compares this app's clock with Octany's `Date`
+    ///   ([`OctanyClient::clock_skew`](crate::OctanyClient::clock_skew)) and logs an
+    ///   error when they differ by more than a minute (renewals, grace
+    ///   periods and trials are judged on this app's clock);
+    /// - loads the product catalog ([`Syncer::sync_products`], which the
+    ///   pricing and swap pages read), again on each tick until it has
+    ///   loaded once;
+    /// - every `every` (on the syncer's clock): delivers the billing events
+    ///   that are due ([`Syncer::deliver_due`]: failed listeners retried,
+    ///   events of a process that died delivered) and runs
+    ///   [`Syncer::reconcile_exclusive`] (lost webhooks, abandoned checkouts).
+    ///
+    /// Failures are logged and tried again on the next tick. One instance
     /// reconciles at a time, and each event is delivered by one.
-    pub fn spawn_reconciler(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_background(&self, every: Duration) -> tokio::task::JoinHandle<()> {
         let syncer = self.clone();
         tokio::spawn(async move {
+            syncer.check_clock().await;
+            let mut catalog_loaded = false;
             loop {
+                if !catalog_loaded {
+                    match syncer.sync_products().await {
+                        Ok(products) => {
+                            catalog_loaded = true;
+                            tracing::info!(products, "loaded the product catalog from Octany");
+                        }
+                        Err(error) => tracing::warn!(
+                            %error,
+                            "could not load the product catalog from Octany; pricing and swap pages show no prices until it loads (tried again on the next tick)"
+                        ),
+                    }
+                }
                 syncer.clock().sleep(every).await;
-                match syncer.deliver_due().await {
-                    Ok(0) => {}
-                    Ok(delivered) => {
-                        tracing::info!(delivered, "delivered billing events left over")
-                    }
-                    Err(error) => tracing::warn!(%error, "delivering due billing events failed"),
-                }
-                match syncer
-                    .reconcile_exclusive(every.max(Duration::from_secs(60)))
-                    .await
-                {
-                    Ok(None) => {}
-                    Ok(Some(report)) if report.synced > 0 || report.abandoned > 0 => {
-                        tracing::info!(
-                            synced = report.synced,
-                            failed = report.failed,
-                            abandoned = report.abandoned,
-                            "reconciled the billing mirror"
-                        );
-                    }
-                    Ok(_) => {}
-                    Err(error) => {
-                        tracing::warn!(%error, "reconcile failed; trying again next time")
-                    }
-                }
+                syncer.tick(every).await;
             }
         })
+    }
+
+    /// Logs an error when this app's clock and Octany's disagree.
+    async fn check_clock(&self) {
+        match self.client().clock_skew().await {
+            Ok(Some(skew)) if skew.abs() > crate::OctanyClient::CLOCK_TOLERANCE => {
+                tracing::error!(
+                    skew_seconds = skew.num_seconds(),
+                    "this app's clock is {:+} s from Octany's `Date`: renewals, grace periods and trials are judged on this app's clock, so paying users can be refused. Set the machine's clock (NTP); on an in-process fake, build the app with `.clock(fake.app_clock())`",
+                    skew.num_seconds()
+                );
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, "could not compare this app's clock with Octany's")
+            }
+        }
+    }
+
+    /// One tick of the background work: due events, then the reconcile.
+    async fn tick(&self, every: Duration) {
+        match self.deliver_due().await {
+            Ok(0) => {}
+            Ok(delivered) => {
+                tracing::info!(delivered, "delivered billing events left over")
+            }
+            Err(error) => tracing::warn!(%error, "delivering due billing events failed"),
+        }
+        match self
+            .reconcile_exclusive(every.max(Duration::from_secs(60)))
+            .await
+        {
+            Ok(None) => {}
+            Ok(Some(report)) if report.synced > 0 || report.abandoned > 0 => {
+                tracing::info!(
+                    synced = report.synced,
+                    failed = report.failed,
+                    abandoned = report.abandoned,
+                    "reconciled the billing mirror"
+                );
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, "reconcile failed; trying again next time")
+            }
+        }
     }
 }
 
