@@ -14,7 +14,7 @@ use askama::Template;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use super::{Query, money, next_path, refuse_unless_allowed, see_other};
+use super::answers::{Query, money, next_path, refuse_unless_allowed, see_other};
 use crate::domain::model::SubscriptionStatus;
 use crate::domain::plan::DEFAULT_GROUP;
 use crate::mirror::rows::SubscriptionRow;

@@ -8,7 +8,7 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use super::{Query, money, next_path, refuse_unless_allowed, see_other, with_next};
+use super::answers::{Query, money, next_path, refuse_unless_allowed, see_other, with_next};
 use crate::domain::model::{Product, ProductId};
 use crate::mirror::rows::{CheckoutStatus, SubscriptionRow};
 use crate::web::billable::Billable;
