@@ -104,8 +104,11 @@ pub fn octany(
         .plans::<Plans>()
         .one_off_products::<AddOns>()
         // Swedish businesses pay by invoice: access while it is not yet due.
+        // A failed renewal keeps access while Octany retries it (1, 3 and 5
+        // days), with a banner on the dashboard asking for a new card.
         .access_policy(AccessPolicy {
             invoice_grants_access: true,
+            delayed_keeps_access: true,
             ..AccessPolicy::default()
         })
         .listeners(listeners);

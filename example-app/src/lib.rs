@@ -247,7 +247,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/pricing", web::get().to(pages::pricing))
         .route("/dashboard", web::get().to(pages::dashboard))
         .route("/account", web::get().to(pages::account))
-        .route("/account/cancel", web::post().to(pages::cancel))
         .route("/account/swap", web::post().to(pages::swap))
         .route("/account/add-on", web::post().to(pages::add_on))
         .route("/account/password", web::post().to(auth::change_password))

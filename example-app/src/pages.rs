@@ -6,8 +6,8 @@ use actix_web::{HttpResponse, http::header, web};
 use askama::Template;
 use askama_web::WebTemplate;
 use octany_actix::client::NewOrder;
-use octany_actix::model::Entitlement;
 use octany_actix::model::Product;
+use octany_actix::model::{Entitlement, SubscriptionStatus};
 use octany_actix::{BillingError, Plan, RequireSubscription};
 use serde::Deserialize;
 
@@ -188,6 +188,9 @@ pub struct DashboardPage {
     plan: String,
     status: String,
     invoice_due: Option<String>,
+    /// The renewal's payment failed and Octany retries it: where to update
+    /// the card (Octany's page), when known.
+    payment_failed: Option<String>,
 }
 
 /// `GET /dashboard`: subscribers only (and invoice customers while their
@@ -208,6 +211,8 @@ pub async fn dashboard(
             .grant()
             .invoice_due_at(policy)
             .map(|t| t.format("%Y-%m-%d").to_string()),
+        payment_failed: (subscription.status == SubscriptionStatus::Delayed)
+            .then(|| subscription.update_card_url.clone().unwrap_or_default()),
     })
 }
 
@@ -366,18 +371,6 @@ fn back(done: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, format!("/account?done={done}")))
         .finish()
-}
-
-/// `POST /account/cancel`.
-pub async fn cancel(
-    state: web::Data<AppState>,
-    session: Session,
-    user: user::Model,
-    form: web::Form<ActionForm>,
-) -> Result<HttpResponse, AppError> {
-    csrf::check(&session, &form.csrf)?;
-    state.octany.billing(&user).cancel().await?;
-    Ok(back("cancelled"))
 }
 
 /// `POST /account/swap`.

@@ -103,13 +103,24 @@ async fn forms_without_the_sessions_token_change_nothing() {
     )
     .unwrap();
     fake.settled().await;
+    // The account page sends the cancel to the mounted confirmation page,
+    // whose form carries its own token: a forged one changes nothing.
+    let account = client
+        .get(format!("{}/account", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(account.contains("/billing/cancel?next="), "{account}");
     let forged = client
-        .post(format!("{}/account/cancel", app.url))
-        .form(&[("csrf", "nope")])
+        .post(format!("{}/billing/cancel", app.url))
+        .form(&[("token", "nope")])
         .send()
         .await
         .unwrap();
-    assert_eq!(forged.status(), 403);
+    assert_eq!(forged.status(), 303, "asked to confirm on the page");
     let subscription = &fake.subscriptions()[0];
     assert_eq!(
         subscription.status.as_str(),
@@ -117,10 +128,20 @@ async fn forms_without_the_sessions_token_change_nothing() {
         "the forged cancel changed nothing at Octany"
     );
 
-    let token = csrf_of(&client, &format!("{}/account", app.url)).await;
+    let page = client
+        .get(format!("{}/billing/cancel", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at =
+        page.find(r#"name="token" value=""#).expect("the form") + r#"name="token" value=""#.len();
+    let token = &page[at..at + 64];
     let cancelled = client
-        .post(format!("{}/account/cancel", app.url))
-        .form(&[("csrf", token.as_str())])
+        .post(format!("{}/billing/cancel", app.url))
+        .form(&[("token", token)])
         .send()
         .await
         .unwrap();

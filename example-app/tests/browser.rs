@@ -236,8 +236,14 @@ async fn a_person_subscribes_cancels_and_expires_in_a_real_browser() {
     })
     .await;
 
-    step("cancel", async {
+    step("cancel, confirmed on the mounted page", async {
         run.click_to("#cancel", Duration::from_secs(10), |u| {
+            u.contains("/billing/cancel")
+        })
+        .await?;
+        assert!(run.text().await?.contains("Nothing more is charged"));
+        run.shot("cancel-confirm").await?;
+        run.click_to("#confirm-cancel", Duration::from_secs(10), |u| {
             u.contains("/account?done=cancelled")
         })
         .await?;

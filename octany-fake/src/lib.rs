@@ -34,6 +34,8 @@ mod deliveries;
 mod faults;
 mod php_json;
 mod state;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -185,7 +187,9 @@ impl Clock for VirtualNow {
 }
 
 /// A running fake Octany. Dropping it leaves the server running until the
-/// runtime ends; [`FakeOctany::stop`] stops it.
+/// runtime ends; [`FakeOctany::stop`] stops it. Clones share the one fake
+/// (its state, clock and server).
+#[derive(Clone)]
 pub struct FakeOctany {
     shared: Arc<Shared>,
     addr: SocketAddr,
@@ -370,6 +374,22 @@ impl FakeOctany {
             .map_err(|_| Refusal::NotFound)?;
         self.shared
             .with_state(|s, _| s.set_card_failing(0, id, failing))
+    }
+
+    /// The customer cancels `subscription` at Octany (its portal's
+    /// `cancel_url`): it runs to the end of its paid period, then expires.
+    /// Cancelling a cancelled one again changes nothing.
+    pub fn cancel_subscription(
+        &self,
+        subscription: &SubscriptionId,
+    ) -> Result<Subscription, Refusal> {
+        let id = subscription
+            .as_str()
+            .parse()
+            .map_err(|_| Refusal::NotFound)?;
+        self.shared
+            .with_state(|s, now| s.cancel(0, id, now).map(drop))?;
+        self.subscription(subscription).ok_or(Refusal::NotFound)
     }
 
     /// The customer pays the open invoice `order` (an invoice checkout's

@@ -5,180 +5,15 @@
 //! with the input kept and no database text, and a team pays for its
 //! members, whom its guard admits while it refuses everyone else.
 
-use std::sync::Mutex;
-
 use example_app::Settings;
-use octany_actix_tests::{TestDb, db_test};
-use octany_fake::{CheckoutOutcome, CheckoutParams};
-use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use octany_actix_tests::db_test;
 use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait};
 
+mod billing;
+mod browser;
 mod teams;
 
-/// A browser with one cookie (the session's), which a test can copy.
-struct Browser {
-    http: reqwest::Client,
-    base: String,
-    cookie: Mutex<Option<String>>,
-}
-
-/// What the app answered.
-struct Page {
-    status: u16,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Page {
-    fn location(&self) -> &str {
-        self.headers
-            .get(LOCATION)
-            .map_or("", |v| v.to_str().unwrap())
-    }
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_default()
-    }
-}
-
-impl Browser {
-    fn new(base: &str) -> Self {
-        octany_actix::install_crypto_provider();
-        Self {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            base: base.to_owned(),
-            cookie: Mutex::new(None),
-        }
-    }
-
-    fn cookie(&self) -> Option<String> {
-        self.cookie.lock().unwrap().clone()
-    }
-
-    fn set_cookie(&self, cookie: Option<String>) {
-        *self.cookie.lock().unwrap() = cookie;
-    }
-
-    async fn send(&self, request: reqwest::RequestBuilder, accept: &str) -> Page {
-        let mut request = request.header("Accept", accept);
-        if let Some(cookie) = self.cookie() {
-            request = request.header("Cookie", cookie);
-        }
-        let response = request.send().await.unwrap();
-        for value in response.headers().get_all(SET_COOKIE) {
-            let value = value.to_str().unwrap();
-            let pair = value.split(';').next().unwrap().to_owned();
-            let removed = value.contains("Max-Age=0") || pair.ends_with('=');
-            self.set_cookie((!removed).then_some(pair));
-        }
-        Page {
-            status: response.status().as_u16(),
-            headers: response.headers().clone(),
-            body: response.text().await.unwrap(),
-        }
-    }
-
-    async fn get(&self, path: &str) -> Page {
-        self.send(self.http.get(format!("{}{path}", self.base)), "text/html")
-            .await
-    }
-
-    async fn get_json(&self, path: &str) -> Page {
-        self.send(
-            self.http.get(format!("{}{path}", self.base)),
-            "application/json",
-        )
-        .await
-    }
-
-    async fn csrf(&self, path: &str) -> String {
-        let page = self.get(path).await;
-        let at = page
-            .body
-            .find(r#"name="csrf" value=""#)
-            .unwrap_or_else(|| panic!("no CSRF field on {path}: {}", page.body))
-            + r#"name="csrf" value=""#.len();
-        page.body[at..at + 64].to_owned()
-    }
-
-    /// Posts `form` from the page at `from` (with that page's CSRF token).
-    async fn post(&self, from: &str, path: &str, form: &[(&str, &str)]) -> Page {
-        let token = self.csrf(from).await;
-        let mut fields = vec![("csrf", token.as_str())];
-        fields.extend_from_slice(form);
-        self.send(
-            self.http.post(format!("{}{path}", self.base)).form(&fields),
-            "text/html",
-        )
-        .await
-    }
-
-    async fn signup(&self, email: &str) -> Page {
-        self.post(
-            "/signup",
-            "/signup",
-            &[
-                ("email", email),
-                ("password", PASSWORD),
-                ("name", "Ada Lovelace"),
-            ],
-        )
-        .await
-    }
-
-    async fn login(&self, email: &str, password: &str) -> Page {
-        self.post(
-            "/login",
-            "/login",
-            &[("email", email), ("password", password)],
-        )
-        .await
-    }
-}
-
-const PASSWORD: &str = "correct horse battery";
-
-async fn start(
-    db: &TestDb,
-    dir: &std::path::Path,
-    change: impl FnOnce(&mut Settings),
-) -> example_app::Running {
-    let mut settings = Settings::development(dir);
-    change(&mut settings);
-    example_app::start_on(settings, db.conn.clone())
-        .await
-        .expect("the app starts")
-}
-
-/// Subscribes `reference` (`user:1`, `team:1`) to Pro monthly at the fake.
-async fn pays(app: &example_app::Running, reference: &str) {
-    let fake = app.fake.as_ref().unwrap();
-    fake.checkout(
-        1225,
-        &CheckoutParams {
-            reference_id: Some(reference.into()),
-            ..Default::default()
-        },
-        CheckoutOutcome::Succeed,
-    )
-    .unwrap();
-    fake.settled().await;
-}
-
-async fn count(db: &TestDb, table: &str) -> i64 {
-    let row = db
-        .conn
-        .query_one_raw(sea_orm::Statement::from_string(
-            db.db_backend(),
-            format!("SELECT COUNT(*) AS n FROM {table}"),
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get::<i64>("", "n").unwrap()
-}
+use browser::*;
 
 db_test!(
     async fn a_cookie_copied_before_logout_or_a_password_change_is_refused_after_it(db: TestDb) {
@@ -206,7 +41,7 @@ db_test!(
         planted.set_cookie(Some(before_login));
         assert_eq!(planted.get_json("/billing/status").await.status, 401);
 
-        pays(&app, "user:1").await;
+        pays(&app, &user(&db, 1).await).await;
         let status = ada.get_json("/billing/status").await;
         assert_eq!(
             (status.status, status.json()["access"].as_bool()),

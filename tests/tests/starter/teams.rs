@@ -35,7 +35,12 @@ db_test!(
             "the team is the billable: {}",
             checkout.location()
         );
-        pays(&app, &format!("team:{team_id}")).await;
+        let team = example_app::team::Entity::find_by_id(team_id)
+            .one(&db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        pays(&app, &team).await;
         let owned = owner.get("/team").await;
         assert_eq!(owned.status, 200, "{}", owned.location());
         assert!(owned.body.contains("Analytical Engines AB"));
@@ -197,7 +202,7 @@ db_test!(
         let app = start(&db, dir.path(), |_| {}).await;
         let ada = Browser::new(&app.url);
         assert_eq!(ada.signup("ada@example.com").await.status, 303);
-        pays(&app, "user:1").await;
+        pays(&app, &user(&db, 1).await).await;
         assert_eq!(ada.get("/dashboard").await.status, 200);
         assert_eq!(ada.get("/dashboard").await.status, 200);
         let page = Browser::new(&app.url).get("/metrics").await;

@@ -401,6 +401,14 @@ impl Syncer {
         }
     }
 
+    /// The billing events of `billable` as stored (delivered or not), in
+    /// the order they happened (one instant's in the order of their names):
+    /// what its listeners were or will be given.
+    /// For tests (`octany_fake::testing`) and support questions.
+    pub async fn events_of(&self, billable: &BillableRef) -> Result<Vec<Event>, DbErr> {
+        outbox::of_billable(self.db(), billable).await
+    }
+
     /// Delivers the billing events that are due: never delivered (the
     /// process that wrote them died before it could), or failed and due
     /// for a retry. Returns how many were delivered to every listener.

@@ -133,6 +133,36 @@ fn backoff(attempts: i32) -> Duration {
     Duration::from_secs(10u64.saturating_mul(1 << exponent.min(9))).min(Duration::from_secs(3600))
 }
 
+/// A stored event as listeners get it; `Err` when this version cannot read
+/// its payload.
+fn read(row: &event::Model) -> Result<Event, serde_json::Error> {
+    Ok(Event {
+        id: row.id.clone(),
+        billable: row.billable_ref.clone(),
+        origin: Origin::from_name(&row.origin),
+        occurred_at: DateTime::from_timestamp_micros(row.occurred_mark).unwrap_or_default(),
+        event: serde_json::from_str::<BillingEvent>(&row.payload)?,
+    })
+}
+
+/// The stored events of `billable`, in the order they happened (by
+/// Octany's clock; those of one instant, which one change made together,
+/// in the order of their names, so the order is the same on every run);
+/// those this version cannot read are left out.
+pub(crate) async fn of_billable<C: ConnectionTrait>(
+    conn: &C,
+    billable: &BillableRef,
+) -> Result<Vec<Event>, DbErr> {
+    let rows = event::Entity::find()
+        .filter(event::Column::BillableRef.eq(billable.clone()))
+        .order_by_asc(event::Column::OccurredMark)
+        .order_by_asc(event::Column::Kind)
+        .order_by_asc(event::Column::CreatedAt)
+        .all(conn)
+        .await?;
+    Ok(rows.iter().filter_map(|row| read(row).ok()).collect())
+}
+
 /// A new event's row. With no listeners to run it is born delivered.
 pub(crate) fn row(
     event: &BillingEvent,
@@ -235,17 +265,8 @@ pub(crate) async fn deliver<C: ConnectionTrait>(
         return Ok(false);
     };
     let mut done: BTreeSet<String> = serde_json::from_str(&row.done_listeners).unwrap_or_default();
-    let failures = match serde_json::from_str::<BillingEvent>(&row.payload) {
-        Ok(parsed) => {
-            let event = Arc::new(Event {
-                id: row.id.clone(),
-                billable: row.billable_ref.clone(),
-                origin: Origin::from_name(&row.origin),
-                occurred_at: DateTime::from_timestamp_micros(row.occurred_mark).unwrap_or_default(),
-                event: parsed,
-            });
-            listeners.run(event, &mut done).await
-        }
+    let failures = match read(&row) {
+        Ok(event) => listeners.run(Arc::new(event), &mut done).await,
         Err(error) => vec![format!(
             "the stored event cannot be read by this version ({error}); it is kept"
         )],
