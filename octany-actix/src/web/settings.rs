@@ -37,7 +37,7 @@ impl Settings {
     /// The path of one of the mounted routes, e.g. `route_path("status")`
     /// is `/billing/status`.
     pub fn route_path(&self, route: &str) -> String {
-        format!("{}/{route}", self.billing_path)
+        format!("{}/{route}", self.billing_path.trim_end_matches('/'))
     }
 
     /// The public URL of one of the mounted routes, e.g. the success page's.
@@ -61,12 +61,23 @@ pub(crate) struct CatalogPlan {
     pub(crate) any_price: bool,
 }
 
-/// `path` as a local path: one leading slash, no trailing one.
+/// `path` as a local path: one leading slash, no trailing one; the root
+/// stays `/` (a pricing page at the root is common).
 pub(crate) fn local_path(path: &str) -> String {
-    let path = path.trim();
-    if path.starts_with('/') {
-        path.trim_end_matches('/').to_owned()
-    } else {
-        format!("/{}", path.trim_end_matches('/'))
+    let trimmed = path.trim().trim_matches('/');
+    format!("/{trimmed}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_path;
+
+    #[test]
+    fn a_local_path_has_one_leading_slash_and_the_root_stays_the_root() {
+        assert_eq!(local_path("/"), "/");
+        assert_eq!(local_path(""), "/");
+        assert_eq!(local_path("/pricing/"), "/pricing");
+        assert_eq!(local_path("pricing"), "/pricing");
+        assert_eq!(local_path(" /team/pricing "), "/team/pricing");
     }
 }
