@@ -126,16 +126,34 @@ impl<'a> Mirror<'a> {
             .await
     }
 
-    /// `billable`'s checkout intent `id`, if it is one of theirs.
+    /// `billable`'s checkout intent `id`, if it is one of theirs. A
+    /// subscription's checkout is completed by the subscription, before or
+    /// after its first order arrives (by webhook or poll): its `order_id`
+    /// is read as that first order, when the mirror has it.
     pub(crate) async fn intent(
         &self,
         billable: &BillableRef,
         id: &str,
     ) -> Result<Option<checkout::Model>, DbErr> {
-        Ok(checkout::Entity::find_by_id(id)
+        let Some(mut intent) = checkout::Entity::find_by_id(id)
             .one(self.syncer.db())
             .await?
-            .filter(|c| c.billable_ref == *billable))
+            .filter(|c| c.billable_ref == *billable)
+        else {
+            return Ok(None);
+        };
+        if intent.order_id.is_none()
+            && let Some(subscription) = &intent.subscription_id
+        {
+            intent.order_id = order::Entity::find()
+                .filter(order::Column::SubscriptionId.eq(subscription.as_str()))
+                .order_by_asc(order::Column::CreatedAt)
+                .order_by_asc(order::Column::Id)
+                .one(self.syncer.db())
+                .await?
+                .map(|o| o.id);
+        }
+        Ok(Some(intent))
     }
 
     /// `billable`'s newest intent awaiting Octany's word (`awaiting`) or,

@@ -475,3 +475,46 @@ db_test!(
         db
     }
 );
+
+db_test!(
+    async fn a_subscriptions_checkout_completed_by_polling_names_its_first_order(db: TestDb) {
+        let (fake, _octany, app) = started!(db, Duration::from_secs(5));
+        let opened = call(&app, "GET", "/billing/checkout/pro-monthly", Some(5), true).await;
+        let hosted = url::Url::parse(opened.location.as_deref().unwrap()).unwrap();
+        let success = hosted
+            .query_pairs()
+            .find(|(k, _)| k == "successUrl")
+            .map(|(_, v)| v.into_owned())
+            .unwrap();
+        let intent = url::Url::parse(&success)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == "checkout")
+            .map(|(_, v)| v.into_owned())
+            .unwrap();
+        // Paid; no webhook reaches this app: the status route's poll finds it.
+        let landed = pay(&app, hosted.as_str(), "succeed", 5).await;
+        assert_eq!(landed.location.as_deref(), Some("/dashboard"));
+        let polled = call(
+            &app,
+            "GET",
+            &format!("/billing/status?checkout={intent}"),
+            Some(5),
+            false,
+        )
+        .await;
+        // The subscription's first payment, its only order so far.
+        let orders = fake.orders();
+        assert_eq!(orders.len(), 1);
+        let first = &orders[0];
+        assert_eq!(first.reference_id.as_deref(), Some("user:5"));
+        assert_eq!(
+            polled.body["checkout"],
+            json!({"status": "completed", "order_id": first.id.as_str()}),
+            "{}",
+            polled.body
+        );
+        fake.stop().await;
+        db
+    }
+);
