@@ -458,7 +458,7 @@ db_test!(
         let polled = call(&app, "GET", &status_url, Some(8), false).await;
         assert_eq!(
             polled.body["checkout"],
-            json!({"status": "completed", "order_id": order.id.as_str()})
+            json!({"status": "completed", "subscription_id": null, "order_id": order.id.as_str()})
         );
         let confirmed = call(
             &app,
@@ -477,8 +477,8 @@ db_test!(
 );
 
 db_test!(
-    async fn a_subscriptions_checkout_completed_by_polling_names_its_first_order(db: TestDb) {
-        let (fake, _octany, app) = started!(db, Duration::from_secs(5));
+    async fn a_subscriptions_checkout_names_its_subscription_and_then_its_first_order(db: TestDb) {
+        let (fake, octany, app) = started!(db, Duration::from_secs(5));
         let opened = call(&app, "GET", "/billing/checkout/pro-monthly", Some(5), true).await;
         let hosted = url::Url::parse(opened.location.as_deref().unwrap()).unwrap();
         let success = hosted
@@ -503,14 +503,31 @@ db_test!(
             false,
         )
         .await;
-        // The subscription's first payment, its only order so far.
-        let orders = fake.orders();
-        assert_eq!(orders.len(), 1);
-        let first = &orders[0];
-        assert_eq!(first.reference_id.as_deref(), Some("user:5"));
+        // The poll reads subscriptions only: the intent names its
+        // subscription at once, and its first order once the mirror has
+        // the subscription's orders (order.paid by webhook, or a full sync).
+        let subscription = fake.subscriptions().remove(0);
         assert_eq!(
             polled.body["checkout"],
-            json!({"status": "completed", "order_id": first.id.as_str()}),
+            json!({"status": "completed", "subscription_id": subscription.id.as_str(), "order_id": null}),
+            "{}",
+            polled.body
+        );
+        octany.billing(&TestUser::new(5)).sync().await.unwrap();
+        let orders = fake.orders();
+        assert_eq!(orders.len(), 1, "the first payment, its only order so far");
+        assert_eq!(orders[0].reference_id.as_deref(), Some("user:5"));
+        let polled = call(
+            &app,
+            "GET",
+            &format!("/billing/status?checkout={intent}"),
+            Some(5),
+            false,
+        )
+        .await;
+        assert_eq!(
+            polled.body["checkout"],
+            json!({"status": "completed", "subscription_id": subscription.id.as_str(), "order_id": orders[0].id.as_str()}),
             "{}",
             polled.body
         );

@@ -254,7 +254,7 @@ async fn status<U: Billable + FromRequest + 'static>(
             "invoice_due_at": current
                 .and_then(|s| s.invoice_due_at(policy))
                 .map(|t| format_timestamp(&t)),
-            "checkout": checkout.map(|c| json!({"status": c.status, "order_id": c.order_id})),
+            "checkout": checkout.map(|c| json!({"status": c.status, "subscription_id": c.subscription_id, "order_id": c.order_id})),
             "status": current.map(|s| s.status.clone()),
             "plan": plan,
             "product_id": current.and_then(|s| s.product_id),
