@@ -129,7 +129,12 @@ impl SessionStore for DbSessionStore {
         if updated.rows_affected == 1 {
             return Ok(session_key);
         }
-        // Revoked or expired meanwhile: a new key, never the old one back.
+        // Revoked or expired while this request ran (a logout, a password
+        // change, another device's "log out everywhere"): a new key, never
+        // the old one back, and signed out. Writing the state as it was
+        // would bring a revoked sign-in back under the new key.
+        let mut session_state = session_state;
+        session_state.remove(USER_KEY);
         self.save(session_state, ttl).await.map_err(|e| match e {
             SaveError::Serialization(e) => UpdateError::Serialization(e),
             SaveError::Other(e) => UpdateError::Other(e),

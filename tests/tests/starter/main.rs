@@ -7,7 +7,7 @@
 
 use example_app::Settings;
 use octany_actix_tests::db_test;
-use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 mod billing;
 mod browser;
@@ -423,6 +423,48 @@ db_test!(
                 );
             }
         }
+        app.stop().await;
+        db
+    }
+);
+
+db_test!(
+    async fn a_request_in_flight_when_its_session_is_revoked_does_not_sign_it_back_in(db: TestDb) {
+        use actix_session::storage::SessionStore;
+        use example_app::sessions::{DbSessionStore, USER_KEY, revoke_user};
+        let dir = tempfile::tempdir().unwrap();
+        // The app, for its migrated tables and its clock.
+        let app = start(&db, dir.path(), |_| {}).await;
+        let store = DbSessionStore::new(db.conn.clone(), app.octany.clock().clone());
+        let ttl = actix_web::cookie::time::Duration::days(1);
+        let signed_in = std::collections::HashMap::from([
+            (USER_KEY.to_owned(), "7".to_owned()),
+            ("csrf".to_owned(), "\"token\"".to_owned()),
+        ]);
+        // Two devices signed in as user 7; a request of the first is in
+        // flight (its state loaded) when the password is changed.
+        let stolen = store.save(signed_in.clone(), &ttl).await.unwrap();
+        let other = store.save(signed_in.clone(), &ttl).await.unwrap();
+        let loaded = store.load(&stolen).await.unwrap().unwrap();
+        assert_eq!(revoke_user(&db.conn, 7).await.unwrap(), 2);
+        assert!(store.load(&other).await.unwrap().is_none());
+        // The request ends and actix-session writes its state back.
+        let written = store.update(stolen, loaded, &ttl).await.unwrap();
+        let after = store
+            .load(&written)
+            .await
+            .unwrap()
+            .expect("a fresh session");
+        assert!(!after.contains_key(USER_KEY), "signed out: {after:?}");
+        let still_signed_in = example_app::sessions::Entity::find()
+            .filter(example_app::sessions::Column::UserId.eq(7))
+            .count(&db.conn)
+            .await
+            .unwrap();
+        assert_eq!(
+            still_signed_in, 0,
+            "no session of user 7 survives the change"
+        );
         app.stop().await;
         db
     }
