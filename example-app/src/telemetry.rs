@@ -4,8 +4,11 @@
 //! `metrics` facade, rendered by `metrics-exporter-prometheus`.
 //!
 //! Metrics say how many customers and how busy the app is, so they are
-//! answered only to a client on this machine (a scraper beside the app), or
-//! to one presenting `Authorization: Bearer $METRICS_TOKEN`.
+//! answered only to one presenting `Authorization: Bearer $METRICS_TOKEN`,
+//! or, with no token set, to a client on this machine that came through no
+//! proxy (a scraper beside the app): behind a reverse proxy on the same
+//! host every visitor's peer is the loopback address, and the proxy's
+//! forwarding headers are what tell them apart.
 
 use std::sync::OnceLock;
 
@@ -44,7 +47,10 @@ fn allowed(req: &HttpRequest, state: &AppState) -> bool {
             .unwrap_or_default();
         return bool::from(presented.as_bytes().ct_eq(token.as_bytes()));
     }
-    req.peer_addr().is_some_and(|a| a.ip().is_loopback())
+    let proxied = ["forwarded", "x-forwarded-for", "x-real-ip"]
+        .iter()
+        .any(|name| req.headers().contains_key(*name));
+    !proxied && req.peer_addr().is_some_and(|a| a.ip().is_loopback())
 }
 
 /// `GET /metrics`: the Prometheus text format.

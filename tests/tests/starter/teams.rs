@@ -246,3 +246,35 @@ db_test!(
         db
     }
 );
+
+db_test!(
+    async fn metrics_without_a_token_refuse_what_came_through_a_proxy(db: TestDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let app = start(&db, dir.path(), |_| {}).await;
+        let scraper = Browser::new(&app.url);
+        assert_eq!(
+            scraper.get("/metrics").await.status,
+            200,
+            "a scraper beside the app"
+        );
+        // A reverse proxy on the same host: the peer is loopback, the visitor is not.
+        for (name, value) in [
+            ("X-Forwarded-For", "203.0.113.9"),
+            ("Forwarded", "for=203.0.113.9"),
+            ("X-Real-IP", "203.0.113.9"),
+        ] {
+            let proxied = scraper
+                .send(
+                    scraper
+                        .http
+                        .get(format!("{}/metrics", app.url))
+                        .header(name, value),
+                    "text/plain",
+                )
+                .await;
+            assert_eq!(proxied.status, 404, "through a proxy ({name})");
+        }
+        app.stop().await;
+        db
+    }
+);
