@@ -62,6 +62,9 @@ pub struct AppState {
     /// What `/metrics` asks of clients not on this machine (`METRICS_TOKEN`;
     /// a `Secret`, so that the state's `Debug` does not print it).
     pub metrics_token: Option<octany_actix::config::Secret>,
+    /// Seals what the session row must not hold in the clear (an
+    /// invitation link between its making and its showing).
+    pub sealing: teams::invites::SealingKey,
 }
 
 /// How long a session lasts after its last change (a login renews it).
@@ -153,6 +156,7 @@ pub async fn start_on(settings: Settings, db: DatabaseConnection) -> Result<Runn
         limits: settings.limits,
         trust_proxy_headers: settings.trust_proxy_headers,
         public_url: url.clone(),
+        sealing: teams::invites::SealingKey::derive_from(&settings.session_key),
         metrics_token: settings
             .metrics_token
             .clone()

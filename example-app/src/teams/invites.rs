@@ -2,6 +2,44 @@
 
 use super::*;
 
+use actix_web::cookie::{Cookie, CookieJar, Key};
+
+/// The key that seals values kept in the session row (AES-256-GCM, by the
+/// cookie crate's private jar), derived from `SESSION_KEY`.
+#[derive(Clone)]
+pub struct SealingKey(Key);
+
+impl std::fmt::Debug for SealingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealingKey(..)")
+    }
+}
+
+impl SealingKey {
+    /// A key of its own, derived from the session key's master bytes.
+    pub fn derive_from(session_key: &Key) -> Self {
+        Self(Key::derive_from(session_key.master()))
+    }
+
+    /// `value`, encrypted and authenticated.
+    pub fn seal(&self, name: &str, value: &str) -> String {
+        let mut jar = CookieJar::new();
+        jar.private_mut(&self.0)
+            .add(Cookie::new(name.to_owned(), value.to_owned()));
+        jar.get(name)
+            .map(|c| c.value().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// What [`SealingKey::seal`] sealed under `name`; `None` if it was not
+    /// sealed by this key.
+    pub fn unseal(&self, name: &str, sealed: &str) -> Option<String> {
+        let mut jar = CookieJar::new();
+        jar.add_original(Cookie::new(name.to_owned(), sealed.to_owned()));
+        jar.private(&self.0).get(name).map(|c| c.value().to_owned())
+    }
+}
+
 /// The invitation form.
 #[derive(Debug, Deserialize)]
 pub struct InviteForm {
@@ -42,10 +80,11 @@ pub async fn invite(
     .exec_without_returning(&state.db)
     .await?;
     let link = format!("{}/invites/{token}", state.public_url);
-    // The link is a credential: shown to the owner once, never logged.
+    // The link is a credential: shown to the owner once, never logged, and
+    // sealed in the session row until it is shown.
     tracing::info!(team = member.team.id, invited = %email, "invitation made");
     session
-        .insert("invite_link", &link)
+        .insert("invite_link", state.sealing.seal("invite_link", &link))
         .map_err(|e| AppError::Session(e.to_string()))?;
     Ok(see_other("/team/account?done=invited"))
 }

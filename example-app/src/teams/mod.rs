@@ -452,7 +452,8 @@ pub async fn account(
     // The link of an invitation just made is shown once (only its hash is kept).
     let invite_link = session
         .remove_as::<String>("invite_link")
-        .and_then(Result::ok);
+        .and_then(Result::ok)
+        .and_then(|sealed| state.sealing.unseal("invite_link", &sealed));
     let billing = state.teams.billing(&member);
     let current = billing.subscription().await?;
     let clock = state.teams.clock().clone();

@@ -56,9 +56,27 @@ db_test!(
             )
             .await;
         assert_eq!(invited.location(), "/team/account?done=invited");
+        // Between its making and its showing the link waits in the
+        // session row, sealed: the row never holds the credential.
+        let rows: Vec<String> = example_app::sessions::Entity::find()
+            .all(&db.conn)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|row| row.state)
+            .collect();
         let account = owner.get("/team/account").await;
         let at = account.body.find("/invites/").expect("the link is shown");
         let link = account.body[at..at + "/invites/".len() + 64].to_owned();
+        let token = &link["/invites/".len()..];
+        assert!(
+            rows.iter().any(|state| state.contains("invite_link")),
+            "the link waited in the session"
+        );
+        assert!(
+            rows.iter().all(|state| !state.contains(token)),
+            "never in the clear: {rows:?}"
+        );
         assert!(
             !owner.get("/team/account").await.body.contains(&link),
             "shown once"
