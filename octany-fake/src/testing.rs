@@ -1,6 +1,6 @@
 //! A test kit for your app's billing tests (feature `testing`).
 //!
-//! [`TestBilling::start`] wires the library to an in-process fake Octany on
+//! [`TestBillingBuilder::start`] wires the library to an in-process fake Octany on
 //! a fresh, migrated SQLite database, in one call: the fake's sample
 //! catalog, an [`Octany`] on the fake's clock, the catalog synced, and the
 //! fake's signed webhooks delivered to a receiver the kit serves, so every
