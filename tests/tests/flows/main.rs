@@ -15,9 +15,10 @@ use octany_actix_tests::harness::{envelope, signed};
 use octany_actix_tests::http::{buyer, call, pay};
 use octany_actix_tests::sea_orm::{EntityTrait, PaginatorTrait};
 use octany_actix_tests::{db_test, started};
-use octany_fake::{CheckoutOutcome, CheckoutParams};
+use octany_fake::{CheckoutOutcome, CheckoutParams, Faults};
 use serde_json::json;
 
+mod fairness;
 mod plans;
 
 fn add_on(key_amount: Option<i64>) -> NewOrder {

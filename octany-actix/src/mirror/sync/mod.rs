@@ -120,7 +120,13 @@ struct Inner {
     writer: Option<unit::Writer>,
     /// The database's part in the unit of work.
     backend: &'static dyn unit::Backend,
+    /// Syncs of one billable's subscriptions under way, by billable, which
+    /// others for the same billable join instead of asking Octany again.
+    in_flight: std::sync::Mutex<std::collections::HashMap<String, InFlight>>,
 }
+
+/// A sync under way: its outcome (`true`: it succeeded) once it ends.
+type InFlight = tokio::sync::watch::Receiver<Option<bool>>;
 
 type ChangeHook = Arc<dyn Fn(&BillableRef) + Send + Sync>;
 
@@ -199,6 +205,7 @@ impl Syncer {
                 instance: uuid::Uuid::new_v4().simple().to_string(),
                 writer: unit::Writer::of(backend),
                 backend,
+                in_flight: std::sync::Mutex::default(),
             }),
         }
     }
@@ -305,12 +312,66 @@ impl Syncer {
     }
 
     /// Syncs the subscriptions of one billable (`filter[reference_id]`, all
-    /// pages): what the success page's poll and the status route run.
+    /// pages): what the success page's poll, the status route and a
+    /// checkout's check run. Calls for one billable coalesce: one that comes
+    /// while another runs waits for it and answers from what it brought (one
+    /// request to Octany however many tabs ask at once; its effects are the
+    /// first call's). If the one it joined fails or is abandoned, it asks
+    /// Octany itself.
     pub async fn sync_billable_subscriptions(
         &self,
         billable: &BillableRef,
     ) -> Result<Effects, SyncError> {
+        let joined = {
+            let mut in_flight = self
+                .inner
+                .in_flight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            match in_flight.get(billable.as_str()) {
+                Some(running) => Some(running.clone()),
+                None => {
+                    let (done, running) = tokio::sync::watch::channel(None);
+                    in_flight.insert(billable.to_string(), running);
+                    drop(in_flight);
+                    return self.lead_sync(billable, done).await;
+                }
+            }
+        };
+        if let Some(mut running) = joined
+            && let Ok(outcome) = running.wait_for(Option::is_some).await
+            && *outcome == Some(true)
+        {
+            return Ok(Effects::default());
+        }
         self.sync_billable_by(billable, false, Origin::Poll).await
+    }
+
+    /// Runs the sync others join, then says how it went.
+    async fn lead_sync(
+        &self,
+        billable: &BillableRef,
+        done: tokio::sync::watch::Sender<Option<bool>>,
+    ) -> Result<Effects, SyncError> {
+        /// Takes the entry out when the sync ends or its caller goes away
+        /// (the joiners, told by the dropped sender, then ask themselves).
+        struct Leave<'a>(&'a Syncer, &'a str);
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                let mut in_flight = self
+                    .0
+                    .inner
+                    .in_flight
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                in_flight.remove(self.1);
+            }
+        }
+        let leave = Leave(self, billable.as_str());
+        let outcome = self.sync_billable_by(billable, false, Origin::Poll).await;
+        drop(leave);
+        done.send_replace(Some(outcome.is_ok()));
+        outcome
     }
 
     /// Syncs one billable's subscriptions and their orders.
