@@ -322,22 +322,24 @@ impl Syncer {
         &self,
         billable: &BillableRef,
     ) -> Result<Effects, SyncError> {
-        let joined = {
+        let (joined, leading) = {
             let mut in_flight = self
                 .inner
                 .in_flight
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
             match in_flight.get(billable.as_str()) {
-                Some(running) => Some(running.clone()),
+                Some(running) => (Some(running.clone()), None),
                 None => {
                     let (done, running) = tokio::sync::watch::channel(None);
                     in_flight.insert(billable.to_string(), running);
-                    drop(in_flight);
-                    return self.lead_sync(billable, done).await;
+                    (None, Some(done))
                 }
             }
         };
+        if let Some(done) = leading {
+            return self.lead_sync(billable, done).await;
+        }
         if let Some(mut running) = joined
             && let Ok(outcome) = running.wait_for(Option::is_some).await
             && *outcome == Some(true)
