@@ -353,6 +353,7 @@ db_test!(
             interactive: 16,
             poll: 4,
             background: 2,
+            ..Default::default()
         })
         .build()
         .unwrap();

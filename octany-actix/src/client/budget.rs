@@ -28,6 +28,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 use crate::client::OctanyError;
+use crate::client::lanes::{Lanes, Slot};
 use crate::domain::clock::SharedClock;
 use crate::domain::limits::RateLimit;
 
@@ -138,7 +139,8 @@ impl TokenStore for LocalTokens {
     }
 }
 
-/// How many may wait, per priority, before the next is told "busy".
+/// How many may wait, per priority and per billable, and for how long,
+/// before the next is told "busy" ([`OctanyError::Busy`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueBounds {
     /// Interactive waiters (default 256).
@@ -147,6 +149,17 @@ pub struct QueueBounds {
     pub poll: usize,
     /// Background requests (default 8).
     pub background: usize,
+    /// Requests of one billable under way at once, per instance (default
+    /// 2): one account holds at most this many places in the shared queue.
+    pub per_billable: usize,
+    /// Requests of one billable waiting behind those (default 8); more are
+    /// busy at once.
+    pub per_billable_waiting: usize,
+    /// The longest an interactive request or a poll waits for its turn
+    /// (default 10 s); a person is told "busy, try again" rather than kept
+    /// waiting, and the place is freed (even if the person's HTTP client
+    /// is gone and the server still runs the handler).
+    pub longest_wait: Duration,
 }
 
 impl Default for QueueBounds {
@@ -155,6 +168,9 @@ impl Default for QueueBounds {
             interactive: 256,
             poll: 32,
             background: 8,
+            per_billable: 2,
+            per_billable_waiting: 8,
+            longest_wait: Duration::from_secs(10),
         }
     }
 }
@@ -177,6 +193,7 @@ pub(crate) struct Budget {
     store: Arc<dyn TokenStore>,
     queues: Mutex<Queues>,
     turn: Notify,
+    lanes: Lanes,
 }
 
 #[derive(Debug, Default)]
@@ -212,6 +229,7 @@ impl Budget {
             store,
             queues: Mutex::default(),
             turn: Notify::new(),
+            lanes: Lanes::default(),
         }
     }
 
@@ -278,10 +296,15 @@ impl Budget {
             .is_some_and(|id| *id == place.id)
     }
 
-    /// Waits for a token as the task's [`Priority`]; returns how long it
-    /// waited. Dropping the future leaves the queue.
-    pub(crate) async fn acquire(&self, clock: &SharedClock) -> Result<Duration, OctanyError> {
+    /// Waits for a place in the billable's lane (when the task acts for
+    /// one), then for a token as the task's [`Priority`]; the slot is held
+    /// until the request is answered. Dropping the future leaves the queue.
+    pub(crate) async fn acquire(&self, clock: &SharedClock) -> Result<Slot, OctanyError> {
         let priority = Priority::current();
+        let slot = self
+            .lanes
+            .enter(self.bounds.per_billable, self.bounds.per_billable_waiting)
+            .await?;
         let outcome = self.acquire_as(clock, priority).await;
         let label = priority.label();
         match &outcome {
@@ -292,7 +315,15 @@ impl Budget {
             }
             Err(_) => {}
         }
-        outcome
+        outcome.map(|_| slot)
+    }
+
+    /// "Busy" for one of `priority` whose wait has passed its deadline.
+    fn too_long(&self, priority: Priority) -> OctanyError {
+        OctanyError::Busy {
+            priority,
+            waiting: self.lock().waiting[priority.index()].len(),
+        }
     }
 
     async fn acquire_as(
@@ -314,10 +345,21 @@ impl Budget {
             return Ok(Duration::ZERO);
         }
         let place = self.enqueue(priority)?;
+        // A person (or their poll) waits at most `longest_wait`; background
+        // work waits as long as it takes.
+        let deadline = (priority != Priority::Background).then(|| {
+            started
+                + chrono::Duration::from_std(self.bounds.longest_wait)
+                    .unwrap_or(chrono::Duration::MAX)
+        });
         loop {
             let turn = self.turn.notified();
             tokio::pin!(turn);
             turn.as_mut().enable();
+            if deadline.is_some_and(|d| clock.now() >= d) {
+                drop(place);
+                return Err(self.too_long(priority));
+            }
             if !self.is_first(&place) {
                 turn.await;
                 continue;
@@ -328,6 +370,11 @@ impl Budget {
                     return Ok((clock.now() - started).to_std().unwrap_or_default());
                 }
                 Some(wait) => {
+                    // Never past the deadline: the loop then says "busy".
+                    let wait = match deadline {
+                        Some(d) => wait.min((d - clock.now()).to_std().unwrap_or_default()),
+                        None => wait,
+                    };
                     tracing::debug!(
                         wait_ms = wait.as_millis() as u64,
                         ?priority,
@@ -441,6 +488,9 @@ mod tests {
             interactive: 4,
             poll: 2,
             background: 1,
+            // The gate holds them on a virtual clock that races ahead.
+            longest_wait: Duration::from_secs(86_400 * 365),
+            ..QueueBounds::default()
         }));
         let mut polls = Vec::new();
         for _ in 0..2 {
@@ -506,5 +556,47 @@ mod tests {
                 Ok(Some(Duration::from_secs(3600)))
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_person_is_told_busy_rather_than_kept_past_the_longest_wait() {
+        // One token every 10 s; a person waits at most 2 s.
+        let slow = RateLimit {
+            per_minute: 6,
+            burst: 1,
+        };
+        let manual = ManualClock::at("2026-01-01T00:00:00Z".parse().unwrap());
+        let clock: SharedClock = Arc::new(manual.clone());
+        let budget = Budget::new(slow, Arc::new(LocalTokens::default())).with_bounds(QueueBounds {
+            longest_wait: Duration::from_secs(2),
+            ..QueueBounds::default()
+        });
+        assert!(budget.acquire(&clock).await.is_ok(), "the burst's token");
+        let started = manual.now();
+        let person = budget.acquire(&clock).await;
+        assert!(
+            matches!(
+                person,
+                Err(OctanyError::Busy {
+                    priority: Priority::Interactive,
+                    ..
+                })
+            ),
+            "{person:?}"
+        );
+        assert_eq!(
+            manual.now() - started,
+            chrono::Duration::seconds(2),
+            "told at the longest wait, not at the token"
+        );
+        assert_eq!(budget.waiting(), [0, 0, 0], "its place is freed");
+        // Background work waits as long as it takes.
+        assert!(
+            Priority::Background
+                .scope(budget.acquire(&clock))
+                .await
+                .is_ok()
+        );
+        assert!(manual.now() >= started + chrono::Duration::seconds(9));
     }
 }

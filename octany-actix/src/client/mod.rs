@@ -22,6 +22,7 @@
 mod budget;
 mod checkout;
 mod error;
+mod lanes;
 mod orders;
 mod pagination;
 mod products;
@@ -42,6 +43,7 @@ pub use checkout::CheckoutRequest;
 pub(crate) use checkout::is_acceptable_success_url;
 pub use error::OctanyError;
 pub(crate) use error::Result;
+pub(crate) use lanes::on_behalf_of;
 pub use orders::NewOrder;
 pub use pagination::{Page, Pagination};
 pub use products::ProductUpdate;

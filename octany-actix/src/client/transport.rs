@@ -180,9 +180,11 @@ impl OctanyClient {
     }
 
     async fn attempt(&self, call: &Call<'_>, attempts: u32) -> Result<Answer> {
-        if let Some(budget) = &self.inner.budget {
-            budget.acquire(self.clock()).await?;
-        }
+        // Held until the answer is read: one of the billable's requests under way.
+        let _slot = match &self.inner.budget {
+            Some(budget) => Some(budget.acquire(self.clock()).await?),
+            None => None,
+        };
         let url = self
             .inner
             .base

@@ -140,6 +140,9 @@ impl ResponseError for BillingError {
             Self::Octany(OctanyError::Validation { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
             // Refused before it was sent: the caller's input, not Octany.
             Self::Octany(OctanyError::InvalidRequest { .. }) => StatusCode::BAD_REQUEST,
+            // Not sent: too many wait for Octany's rate limit (this
+            // billable's, or everyone's): try again shortly.
+            Self::Octany(OctanyError::Busy { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Octany(_) => StatusCode::BAD_GATEWAY,
             Self::UnknownPlan(_) => StatusCode::NOT_FOUND,
             Self::NotAllowed { .. } => StatusCode::FORBIDDEN,
@@ -158,6 +161,7 @@ impl ResponseError for BillingError {
             Self::NotRegistered => "octany_not_registered",
             Self::Database(_) => "billing_unavailable",
             Self::Octany(OctanyError::InvalidRequest { .. }) => "invalid_request",
+            Self::Octany(OctanyError::Busy { .. }) => "busy",
             Self::Octany(_) => "octany_failed",
             Self::UnknownPlan(_) => "unknown_plan",
             Self::NotAllowed { .. } => "not_allowed",
@@ -179,6 +183,10 @@ impl ResponseError for BillingError {
                 tracing::error!(error = %self, "billing request failed");
                 "billing is unavailable; try again shortly".to_owned()
             }
+            Self::Octany(OctanyError::Busy { .. }) => {
+                tracing::info!(error = %self, "billing request not sent: busy");
+                BUSY.to_owned()
+            }
             Self::Octany(_) => {
                 tracing::error!(error = %self, "billing request failed");
                 "Octany could not be reached; try again shortly".to_owned()
@@ -194,9 +202,20 @@ impl ResponseError for BillingError {
             Self::ChargeDeclined { order } => json!({ "order": order.id, "state": order.state }),
             _ => Value::Null,
         };
-        body(self.status_code(), code, &message, extra)
+        let mut response = body(self.status_code(), code, &message, extra);
+        if matches!(self, Self::Octany(OctanyError::Busy { .. })) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        }
+        response
     }
 }
+
+/// What a person is told when their request was not sent because too many
+/// wait for Octany.
+pub(crate) const BUSY: &str =
+    "Billing is busy right now and nothing was done: try again in a few seconds";
 
 impl ResponseError for WebhookError {
     fn status_code(&self) -> StatusCode {

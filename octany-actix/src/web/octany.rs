@@ -546,7 +546,7 @@ impl Octany {
         let mut ran = false;
         sync.get_or_init(|| async {
             ran = true;
-            self.sync_now(billable).await;
+            crate::client::on_behalf_of(billable.as_str(), self.sync_now(billable)).await;
         })
         .await;
         ran

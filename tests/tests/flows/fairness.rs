@@ -31,3 +31,92 @@ db_test!(
         db
     }
 );
+
+db_test!(
+    async fn one_accounts_requests_beyond_its_lane_are_busy_and_send_nothing(db: TestDb) {
+        let fake = octany_actix_tests::http::fake().await;
+        // The live configuration: a rate-limited budget, each billable one
+        // request at a time and none waiting behind it.
+        let octany = octany_actix::Octany::builder(
+            fake.config()
+                .with_webhook_secret(octany_actix_tests::harness::SECRET)
+                .with_rate_limit(octany_actix::client::RateLimit {
+                    per_minute: 110,
+                    burst: 10,
+                }),
+            db.conn.clone(),
+        )
+        .public_base_url("http://localhost:8080")
+        .pricing_path("/pricing")
+        .plans::<Plans>()
+        .one_off_products::<octany_actix_tests::app::AddOns>()
+        .clock(fake.app_clock())
+        .queue_bounds(octany_actix::client::QueueBounds {
+            per_billable: 1,
+            per_billable_waiting: 0,
+            ..Default::default()
+        })
+        .build()
+        .unwrap();
+        let app = octany_actix_tests::serving!(octany);
+        let user = TestUser::new(4);
+        fake.checkout(1225, &buyer(4), CheckoutOutcome::Succeed)
+            .unwrap();
+        octany.billing(&user).sync().await.unwrap();
+        // Octany answers slowly: two charges of one account overlap.
+        fake.set_faults(Faults {
+            api_latency_ms: 300,
+            ..Faults::none()
+        });
+        let billing = octany.billing(&user);
+        let (first, second) = tokio::join!(
+            billing.charge("seat-1", add_on(None)),
+            billing.charge("seat-2", add_on(None))
+        );
+        let (made, busy) = match (first, second) {
+            (Ok(made), Err(busy)) | (Err(busy), Ok(made)) => (made, busy),
+            other => panic!("one made, one busy: {other:?}"),
+        };
+        assert!(
+            matches!(
+                &busy,
+                BillingError::Octany(octany_actix::OctanyError::Busy { .. })
+            ),
+            "{busy:?}"
+        );
+        let answer = actix_web::ResponseError::error_response(&busy);
+        assert_eq!(answer.status(), 503);
+        assert_eq!(answer.headers().get("retry-after").unwrap(), "5");
+        let orders = fake.orders();
+        assert_eq!(orders.len(), 2, "the first payment and one charge, not two");
+        assert!(orders.iter().any(|o| o.id.as_str() == made.id));
+        // Another account is not in this one's lane.
+        let other = TestUser::new(5);
+        fake.checkout(1225, &buyer(5), CheckoutOutcome::Succeed)
+            .unwrap();
+        let theirs_billing = octany.billing(&other);
+        let (mine, theirs) = tokio::join!(billing.sync(), theirs_billing.sync());
+        assert!(mine.is_ok() && theirs.is_ok(), "{mine:?} {theirs:?}");
+
+        // A browser whose cancel is busy gets a page that says so.
+        let page = call(&app, "GET", "/billing/cancel", Some(4), true).await;
+        let token = hidden(page.body.as_str().unwrap(), "token").unwrap();
+        let form = [("token", token.as_str())];
+        let (sync, cancelled) = tokio::join!(
+            billing.sync(),
+            post_form(&app, "/billing/cancel", 4, &form)
+        );
+        assert!(sync.is_ok());
+        assert_eq!(cancelled.status, 503, "{:?}", cancelled.body);
+        assert!(cancelled.body.as_str().unwrap().contains("Busy, try again"));
+        assert_eq!(
+            fake.subscriptions()
+                .iter()
+                .filter(|s| s.status.as_str() == "cancelled")
+                .count(),
+            0
+        );
+        fake.stop().await;
+        db
+    }
+);

@@ -12,7 +12,7 @@ use octany_actix::model::{AccessPolicy, BillableRef, ProductId};
 use octany_actix::{Billable, BillingError};
 use octany_actix_tests::app::{Plans, TestUser, builder};
 use octany_actix_tests::harness::{envelope, signed};
-use octany_actix_tests::http::{buyer, call, pay};
+use octany_actix_tests::http::{buyer, call, hidden, pay, post_form};
 use octany_actix_tests::sea_orm::{EntityTrait, PaginatorTrait};
 use octany_actix_tests::{db_test, started};
 use octany_fake::{CheckoutOutcome, CheckoutParams, Faults};

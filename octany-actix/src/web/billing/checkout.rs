@@ -75,7 +75,7 @@ impl<U: Billable> Billing<'_, U> {
         self.may_act()?;
         let sold = self.octany.sold_as(product);
         if let Some(group) = sold.map_or(Some(crate::domain::plan::DEFAULT_GROUP), |p| p.group) {
-            self.refuse_a_second(group, product).await?;
+            self.in_lane(self.refuse_a_second(group, product)).await?;
         }
         let settings = self.octany.settings();
         let id = self.open_intent(product).await?;

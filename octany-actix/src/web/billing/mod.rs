@@ -106,11 +106,16 @@ impl<'a, U: Billable> Billing<'a, U> {
 
     /// Re-reads this billable's subscriptions and orders from Octany (a poll).
     pub async fn sync(&self) -> Result<(), BillingError> {
-        self.octany
-            .syncer()
-            .sync_billable(&self.reference())
+        self.in_lane(self.octany.syncer().sync_billable(&self.reference()))
             .await?;
         Ok(())
+    }
+
+    /// Runs `work` with its requests to Octany in this billable's lane of
+    /// the shared budget: a few at once, so one account cannot take every
+    /// place in the queue ([`QueueBounds::per_billable`](crate::client::QueueBounds::per_billable)).
+    pub(super) async fn in_lane<F: std::future::Future>(&self, work: F) -> F::Output {
+        crate::client::on_behalf_of(self.reference().as_str(), work).await
     }
 }
 

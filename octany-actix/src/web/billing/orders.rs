@@ -55,6 +55,10 @@ impl<U: Billable> Billing<'_, U> {
     /// # Ok(()) }
     /// ```
     pub async fn charge(&self, key: &str, order: NewOrder) -> Result<OrderRow, BillingError> {
+        self.in_lane(self.charge_in_lane(key, order)).await
+    }
+
+    async fn charge_in_lane(&self, key: &str, order: NewOrder) -> Result<OrderRow, BillingError> {
         self.may_act()?;
         if key.is_empty() || key.chars().count() > MAX_KEY_LEN {
             return Err(BillingError::Octany(OctanyError::InvalidRequest {

@@ -173,9 +173,12 @@ impl<U: Billable> Billing<'_, U> {
     pub async fn cancel(&self) -> Result<SubscriptionRow, BillingError> {
         self.may_act()?;
         let id = SubscriptionId::new(self.live_subscription().await?.id);
-        let answer = self.octany.client().cancel_subscription_observed(&id).await;
-        self.settle(&id, answer, |s| {
-            s.status == crate::domain::model::SubscriptionStatus::Cancelled
+        self.in_lane(async {
+            let answer = self.octany.client().cancel_subscription_observed(&id).await;
+            self.settle(&id, answer, |s| {
+                s.status == crate::domain::model::SubscriptionStatus::Cancelled
+            })
+            .await
         })
         .await
     }
@@ -202,12 +205,15 @@ impl<U: Billable> Billing<'_, U> {
             return Ok(current);
         }
         let id = SubscriptionId::new(current.id);
-        let answer = self
-            .octany
-            .client()
-            .swap_subscription_product_observed(&id, product)
-            .await;
-        self.settle(&id, answer, |s| s.product_id() == Some(product))
-            .await
+        self.in_lane(async {
+            let answer = self
+                .octany
+                .client()
+                .swap_subscription_product_observed(&id, product)
+                .await;
+            self.settle(&id, answer, |s| s.product_id() == Some(product))
+                .await
+        })
+        .await
     }
 }

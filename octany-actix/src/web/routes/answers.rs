@@ -22,6 +22,41 @@ struct NotAllowedPage {
     back: String,
 }
 
+#[derive(Template)]
+#[template(path = "octany/busy.html")]
+struct BusyPage {
+    message: &'static str,
+    again: String,
+    back: String,
+}
+
+/// A browser's answer to a request not sent because too many wait for
+/// Octany (this billable's, or everyone's): 503 with `Retry-After` and a
+/// page that offers to try again; anything else stands as it is.
+pub(super) fn busy_page(
+    req: &HttpRequest,
+    octany: &Octany,
+    outcome: Result<HttpResponse, BillingError>,
+) -> Result<HttpResponse, BillingError> {
+    match outcome {
+        Err(BillingError::Octany(crate::client::OctanyError::Busy { .. }))
+            if crate::web::error::wants_html(req) =>
+        {
+            let page = BusyPage {
+                message: crate::web::error::BUSY,
+                again: req.uri().to_string(),
+                back: octany.settings().pricing_path.clone(),
+            };
+            Ok(HttpResponse::ServiceUnavailable()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .insert_header((header::RETRY_AFTER, "5"))
+                .content_type("text/html; charset=utf-8")
+                .body(page.render()?))
+        }
+        other => other,
+    }
+}
+
 /// The answer to one who may not change `user`'s billing: a page naming
 /// who can for a browser, the JSON error otherwise; `None` when they may.
 pub(super) fn refuse_unless_allowed<U: Billable>(

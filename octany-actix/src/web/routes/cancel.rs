@@ -14,7 +14,7 @@ use askama::Template;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use super::answers::{Query, money, next_path, refuse_unless_allowed, see_other};
+use super::answers::{Query, busy_page, money, next_path, refuse_unless_allowed, see_other};
 use crate::domain::model::SubscriptionStatus;
 use crate::domain::plan::DEFAULT_GROUP;
 use crate::mirror::rows::SubscriptionRow;
@@ -171,7 +171,10 @@ pub(super) async fn confirm_cancel<U: Billable + FromRequest + 'static>(
     }
     if current.status != SubscriptionStatus::Cancelled {
         // Posted twice: the first cancelled it, the second has nothing to do.
-        billing.cancel().await?;
+        let cancelled = billing.cancel().await;
+        if let Err(error) = cancelled {
+            return busy_page(&req, &octany, Err(error));
+        }
     }
     Ok(see_other(&next_path(&query, &octany)))
 }

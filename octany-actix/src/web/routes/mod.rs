@@ -71,7 +71,7 @@ mod swap;
 
 mod answers;
 
-use answers::{Query, next_path, refuse_unless_allowed, see_other, with_next};
+use answers::{Query, busy_page, next_path, refuse_unless_allowed, see_other, with_next};
 use cancel::{cancel_page, confirm_cancel};
 use swap::{confirm_swap, swap_page};
 
@@ -94,7 +94,7 @@ async fn start_checkout<U: Billable + FromRequest + 'static>(
         next: query.get("next").filter(|n| is_local_path(n)).cloned(),
         ..CheckoutOptions::default()
     };
-    match octany
+    let outcome = match octany
         .billing(&user)
         .checkout_url_for(product, options)
         .await
@@ -105,7 +105,8 @@ async fn start_checkout<U: Billable + FromRequest + 'static>(
             swap_path: Some(swap_path),
         }) => Ok(see_other(&with_next(swap_path, &query))),
         Err(other) => Err(other),
-    }
+    };
+    busy_page(&req, &octany, outcome)
 }
 
 /// What the success page says.

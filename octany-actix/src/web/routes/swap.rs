@@ -8,7 +8,9 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use super::answers::{Query, money, next_path, refuse_unless_allowed, see_other, with_next};
+use super::answers::{
+    Query, busy_page, money, next_path, refuse_unless_allowed, see_other, with_next,
+};
 use crate::domain::model::{Product, ProductId};
 use crate::mirror::rows::{CheckoutStatus, SubscriptionRow};
 use crate::web::billable::Billable;
@@ -159,10 +161,14 @@ pub(super) async fn confirm_swap<U: Billable + FromRequest + 'static>(
     };
     // The swap's write completes the intent (the unit of work completes
     // every intent the subscription's new product answers).
-    octany
+    let swapped = octany
         .billing(&user)
         .in_group_named(group)
         .swap_to(product)
-        .await?;
-    Ok(see_other(&next_path(&query, &octany)))
+        .await;
+    busy_page(
+        &req,
+        &octany,
+        swapped.map(|_| see_other(&next_path(&query, &octany))),
+    )
 }
