@@ -102,10 +102,8 @@ db_test!(
         let page = call(&app, "GET", "/billing/cancel", Some(4), true).await;
         let token = hidden(page.body.as_str().unwrap(), "token").unwrap();
         let form = [("token", token.as_str())];
-        let (sync, cancelled) = tokio::join!(
-            billing.sync(),
-            post_form(&app, "/billing/cancel", 4, &form)
-        );
+        let (sync, cancelled) =
+            tokio::join!(billing.sync(), post_form(&app, "/billing/cancel", 4, &form));
         assert!(sync.is_ok());
         assert_eq!(cancelled.status, 503, "{:?}", cancelled.body);
         assert!(cancelled.body.as_str().unwrap().contains("Busy, try again"));
