@@ -142,7 +142,10 @@ where
 {
     let mut times = Vec::new();
     let mut answered = std::collections::BTreeMap::<u16, usize>::new();
-    let rounds: usize = std::env::var("FLOOD_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let rounds: usize = std::env::var("FLOOD_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
     for round in 0..rounds as i64 {
         let flood = tokio::spawn(flood());
         // The flood is under way: its requests wait in the budget.

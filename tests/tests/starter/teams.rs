@@ -114,6 +114,7 @@ db_test!(
         for path in [
             "/team/billing/checkout/pro-yearly",
             "/team/billing/swap/pro-yearly",
+            "/team/billing/cancel",
         ] {
             let refused = member.get(path).await;
             assert_eq!(refused.status, 403, "{path}");
@@ -132,6 +133,10 @@ db_test!(
             )
             .await;
         assert_eq!(swap.status, 403);
+        let cancel = member
+            .post("/team/account", "/team/billing/cancel", &[("token", "any")])
+            .await;
+        assert_eq!(cancel.status, 403);
         assert_eq!(
             app.fake.as_ref().unwrap().subscriptions()[0].product_id(),
             Some(octany_actix::model::ProductId(1225)),
