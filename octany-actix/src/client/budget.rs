@@ -301,11 +301,21 @@ impl Budget {
     /// until the request is answered. Dropping the future leaves the queue.
     pub(crate) async fn acquire(&self, clock: &SharedClock) -> Result<Slot, OctanyError> {
         let priority = Priority::current();
-        let slot = self
+        let started = clock.now();
+        let lane = self
             .lanes
-            .enter(self.bounds.per_billable, self.bounds.per_billable_waiting)
-            .await?;
-        let outcome = self.acquire_as(clock, priority).await;
+            .enter(self.bounds.per_billable, self.bounds.per_billable_waiting);
+        tokio::pin!(lane);
+        let slot = match futures_util::FutureExt::now_or_never(lane.as_mut()) {
+            Some(slot) => slot?,
+            None if priority == Priority::Background => lane.await?,
+            // In the billable's line: the longest wait counts from here.
+            None => tokio::select! {
+                slot = lane => slot?,
+                _ = clock.sleep(self.bounds.longest_wait) => return Err(self.too_long(priority)),
+            },
+        };
+        let outcome = self.acquire_as(clock, priority, started).await;
         let label = priority.label();
         match &outcome {
             Ok(waited) => metrics::histogram!("octany_budget_wait_seconds", "priority" => label)
@@ -330,8 +340,8 @@ impl Budget {
         &self,
         clock: &SharedClock,
         priority: Priority,
+        started: DateTime<Utc>,
     ) -> Result<Duration, OctanyError> {
-        let started = clock.now();
         let reserve = priority.reserve(f64::from(self.limit.burst.max(1)));
         // No one as urgent waits: take a token straight away if there is one.
         // Only a request that must wait takes a place in the queue.
@@ -556,6 +566,38 @@ mod tests {
                 Ok(Some(Duration::from_secs(3600)))
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_wait_in_a_billables_line_ends_at_the_longest_wait_too() {
+        let manual = ManualClock::at("2026-01-01T00:00:00Z".parse().unwrap());
+        let clock: SharedClock = Arc::new(manual.clone());
+        let budget =
+            Budget::new(limit(), Arc::new(LocalTokens::default())).with_bounds(QueueBounds {
+                per_billable: 1,
+                longest_wait: Duration::from_secs(2),
+                ..QueueBounds::default()
+            });
+        let under_way = crate::client::on_behalf_of("user:1", budget.acquire(&clock))
+            .await
+            .unwrap();
+        let started = manual.now();
+        let behind = crate::client::on_behalf_of("user:1", budget.acquire(&clock)).await;
+        assert!(
+            matches!(behind, Err(OctanyError::Busy { .. })),
+            "{behind:?}"
+        );
+        assert_eq!(
+            manual.now() - started,
+            chrono::Duration::seconds(2),
+            "told at the longest wait"
+        );
+        drop(under_way);
+        assert!(
+            crate::client::on_behalf_of("user:1", budget.acquire(&clock))
+                .await
+                .is_ok()
+        );
     }
 
     #[tokio::test]
