@@ -14,8 +14,6 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::client::{OctanyError, Priority};
-
 tokio::task_local! {
     static BILLABLE: Arc<str>;
 }
@@ -54,12 +52,9 @@ impl Drop for Waiting<'_> {
 impl Lanes {
     /// Enters the running task's billable's lane: at once if fewer than
     /// `in_flight` of its requests are under way, else behind them, or
-    /// [`OctanyError::Busy`] when `waiting` already wait there.
-    pub(crate) async fn enter(
-        &self,
-        in_flight: usize,
-        waiting: usize,
-    ) -> Result<Slot, OctanyError> {
+    /// `Err(how many wait)` when `waiting` already wait there (the budget
+    /// answers that "busy").
+    pub(crate) async fn enter(&self, in_flight: usize, waiting: usize) -> Result<Slot, usize> {
         let Ok(billable) = BILLABLE.try_with(Arc::clone) else {
             return Ok(Slot(None));
         };
@@ -72,10 +67,7 @@ impl Lanes {
         if ahead >= waiting {
             metrics::counter!("octany_budget_busy_total", "priority" => "one_billable")
                 .increment(1);
-            return Err(OctanyError::Busy {
-                priority: Priority::current(),
-                waiting: ahead,
-            });
+            return Err(ahead);
         }
         let permit = lane
             .permits
@@ -126,10 +118,7 @@ mod tests {
         let mut third = Box::pin(on_behalf_of("user:1", lanes.enter(2, 1)));
         assert!((&mut third).now_or_never().is_none(), "waits");
         let fourth = on_behalf_of("user:1", lanes.enter(2, 1)).await;
-        assert!(
-            matches!(fourth, Err(OctanyError::Busy { waiting: 1, .. })),
-            "{fourth:?}"
-        );
+        assert!(matches!(fourth, Err(1)), "{fourth:?}");
         // Another billable is not behind any of them.
         let other = on_behalf_of("user:2", lanes.enter(2, 1)).now_or_never();
         assert!(matches!(other, Some(Ok(Slot(Some(_))))), "{other:?}");
