@@ -98,6 +98,18 @@ fn last_day(row: &SubscriptionRow) -> Option<String> {
         .map(|t| t.format("%Y-%m-%d").to_string())
 }
 
+/// The group's live subscription the page and its form act on; `None`
+/// when there is none to cancel.
+async fn cancellable<U: Billable>(
+    billing: &crate::web::billing::Billing<'_, U>,
+) -> Result<Option<SubscriptionRow>, BillingError> {
+    match billing.live_subscription().await {
+        Ok(current) => Ok(Some(current)),
+        Err(BillingError::NoSubscription) => Ok(None),
+        Err(other) => Err(other),
+    }
+}
+
 pub(super) async fn cancel_page<U: Billable + FromRequest + 'static>(
     req: HttpRequest,
     user: U,
@@ -109,13 +121,9 @@ pub(super) async fn cancel_page<U: Billable + FromRequest + 'static>(
     }
     let group = group_of(&octany, &query)?;
     let billing = octany.billing(&user).in_group_named(group);
-    let current = match billing.live_subscription().await {
-        Ok(current) => current,
+    let Some(current) = cancellable(&billing).await? else {
         // Nothing to cancel: the pricing page says what there is to buy.
-        Err(BillingError::NoSubscription) => {
-            return Ok(see_other(&octany.settings().pricing_path));
-        }
-        Err(other) => return Err(other),
+        return Ok(see_other(&octany.settings().pricing_path));
     };
     let interval = current
         .subscription()
@@ -155,12 +163,9 @@ pub(super) async fn confirm_cancel<U: Billable + FromRequest + 'static>(
     }
     let group = group_of(&octany, &query)?;
     let billing = octany.billing(&user).in_group_named(group);
-    let current = match billing.live_subscription().await {
-        Ok(current) => current,
-        Err(BillingError::NoSubscription) => {
-            return Ok(see_other(&octany.settings().pricing_path));
-        }
-        Err(other) => return Err(other),
+    let Some(current) = cancellable(&billing).await? else {
+        // Nothing to cancel: the pricing page says what there is to buy.
+        return Ok(see_other(&octany.settings().pricing_path));
     };
     let reference = billing.reference();
     let given = form.get("token").map(String::as_str).unwrap_or_default();
