@@ -300,6 +300,15 @@ db_test!(
                 )
                 .public_base_url("http://localhost:8080")
                 .clock(Arc::new(clock.clone()))
+                // Three instances move one virtual clock: each one's pacing
+                // sleep moves it for the others, so a request descheduled
+                // on a loaded machine can see ten virtual seconds pass. The
+                // longest wait (a person's deadline) is not what this
+                // test is about.
+                .queue_bounds(octany_actix::client::QueueBounds {
+                    longest_wait: Duration::from_secs(24 * 3600),
+                    ..Default::default()
+                })
                 .build()
                 .unwrap()
             })
