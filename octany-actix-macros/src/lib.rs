@@ -2,7 +2,7 @@
 //! [`Plan`](derive@Plan). Use them through `octany_actix`, which re-exports
 //! both.
 
-use heck::ToKebabCase;
+use heck::{ToKebabCase, ToSnakeCase};
 use proc_macro::TokenStream;
 use proc_macro2::Span;
 use quote::quote;
@@ -26,7 +26,9 @@ pub fn derive_billable(input: TokenStream) -> TokenStream {
 /// Implements `octany_actix::Plan` for an enum of unit variants, each
 /// `#[plan(product = 1225)]` (and optionally `slug = "pro"`, and
 /// `pay_what_you_want` for a plan sold at any price; by default the
-/// variant's name in kebab case). On the enum, `#[plan(group = "add-ons")]`
+/// variant's name in kebab case), and what it carries:
+/// `features(Exports, Api)` names `Feature` types and
+/// `limits(Seats = 5, Projects = unlimited)` `Limit` types. On the enum, `#[plan(group = "add-ons")]`
 /// puts its plans in a group of their own (default `"default"`). Derive
 /// `Clone` and `Copy` beside it.
 #[proc_macro_derive(Plan, attributes(plan))]
@@ -35,6 +37,91 @@ pub fn derive_plan(input: TokenStream) -> TokenStream {
     plan(&input)
         .unwrap_or_else(Error::into_compile_error)
         .into()
+}
+
+/// Implements `octany_actix::Feature` for a unit struct: its name is the
+/// struct's in snake case (`Exports` → `"exports"`), or
+/// `#[octany(name = "...")]`.
+#[proc_macro_derive(Feature, attributes(octany))]
+pub fn derive_feature(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    named(&input, "octany", "Feature", false)
+        .unwrap_or_else(Error::into_compile_error)
+        .into()
+}
+
+/// Implements `octany_actix::Limit` for a unit struct: its name is the
+/// struct's in snake case (`Seats` → `"seats"`), or
+/// `#[octany(name = "...")]`; `#[octany(free = 1)]` is what a billable
+/// without a plan may have (default 0).
+#[proc_macro_derive(Limit, attributes(octany))]
+pub fn derive_limit(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    named(&input, "octany", "Limit", true)
+        .unwrap_or_else(Error::into_compile_error)
+        .into()
+}
+
+/// A `Feature` or `Limit` impl: `attr` is the attribute's name, `trait_name`
+/// the trait's; `free`: whether `free = n` is accepted.
+fn named(
+    input: &DeriveInput,
+    attr: &str,
+    trait_name: &str,
+    free: bool,
+) -> syn::Result<proc_macro2::TokenStream> {
+    let Data::Struct(data) = &input.data else {
+        return Err(Error::new_spanned(
+            &input.ident,
+            format!("#[derive({trait_name})] works on a unit struct (`struct Exports;`)"),
+        ));
+    };
+    if !matches!(data.fields, Fields::Unit) {
+        return Err(Error::new_spanned(
+            &input.ident,
+            format!("#[derive({trait_name})] works on a unit struct (`struct Exports;`)"),
+        ));
+    }
+    let mut krate = default_crate();
+    let mut name = input.ident.to_string().to_snake_case();
+    let mut free_value: Option<LitInt> = None;
+    for a in input.attrs.iter().filter(|a| a.path().is_ident(attr)) {
+        a.parse_nested_meta(|meta| {
+            if meta.path.is_ident("name") {
+                let value: LitStr = meta.value()?.parse()?;
+                let text = value.value();
+                if text.is_empty() || !text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                    return Err(Error::new_spanned(&value, "a name is letters, digits, `_` and `-`"));
+                }
+                name = text;
+                Ok(())
+            } else if meta.path.is_ident("crate") {
+                let value: LitStr = meta.value()?.parse()?;
+                krate = value.parse()?;
+                Ok(())
+            } else if free && meta.path.is_ident("free") {
+                let value: LitInt = meta.value()?.parse()?;
+                value.base10_parse::<u64>()?;
+                free_value = Some(value);
+                Ok(())
+            } else {
+                Err(meta.error(if free {
+                    "expected `name = \"...\"`, `free = <count>` or `crate = \"...\"`"
+                } else {
+                    "expected `name = \"...\"` or `crate = \"...\"`"
+                }))
+            }
+        })?;
+    }
+    let ident = &input.ident;
+    let trait_ident = Ident::new(trait_name, Span::call_site());
+    let free_const = free_value.map(|v| quote! { const FREE: u64 = #v; });
+    Ok(quote! {
+        impl #krate::#trait_ident for #ident {
+            const NAME: &'static str = #name;
+            #free_const
+        }
+    })
 }
 
 fn default_crate() -> Path {
@@ -188,6 +275,7 @@ fn plan(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
     let mut products: Vec<(i64, Ident)> = Vec::new();
     let mut pay_what_you_want: Vec<Ident> = Vec::new();
     let mut slugs: Vec<String> = Vec::new();
+    let mut grants: Vec<Grants> = Vec::new();
     for variant in &data.variants {
         if !matches!(variant.fields, Fields::Unit) {
             return Err(Error::new_spanned(
@@ -198,6 +286,8 @@ fn plan(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
         let mut product: Option<LitInt> = None;
         let mut slug: Option<LitStr> = None;
         let mut any_price = false;
+        let mut features: Vec<Path> = Vec::new();
+        let mut limits: Vec<(Path, Option<LitInt>)> = Vec::new();
         for attr in variant.attrs.iter().filter(|a| a.path().is_ident("plan")) {
             attr.parse_nested_meta(|meta| {
                 if meta.path.is_ident("product") {
@@ -209,8 +299,31 @@ fn plan(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
                 } else if meta.path.is_ident("pay_what_you_want") {
                     any_price = true;
                     Ok(())
+                } else if meta.path.is_ident("features") {
+                    meta.parse_nested_meta(|feature| {
+                        features.push(feature.path.clone());
+                        Ok(())
+                    })
+                } else if meta.path.is_ident("limits") {
+                    meta.parse_nested_meta(|limit| {
+                        let path = limit.path.clone();
+                        let value = limit.value()?;
+                        let allowed = if value.peek(Ident) {
+                            let word: Ident = value.parse()?;
+                            if word != "unlimited" {
+                                return Err(Error::new_spanned(word, "a limit is a count or `unlimited`"));
+                            }
+                            None
+                        } else {
+                            let count: LitInt = value.parse()?;
+                            count.base10_parse::<u64>()?;
+                            Some(count)
+                        };
+                        limits.push((path, allowed));
+                        Ok(())
+                    })
                 } else {
-                    Err(meta.error("unknown plan attribute: expected `product = <Octany product id>`, `slug = \"...\"` or `pay_what_you_want`"))
+                    Err(meta.error("unknown plan attribute: expected `product = <Octany product id>`, `slug = \"...\"`, `pay_what_you_want`, `features(...)` or `limits(...)`"))
                 }
             })?;
         }
@@ -251,6 +364,7 @@ fn plan(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
         products.push((id, variant.ident.clone()));
         slugs.push(slug.clone());
         variants.push((variant.ident.clone(), id, slug));
+        grants.push((variant.ident.clone(), features, limits));
     }
     let ident = &input.ident;
     let names: Vec<&Ident> = variants.iter().map(|(v, _, _)| v).collect();
@@ -263,9 +377,11 @@ fn plan(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
             }
         }
     });
+    let carries = grants_methods(&krate, &grants);
     Ok(quote! {
         impl #krate::Plan for #ident {
             #group
+            #carries
             fn product_id(&self) -> #krate::model::ProductId {
                 match self {
                     #( Self::#names => #krate::model::ProductId(#ids), )*
@@ -282,4 +398,42 @@ fn plan(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
             #any_price
         }
     })
+}
+
+/// A variant's features and limits (`None`: unlimited).
+type Grants = (Ident, Vec<Path>, Vec<(Path, Option<LitInt>)>);
+
+/// `Plan::features` and `Plan::limits` for the variants that name any: each
+/// name read from the host's type (`<Exports as Feature>::NAME`), so a
+/// misspelt feature or limit does not compile.
+fn grants_methods(krate: &Path, grants: &[Grants]) -> proc_macro2::TokenStream {
+    let mut out = proc_macro2::TokenStream::new();
+    if grants.iter().any(|(_, f, _)| !f.is_empty()) {
+        let arms = grants.iter().map(|(variant, features, _)| {
+            quote! { Self::#variant => &[ #( <#features as #krate::Feature>::NAME ),* ], }
+        });
+        out.extend(quote! {
+            fn features(&self) -> &'static [&'static str] {
+                match self { #( #arms )* }
+            }
+        });
+    }
+    if grants.iter().any(|(_, _, l)| !l.is_empty()) {
+        let arms = grants.iter().map(|(variant, _, limits)| {
+            let entries = limits.iter().map(|(path, allowed)| {
+                let allowed = match allowed {
+                    Some(n) => quote! { ::core::option::Option::Some(#n) },
+                    None => quote! { ::core::option::Option::None },
+                };
+                quote! { (<#path as #krate::Limit>::NAME, #allowed) }
+            });
+            quote! { Self::#variant => &[ #( #entries ),* ], }
+        });
+        out.extend(quote! {
+            fn limits(&self) -> &'static [(&'static str, ::core::option::Option<u64>)] {
+                match self { #( #arms )* }
+            }
+        });
+    }
+    out
 }

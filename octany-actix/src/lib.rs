@@ -18,7 +18,8 @@
 //!    answer.
 //!
 //! What a host implements or derives: [`Billable`] for who pays, [`Plan`]
-//! for what they can buy.
+//! for what they can buy, [`Feature`] and [`Limit`] for what a plan
+//! carries.
 //!
 //! A stateful fake Octany for offline runs and tests is the `octany-fake`
 //! crate.
@@ -47,10 +48,11 @@ pub use client::{OctanyClient, OctanyError, install_crypto_provider};
 pub use clock::{Clock, ManualClock, SystemClock};
 #[doc(no_inline)]
 pub use config::OctanyConfig;
+pub use domain::features::{Feature, Limit};
 pub use domain::plan::{AnyPlan, Plan};
 #[doc(no_inline)]
-pub use guard::RequireSubscription;
-pub use octany_actix_macros::{Billable, Plan};
+pub use guard::{RequireFeature, RequireSubscription};
+pub use octany_actix_macros::{Billable, Feature, Limit, Plan};
 pub use web::billable::Billable;
 pub use web::error::BillingError;
 pub use web::octany::{Octany, OctanyBuilder, Settings};

@@ -7,7 +7,8 @@ use std::time::Duration;
 use actix_web::middleware::from_fn;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
 use octany_actix::sync::Listeners;
-use octany_actix::{Billable, Octany, Plan, RequireSubscription};
+use octany_actix::guard::RequireFeature;
+use octany_actix::{Billable, Feature, Limit, Octany, Plan, RequireSubscription};
 use octany_fake::FakeOctany;
 
 use crate::TestDb;
@@ -58,17 +59,34 @@ impl FromRequest for TestUser {
     }
 }
 
+/// Exporting reports: Pro only.
+#[derive(Debug, Feature)]
+pub struct Exports;
+
+/// The API: Pro only.
+#[derive(Debug, Feature)]
+pub struct Api;
+
+/// Team members: one without a plan, six on Basic, any number on Pro.
+#[derive(Debug, Limit)]
+#[octany(free = 1)]
+pub struct Seats;
+
+/// Projects: 20 on Basic, 100 on Pro.
+#[derive(Debug, Limit)]
+pub struct Projects;
+
 /// The plans the app sells.
 #[derive(Plan, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Plans {
     /// Pro, monthly (14-day trial in the fake's catalog).
-    #[plan(product = 1225)]
+    #[plan(product = 1225, features(Exports, Api), limits(Seats = unlimited, Projects = 100))]
     ProMonthly,
     /// Pro, yearly.
-    #[plan(product = 1226)]
+    #[plan(product = 1226, features(Exports, Api), limits(Seats = unlimited, Projects = 100))]
     ProYearly,
     /// Basic, monthly.
-    #[plan(product = 1227)]
+    #[plan(product = 1227, limits(Seats = 6, Projects = 20))]
     Basic,
 }
 
@@ -133,12 +151,17 @@ async fn reports(pro: RequireSubscription<TestUser, Pro>) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"plan": format!("{:?}", pro.plan())}))
 }
 
+async fn exports(allowed: RequireFeature<TestUser, Exports>) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"export": allowed.user.id}))
+}
+
 async fn scoped(granted: web::ReqData<std::sync::Arc<octany_actix::guard::Grant>>) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"subscription": granted.id}))
 }
 
 /// The app's routes: `/dashboard` (extractor), `/reports` (Pro only),
-/// `/app/area` (a scope behind the middleware), and the billing routes that
+/// `/exports` (the `Exports` feature), `/api/calls` (a scope behind the
+/// `Api` feature), `/app/area` (a scope behind the middleware), and the billing routes that
 /// `octany` mounts (`/billing/*`).
 pub fn configure(octany: &Octany) -> impl Fn(&mut web::ServiceConfig) + Clone + use<> {
     let octany = octany.clone();
@@ -148,6 +171,14 @@ pub fn configure(octany: &Octany) -> impl Fn(&mut web::ServiceConfig) + Clone + 
 fn routes(cfg: &mut web::ServiceConfig, octany: &Octany) {
     cfg.route("/dashboard", web::get().to(dashboard))
         .route("/reports", web::get().to(reports))
+        .route("/exports", web::get().to(exports))
+        .service(
+            web::scope("/api")
+                .wrap(from_fn(
+                    octany_actix::guard::require_feature::<TestUser, Api, _>,
+                ))
+                .route("/calls", web::get().to(|| async { HttpResponse::Ok().json("called") })),
+        )
         .service(
             web::scope("/app")
                 .wrap(from_fn(

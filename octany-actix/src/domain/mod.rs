@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod config;
+pub(crate) mod features;
 pub(crate) mod limits;
 pub mod model;
 pub(crate) mod plan;

@@ -64,6 +64,33 @@ pub trait Plan: Copy + Send + Sync + 'static {
         false
     }
 
+    /// The features it turns on (`#[plan(features(Exports, Api))]`), by
+    /// [`Feature::NAME`](crate::Feature::NAME).
+    fn features(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// The limits it sets (`#[plan(limits(Seats = 5, Projects =
+    /// unlimited))]`): each [`Limit::NAME`](crate::Limit::NAME) with its
+    /// allowance, `None` for unlimited.
+    fn limits(&self) -> &'static [(&'static str, Option<u64>)] {
+        &[]
+    }
+
+    /// Whether it turns on the feature named `feature`.
+    fn grants(&self, feature: &str) -> bool {
+        self.features().contains(&feature)
+    }
+
+    /// Its allowance of the limit named `limit`: `None` when it does not
+    /// name the limit (it allows none), `Some(None)` when unlimited.
+    fn limit(&self, limit: &str) -> Option<Option<u64>> {
+        self.limits()
+            .iter()
+            .find(|(name, _)| *name == limit)
+            .map(|(_, allowed)| *allowed)
+    }
+
     /// The plan of a product, if it is one of these.
     fn from_product(product: ProductId) -> Option<Self> {
         Self::all()

@@ -174,6 +174,17 @@ impl AccessState {
             .find(|s| P::admits(s.product_id) && s.has_access(clock, policy))
     }
 
+    /// Every subscription that grants access now.
+    pub(crate) fn granted<'s>(
+        &'s self,
+        clock: &'s dyn Clock,
+        policy: AccessPolicy,
+    ) -> impl Iterator<Item = &'s Arc<Grant>> + 's {
+        self.subscriptions
+            .iter()
+            .filter(move |s| s.has_access(clock, policy))
+    }
+
     /// The current subscription: the one granting access, else the newest.
     pub(crate) fn current(&self, clock: &dyn Clock, policy: AccessPolicy) -> Option<&Arc<Grant>> {
         self.granting::<crate::domain::plan::AnyPlan>(clock, policy)

@@ -27,6 +27,12 @@ pub enum Denial {
     /// The billing database could not be read: denied, never admitted.
     #[error("billing is unavailable")]
     Unavailable,
+    /// Subscribed, but no plan it holds turns this feature on.
+    #[error("the plan does not include `{feature}`: upgrade to use it")]
+    FeatureNotIncluded {
+        /// The feature ([`Feature::NAME`](crate::Feature::NAME)).
+        feature: &'static str,
+    },
 }
 
 /// A billing action or question of the host failed.
@@ -102,6 +108,21 @@ pub enum BillingError {
         /// Who can ([`Billable::billing_managers`](crate::Billable::billing_managers)).
         managers: Option<String>,
     },
+    /// The billable's plans allow fewer of a limit than this would make
+    /// (an invite past the seats, a downgrade while over the smaller
+    /// plan's limit).
+    #[error(
+        "over the limit of {limit}: the plan allows {allowed} and this would make {would_be}; \
+         upgrade, or use fewer first"
+    )]
+    OverLimit {
+        /// The limit ([`Limit::NAME`](crate::Limit::NAME)).
+        limit: &'static str,
+        /// What the plan allows.
+        allowed: u64,
+        /// What there would be.
+        would_be: u64,
+    },
     /// A page of the library could not be rendered (a bug: report it).
     #[error("a billing page could not be rendered ({0}); this is a bug in octany-actix, report it")]
     Render(#[from] askama::Error),
@@ -145,7 +166,7 @@ impl ResponseError for BillingError {
             Self::Octany(OctanyError::Busy { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Octany(_) => StatusCode::BAD_GATEWAY,
             Self::UnknownPlan(_) => StatusCode::NOT_FOUND,
-            Self::NotAllowed { .. } => StatusCode::FORBIDDEN,
+            Self::NotAllowed { .. } | Self::OverLimit { .. } => StatusCode::FORBIDDEN,
             Self::AlreadySubscribed
             | Self::NoSubscription
             | Self::SwapInstead { .. }
@@ -172,6 +193,7 @@ impl ResponseError for BillingError {
             Self::ChargeDeclined { .. } => "charge_declined",
             Self::ChargeInProgress => "charge_in_progress",
             Self::KeyReused => "key_reused",
+            Self::OverLimit { .. } => "over_limit",
             Self::Render(_) => "internal",
         };
         // Database and Octany details go to the log, not to the browser.
@@ -200,6 +222,11 @@ impl ResponseError for BillingError {
         let extra = match self {
             Self::SwapInstead { swap_path } => json!({ "swap_url": swap_path }),
             Self::ChargeDeclined { order } => json!({ "order": order.id, "state": order.state }),
+            Self::OverLimit {
+                limit,
+                allowed,
+                would_be,
+            } => json!({ "limit": limit, "allowed": allowed, "would_be": would_be }),
             _ => Value::Null,
         };
         let mut response = body(self.status_code(), code, &message, extra);
@@ -278,7 +305,15 @@ pub(crate) fn rejection(req: &HttpRequest, denial: &Denial, settings: &Settings)
                 .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
             answer
         }
-        (Denial::NotSubscribed, true) => redirect(&settings.pricing_path),
+        (Denial::NotSubscribed | Denial::FeatureNotIncluded { .. }, true) => {
+            redirect(&settings.pricing_path)
+        }
+        (Denial::FeatureNotIncluded { feature }, false) => body(
+            StatusCode::FORBIDDEN,
+            "feature_not_included",
+            &denial.to_string(),
+            json!({ "feature": feature, "pricing_url": settings.pricing_path }),
+        ),
         (Denial::PaymentProcessing, true) => redirect(&settings.route_path("success")),
         (Denial::NotSubscribed, false) => body(
             StatusCode::PAYMENT_REQUIRED,

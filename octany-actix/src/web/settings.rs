@@ -59,6 +59,10 @@ pub(crate) struct CatalogPlan {
     pub(crate) group: Option<&'static str>,
     /// Sold at any price ([`Plan::pay_what_you_want`](crate::Plan::pay_what_you_want)).
     pub(crate) any_price: bool,
+    /// The features it turns on ([`Plan::features`](crate::Plan::features)).
+    pub(crate) features: &'static [&'static str],
+    /// The limits it sets ([`Plan::limits`](crate::Plan::limits)).
+    pub(crate) limits: &'static [(&'static str, Option<u64>)],
 }
 
 /// `path` as a local path: one leading slash, no trailing one; the root

@@ -19,6 +19,7 @@ use octany_fake::{CheckoutOutcome, CheckoutParams, Faults};
 use serde_json::json;
 
 mod fairness;
+mod features;
 mod plans;
 
 fn add_on(key_amount: Option<i64>) -> NewOrder {

@@ -13,6 +13,7 @@
 //! period).
 
 mod checkout;
+mod features;
 mod orders;
 mod subscriptions;
 
@@ -26,6 +27,7 @@ use crate::web::error::BillingError;
 use crate::web::octany::Octany;
 
 pub use checkout::{CheckoutOptions, is_local_path};
+pub use features::Allowance;
 pub use orders::PortalUrls;
 
 /// One billable's billing, in one plan group. Get it with [`Octany::billing`].

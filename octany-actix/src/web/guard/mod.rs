@@ -4,9 +4,11 @@
 //! host's own user extractor (`U: Billable + FromRequest`), so the library
 //! never reads sessions and the host's 401 passes through untouched.
 //! [`require_subscription`] and [`require_plan`] guard a whole scope with
-//! `actix_web::middleware::from_fn`. The guard reads only the local mirror
+//! `actix_web::middleware::from_fn`. [`RequireFeature`] and
+//! [`require_feature`] do the same for a feature of the billable's plans. The guard reads only the local mirror
 //! (through a short cache); a database failure denies (503), never admits.
 
+mod feature;
 mod middleware;
 
 use std::future::Future;
@@ -27,6 +29,7 @@ use crate::web::billable::Billable;
 use crate::web::error::BillingError;
 use crate::web::octany::Octany;
 
+pub use feature::{RequireFeature, require_feature};
 pub use middleware::{require_plan, require_subscription};
 
 pub use crate::web::error::Denial;

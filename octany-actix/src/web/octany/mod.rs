@@ -1,6 +1,8 @@
 //! The one value a host builds: configuration, database, client, syncer,
 //! webhook receiver, clock, and the guard's cache.
 
+mod throttle;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,7 +12,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 use url::Url;
 
-use crate::client::{OctanyClient, OctanyError};
+use crate::client::OctanyClient;
 use crate::domain::clock::SharedClock;
 use crate::domain::config::{ConfigError, OctanyConfig};
 use crate::domain::model::{AccessPolicy, BillableRef, ProductId};
@@ -231,6 +233,8 @@ impl OctanyBuilder {
                 product: plan.product_id(),
                 group,
                 any_price: plan.pay_what_you_want(),
+                features: plan.features(),
+                limits: plan.limits(),
             });
         }
         self
@@ -512,62 +516,6 @@ impl Octany {
         let state = Arc::new(self.mirror().access_state(billable, &any_price).await?);
         self.inner.cache.put(billable, state.clone(), now, seen);
         Ok(state)
-    }
-
-    /// Syncs a billable's subscriptions from Octany unless that was done in
-    /// the last [`Settings::status_sync_interval`]; true when this call ran
-    /// it. Polls for the same billable coalesce: one that comes while the
-    /// sync runs waits for it (one request to Octany, and every poll
-    /// answers from what it brought); if the caller running it goes away,
-    /// a waiting one takes it over. A failure is logged and the local
-    /// state stands.
-    pub async fn sync_throttled(&self, billable: &BillableRef) -> bool {
-        let now = self.inner.clock.now();
-        let interval = chrono::Duration::from_std(self.settings.status_sync_interval)
-            .unwrap_or(chrono::Duration::MAX);
-        let sync = {
-            let mut last = self
-                .inner
-                .last_sync
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            match last.get(billable.as_str()) {
-                Some((at, sync)) if *at + interval > now => sync.clone(),
-                _ => {
-                    if last.len() > 100_000 {
-                        last.retain(|_, (at, _)| *at + interval > now);
-                    }
-                    let sync = Arc::new(tokio::sync::OnceCell::new());
-                    last.insert(billable.to_string(), (now, sync.clone()));
-                    sync
-                }
-            }
-        };
-        let mut ran = false;
-        sync.get_or_init(|| async {
-            ran = true;
-            crate::client::on_behalf_of(billable.as_str(), self.sync_now(billable)).await;
-        })
-        .await;
-        ran
-    }
-
-    /// One sync of a billable's subscriptions, for [`Octany::sync_throttled`].
-    async fn sync_now(&self, billable: &BillableRef) {
-        match self
-            .inner
-            .syncer
-            .sync_billable_subscriptions(billable)
-            .await
-        {
-            Ok(_) => {}
-            Err(crate::mirror::sync::SyncError::Octany(OctanyError::Busy { .. })) => {
-                tracing::debug!("the request budget is busy; answering from the local mirror");
-            }
-            Err(error) => {
-                tracing::warn!(%error, "syncing a billable from Octany failed; answering from the local mirror")
-            }
-        }
     }
 
     /// The catalog as the product cache has it, by product id: what a

@@ -1,0 +1,81 @@
+//! What a plan carries: features it turns on and limits it sets, each a
+//! host type, so a misspelt feature or limit does not compile.
+
+/// A feature a plan can turn on (exports, an API, SSO). Derive it on a unit
+/// struct and name it in a plan's `features(...)`:
+///
+/// ```
+/// use octany_actix::{Feature, Limit, Plan};
+///
+/// #[derive(Feature)]
+/// struct Exports;
+///
+/// #[derive(Limit)]
+/// #[octany(free = 1)]
+/// struct Seats;
+///
+/// #[derive(Plan, Clone, Copy, Debug, PartialEq, Eq)]
+/// enum Plans {
+///     #[plan(product = 1225, limits(Seats = 5))]
+///     Basic,
+///     #[plan(product = 1226, features(Exports), limits(Seats = unlimited))]
+///     Pro,
+/// }
+///
+/// assert_eq!(Exports::NAME, "exports");
+/// assert!(Plans::Pro.grants(Exports::NAME));
+/// assert!(!Plans::Basic.grants(Exports::NAME));
+/// assert_eq!(Plans::Basic.limit(Seats::NAME), Some(Some(5)));
+/// assert_eq!(Plans::Pro.limit(Seats::NAME), Some(None));
+/// assert_eq!(Seats::FREE, 1);
+/// ```
+///
+/// A misspelt feature or limit does not compile:
+///
+/// ```compile_fail
+/// # use octany_actix::{Feature, Plan};
+/// #[derive(Feature)]
+/// struct Exports;
+///
+/// #[derive(Plan, Clone, Copy, Debug, PartialEq, Eq)]
+/// enum Plans {
+///     #[plan(product = 1226, features(Exprots))]
+///     Pro,
+/// }
+/// ```
+///
+/// A billable has a feature while a subscription to a plan that turns it
+/// on grants access (or a comp grants it); ask with
+/// [`Billing::allows`](crate::billing::Billing::allows), or guard a route
+/// with [`RequireFeature`](crate::guard::RequireFeature).
+pub trait Feature: Send + Sync + 'static {
+    /// Its name (the struct's in snake case, or `#[octany(name = "...")]`):
+    /// what the status route and the comps table say.
+    const NAME: &'static str;
+}
+
+/// A limit a plan sets (seats, projects, API calls a month): a count the
+/// host keeps, checked against the plan's number
+/// ([`Billing::allowance`](crate::billing::Billing::allowance)). A plan names
+/// it in `limits(Seats = 5)` or `limits(Seats = unlimited)`; a plan that
+/// does not name it allows none of it, and a billable with no plan
+/// granting access allows [`Limit::FREE`] (`#[octany(free = 1)]`, default 0).
+/// With several plans granting access at once (a main plan and an add-on
+/// group), the largest allowance counts.
+pub trait Limit: Send + Sync + 'static {
+    /// Its name (the struct's in snake case, or `#[octany(name = "...")]`).
+    const NAME: &'static str;
+    /// What a billable without a plan granting access may have.
+    const FREE: u64 = 0;
+}
+
+/// A plan's allowance of a limit: `Some(n)`, or `None` for unlimited.
+pub(crate) type Allowed = Option<u64>;
+
+/// The larger of two allowances (unlimited is the largest).
+pub(crate) fn larger(a: Allowed, b: Allowed) -> Allowed {
+    match (a, b) {
+        (None, _) | (_, None) => None,
+        (Some(a), Some(b)) => Some(a.max(b)),
+    }
+}

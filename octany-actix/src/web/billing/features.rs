@@ -1,0 +1,129 @@
+//! What the billable's plans carry: features and limits, answered from the
+//! guard's cached state (no Octany request, no database read while the
+//! cache is fresh).
+
+use serde::Serialize;
+
+use super::Billing;
+use crate::domain::clock::Clock;
+use crate::domain::features::{Allowed, Feature, Limit, larger};
+use crate::mirror::access::AccessState;
+use crate::web::billable::Billable;
+use crate::web::error::BillingError;
+use crate::web::octany::Octany;
+
+/// A billable's allowance of one [`Limit`], beside what it uses now (the
+/// host's count).
+///
+/// ```
+/// # async fn demo(octany: &octany_actix::Octany, team: &impl octany_actix::Billable) -> Result<(), octany_actix::BillingError> {
+/// #[derive(octany_actix::Limit)]
+/// struct Seats;
+///
+/// let members = 4; // the host's own count
+/// let seats = octany.billing(team).allowance::<Seats>(members).await?;
+/// seats.check(1)?; // BillingError::OverLimit when a fifth is one too many
+/// println!("{:?} seats left", seats.left());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Allowance {
+    /// The limit's name ([`Limit::NAME`]).
+    pub limit: &'static str,
+    /// How many the billable's plans allow; `None`: unlimited.
+    pub allowed: Option<u64>,
+    /// How many it uses now.
+    pub used: u64,
+}
+
+impl Allowance {
+    /// How many more it may add (`None`: no limit).
+    pub fn left(&self) -> Option<u64> {
+        self.allowed.map(|a| a.saturating_sub(self.used))
+    }
+
+    /// Whether it is over its allowance now (a downgrade, a comp ended).
+    pub fn exceeded(&self) -> bool {
+        self.allowed.is_some_and(|a| self.used > a)
+    }
+
+    /// `Ok` when `adding` more stay within the allowance; otherwise
+    /// [`BillingError::OverLimit`], naming the limit and the numbers.
+    pub fn check(&self, adding: u64) -> Result<(), BillingError> {
+        let would_be = self.used.saturating_add(adding);
+        match self.allowed {
+            Some(allowed) if would_be > allowed => Err(BillingError::OverLimit {
+                limit: self.limit,
+                allowed,
+                would_be,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Octany {
+    /// Whether `state` turns on the feature `feature` at the clock's now:
+    /// a subscription granting access to a plan that carries it.
+    pub(crate) fn carries_feature(
+        &self,
+        state: &AccessState,
+        clock: &dyn Clock,
+        feature: &str,
+    ) -> bool {
+        state
+            .granted(clock, self.settings().policy)
+            .filter_map(|g| g.product_id.and_then(|p| self.sold_as(p)))
+            .any(|plan| plan.features.contains(&feature))
+    }
+
+    /// What `state` allows of the limit `limit` (`free` without a plan):
+    /// the largest allowance of the plans granting access, never below
+    /// `free`.
+    pub(crate) fn allowed(
+        &self,
+        state: &AccessState,
+        clock: &dyn Clock,
+        limit: &str,
+        free: u64,
+    ) -> Allowed {
+        state
+            .granted(clock, self.settings().policy)
+            .filter_map(|g| g.product_id.and_then(|p| self.sold_as(p)))
+            .map(|plan| {
+                plan.limits
+                    .iter()
+                    .find(|(name, _)| *name == limit)
+                    .map_or(Some(0), |(_, allowed)| *allowed)
+            })
+            .fold(Some(free), larger)
+    }
+}
+
+impl<U: Billable> Billing<'_, U> {
+    /// Whether the billable may use `F`: a plan granting access turns it
+    /// on. Answered from the guard's cache; cheap enough for every request.
+    pub async fn allows<F: Feature>(&self) -> Result<bool, BillingError> {
+        let state = self.state().await?;
+        let now = crate::domain::clock::Frozen(self.octany.clock().now());
+        Ok(self.octany.carries_feature(&state, &now, F::NAME))
+    }
+
+    /// How many of `L` the billable's plans allow (`None`: unlimited).
+    pub async fn limit<L: Limit>(&self) -> Result<Option<u64>, BillingError> {
+        let state = self.state().await?;
+        let now = crate::domain::clock::Frozen(self.octany.clock().now());
+        Ok(self.octany.allowed(&state, &now, L::NAME, L::FREE))
+    }
+
+    /// The billable's allowance of `L` beside `used`, the host's count of
+    /// it now: how many are left, and a [`check`](Allowance::check) before
+    /// adding more.
+    pub async fn allowance<L: Limit>(&self, used: u64) -> Result<Allowance, BillingError> {
+        Ok(Allowance {
+            limit: L::NAME,
+            allowed: self.limit::<L>().await?,
+            used,
+        })
+    }
+}
