@@ -90,8 +90,15 @@ fn named(
             if meta.path.is_ident("name") {
                 let value: LitStr = meta.value()?.parse()?;
                 let text = value.value();
-                if text.is_empty() || !text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-                    return Err(Error::new_spanned(&value, "a name is letters, digits, `_` and `-`"));
+                if text.is_empty()
+                    || !text
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                {
+                    return Err(Error::new_spanned(
+                        &value,
+                        "a name is letters, digits, `_` and `-`",
+                    ));
                 }
                 name = text;
                 Ok(())

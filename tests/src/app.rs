@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use actix_web::middleware::from_fn;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
-use octany_actix::sync::Listeners;
 use octany_actix::guard::RequireFeature;
+use octany_actix::sync::Listeners;
 use octany_actix::{Billable, Feature, Limit, Octany, Plan, RequireSubscription};
 use octany_fake::FakeOctany;
 
@@ -177,7 +177,10 @@ fn routes(cfg: &mut web::ServiceConfig, octany: &Octany) {
                 .wrap(from_fn(
                     octany_actix::guard::require_feature::<TestUser, Api, _>,
                 ))
-                .route("/calls", web::get().to(|| async { HttpResponse::Ok().json("called") })),
+                .route(
+                    "/calls",
+                    web::get().to(|| async { HttpResponse::Ok().json("called") }),
+                ),
         )
         .service(
             web::scope("/app")

@@ -1,6 +1,8 @@
 //! What a plan carries: features it turns on and limits it sets, each a
 //! host type, so a misspelt feature or limit does not compile.
 
+use crate::domain::model::BillableRef;
+
 /// A feature a plan can turn on (exports, an API, SSO). Derive it on a unit
 /// struct and name it in a plan's `features(...)`:
 ///
@@ -67,6 +69,51 @@ pub trait Limit: Send + Sync + 'static {
     const NAME: &'static str;
     /// What a billable without a plan granting access may have.
     const FREE: u64 = 0;
+}
+
+/// The host's counts of what a billable uses of each [`Limit`] (its
+/// members, its projects), asked before a swap to a plan with smaller
+/// limits: a swap that would leave the billable over a limit is refused
+/// before anything is sent to Octany. Register it with
+/// [`OctanyBuilder::usage_counts`](crate::OctanyBuilder::usage_counts): a
+/// closure `(billable, limit) -> future of the count` is one.
+///
+/// ```
+/// use octany_actix::UsageCounts;
+/// use octany_actix::model::BillableRef;
+///
+/// fn counts() -> impl UsageCounts {
+///     |team: BillableRef, limit: &'static str| async move {
+///         // SELECT COUNT(*) FROM members WHERE team = … (the host's tables)
+///         Ok(if limit == "seats" { 4 } else { 0 })
+///     }
+/// }
+/// ```
+#[async_trait::async_trait]
+pub trait UsageCounts: Send + Sync + 'static {
+    /// How many of the limit named `limit` ([`Limit::NAME`]) `billable`
+    /// uses now. An error refuses the swap (503): a limit is never
+    /// assumed met.
+    async fn count(
+        &self,
+        billable: &BillableRef,
+        limit: &'static str,
+    ) -> Result<u64, Box<dyn std::error::Error + Send + Sync>>;
+}
+
+#[async_trait::async_trait]
+impl<F, Fut> UsageCounts for F
+where
+    F: Fn(BillableRef, &'static str) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<u64, Box<dyn std::error::Error + Send + Sync>>> + Send,
+{
+    async fn count(
+        &self,
+        billable: &BillableRef,
+        limit: &'static str,
+    ) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+        self(billable.clone(), limit).await
+    }
 }
 
 /// A plan's allowance of a limit: `Some(n)`, or `None` for unlimited.

@@ -123,6 +123,15 @@ pub enum BillingError {
         /// What there would be.
         would_be: u64,
     },
+    /// The host's [`UsageCounts`](crate::UsageCounts) failed, so a swap
+    /// could not be checked against the new plan's limits: refused.
+    #[error("could not count {limit} to check the new plan's limits ({reason}); try again shortly")]
+    UsageUnknown {
+        /// The limit being counted.
+        limit: &'static str,
+        /// The host's error.
+        reason: String,
+    },
     /// A page of the library could not be rendered (a bug: report it).
     #[error("a billing page could not be rendered ({0}); this is a bug in octany-actix, report it")]
     Render(#[from] askama::Error),
@@ -157,7 +166,7 @@ impl ResponseError for BillingError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::NotRegistered | Self::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Database(_) | Self::UsageUnknown { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Octany(OctanyError::Validation { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
             // Refused before it was sent: the caller's input, not Octany.
             Self::Octany(OctanyError::InvalidRequest { .. }) => StatusCode::BAD_REQUEST,
@@ -194,6 +203,7 @@ impl ResponseError for BillingError {
             Self::ChargeInProgress => "charge_in_progress",
             Self::KeyReused => "key_reused",
             Self::OverLimit { .. } => "over_limit",
+            Self::UsageUnknown { .. } => "usage_unknown",
             Self::Render(_) => "internal",
         };
         // Database and Octany details go to the log, not to the browser.
@@ -204,6 +214,10 @@ impl ResponseError for BillingError {
             Self::Database(_) => {
                 tracing::error!(error = %self, "billing request failed");
                 "billing is unavailable; try again shortly".to_owned()
+            }
+            Self::UsageUnknown { limit, .. } => {
+                tracing::error!(error = %self, "billing request failed");
+                format!("could not count {limit} to check the new plan's limits; try again shortly")
             }
             Self::Octany(OctanyError::Busy { .. }) => {
                 tracing::info!(error = %self, "billing request not sent: busy");

@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::Billing;
 use crate::domain::clock::Clock;
 use crate::domain::features::{Allowed, Feature, Limit, larger};
+use crate::domain::model::ProductId;
 use crate::mirror::access::AccessState;
 use crate::web::billable::Billable;
 use crate::web::error::BillingError;
@@ -125,5 +126,56 @@ impl<U: Billable> Billing<'_, U> {
             allowed: self.limit::<L>().await?,
             used,
         })
+    }
+}
+
+impl<U: Billable> Billing<'_, U> {
+    /// Refuses a swap of this handle's group to `product` when the
+    /// billable uses more of a limit than it would then allow (the new
+    /// plan's allowance, or a plan of another group still held), asking
+    /// the host's [`UsageCounts`](crate::UsageCounts); without them, or
+    /// for a product outside the catalog, nothing is checked.
+    pub(crate) async fn fits(&self, product: ProductId) -> Result<(), BillingError> {
+        let (Some(counts), Some(target)) =
+            (self.octany.usage_counts(), self.octany.sold_as(product))
+        else {
+            return Ok(());
+        };
+        // Read past the cache: a swap is not undone.
+        let state = self.octany.access_fresh(&self.reference()).await?;
+        let now = crate::domain::clock::Frozen(self.octany.clock().now());
+        let policy = self.octany.settings().policy;
+        for name in self.octany.limit_names() {
+            let allowance = |limits: &[(&str, Allowed)]| {
+                limits
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map_or(Some(0), |(_, allowed)| *allowed)
+            };
+            let allowed = state
+                .granted(&now, policy)
+                .filter(|g| self.octany.group_of(g.product_id) != self.group)
+                .filter_map(|g| g.product_id.and_then(|p| self.octany.sold_as(p)))
+                .map(|plan| allowance(plan.limits))
+                .fold(allowance(target.limits), larger);
+            let Some(allowed) = allowed else {
+                continue;
+            };
+            let used = counts
+                .count(&self.reference(), name)
+                .await
+                .map_err(|error| BillingError::UsageUnknown {
+                    limit: name,
+                    reason: error.to_string(),
+                })?;
+            if used > allowed {
+                return Err(BillingError::OverLimit {
+                    limit: name,
+                    allowed,
+                    would_be: used,
+                });
+            }
+        }
+        Ok(())
     }
 }

@@ -186,6 +186,10 @@ impl<U: Billable> Billing<'_, U> {
     /// Moves the subscription of `plan`'s group to `plan` (Octany changes
     /// the product at once; the new price applies from the next renewal,
     /// with no proration). A lost answer is settled by reading it back.
+    ///
+    /// A swap to a plan whose limits the billable's usage exceeds
+    /// ([`OctanyBuilder::usage_counts`](crate::OctanyBuilder::usage_counts))
+    /// is refused with [`BillingError::OverLimit`] before anything is sent.
     pub async fn swap<P: Plan>(&self, plan: P) -> Result<SubscriptionRow, BillingError> {
         self.octany
             .billing(self.billable)
@@ -204,6 +208,7 @@ impl<U: Billable> Billing<'_, U> {
         if current.product_id == Some(product) {
             return Ok(current);
         }
+        self.fits(product).await?;
         let id = SubscriptionId::new(current.id);
         self.in_lane(async {
             let answer = self

@@ -71,6 +71,7 @@ struct Inner {
     /// (which polls for the same billable in the meantime wait on).
     last_sync: Mutex<HashMap<String, (DateTime<Utc>, StatusSync)>>,
     rejection: Option<RejectionHandler>,
+    usage_counts: Option<Arc<dyn crate::domain::features::UsageCounts>>,
     _listener: Option<Listener>,
 }
 
@@ -112,6 +113,7 @@ pub struct OctanyBuilder {
     body_limit: Option<usize>,
     rejection: Option<RejectionHandler>,
     queue_bounds: Option<crate::client::QueueBounds>,
+    usage_counts: Option<Arc<dyn crate::domain::features::UsageCounts>>,
 }
 
 impl std::fmt::Debug for OctanyBuilder {
@@ -148,6 +150,7 @@ impl Octany {
             body_limit: None,
             rejection: None,
             queue_bounds: None,
+            usage_counts: None,
         }
     }
 }
@@ -276,6 +279,15 @@ impl OctanyBuilder {
         self
     }
 
+    /// The host's counts of what a billable uses of each limit: a swap to
+    /// a plan whose limits the billable's usage exceeds is then refused
+    /// before anything is sent to Octany ([`BillingError::OverLimit`]).
+    /// Without it, swaps are not checked against limits.
+    pub fn usage_counts(mut self, counts: impl crate::domain::features::UsageCounts) -> Self {
+        self.usage_counts = Some(Arc::new(counts));
+        self
+    }
+
     /// The largest webhook body accepted (default 1 MiB).
     pub fn webhook_body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = Some(bytes);
@@ -374,6 +386,7 @@ impl OctanyBuilder {
                 cache,
                 last_sync: Mutex::default(),
                 rejection: self.rejection,
+                usage_counts: self.usage_counts,
                 _listener: listener,
             }),
             settings: Arc::new(self.settings),
@@ -450,6 +463,24 @@ impl Octany {
             inner: self.inner.clone(),
             settings: Arc::new(settings),
         }
+    }
+
+    /// The host's usage counts, if it gave them.
+    pub(crate) fn usage_counts(&self) -> Option<&dyn crate::domain::features::UsageCounts> {
+        self.inner.usage_counts.as_deref()
+    }
+
+    /// Every limit a plan of the catalog names.
+    pub(crate) fn limit_names(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = self
+            .inner
+            .catalog
+            .iter()
+            .flat_map(|p| p.limits.iter().map(|(name, _)| *name))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
     }
 
     /// What the catalog sells at `slug`.

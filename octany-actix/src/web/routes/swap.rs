@@ -32,6 +32,8 @@ struct SwapPage {
     action: String,
     intent: String,
     back: String,
+    /// Why the swap cannot be made now (over one of the new plan's limits).
+    refused: Option<String>,
 }
 
 /// The swap a billable would make: its group's live subscription, the
@@ -82,6 +84,11 @@ pub(super) async fn swap_page<U: Billable + FromRequest + 'static>(
         Err(response) => return Ok(response),
     };
     let billing = octany.billing(&user).in_group_named(group);
+    let refused = match billing.fits(product).await {
+        Ok(()) => None,
+        Err(over @ BillingError::OverLimit { .. }) => Some(over.to_string()),
+        Err(other) => return Err(other),
+    };
     let intent = billing.open_intent(product).await?;
     // The new plan as the product cache has it (name, price, VAT, interval).
     let to = octany.mirror().product(product).await?.map(Product::from);
@@ -117,6 +124,7 @@ pub(super) async fn swap_page<U: Billable + FromRequest + 'static>(
         ),
         intent,
         back: next_path(&query, &octany),
+        refused,
     };
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -166,6 +174,10 @@ pub(super) async fn confirm_swap<U: Billable + FromRequest + 'static>(
         .in_group_named(group)
         .swap_to(product)
         .await;
+    if let Err(BillingError::OverLimit { .. }) = swapped {
+        // The page says which limit and by how much.
+        return Ok(see_other(&again));
+    }
     busy_page(
         &req,
         &octany,
