@@ -42,6 +42,7 @@ mod m20261202_000006_announce_access_changes;
 mod m20261202_000007_index_due_subscriptions;
 mod m20261202_000008_partial_indexes;
 mod m20261204_000009_list_price;
+mod m20261204_000010_create_octany_usage;
 
 /// octany-actix's migrations, oldest first, to splice into a host's migrator.
 pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
@@ -55,6 +56,7 @@ pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         Box::new(m20261202_000007_index_due_subscriptions::Migration),
         Box::new(m20261202_000008_partial_indexes::Migration),
         Box::new(m20261204_000009_list_price::Migration),
+        Box::new(m20261204_000010_create_octany_usage::Migration),
     ]
 }
 

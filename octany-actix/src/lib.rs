@@ -48,7 +48,7 @@ pub use client::{OctanyClient, OctanyError, install_crypto_provider};
 pub use clock::{Clock, ManualClock, SystemClock};
 #[doc(no_inline)]
 pub use config::OctanyConfig;
-pub use domain::features::{Feature, Limit, UsageCounts};
+pub use domain::features::{Feature, Limit, Meter, UsageCounts};
 pub use domain::plan::{AnyPlan, Plan};
 #[doc(no_inline)]
 pub use guard::{RequireFeature, RequireSubscription};

@@ -1,7 +1,7 @@
 //! What a plan carries: features it turns on and limits it sets, each a
 //! host type, so a misspelt feature or limit does not compile.
 
-use crate::domain::model::BillableRef;
+use crate::domain::model::{BillableRef, ProductId};
 
 /// A feature a plan can turn on (exports, an API, SSO). Derive it on a unit
 /// struct and name it in a plan's `features(...)`:
@@ -69,6 +69,40 @@ pub trait Limit: Send + Sync + 'static {
     const NAME: &'static str;
     /// What a billable without a plan granting access may have.
     const FREE: u64 = 0;
+}
+
+/// A meter: usage billed in arrears, once per paid period. Record uses
+/// with [`Billing::record_usage`](crate::billing::Billing::record_usage)
+/// (no request to Octany); when the billable's subscription renews, the
+/// closed period's total is charged once, as a one-off order of
+/// [`Meter::PRODUCT`] on that subscription, for total × price. Register it
+/// with [`OctanyBuilder::meter`](crate::OctanyBuilder::meter).
+///
+/// ```
+/// use octany_actix::Meter;
+/// use octany_actix::model::ProductId;
+///
+/// /// API calls: 2 öre each, VAT excluded, billed as product 1401.
+/// struct ApiCalls;
+///
+/// impl Meter for ApiCalls {
+///     const NAME: &'static str = "api_calls";
+///     const PRODUCT: ProductId = ProductId(1401);
+///     const UNIT_PRICE: i64 = 2;
+/// }
+/// ```
+pub trait Meter: Send + Sync + 'static {
+    /// Its name, as the ledger and the order's description say it.
+    const NAME: &'static str;
+    /// The Octany product the period's charge is an order of.
+    const PRODUCT: ProductId;
+    /// The price of [`Meter::PER`] units, in minor units (öre), VAT
+    /// excluded.
+    const UNIT_PRICE: i64;
+    /// How many units [`Meter::UNIT_PRICE`] buys (default 1; e.g. 1000 for
+    /// a price per thousand calls). A period's amount is rounded to the
+    /// nearest minor unit.
+    const PER: u64 = 1;
 }
 
 /// The host's counts of what a billable uses of each [`Limit`] (its

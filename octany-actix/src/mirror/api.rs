@@ -26,7 +26,8 @@ use crate::domain::model::{
     AccessPolicy, BillableRef, Order, ProductId, Subscription, SubscriptionId,
 };
 use crate::mirror::access::AccessState;
-use crate::mirror::entity::{charge, checkout, order, product, subscription};
+use crate::mirror::entity::{charge, checkout, order, product, subscription, usage, usage_period};
+use crate::mirror::sync::apply::usage::Price;
 use crate::mirror::sync::{Batch, Done, Local, Mark, Origin, SyncError, Syncer};
 
 /// The mirror as the web layer sees it (see the module's documentation).
@@ -327,6 +328,69 @@ impl<'a> Mirror<'a> {
             Done::Charge(written) => Ok(written),
             other => unreachable!("a charge's write answered {other:?}"),
         }
+    }
+
+    /// Records `quantity` of `meter` used by `billable` under `key`, at
+    /// the clock's now; false when the key was recorded before (it counts
+    /// once).
+    pub(crate) async fn record_usage(
+        &self,
+        billable: &BillableRef,
+        meter: &str,
+        key: &str,
+        quantity: i64,
+    ) -> Result<bool, SyncError> {
+        let row = usage::Model {
+            billable_ref: billable.to_string(),
+            meter: meter.to_owned(),
+            key: key.to_owned(),
+            quantity,
+            recorded_at: self.syncer.clock().now(),
+            period_key: None,
+        };
+        match self
+            .write(Local::RecordUsage(Box::new(row)), Origin::Action)
+            .await?
+        {
+            Done::Usage(recorded) => Ok(recorded),
+            other => unreachable!("recording usage answered {other:?}"),
+        }
+    }
+
+    /// Closes the period `key` of `billable`'s `meter`, ended by
+    /// `subscription`'s renewal at `period_end`, priced at `price`; the
+    /// period as its first closer wrote it.
+    pub(crate) async fn close_period(
+        &self,
+        billable: &BillableRef,
+        meter: &str,
+        key: &str,
+        subscription: &SubscriptionId,
+        period_end: DateTime<Utc>,
+        price: Price,
+    ) -> Result<usage_period::Model, SyncError> {
+        let row = usage_period::Model {
+            billable_ref: billable.to_string(),
+            key: key.to_owned(),
+            meter: meter.to_owned(),
+            subscription_id: subscription.to_string(),
+            quantity: 0,
+            amount: 0,
+            period_end,
+            closed_at: self.syncer.clock().now(),
+        };
+        match self
+            .write(Local::ClosePeriod(Box::new(row), price), Origin::Action)
+            .await?
+        {
+            Done::Period(period) => Ok(*period),
+            other => unreachable!("closing a period answered {other:?}"),
+        }
+    }
+
+    /// The total of `billable`'s uses of `meter` not yet in a closed period.
+    pub(crate) async fn open_usage(&self, billable: &str, meter: &str) -> Result<i64, DbErr> {
+        crate::mirror::sync::apply::usage::open_total(self.syncer.db(), billable, meter).await
     }
 
     /// Writes a subscription Octany answered to an action (as it was at

@@ -21,6 +21,7 @@ use serde_json::json;
 mod fairness;
 mod features;
 mod plans;
+mod usage;
 
 fn add_on(key_amount: Option<i64>) -> NewOrder {
     NewOrder {

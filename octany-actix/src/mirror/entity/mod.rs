@@ -11,6 +11,8 @@ pub(crate) mod lock;
 pub mod order;
 pub mod product;
 pub mod subscription;
+pub(crate) mod usage;
+pub(crate) mod usage_period;
 pub mod webhook_delivery;
 
 use crate::domain::model::BillableRef;

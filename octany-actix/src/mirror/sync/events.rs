@@ -74,6 +74,10 @@ pub enum BillingEvent {
     SubscriptionRenewed {
         /// The subscription.
         subscription: Subscription,
+        /// The renewal date it passed: the end of the paid period that
+        /// closed (metered usage before it is billed for that period).
+        #[serde(default)]
+        period_end: Option<DateTime<Utc>>,
     },
     /// The subscription will not renew; it may run until `ends_at`.
     SubscriptionCancelled {
@@ -134,7 +138,7 @@ impl BillingEvent {
     pub fn subscription(&self) -> Option<&Subscription> {
         match self {
             Self::SubscriptionStarted { subscription }
-            | Self::SubscriptionRenewed { subscription }
+            | Self::SubscriptionRenewed { subscription, .. }
             | Self::SubscriptionCancelled { subscription }
             | Self::SubscriptionExpired { subscription }
             | Self::SubscriptionSwapped { subscription, .. }
@@ -201,9 +205,10 @@ pub(crate) fn of_subscription(
             matches!((before.renews_at, after.renews_at), (Some(old), Some(new)) if new > old);
         let was_live = is_live(was) || *was == SubscriptionStatus::Delayed;
         if moved_on && was_live && *now == SubscriptionStatus::Active {
-            events.push(event(|subscription| BillingEvent::SubscriptionRenewed {
-                subscription,
-            }));
+            events.push(BillingEvent::SubscriptionRenewed {
+                subscription: after.clone(),
+                period_end: before.renews_at,
+            });
         }
         if let (Some(from), Some(to)) = (before.product_id, after.product_id())
             && from != to

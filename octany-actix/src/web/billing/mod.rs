@@ -16,6 +16,7 @@ mod checkout;
 mod features;
 mod orders;
 mod subscriptions;
+mod usage;
 
 use std::sync::Arc;
 
@@ -29,6 +30,7 @@ use crate::web::octany::Octany;
 pub use checkout::{CheckoutOptions, is_local_path};
 pub use features::Allowance;
 pub use orders::PortalUrls;
+pub use usage::Usage;
 
 /// One billable's billing, in one plan group. Get it with [`Octany::billing`].
 pub struct Billing<'a, U: Billable> {

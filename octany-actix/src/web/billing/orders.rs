@@ -55,10 +55,27 @@ impl<U: Billable> Billing<'_, U> {
     /// # Ok(()) }
     /// ```
     pub async fn charge(&self, key: &str, order: NewOrder) -> Result<OrderRow, BillingError> {
-        self.in_lane(self.charge_in_lane(key, order)).await
+        self.in_lane(self.charge_in_lane(key, order, None)).await
     }
 
-    async fn charge_in_lane(&self, key: &str, order: NewOrder) -> Result<OrderRow, BillingError> {
+    /// [`Billing::charge`] on the subscription `on` (the one a period of
+    /// metered usage belongs to), not the group's live one.
+    pub(crate) async fn charge_on(
+        &self,
+        key: &str,
+        on: &SubscriptionId,
+        order: NewOrder,
+    ) -> Result<OrderRow, BillingError> {
+        self.in_lane(self.charge_in_lane(key, order, Some(on)))
+            .await
+    }
+
+    async fn charge_in_lane(
+        &self,
+        key: &str,
+        order: NewOrder,
+        on: Option<&SubscriptionId>,
+    ) -> Result<OrderRow, BillingError> {
         self.may_act()?;
         if key.is_empty() || key.chars().count() > MAX_KEY_LEN {
             return Err(BillingError::Octany(OctanyError::InvalidRequest {
@@ -70,10 +87,15 @@ impl<U: Billable> Billing<'_, U> {
         if let Some(row) = mirror.charge(reference.as_str(), key).await? {
             return self.charged_before(row, &order).await;
         }
-        let subscription = match self.live_subscription().await {
-            Ok(s) => SubscriptionId::new(s.id),
-            Err(BillingError::NoSubscription) => return Err(BillingError::ChargeNeedsSubscription),
-            Err(other) => return Err(other),
+        let subscription = match on {
+            Some(on) => on.clone(),
+            None => match self.live_subscription().await {
+                Ok(s) => SubscriptionId::new(s.id),
+                Err(BillingError::NoSubscription) => {
+                    return Err(BillingError::ChargeNeedsSubscription);
+                }
+                Err(other) => return Err(other),
+            },
         };
         let before = self.octany.client().order_ids(&subscription).await?;
         let known: Vec<&str> = before.iter().map(OrderId::as_str).collect();

@@ -1,6 +1,7 @@
 //! The one value a host builds: configuration, database, client, syncer,
 //! webhook receiver, clock, and the guard's cache.
 
+mod metering;
 mod throttle;
 
 use std::collections::HashMap;
@@ -72,6 +73,7 @@ struct Inner {
     last_sync: Mutex<HashMap<String, (DateTime<Utc>, StatusSync)>>,
     rejection: Option<RejectionHandler>,
     usage_counts: Option<Arc<dyn crate::domain::features::UsageCounts>>,
+    meters: Vec<metering::MeterSpec>,
     _listener: Option<Listener>,
 }
 
@@ -114,6 +116,7 @@ pub struct OctanyBuilder {
     rejection: Option<RejectionHandler>,
     queue_bounds: Option<crate::client::QueueBounds>,
     usage_counts: Option<Arc<dyn crate::domain::features::UsageCounts>>,
+    meters: Vec<metering::MeterSpec>,
 }
 
 impl std::fmt::Debug for OctanyBuilder {
@@ -151,6 +154,7 @@ impl Octany {
             rejection: None,
             queue_bounds: None,
             usage_counts: None,
+            meters: Vec::new(),
         }
     }
 }
@@ -354,7 +358,10 @@ impl OctanyBuilder {
             Some(bounds) => client.with_queue_bounds(bounds),
             None => client,
         };
-        let syncer = Syncer::with_options(self.db, client.clone(), self.sync);
+        let listeners = std::mem::take(&mut self.sync.listeners);
+        let (listeners, slot) = metering::with_usage_listener(listeners, &self.meters);
+        let syncer =
+            Syncer::with_options(self.db, client.clone(), self.sync.with_listeners(listeners));
         let receiver = if self.insecure_webhooks {
             WebhookReceiver::insecure_development_mode(syncer.clone())
         } else {
@@ -376,21 +383,22 @@ impl OctanyBuilder {
             .map(Listener);
         #[cfg(not(feature = "postgres"))]
         let listener = None;
-        Ok(Octany {
-            inner: Arc::new(Inner {
-                client,
-                syncer,
-                receiver,
-                clock,
-                catalog: self.catalog,
-                cache,
-                last_sync: Mutex::default(),
-                rejection: self.rejection,
-                usage_counts: self.usage_counts,
-                _listener: listener,
-            }),
-            settings: Arc::new(self.settings),
-        })
+        let inner = Arc::new(Inner {
+            client,
+            syncer,
+            receiver,
+            clock,
+            catalog: self.catalog,
+            cache,
+            last_sync: Mutex::default(),
+            rejection: self.rejection,
+            usage_counts: self.usage_counts,
+            meters: self.meters,
+            _listener: listener,
+        });
+        let settings = Arc::new(self.settings);
+        let _ = slot.set((Arc::downgrade(&inner), settings.clone()));
+        Ok(Octany { inner, settings })
     }
 }
 

@@ -1,5 +1,6 @@
 //! The app's own rows, written in the unit of work beside Octany's state:
-//! checkout intents (`octany_checkouts`) and charges (`octany_charges`).
+//! checkout intents (`octany_checkouts`), charges (`octany_charges`) and
+//! metered usage (`octany_usage`, `octany_usage_periods`: `usage`).
 //!
 //! Each write answers what it did ([`Done`]) and which billables it
 //! changed, and the unit announces those as it announces a subscription's
@@ -15,8 +16,9 @@ use sea_orm::{
 };
 
 use super::insert_if_absent;
+use super::usage::{self, Price};
 use crate::domain::model::{BillableRef, ProductId};
-use crate::mirror::entity::{charge, checkout};
+use crate::mirror::entity::{charge, checkout, usage as usage_row, usage_period};
 
 /// A write of the app's own rows (see the module's documentation).
 #[derive(Debug, Clone)]
@@ -59,6 +61,12 @@ pub(crate) enum Local {
         key: String,
         attempted_at: DateTime<Utc>,
     },
+    /// Records one use of a meter under the caller's key; not written when
+    /// the key was recorded before.
+    RecordUsage(Box<usage_row::Model>),
+    /// Closes a period of a billable's meter (written once; see
+    /// `usage::close`).
+    ClosePeriod(Box<usage_period::Model>, Price),
 }
 
 /// What a [`Local`] write did.
@@ -73,6 +81,10 @@ pub(crate) enum Done {
     Lapsed(u64),
     /// Whether the charge's row was written.
     Charge(bool),
+    /// Whether the use was recorded (false: its key was recorded before).
+    Usage(bool),
+    /// The period as its first closer wrote it.
+    Period(Box<usage_period::Model>),
 }
 
 /// Applies `write` at `now`: what it did, and the billables it changed.
@@ -152,6 +164,12 @@ pub(crate) async fn write<C: ConnectionTrait + TransactionTrait>(
             let taken = taken.rows_affected == 1;
             changed(Done::Charge(taken), billable, taken)
         }
+        // Usage changes no access: nothing to announce.
+        Local::RecordUsage(row) => (Done::Usage(usage::record(conn, row).await?), vec![]),
+        Local::ClosePeriod(row, price) => (
+            Done::Period(Box::new(usage::close(conn, row, *price).await?)),
+            vec![],
+        ),
     })
 }
 

@@ -18,6 +18,7 @@
 
 mod local;
 mod subscriptions;
+pub(crate) mod usage;
 
 pub(crate) use local::{Done, Local, complete_checkouts, write as write_local};
 pub(crate) use subscriptions::{
