@@ -10,7 +10,7 @@ use super::Octany;
 
 impl Octany {
     /// Syncs a billable's subscriptions from Octany unless that was done in
-    /// the last [`Settings::status_sync_interval`]; true when this call ran
+    /// the last [`Settings::status_sync_interval`](crate::Settings::status_sync_interval); true when this call ran
     /// it. Polls for the same billable coalesce: one that comes while the
     /// sync runs waits for it (one request to Octany, and every poll
     /// answers from what it brought); if the caller running it goes away,
