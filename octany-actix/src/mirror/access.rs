@@ -39,6 +39,10 @@ pub struct Grant {
     /// Paid below its plan's catalogue price, the plan not sold at any
     /// price: it grants nothing.
     pub underpaid: bool,
+    /// A comp (a local grant, `id` its id), not an Octany subscription.
+    pub comp: bool,
+    /// The features a comp grants beside its plan (if it has one).
+    pub comp_features: Vec<String>,
 }
 
 impl Entitlement for Grant {
@@ -64,12 +68,19 @@ impl Entitlement for Grant {
 }
 
 /// The guard's query: of the billable's subscriptions, the columns the
-/// decision needs (`idx_octany_subscriptions_billable_ref`).
-const GUARD_QUERY: &str = "SELECT id, product_id, status, renews_at, ends_at, created_at, price, list_price \
-     FROM octany_subscriptions WHERE billable_ref = ?";
+/// decision needs (`idx_octany_subscriptions_billable_ref`), and its comps
+/// not revoked, in the same shape (`idx_octany_comps_billable_ref`).
+const GUARD_QUERY: &str = "SELECT id, product_id, status, renews_at, ends_at, created_at, price, list_price, \
+     NULL AS comp_features, 's' AS source \
+     FROM octany_subscriptions WHERE billable_ref = ? \
+     UNION ALL SELECT id, product_id, 'active', NULL, ends_at, created_at, 0, NULL, features, 'c' \
+     FROM octany_comps WHERE billable_ref = ? AND revoked_at IS NULL";
 /// [`GUARD_QUERY`] with PostgreSQL's placeholder.
-const GUARD_QUERY_POSTGRES: &str = "SELECT id, product_id, status, renews_at, ends_at, created_at, price, list_price \
-     FROM octany_subscriptions WHERE billable_ref = $1";
+const GUARD_QUERY_POSTGRES: &str = "SELECT id, product_id, status, renews_at, ends_at, created_at, price, list_price, \
+     NULL AS comp_features, 's' AS source \
+     FROM octany_subscriptions WHERE billable_ref = $1 \
+     UNION ALL SELECT id, product_id, 'active', NULL, ends_at, created_at, 0, NULL, features, 'c' \
+     FROM octany_comps WHERE billable_ref = $1 AND revoked_at IS NULL";
 
 /// A row of the guard's query.
 #[derive(Debug, FromQueryResult)]
@@ -82,6 +93,8 @@ struct Row {
     created_at: DateTime<Utc>,
     price: i64,
     list_price: Option<i64>,
+    comp_features: Option<String>,
+    source: String,
 }
 
 /// A billable's billing state, as the local mirror has it.
@@ -106,30 +119,46 @@ impl AccessState {
         any_price: &(dyn Fn(ProductId) -> bool + Sync),
     ) -> Result<Self, DbErr> {
         let backend = db.get_database_backend();
-        let sql = match backend {
-            DbBackend::Postgres => GUARD_QUERY_POSTGRES,
-            _ => GUARD_QUERY,
+        let statement = match backend {
+            DbBackend::Postgres => Statement::from_sql_and_values(
+                backend,
+                GUARD_QUERY_POSTGRES,
+                [Value::from(billable)],
+            ),
+            _ => Statement::from_sql_and_values(
+                backend,
+                GUARD_QUERY,
+                [Value::from(billable), Value::from(billable)],
+            ),
         };
-        let mut subscriptions: Vec<Arc<Grant>> = Row::find_by_statement(
-            Statement::from_sql_and_values(backend, sql, [Value::from(billable)]),
-        )
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|r| {
-            let underpaid = r.list_price.is_some_and(|list| r.price < list)
-                && !r.product_id.is_some_and(any_price);
-            Arc::new(Grant {
-                id: r.id,
-                product_id: r.product_id,
-                status: r.status,
-                renews_at: r.renews_at,
-                ends_at: r.ends_at,
-                created_at: r.created_at,
-                underpaid,
+        let mut subscriptions: Vec<Arc<Grant>> = Row::find_by_statement(statement)
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|r| {
+                let underpaid = r.list_price.is_some_and(|list| r.price < list)
+                    && !r.product_id.is_some_and(any_price);
+                Arc::new(Grant {
+                    id: r.id,
+                    product_id: r.product_id,
+                    status: r.status,
+                    renews_at: r.renews_at,
+                    ends_at: r.ends_at,
+                    created_at: r.created_at,
+                    underpaid,
+                    comp: r.source == "c",
+                    comp_features: r
+                        .comp_features
+                        .map(|f| {
+                            f.split(',')
+                                .filter(|n| !n.is_empty())
+                                .map(str::to_owned)
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                })
             })
-        })
-        .collect();
+            .collect();
         // Newest first, sorted here (a billable has a handful) rather than
         // by the database.
         subscriptions.sort_by(|a, b| {
@@ -169,9 +198,12 @@ impl AccessState {
         clock: &dyn Clock,
         policy: AccessPolicy,
     ) -> Option<&Arc<Grant>> {
-        self.subscriptions
-            .iter()
-            .find(|s| P::admits(s.product_id) && s.has_access(clock, policy))
+        self.subscriptions.iter().find(|s| {
+            // A comp of features only grants those features, no plan.
+            !(s.comp && s.product_id.is_none())
+                && P::admits(s.product_id)
+                && s.has_access(clock, policy)
+        })
     }
 
     /// Every subscription that grants access now.

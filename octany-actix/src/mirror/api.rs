@@ -26,7 +26,9 @@ use crate::domain::model::{
     AccessPolicy, BillableRef, Order, ProductId, Subscription, SubscriptionId,
 };
 use crate::mirror::access::AccessState;
-use crate::mirror::entity::{charge, checkout, order, product, subscription, usage, usage_period};
+use crate::mirror::entity::{
+    charge, checkout, comp, order, product, subscription, usage, usage_period,
+};
 use crate::mirror::sync::apply::usage::Price;
 use crate::mirror::sync::{Batch, Done, Local, Mark, Origin, SyncError, Syncer};
 
@@ -391,6 +393,47 @@ impl<'a> Mirror<'a> {
     /// The total of `billable`'s uses of `meter` not yet in a closed period.
     pub(crate) async fn open_usage(&self, billable: &str, meter: &str) -> Result<i64, DbErr> {
         crate::mirror::sync::apply::usage::open_total(self.syncer.db(), billable, meter).await
+    }
+
+    /// Grants the comp `row`.
+    pub(crate) async fn grant_comp(&self, row: comp::Model) -> Result<(), SyncError> {
+        self.write(Local::GrantComp(Box::new(row)), Origin::Action)
+            .await
+            .map(drop)
+    }
+
+    /// Revokes `billable`'s comp `id`, by `by`; false when it was revoked
+    /// before (or is not theirs).
+    pub(crate) async fn revoke_comp(
+        &self,
+        billable: &BillableRef,
+        id: &str,
+        by: &str,
+    ) -> Result<bool, SyncError> {
+        let revoke = Local::RevokeComp {
+            billable: billable.clone(),
+            id: id.to_owned(),
+            by: by.to_owned(),
+        };
+        match self.write(revoke, Origin::Action).await? {
+            Done::Comp(revoked) => Ok(revoked),
+            other => unreachable!("revoking a comp answered {other:?}"),
+        }
+    }
+
+    /// Every comp of `billable`, revoked and ended ones too, newest first.
+    pub(crate) async fn comps_of(&self, billable: &str) -> Result<Vec<comp::Model>, DbErr> {
+        comp::Entity::find()
+            .filter(comp::Column::BillableRef.eq(billable))
+            .order_by_desc(comp::Column::CreatedAt)
+            .order_by_desc(comp::Column::Id)
+            .all(self.syncer.db())
+            .await
+    }
+
+    /// The comp `id`.
+    pub(crate) async fn comp(&self, id: &str) -> Result<Option<comp::Model>, DbErr> {
+        comp::Entity::find_by_id(id).one(self.syncer.db()).await
     }
 
     /// Writes a subscription Octany answered to an action (as it was at

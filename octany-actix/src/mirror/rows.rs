@@ -8,3 +8,68 @@
 pub use crate::mirror::entity::checkout::{CheckoutStatus, Model as CheckoutIntent};
 pub use crate::mirror::entity::order::Model as OrderRow;
 pub use crate::mirror::entity::subscription::Model as SubscriptionRow;
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::model::ProductId;
+use crate::mirror::entity::comp;
+
+/// A comp: a plan or features granted to a billable without Octany (a
+/// partner, a goodwill month, a trial without a card), with who granted it,
+/// when and why. Every guard and check honours it until `ends_at` or its
+/// revocation, whichever comes first.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Comp {
+    /// Its id.
+    pub id: String,
+    /// Who it is for.
+    pub billable: String,
+    /// The plan it grants, if any.
+    pub plan: Option<ProductId>,
+    /// The features it grants (beside its plan's).
+    pub features: Vec<String>,
+    /// Why it was granted.
+    pub reason: String,
+    /// Who granted it.
+    pub granted_by: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// When it ends by itself (`None`: when revoked).
+    pub ends_at: Option<DateTime<Utc>>,
+    /// When it was revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Who revoked it.
+    pub revoked_by: Option<String>,
+}
+
+impl Comp {
+    /// Whether it grants anything at `now`.
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.ends_at.is_none_or(|end| end > now)
+    }
+}
+
+impl From<comp::Model> for Comp {
+    fn from(row: comp::Model) -> Self {
+        Self {
+            id: row.id,
+            billable: row.billable_ref,
+            plan: row.product_id.map(ProductId),
+            features: row
+                .features
+                .map(|f| {
+                    f.split(',')
+                        .filter(|n| !n.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            reason: row.reason,
+            granted_by: row.granted_by,
+            created_at: row.created_at,
+            ends_at: row.ends_at,
+            revoked_at: row.revoked_at,
+            revoked_by: row.revoked_by,
+        }
+    }
+}

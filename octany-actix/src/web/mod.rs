@@ -7,6 +7,7 @@
 
 pub(crate) mod billable;
 pub mod billing;
+pub(crate) mod comps;
 pub(crate) mod error;
 pub mod guard;
 pub(crate) mod octany;

@@ -6,6 +6,7 @@
 
 pub(crate) mod charge;
 pub mod checkout;
+pub(crate) mod comp;
 pub mod event;
 pub(crate) mod lock;
 pub mod order;

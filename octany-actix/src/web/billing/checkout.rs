@@ -112,7 +112,9 @@ impl<U: Billable> Billing<'_, U> {
         // no checkout: better "try again" than paying twice.
         let reference = self.reference();
         let fresh = self.octany.access_fresh(&reference).await?;
+        // A comp is no Octany subscription: a comped billable may buy.
         let mut held = self.of_group(&fresh, group);
+        held.retain(|s| !s.comp);
         if held.iter().all(|s| s.has_ended(clock.as_ref())) {
             self.octany
                 .syncer()
@@ -120,6 +122,7 @@ impl<U: Billable> Billing<'_, U> {
                 .await?;
             let synced = self.octany.access_fresh(&reference).await?;
             held = self.of_group(&synced, group);
+            held.retain(|s| !s.comp);
         }
         if held
             .iter()

@@ -72,10 +72,12 @@ impl Octany {
         clock: &dyn Clock,
         feature: &str,
     ) -> bool {
-        state
-            .granted(clock, self.settings().policy)
-            .filter_map(|g| g.product_id.and_then(|p| self.sold_as(p)))
-            .any(|plan| plan.features.contains(&feature))
+        state.granted(clock, self.settings().policy).any(|g| {
+            g.comp_features.iter().any(|f| f == feature)
+                || g.product_id
+                    .and_then(|p| self.sold_as(p))
+                    .is_some_and(|plan| plan.features.contains(&feature))
+        })
     }
 
     /// What `state` allows of the limit `limit` (`free` without a plan):

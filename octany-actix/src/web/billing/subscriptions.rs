@@ -31,9 +31,11 @@ impl<U: Billable> Billing<'_, U> {
     }
 
     /// The group's current subscription as the guard sees it: the one
-    /// granting access, else the newest.
+    /// granting access, else the newest (an Octany subscription: a comp is
+    /// not one, though it grants access).
     async fn current(&self) -> Result<Option<Arc<Grant>>, BillingError> {
-        let mine = self.in_this_group().await?;
+        let mut mine = self.in_this_group().await?;
+        mine.retain(|s| !s.comp);
         let clock = self.octany.clock();
         let policy = self.octany.settings().policy;
         Ok(mine
@@ -63,7 +65,8 @@ impl<U: Billable> Billing<'_, U> {
     }
 
     /// Whether it has access through a subscription of this group (paying,
-    /// on trial, on a grace period, or as the access policy allows).
+    /// on trial, on a grace period, or as the access policy allows), or a
+    /// comp of one of its plans.
     pub async fn subscribed(&self) -> Result<bool, BillingError> {
         let clock = self.octany.clock();
         let policy = self.octany.settings().policy;

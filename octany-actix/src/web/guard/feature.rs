@@ -59,19 +59,19 @@ pub(crate) async fn check_feature(
     billable: &BillableRef,
     feature: &'static str,
 ) -> Result<(), Denial> {
-    // Not subscribed at all: the subscription guard's answer (pricing, or
-    // "payment processing").
-    super::check::<AnyPlan>(octany, billable).await?;
     let now = Frozen(octany.clock().now());
     let state = octany.access_at(billable, now.0).await.map_err(|error| {
         tracing::error!(%error, "the guard could not read billing state; denying");
         Denial::Unavailable
     })?;
+    // A plan granting access carries it, or a comp grants it.
     if octany.carries_feature(&state, &now, feature) {
-        Ok(())
-    } else {
-        Err(Denial::FeatureNotIncluded { feature })
+        return Ok(());
     }
+    // Not subscribed at all: the subscription guard's answer (pricing, or
+    // "payment processing"); subscribed: the plan lacks it.
+    super::check::<AnyPlan>(octany, billable).await?;
+    Err(Denial::FeatureNotIncluded { feature })
 }
 
 impl<U, F> FromRequest for RequireFeature<U, F>

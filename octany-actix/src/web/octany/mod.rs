@@ -491,6 +491,19 @@ impl Octany {
         names
     }
 
+    /// Every feature a plan of the catalog carries.
+    pub(crate) fn feature_names(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = self
+            .inner
+            .catalog
+            .iter()
+            .flat_map(|p| p.features.iter().copied())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
     /// What the catalog sells at `slug`.
     pub(crate) fn sold_at(&self, slug: &str) -> Option<&CatalogPlan> {
         self.inner.catalog.iter().find(|p| p.slug == slug)

@@ -263,6 +263,16 @@ async fn status<U: Billable + FromRequest + 'static>(
             "on_grace_period": current.is_some_and(|s| s.on_grace_period(clock)),
             "renews_at": current.and_then(|s| s.renews_at).map(|t| format_timestamp(&t)),
             "ends_at": current.and_then(|s| s.ends_at).map(|t| format_timestamp(&t)),
+            "comps": state
+                .granted(clock, policy)
+                .filter(|s| s.comp)
+                .map(|s| json!({
+                    "id": s.id,
+                    "plan": s.product_id.and_then(|id| octany.sold_as(id)).map(|p| p.slug.clone()),
+                    "features": s.comp_features,
+                    "ends_at": s.ends_at.map(|t| format_timestamp(&t)),
+                }))
+                .collect::<Vec<_>>(),
         })))
 }
 

@@ -1,6 +1,7 @@
 //! The app's own rows, written in the unit of work beside Octany's state:
 //! checkout intents (`octany_checkouts`), charges (`octany_charges`) and
-//! metered usage (`octany_usage`, `octany_usage_periods`: `usage`).
+//! metered usage (`octany_usage`, `octany_usage_periods`: `usage`) and
+//! comps (`octany_comps`).
 //!
 //! Each write answers what it did ([`Done`]) and which billables it
 //! changed, and the unit announces those as it announces a subscription's
@@ -18,7 +19,7 @@ use sea_orm::{
 use super::insert_if_absent;
 use super::usage::{self, Price};
 use crate::domain::model::{BillableRef, ProductId};
-use crate::mirror::entity::{charge, checkout, usage as usage_row, usage_period};
+use crate::mirror::entity::{charge, checkout, comp, usage as usage_row, usage_period};
 
 /// A write of the app's own rows (see the module's documentation).
 #[derive(Debug, Clone)]
@@ -67,6 +68,15 @@ pub(crate) enum Local {
     /// Closes a period of a billable's meter (written once; see
     /// `usage::close`).
     ClosePeriod(Box<usage_period::Model>, Price),
+    /// Grants a comp.
+    GrantComp(Box<comp::Model>),
+    /// Revokes `billable`'s comp `id` (`by` whom, at the unit's now); not
+    /// written when it was revoked before.
+    RevokeComp {
+        billable: BillableRef,
+        id: String,
+        by: String,
+    },
 }
 
 /// What a [`Local`] write did.
@@ -85,6 +95,8 @@ pub(crate) enum Done {
     Usage(bool),
     /// The period as its first closer wrote it.
     Period(Box<usage_period::Model>),
+    /// Whether the comp was granted or revoked (false: revoked before).
+    Comp(bool),
 }
 
 /// Applies `write` at `now`: what it did, and the billables it changed.
@@ -170,6 +182,25 @@ pub(crate) async fn write<C: ConnectionTrait + TransactionTrait>(
             Done::Period(Box::new(usage::close(conn, row, *price).await?)),
             vec![],
         ),
+        Local::GrantComp(row) => {
+            comp::Entity::insert(row.as_ref().clone().into_active_model().reset_all())
+                .exec_without_returning(conn)
+                .await?;
+            let billable = BillableRef::parse(&row.billable_ref);
+            (Done::Comp(true), billable.into_iter().collect())
+        }
+        Local::RevokeComp { billable, id, by } => {
+            let revoked = comp::Entity::update_many()
+                .col_expr(comp::Column::RevokedAt, Expr::value(Some(now)))
+                .col_expr(comp::Column::RevokedBy, Expr::value(Some(by.clone())))
+                .filter(comp::Column::Id.eq(id.as_str()))
+                .filter(comp::Column::BillableRef.eq(billable.as_str()))
+                .filter(comp::Column::RevokedAt.is_null())
+                .exec(conn)
+                .await?;
+            let revoked = revoked.rows_affected == 1;
+            changed(Done::Comp(revoked), billable, revoked)
+        }
     })
 }
 
