@@ -28,6 +28,9 @@
 //! - `replay (--failed | --since T [--until T] | DELIVERY)`: re-apply stored
 //!   deliveries;
 //! - `prune --older-than-days N`: delete applied deliveries older than N days;
+//! - `grant-comp BILLABLE (--plan SLUG | --feature NAME…) [--days N] --reason
+//!   TEXT --by WHO`, `revoke-comp ID --by WHO`, `comps BILLABLE`: grant a
+//!   plan or features without Octany, revoke it, list the audit;
 //! - `doctor`: check the account end to end: the key, Octany's clock against
 //!   ours, the webhook secret, the webhook URL answering with this app's
 //!   secret (a signed `test.hook` sent to it), deliveries received from
@@ -86,6 +89,39 @@ pub enum Command {
         /// Also wait this many seconds for a `test.hook` sent from Octany's admin.
         #[arg(long)]
         wait_for_test_hook: Option<u64>,
+    },
+    /// Grant a billable a plan or features without Octany (a comp).
+    GrantComp {
+        /// The billable, as `type:id` (e.g. `team:7`).
+        billable: String,
+        /// The plan, by its slug.
+        #[arg(long)]
+        plan: Option<String>,
+        /// A feature (repeat for more).
+        #[arg(long)]
+        feature: Vec<String>,
+        /// Days until it ends by itself (default: until revoked).
+        #[arg(long)]
+        days: Option<u32>,
+        /// Why (kept for the audit).
+        #[arg(long)]
+        reason: String,
+        /// Who grants it (kept for the audit).
+        #[arg(long)]
+        by: String,
+    },
+    /// Revoke a comp.
+    RevokeComp {
+        /// The comp's id.
+        id: String,
+        /// Who revokes it (kept for the audit).
+        #[arg(long)]
+        by: String,
+    },
+    /// List a billable's comps, ended and revoked ones too.
+    Comps {
+        /// The billable, as `type:id`.
+        billable: String,
     },
 }
 
@@ -165,8 +201,86 @@ impl Command {
                 Ok(true)
             }
             Command::Doctor { wait_for_test_hook } => doctor(octany, wait_for_test_hook, out).await,
+            Command::GrantComp {
+                billable,
+                plan,
+                feature,
+                days,
+                reason,
+                by,
+            } => {
+                let billable = billable_arg(&billable)?;
+                let plan = match plan {
+                    Some(slug) => Some(
+                        octany
+                            .sold_at(&slug)
+                            .filter(|p| p.group.is_some())
+                            .map(|p| p.product)
+                            .ok_or_else(|| format!("no plan `{slug}` is sold"))?,
+                    ),
+                    None => None,
+                };
+                let comp = crate::billing::NewComp {
+                    plan,
+                    features: feature,
+                    ends_at: days.map(|d| octany.clock().now() + chrono::Duration::days(d.into())),
+                    reason,
+                    granted_by: by,
+                };
+                let comp = octany.grant_comp(&billable, comp).await?;
+                writeln!(out, "granted comp {} to {billable}", comp.id)?;
+                Ok(true)
+            }
+            Command::RevokeComp { id, by } => {
+                let revoked = octany.revoke_comp(&id, &by).await?;
+                writeln!(
+                    out,
+                    "{}",
+                    if revoked {
+                        format!("revoked comp {id}")
+                    } else {
+                        format!("comp {id} was revoked before")
+                    }
+                )?;
+                Ok(true)
+            }
+            Command::Comps { billable } => {
+                let now = octany.clock().now();
+                for comp in octany.comps(&billable_arg(&billable)?).await? {
+                    writeln!(
+                        out,
+                        "{} {} plan={} features={} ends={} by={} reason={:?}{}",
+                        comp.id,
+                        if comp.is_active(now) {
+                            "active"
+                        } else {
+                            "over"
+                        },
+                        comp.plan.map_or("-".into(), |p| p.to_string()),
+                        if comp.features.is_empty() {
+                            "-".into()
+                        } else {
+                            comp.features.join(",")
+                        },
+                        comp.ends_at.map_or("-".into(), |t| t.to_rfc3339()),
+                        comp.granted_by,
+                        comp.reason,
+                        comp.revoked_by
+                            .map_or(String::new(), |by| format!(" revoked by {by}")),
+                    )?;
+                }
+                Ok(true)
+            }
         }
     }
+}
+
+/// A billable given on the command line (`team:7`).
+fn billable_arg(
+    text: &str,
+) -> Result<crate::model::BillableRef, Box<dyn std::error::Error + Send + Sync>> {
+    crate::model::BillableRef::parse(text)
+        .ok_or_else(|| format!("`{text}` is not a billable: write type:id, e.g. team:7").into())
 }
 
 async fn sync(

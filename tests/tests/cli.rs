@@ -221,3 +221,72 @@ db_test!(
         db
     }
 );
+
+db_test!(
+    async fn a_comp_is_granted_listed_and_revoked_from_the_command_line(db: TestDb) {
+        let fake = FakeOctany::builder()
+            .sample_catalog()
+            .start()
+            .await
+            .unwrap();
+        let octany = Octany::builder(fake.config().with_webhook_secret(SECRET), db.conn.clone())
+            .public_base_url("http://localhost:8080")
+            .plans::<octany_actix_tests::app::Plans>()
+            .clock(fake.app_clock())
+            .build()
+            .unwrap();
+        let team = octany_actix_tests::app::TestUser::new(3);
+        let billing = octany.billing(&team);
+        assert!(!billing.subscribed().await.unwrap());
+        let args = [
+            "grant-comp",
+            "user:3",
+            "--plan",
+            "pro-monthly",
+            "--days",
+            "30",
+            "--reason",
+            "partner",
+            "--by",
+            "anna",
+        ];
+        let (ok, said) = run(&octany, &args).await;
+        assert!(ok, "{said}");
+        let id = said
+            .strip_prefix("granted comp ")
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap()
+            .to_owned();
+        assert!(billing.subscribed().await.unwrap());
+        let (_, listed) = run(&octany, &["comps", "user:3"]).await;
+        assert!(
+            listed.contains(&id) && listed.contains("active") && listed.contains("by=anna"),
+            "{listed}"
+        );
+        let (ok, said) = run(&octany, &["revoke-comp", &id, "--by", "bo"]).await;
+        assert!(ok && said.contains("revoked comp"), "{said}");
+        assert!(!billing.subscribed().await.unwrap());
+        let (_, listed) = run(&octany, &["comps", "user:3"]).await;
+        assert!(
+            listed.contains("over") && listed.contains("revoked by bo"),
+            "{listed}"
+        );
+        // A plan the app does not sell is refused.
+        let mut out = Vec::new();
+        let refused = parse(&[
+            "grant-comp",
+            "user:3",
+            "--plan",
+            "gold",
+            "--reason",
+            "x",
+            "--by",
+            "anna",
+        ])
+        .run_to(&octany, &mut out)
+        .await;
+        assert!(refused.unwrap_err().to_string().contains("no plan `gold`"));
+        fake.stop().await;
+        db
+    }
+);
