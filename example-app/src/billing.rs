@@ -3,22 +3,43 @@
 
 use octany_actix::model::{AccessPolicy, ProductId};
 use octany_actix::sync::{BillingEvent, Listeners};
-use octany_actix::{Octany, OctanyConfig, Plan};
+use octany_actix::{Feature, Limit, Meter, Octany, OctanyConfig, Plan};
 use octany_fake::FakeOctany;
 use rand::{TryRngCore, rngs::OsRng};
 use sea_orm::DatabaseConnection;
 
-/// The plans of the pricing page.
+/// Reports: a page only Pro opens (`/reports`).
+#[derive(Debug, Feature)]
+pub struct Reports;
+
+/// A team's seats: its members and open invitations. One without a plan,
+/// five on Basic, any number on Pro.
+#[derive(Debug, Limit)]
+#[octany(free = 1)]
+pub struct Seats;
+
+/// API calls (`GET /api/ping`), billed in arrears: 2 öre each, VAT
+/// excluded, as an order of the fake's "API usage" product at each renewal.
+#[derive(Debug)]
+pub struct ApiCalls;
+
+impl Meter for ApiCalls {
+    const NAME: &'static str = "api_calls";
+    const PRODUCT: ProductId = ProductId(1401);
+    const UNIT_PRICE: i64 = 2;
+}
+
+/// The plans of the pricing page, and what each carries.
 #[derive(Plan, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Plans {
     /// Pro, monthly, with a 14-day trial.
-    #[plan(product = 1225)]
+    #[plan(product = 1225, features(Reports), limits(Seats = unlimited))]
     ProMonthly,
     /// Pro, yearly.
-    #[plan(product = 1226)]
+    #[plan(product = 1226, features(Reports), limits(Seats = unlimited))]
     ProYearly,
     /// Basic, monthly.
-    #[plan(product = 1227)]
+    #[plan(product = 1227, limits(Seats = 5))]
     Basic,
 }
 
@@ -103,6 +124,8 @@ pub fn octany(
         .after_checkout_path("/dashboard")
         .plans::<Plans>()
         .one_off_products::<AddOns>()
+        // API calls are billed at each renewal, once per period.
+        .meter::<ApiCalls>()
         // Swedish businesses pay by invoice: access while it is not yet due.
         // A failed renewal keeps access while Octany retries it (1, 3 and 5
         // days), with a banner on the dashboard asking for a new card.

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod csrf;
 pub mod db;
 pub mod errors;
+pub mod features;
 pub mod pages;
 pub mod passwords;
 pub mod sessions;
@@ -251,6 +252,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/pricing", web::get().to(pages::pricing))
         .route("/dashboard", web::get().to(pages::dashboard))
         .route("/account", web::get().to(pages::account))
+        .route("/reports", web::get().to(features::reports))
+        .route("/api/ping", web::get().to(features::ping))
         .route("/account/swap", web::post().to(pages::swap))
         .route("/account/add-on", web::post().to(pages::add_on))
         .route("/account/password", web::post().to(auth::change_password))

@@ -247,6 +247,8 @@ pub struct AccountPage {
     charge_key: String,
     orders: Vec<OrderRow>,
     portal: Option<String>,
+    /// API calls this period, and their estimated charge (VAT excluded).
+    usage: (u64, String),
     flash: Option<String>,
     error: Option<String>,
 }
@@ -352,6 +354,10 @@ pub async fn account(
         charge_key: uuid::Uuid::new_v4().to_string(),
         orders,
         portal: current.and_then(|s| s.update_card_url),
+        usage: {
+            let usage = billing.usage::<crate::billing::ApiCalls>().await?;
+            (usage.quantity, money(usage.amount))
+        },
         flash,
         error,
     })

@@ -106,7 +106,8 @@ impl FakeProduct {
 }
 
 /// A small catalog: Pro monthly (14-day trial), Pro yearly, Basic monthly,
-/// a monthly donation, and a one-off add-on.
+/// a monthly donation, a one-off add-on, and API usage (billed in arrears
+/// by the order's `amount`).
 pub fn sample_catalog() -> Vec<FakeProduct> {
     vec![
         FakeProduct::recurring(1225, "Pro monthly", 9900, "month").trial_days(14),
@@ -116,6 +117,7 @@ pub fn sample_catalog() -> Vec<FakeProduct> {
             .kind("recurring_donation")
             .vat_rate(0),
         FakeProduct::one_off(1400, "Extra seats", 5000),
+        FakeProduct::one_off(1401, "API usage", 2),
     ]
 }
 

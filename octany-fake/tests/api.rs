@@ -53,10 +53,10 @@ async fn products_list_get_and_404() {
     );
     let (status, body) = api(&fake, "GET", "products", None).await;
     assert_eq!(status, 200);
-    assert_eq!(body["data"].as_array().unwrap().len(), 5);
+    assert_eq!(body["data"].as_array().unwrap().len(), 6);
     assert_eq!(
         body["pagination"],
-        json!({"total": 5, "count": 5, "per_page": 100, "current_page": 1, "total_pages": 1, "links": {"next": null}})
+        json!({"total": 6, "count": 6, "per_page": 100, "current_page": 1, "total_pages": 1, "links": {"next": null}})
     );
     assert_eq!(
         api(&fake, "GET", "product/9999", None).await,

@@ -164,7 +164,7 @@ async fn the_client_speaks_to_the_fake() {
         .unwrap();
     assert_eq!(second.reference_id.as_deref(), Some("user:8"));
     let products: Vec<_> = client.stream_products().try_collect().await.unwrap();
-    assert_eq!(products.len(), 5);
+    assert_eq!(products.len(), 6);
     let cancelled = client.cancel_subscription(&id).await.unwrap();
     assert_eq!(cancelled.status, SubscriptionStatus::Cancelled);
     assert!(matches!(

@@ -565,7 +565,7 @@ async fn the_binary_prints_one_json_line_an_app_can_use() {
         .unwrap();
     child.kill().ok();
     child.wait().ok();
-    assert_eq!(products.len(), 5, "the sample catalog");
+    assert_eq!(products.len(), 6, "the sample catalog");
     assert_eq!(checkout.status(), 200);
     assert_eq!(control.status(), 200);
 }

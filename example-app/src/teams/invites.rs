@@ -53,6 +53,7 @@ pub async fn invite(
     state: web::Data<AppState>,
     session: Session,
     member: TeamMember,
+    req: HttpRequest,
     form: web::Form<InviteForm>,
 ) -> Result<HttpResponse, AppError> {
     csrf::check(&session, &form.csrf)?;
@@ -66,6 +67,19 @@ pub async fn invite(
                 .json(serde_json::json!({"error": "invalid_email", "message": problem})));
         }
     };
+    // Every seat of the plan taken: refused before anything is written.
+    let seats = state
+        .teams
+        .billing(&member)
+        .allowance::<crate::billing::Seats>(seats_used(&state, member.team.id).await?)
+        .await?;
+    if let Err(over) = seats.check(1) {
+        tracing::info!(team = member.team.id, error = %over, "invitation refused");
+        if crate::errors::wants_html(&req) {
+            return Ok(see_other("/team/account?done=over_seats"));
+        }
+        return Err(over.into());
+    }
     let token = random_hex();
     let now = state.clock.now();
     invite::Entity::insert(invite::ActiveModel {

@@ -21,7 +21,8 @@ use askama_web::WebTemplate;
 use octany_actix::model::Entitlement;
 use octany_actix::{Billable, Octany, RequireSubscription};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    TransactionTrait,
 };
 use serde::Deserialize;
 
@@ -398,6 +399,8 @@ pub struct TeamAccount {
     members: Vec<MemberRow>,
     pending: Vec<(String, String)>,
     invite_link: Option<String>,
+    /// Seats used (members and open invitations) against the plan's.
+    seats: String,
     plan: Option<String>,
     status: String,
     ends: Option<String>,
@@ -457,6 +460,9 @@ pub async fn account(
     let billing = state.teams.billing(&member);
     let current = billing.subscription().await?;
     let clock = state.teams.clock().clone();
+    let seats = billing
+        .allowance::<crate::billing::Seats>(seats_used(&state, member.team.id).await?)
+        .await?;
     Ok(TeamAccount {
         layout: Layout::new(&state, &session, Some(&member.user)),
         team: member.team.name.clone(),
@@ -464,16 +470,36 @@ pub async fn account(
         members,
         pending,
         invite_link,
+        seats: match seats.allowed {
+            Some(allowed) => format!("{} of {allowed}", seats.used),
+            None => format!("{} (no limit on this plan)", seats.used),
+        },
         plan: current.as_ref().and_then(|s| s.product_name.clone()),
         status: current.as_ref().map(|s| s.status.to_string()).unwrap_or_else(|| "none".into()),
         ends: current.as_ref().and_then(|s| s.ends_at).map(|t| t.format("%Y-%m-%d").to_string()),
         can_cancel: member.is_owner() && current.as_ref().is_some_and(|s| s.is_paying(clock.as_ref())),
         flash: query.done.as_deref().map(|done| match done {
             "invited" => "Invitation made: send the link below to the person you invited.",
+            "over_seats" => "Every seat of the team's plan is taken (members and open invitations count): upgrade the team's plan to invite more.",
             "cancelled" => "The team's subscription is cancelled. Members keep access until the end of the paid period.",
             _ => "Done.",
         }.to_owned()),
     })
+}
+
+/// The seats a team uses: its members and its open invitations.
+pub async fn seats_used(state: &AppState, team: i64) -> Result<u64, AppError> {
+    let members = member::Entity::find()
+        .filter(member::Column::TeamId.eq(team))
+        .count(&state.db)
+        .await?;
+    let open = invite::Entity::find()
+        .filter(invite::Column::TeamId.eq(team))
+        .filter(invite::Column::AcceptedAt.is_null())
+        .filter(invite::Column::ExpiresAt.gt(state.clock.now()))
+        .count(&state.db)
+        .await?;
+    Ok(members + open)
 }
 
 /// `POST /team/cancel`: an owner cancels the team's subscription.

@@ -36,5 +36,18 @@ pub mod octany_stub {
         fn product_id(&self) -> model::ProductId;
         fn slug(&self) -> &'static str;
         fn all() -> &'static [Self];
+        fn features(&self) -> &'static [&'static str] {
+            &[]
+        }
+        fn limits(&self) -> &'static [(&'static str, Option<u64>)] {
+            &[]
+        }
+    }
+    pub trait Feature {
+        const NAME: &'static str;
+    }
+    pub trait Limit {
+        const NAME: &'static str;
+        const FREE: u64 = 0;
     }
 }

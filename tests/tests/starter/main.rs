@@ -11,6 +11,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFi
 
 mod billing;
 mod browser;
+mod carries;
 mod csrf;
 mod teams;
 

@@ -1,0 +1,6 @@
+#[derive(octany_actix_macros::Feature)]
+struct Exports {
+    on: bool,
+}
+
+fn main() {}
