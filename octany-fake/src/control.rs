@@ -277,17 +277,30 @@ struct SubscriptionRow {
     card_failing: bool,
 }
 
+/// An order on the control page: what it bills (a usage charge names its
+/// meter, units and period in its line), for how much, and its state.
+struct OrderRow {
+    id: u64,
+    reference: String,
+    subscription: String,
+    what: String,
+    total: String,
+    state: String,
+    created_at: String,
+}
+
 #[derive(Template)]
 #[template(path = "fake/control.html")]
 struct ControlPage {
     now: String,
     subscriptions: Vec<SubscriptionRow>,
+    orders: Vec<OrderRow>,
     deliveries: Vec<DeliveryRecord>,
     endpoints: Vec<String>,
 }
 
 async fn page(shared: web::Data<Shared>) -> HttpResponse {
-    let (now, subscriptions, endpoints) = shared.with_state(|s, now| {
+    let (now, subscriptions, orders, endpoints) = shared.with_state(|s, now| {
         let a = &s.accounts[0];
         let date = |t: Option<DateTime<Utc>>| {
             t.map(|t| t.format("%Y-%m-%d %H:%M").to_string())
@@ -308,6 +321,39 @@ async fn page(shared: web::Data<Shared>) -> HttpResponse {
                 card_failing: sub.card_failing,
             })
             .collect();
+        let orders = a
+            .orders
+            .values()
+            .rev()
+            .take(50)
+            .map(|o| OrderRow {
+                id: o.id,
+                reference: o.reference_id.clone().unwrap_or_default(),
+                subscription: o.subscription_id.map(|s| s.to_string()).unwrap_or_default(),
+                what: o
+                    .items
+                    .iter()
+                    .map(|(product, line, quantity, _, _)| {
+                        let what = if line.is_empty() { &product.name } else { line };
+                        if *quantity == 1 {
+                            what.clone()
+                        } else {
+                            format!("{quantity} × {what}")
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                total: money(
+                    o.items
+                        .iter()
+                        .map(|(_, _, q, price, vat)| q * (price + vat))
+                        .sum(),
+                    &o.currency,
+                ),
+                state: o.state.to_string(),
+                created_at: date(Some(o.created_at)),
+            })
+            .collect();
         let endpoints = a
             .endpoints
             .iter()
@@ -316,6 +362,7 @@ async fn page(shared: web::Data<Shared>) -> HttpResponse {
         (
             now.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
             rows,
+            orders,
             endpoints,
         )
     });
@@ -325,6 +372,7 @@ async fn page(shared: web::Data<Shared>) -> HttpResponse {
     match (ControlPage {
         now,
         subscriptions,
+        orders,
         deliveries,
         endpoints,
     })

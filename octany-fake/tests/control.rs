@@ -232,7 +232,16 @@ async fn the_control_api_moves_the_clock_and_shows_the_state() {
         "Enterprise"
     );
 
-    subscribe(&fake, "user:1");
+    let subscription = subscribe(&fake, "user:1");
+    // A usage charge: the amount given, its line kept.
+    let (status, made) = api(
+        &fake,
+        "POST",
+        &format!("subscription/{subscription}/order"),
+        Some(json!({"product_id": 1401, "amount": 2468, "description": "api_calls: 1234 used in the period ending 2026-04-01"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{made}");
     let state: Value = http()
         .get(format!("{control}state"))
         .send()
@@ -252,6 +261,13 @@ async fn the_control_api_moves_the_clock_and_shows_the_state() {
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     assert!(html.contains("+1 month") && html.contains("+1 day") && html.contains("user:1"));
+    // Orders are listed with what they bill: the usage charge's line and
+    // amount (with 25 % VAT).
+    assert!(
+        html.contains("api_calls: 1234 used in the period ending 2026-04-01"),
+        "{html}"
+    );
+    assert!(html.contains("30,85"), "2468 öre + VAT: {html}");
     let from_form = http()
         .post(format!("{control}clock/advance?days=1"))
         .header("Accept", "text/html")
