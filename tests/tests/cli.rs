@@ -181,7 +181,7 @@ db_test!(
         assert!(!ok, "no delivery from Octany yet: {said}");
 
         for expected in [
-            "ok   API key: valid; 5 product(s)",
+            "ok   API key: valid; 6 product(s)",
             "ok   clock:",
             "ok   webhook secret: 1 configured",
             "ok   webhook URL:",

@@ -47,7 +47,7 @@ db_test!(
             theirs.body,
             json!({"access": false, "pending": false, "status": null, "plan": null, "product_id": null,
         "on_trial": false, "on_grace_period": false, "renews_at": null, "ends_at": null,
-        "invoice_due_at": null, "checkout": null, "reason": "no_subscription"})
+        "invoice_due_at": null, "checkout": null, "reason": "no_subscription", "comps": []})
         );
         assert_eq!(
             call(&app, "GET", "/billing/status", None, false)

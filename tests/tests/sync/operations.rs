@@ -97,7 +97,7 @@ db_test!(
         );
         assert_eq!(
             product::Entity::find().count(&h.db.conn).await.unwrap(),
-            5,
+            6,
             "the product cache too"
         );
         let all = h
