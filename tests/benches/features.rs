@@ -41,7 +41,7 @@ async fn setup(backend: Backend) -> Result<(TestDb, FakeOctany, Octany), Error> 
 }
 
 async fn checks(backend: Backend) -> Result<String, Error> {
-    let (_db, fake, octany) = setup(backend).await?;
+    let (db, fake, octany) = setup(backend).await?;
     let user = TestUser::new(1);
     fake.checkout(
         1225,
@@ -70,6 +70,7 @@ async fn checks(backend: Backend) -> Result<String, Error> {
         rounds.push((plain, feature));
     }
     fake.stop().await;
+    db.drop_database().await;
     let (plain, feature) = rounds
         .into_iter()
         .min_by(|a, b| a.0.total_cmp(&b.0))
@@ -81,7 +82,7 @@ async fn checks(backend: Backend) -> Result<String, Error> {
 }
 
 async fn records(backend: Backend) -> Result<String, Error> {
-    let (_db, fake, octany) = setup(backend).await?;
+    let (db, fake, octany) = setup(backend).await?;
     let (tasks, each) = (8usize, 2_500usize);
     let started = Instant::now();
     let runs = (0..tasks).map(|task| {
@@ -107,6 +108,7 @@ async fn records(backend: Backend) -> Result<String, Error> {
         .await?;
     assert_eq!(usage.quantity, (tasks * each) as u64);
     fake.stop().await;
+    db.drop_database().await;
     Ok(format!(
         "| {backend:?} | {tasks} × {each} | {secs:.2} s | {:.0} |",
         (tasks * each) as f64 / secs

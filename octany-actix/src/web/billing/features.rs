@@ -105,7 +105,8 @@ impl Octany {
 
 impl<U: Billable> Billing<'_, U> {
     /// Whether the billable may use `F`: a plan granting access turns it
-    /// on. Answered from the guard's cache; cheap enough for every request.
+    /// on, or a comp grants it. Answered from the guard's cache; cheap
+    /// enough for every request.
     pub async fn allows<F: Feature>(&self) -> Result<bool, BillingError> {
         let state = self.state().await?;
         let now = crate::domain::clock::Frozen(self.octany.clock().now());
@@ -135,7 +136,8 @@ impl<U: Billable> Billing<'_, U> {
     /// Refuses a swap of this handle's group to `product` when the
     /// billable uses more of a limit than it would then allow (the new
     /// plan's allowance, or a plan of another group still held), asking
-    /// the host's [`UsageCounts`](crate::UsageCounts); without them, or
+    /// the host's [`UsageCounts`](crate::UsageCounts) (a comp's plan still
+    /// counts: it is not swapped); without them, or
     /// for a product outside the catalog, nothing is checked.
     pub(crate) async fn fits(&self, product: ProductId) -> Result<(), BillingError> {
         let (Some(counts), Some(target)) =
@@ -156,7 +158,9 @@ impl<U: Billable> Billing<'_, U> {
             };
             let allowed = state
                 .granted(&now, policy)
-                .filter(|g| self.octany.group_of(g.product_id) != self.group)
+                // The swap replaces this group's subscription; other
+                // groups' plans and every comp still grant.
+                .filter(|g| g.comp || self.octany.group_of(g.product_id) != self.group)
                 .filter_map(|g| g.product_id.and_then(|p| self.octany.sold_as(p)))
                 .map(|plan| allowance(plan.limits))
                 .fold(allowance(target.limits), larger);
