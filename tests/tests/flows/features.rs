@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix_web::ResponseError;
-use octany_actix::BillingError;
 use octany_actix::model::ProductId;
+use octany_actix::{Billable, BillingError};
 use octany_actix_tests::app::{Api, Exports, Plans, Projects, Seats, TestUser};
 use octany_actix_tests::http::{buyer, call, hidden, post_form};
 use octany_actix_tests::sea_orm::{ConnectionTrait, Statement};
@@ -247,6 +247,17 @@ db_test!(
         seats.store(40, Ordering::SeqCst);
         octany.billing(&user).swap(Plans::ProMonthly).await.unwrap();
         assert_eq!(product_at_octany(), Some(ProductId(1225)));
+
+        // A comp of Pro is not swapped: with it, 40 members fit Basic.
+        octany
+            .grant_comp(
+                &user.billable_ref(),
+                octany_actix::billing::NewComp::new("partner", "anna").plan(Plans::ProYearly),
+            )
+            .await
+            .unwrap();
+        octany.billing(&user).swap(Plans::Basic).await.unwrap();
+        assert_eq!(product_at_octany(), Some(ProductId(1227)));
         fake.stop().await;
         db
     }
