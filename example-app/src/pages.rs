@@ -201,6 +201,16 @@ pub async fn dashboard(
     paid: RequireSubscription<user::Model>,
 ) -> Result<DashboardPage, AppError> {
     let policy = state.octany.settings().policy;
+    if paid.grant().comp {
+        // Granted by support (a comp): no Octany subscription to show.
+        return Ok(DashboardPage {
+            layout: Layout::new(&state, &session, Some(&paid.user)),
+            plan: "a plan granted by support".into(),
+            status: paid.status().to_string(),
+            invoice_due: None,
+            payment_failed: None,
+        });
+    }
     // The guard decided on a narrow read; the page wants the plan's name.
     let subscription = paid.subscription().await?;
     Ok(DashboardPage {

@@ -350,11 +350,20 @@ pub async fn dashboard(
     session: Session,
     paid: RequireSubscription<TeamMember>,
 ) -> Result<TeamDashboard, AppError> {
-    let subscription = paid.subscription().await?;
+    // A comp (granted by support) has no Octany subscription to show.
+    let plan = if paid.grant().comp {
+        "a plan granted by support".to_owned()
+    } else {
+        paid.subscription()
+            .await?
+            .product_name
+            .clone()
+            .unwrap_or_default()
+    };
     Ok(TeamDashboard {
         layout: Layout::new(&state, &session, Some(&paid.user.user)),
         team: paid.user.team.name.clone(),
-        plan: subscription.product_name.clone().unwrap_or_default(),
+        plan,
         status: paid.status().to_string(),
     })
 }

@@ -192,18 +192,25 @@ impl AccessState {
             .copied()
     }
 
-    /// The subscription that grants access to a plan of `P`, if any.
+    /// The subscription that grants access to a plan of `P`, if any: an
+    /// Octany subscription before a comp (whose row a handler cannot read).
     pub(crate) fn granting<P: PlanSet>(
         &self,
         clock: &dyn Clock,
         policy: AccessPolicy,
     ) -> Option<&Arc<Grant>> {
-        self.subscriptions.iter().find(|s| {
+        let grants = |s: &&Arc<Grant>| P::admits(s.product_id) && s.has_access(clock, policy);
+        self.subscriptions
+            .iter()
+            .filter(|s| !s.comp)
+            .find(grants)
             // A comp of features only grants those features, no plan.
-            !(s.comp && s.product_id.is_none())
-                && P::admits(s.product_id)
-                && s.has_access(clock, policy)
-        })
+            .or_else(|| {
+                self.subscriptions
+                    .iter()
+                    .filter(|s| s.comp && s.product_id.is_some())
+                    .find(grants)
+            })
     }
 
     /// Every subscription that grants access now.

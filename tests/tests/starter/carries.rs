@@ -98,6 +98,37 @@ db_test!(
         let reports = ada.get("/reports").await;
         assert_eq!(reports.status, 200, "{}", reports.location());
         assert!(reports.body.contains(r#"id="reports""#));
+        // Her own subscription still shows: the guard grants on it before
+        // the comp.
+        let dashboard = ada.get("/dashboard").await.body;
+        assert!(dashboard.contains("Basic monthly"), "{dashboard}");
+
+        // Someone with a comp and no subscription: the paid pages open.
+        let guest = Browser::new(&app.url);
+        assert_eq!(guest.signup("guest@example.com").await.status, 303);
+        let guest_user = example_app::user::Entity::find()
+            .filter(example_app::user::Column::Email.eq("guest@example.com"))
+            .one(&db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(guest.get("/dashboard").await.location(), "/pricing");
+        app.octany
+            .grant_comp(
+                &octany_actix::Billable::billable_ref(&guest_user),
+                octany_actix::billing::NewComp::new("speaker", "support@example.com")
+                    .plan(Plans::ProMonthly),
+            )
+            .await
+            .unwrap();
+        let dashboard = guest.get("/dashboard").await;
+        assert_eq!(dashboard.status, 200, "{}", dashboard.body);
+        assert!(
+            dashboard.body.contains("a plan granted by support"),
+            "{}",
+            dashboard.body
+        );
+        assert_eq!(guest.get("/reports").await.status, 200);
 
         // The renewal bills the period's three calls once: 6 öre.
         kit.renew(&ada_user).await.unwrap();

@@ -94,7 +94,9 @@ impl<U, P> RequireSubscription<U, P> {
     }
 
     /// The granting subscription's whole row, read from the database the
-    /// first time it is asked for.
+    /// first time it is asked for. Access granted by a comp alone
+    /// ([`Grant::comp`]) has no Octany subscription:
+    /// [`BillingError::NoSubscription`].
     pub async fn subscription(&self) -> Result<Arc<SubscriptionRow>, BillingError> {
         self.full
             .get_or_try_init(|| async {
