@@ -6,7 +6,6 @@ use std::pin::Pin;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
-use actix_web::error::InternalError;
 use actix_web::middleware::Next;
 use actix_web::{Error, FromRequest, HttpRequest};
 
@@ -86,18 +85,14 @@ where
         let user = U::from_request(req, payload);
         let req = req.clone();
         Box::pin(async move {
-            let user = user.await.map_err(Into::into)?;
-            let octany = Octany::from_request(&req)?;
-            match check_feature(&octany, &user.billable_ref(), F::NAME).await {
-                Ok(()) => Ok(Self {
-                    user,
-                    feature: PhantomData,
-                }),
-                Err(denial) => {
-                    let response = octany.reject(&req, &denial);
-                    Err(InternalError::from_response(denial, response).into())
-                }
-            }
+            let decide = |octany: Octany, billable: BillableRef| async move {
+                check_feature(&octany, &billable, F::NAME).await
+            };
+            let (user, _, ()) = super::admit::<U, _, _>(&req, user, decide).await?;
+            Ok(Self {
+                user,
+                feature: PhantomData,
+            })
         })
     }
 }
@@ -123,14 +118,5 @@ where
     F: Feature,
     B: MessageBody + 'static,
 {
-    let (http, mut payload) = req.into_parts();
-    match RequireFeature::<U, F>::from_request(&http, &mut payload).await {
-        Ok(_) => {
-            let req = ServiceRequest::from_parts(http, payload);
-            Ok(next.call(req).await?.map_into_left_body())
-        }
-        Err(refused) => {
-            Ok(ServiceResponse::new(http, refused.error_response()).map_into_right_body())
-        }
-    }
+    super::middleware::through(req, next, |_: RequireFeature<U, F>, _| {}).await
 }

@@ -3,11 +3,36 @@
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{Error, FromRequest};
+use actix_web::{Error, FromRequest, HttpRequest};
 
 use super::RequireSubscription;
 use crate::domain::plan::{AnyPlan, Plan, PlanSet};
 use crate::web::billable::Billable;
+
+/// Runs the guard extractor `E` before a scope's handlers: a refusal is
+/// answered at once; what it admitted goes to `keep` (to put in the
+/// request's extensions), then the handlers run.
+pub(super) async fn through<E, B>(
+    req: ServiceRequest,
+    next: Next<B>,
+    keep: impl FnOnce(E, &HttpRequest),
+) -> Result<ServiceResponse<EitherBody<B>>, Error>
+where
+    E: FromRequest<Error = Error>,
+    B: MessageBody + 'static,
+{
+    let (http, mut payload) = req.into_parts();
+    match E::from_request(&http, &mut payload).await {
+        Ok(admitted) => {
+            keep(admitted, &http);
+            let req = ServiceRequest::from_parts(http, payload);
+            Ok(next.call(req).await?.map_into_left_body())
+        }
+        Err(refused) => {
+            Ok(ServiceResponse::new(http, refused.error_response()).map_into_right_body())
+        }
+    }
+}
 
 async fn guard<U, P, B>(
     req: ServiceRequest,
@@ -18,18 +43,11 @@ where
     P: PlanSet,
     B: MessageBody + 'static,
 {
-    let (http, mut payload) = req.into_parts();
-    match RequireSubscription::<U, P>::from_request(&http, &mut payload).await {
-        Ok(granted) => {
-            // Handlers behind the scope can read it with ReqData<Arc<Grant>>.
-            actix_web::HttpMessage::extensions_mut(&http).insert(granted.grant);
-            let req = ServiceRequest::from_parts(http, payload);
-            Ok(next.call(req).await?.map_into_left_body())
-        }
-        Err(refused) => {
-            Ok(ServiceResponse::new(http, refused.error_response()).map_into_right_body())
-        }
-    }
+    through(req, next, |granted: RequireSubscription<U, P>, http| {
+        // Handlers behind the scope can read it with ReqData<Arc<Grant>>.
+        actix_web::HttpMessage::extensions_mut(http).insert(granted.grant);
+    })
+    .await
 }
 
 /// Guards a scope: only users with access get through; the rest get the

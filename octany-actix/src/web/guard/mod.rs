@@ -157,6 +157,29 @@ pub(crate) async fn check<P: PlanSet>(
     })
 }
 
+/// The host's user (`user`, its extractor's future) and the registered
+/// `Octany` of `req`, and `decide`'s answer for the user's billable; a
+/// refusal is the `Octany`'s rejection, shared by every guard extractor.
+pub(crate) async fn admit<U, T, Fut>(
+    req: &HttpRequest,
+    user: U::Future,
+    decide: impl FnOnce(Octany, BillableRef) -> Fut,
+) -> Result<(U, Octany, T), actix_web::Error>
+where
+    U: Billable + FromRequest,
+    Fut: Future<Output = Result<T, Denial>>,
+{
+    let user = user.await.map_err(Into::into)?;
+    let octany = Octany::from_request(req)?;
+    match decide(octany.clone(), user.billable_ref()).await {
+        Ok(admitted) => Ok((user, octany, admitted)),
+        Err(denial) => {
+            let response = octany.reject(req, &denial);
+            Err(InternalError::from_response(denial, response).into())
+        }
+    }
+}
+
 impl<U, P> FromRequest for RequireSubscription<U, P>
 where
     U: Billable + FromRequest + 'static,
@@ -169,21 +192,17 @@ where
         let user = U::from_request(req, payload);
         let req = req.clone();
         Box::pin(async move {
-            let user = user.await.map_err(Into::into)?;
-            let octany = Octany::from_request(&req)?;
-            match check::<P>(&octany, &user.billable_ref()).await {
-                Ok(grant) => Ok(Self {
-                    user,
-                    grant,
-                    octany,
-                    full: tokio::sync::OnceCell::new(),
-                    plan: PhantomData,
-                }),
-                Err(denial) => {
-                    let response = octany.reject(&req, &denial);
-                    Err(InternalError::from_response(denial, response).into())
-                }
-            }
+            let decide = |octany: Octany, billable: BillableRef| async move {
+                check::<P>(&octany, &billable).await
+            };
+            let (user, octany, grant) = admit::<U, _, _>(&req, user, decide).await?;
+            Ok(Self {
+                user,
+                grant,
+                octany,
+                full: tokio::sync::OnceCell::new(),
+                plan: PhantomData,
+            })
         })
     }
 }
