@@ -147,15 +147,7 @@ impl AccessState {
                     created_at: r.created_at,
                     underpaid,
                     comp: r.source == "c",
-                    comp_features: r
-                        .comp_features
-                        .map(|f| {
-                            f.split(',')
-                                .filter(|n| !n.is_empty())
-                                .map(str::to_owned)
-                                .collect()
-                        })
-                        .unwrap_or_default(),
+                    comp_features: crate::mirror::entity::comp::feature_names(r.comp_features),
                 })
             })
             .collect();

@@ -392,7 +392,7 @@ impl<'a> Mirror<'a> {
 
     /// The total of `billable`'s uses of `meter` not yet in a closed period.
     pub(crate) async fn open_usage(&self, billable: &str, meter: &str) -> Result<i64, DbErr> {
-        crate::mirror::sync::apply::usage::open_total(self.syncer.db(), billable, meter).await
+        crate::mirror::sync::apply::usage::total(self.syncer.db(), billable, meter, None).await
     }
 
     /// Grants the comp `row`.

@@ -55,15 +55,7 @@ impl From<comp::Model> for Comp {
             id: row.id,
             billable: row.billable_ref,
             plan: row.product_id.map(ProductId),
-            features: row
-                .features
-                .map(|f| {
-                    f.split(',')
-                        .filter(|n| !n.is_empty())
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default(),
+            features: comp::feature_names(row.features),
             reason: row.reason,
             granted_by: row.granted_by,
             created_at: row.created_at,

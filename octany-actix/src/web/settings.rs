@@ -65,6 +65,17 @@ pub(crate) struct CatalogPlan {
     pub(crate) limits: &'static [(&'static str, Option<u64>)],
 }
 
+impl CatalogPlan {
+    /// Its allowance of the limit `limit`: `Some(n)`, `None` for unlimited,
+    /// `Some(0)` when it does not name the limit.
+    pub(crate) fn allowance(&self, limit: &str) -> Option<u64> {
+        self.limits
+            .iter()
+            .find(|(name, _)| *name == limit)
+            .map_or(Some(0), |(_, allowed)| *allowed)
+    }
+}
+
 /// `path` as a local path: one leading slash, no trailing one; the root
 /// stays `/` (a pricing page at the root is common).
 pub(crate) fn local_path(path: &str) -> String {

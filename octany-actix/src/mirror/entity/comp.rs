@@ -30,6 +30,18 @@ pub(crate) struct Model {
     pub revoked_by: Option<String>,
 }
 
+/// The feature names a `features` column holds (comma-separated).
+pub(crate) fn feature_names(column: Option<String>) -> Vec<String> {
+    column
+        .map(|f| {
+            f.split(',')
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// No relations.
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub(crate) enum Relation {}

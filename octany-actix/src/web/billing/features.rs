@@ -93,12 +93,7 @@ impl Octany {
         state
             .granted(clock, self.settings().policy)
             .filter_map(|g| g.product_id.and_then(|p| self.sold_as(p)))
-            .map(|plan| {
-                plan.limits
-                    .iter()
-                    .find(|(name, _)| *name == limit)
-                    .map_or(Some(0), |(_, allowed)| *allowed)
-            })
+            .map(|plan| plan.allowance(limit))
             .fold(Some(free), larger)
     }
 }
@@ -150,20 +145,14 @@ impl<U: Billable> Billing<'_, U> {
         let now = crate::domain::clock::Frozen(self.octany.clock().now());
         let policy = self.octany.settings().policy;
         for name in self.octany.limit_names() {
-            let allowance = |limits: &[(&str, Allowed)]| {
-                limits
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .map_or(Some(0), |(_, allowed)| *allowed)
-            };
             let allowed = state
                 .granted(&now, policy)
                 // The swap replaces this group's subscription; other
                 // groups' plans and every comp still grant.
                 .filter(|g| g.comp || self.octany.group_of(g.product_id) != self.group)
                 .filter_map(|g| g.product_id.and_then(|p| self.octany.sold_as(p)))
-                .map(|plan| allowance(plan.limits))
-                .fold(allowance(target.limits), larger);
+                .map(|plan| plan.allowance(name))
+                .fold(target.allowance(name), larger);
             let Some(allowed) = allowed else {
                 continue;
             };

@@ -480,25 +480,17 @@ impl Octany {
 
     /// Every limit a plan of the catalog names.
     pub(crate) fn limit_names(&self) -> Vec<&'static str> {
-        let mut names: Vec<&'static str> = self
-            .inner
-            .catalog
-            .iter()
-            .flat_map(|p| p.limits.iter().map(|(name, _)| *name))
-            .collect();
-        names.sort_unstable();
-        names.dedup();
-        names
+        self.catalog_names(|p| p.limits.iter().map(|(name, _)| *name).collect())
     }
 
     /// Every feature a plan of the catalog carries.
     pub(crate) fn feature_names(&self) -> Vec<&'static str> {
-        let mut names: Vec<&'static str> = self
-            .inner
-            .catalog
-            .iter()
-            .flat_map(|p| p.features.iter().copied())
-            .collect();
+        self.catalog_names(|p| p.features.to_vec())
+    }
+
+    /// The names `of` each catalog plan, sorted, each once.
+    fn catalog_names(&self, of: impl Fn(&CatalogPlan) -> Vec<&'static str>) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = self.inner.catalog.iter().flat_map(of).collect();
         names.sort_unstable();
         names.dedup();
         names

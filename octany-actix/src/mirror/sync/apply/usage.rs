@@ -69,7 +69,7 @@ pub(crate) async fn close<C: ConnectionTrait + TransactionTrait>(
         .filter(usage::Column::RecordedAt.lt(row.period_end))
         .exec(conn)
         .await?;
-    let quantity = taken(conn, row).await?;
+    let quantity = total(conn, &row.billable_ref, &row.meter, Some(&row.key)).await?;
     usage_period::Entity::update_many()
         .col_expr(usage_period::Column::Quantity, Expr::value(quantity))
         .col_expr(
@@ -83,32 +83,24 @@ pub(crate) async fn close<C: ConnectionTrait + TransactionTrait>(
     find().await
 }
 
-/// The total of the uses the period `row` took.
-async fn taken<C: ConnectionTrait>(conn: &C, row: &usage_period::Model) -> Result<i64, DbErr> {
-    let total: Option<Option<i64>> = usage::Entity::find()
-        .select_only()
-        .column_as(total_of_quantity(conn), "total")
-        .filter(usage::Column::BillableRef.eq(row.billable_ref.as_str()))
-        .filter(usage::Column::Meter.eq(row.meter.as_str()))
-        .filter(usage::Column::PeriodKey.eq(row.key.as_str()))
-        .into_tuple()
-        .one(conn)
-        .await?;
-    Ok(total.flatten().unwrap_or(0))
-}
-
-/// The total of `billable`'s open uses of `meter` (not yet in a period).
-pub(crate) async fn open_total<C: ConnectionTrait>(
+/// The total of `billable`'s uses of `meter` in the period `period`
+/// (`None`: the open uses, not yet in a period).
+pub(crate) async fn total<C: ConnectionTrait>(
     conn: &C,
     billable: &str,
     meter: &str,
+    period: Option<&str>,
 ) -> Result<i64, DbErr> {
+    let in_period = match period {
+        Some(key) => usage::Column::PeriodKey.eq(key),
+        None => usage::Column::PeriodKey.is_null(),
+    };
     let total: Option<Option<i64>> = usage::Entity::find()
         .select_only()
         .column_as(total_of_quantity(conn), "total")
         .filter(usage::Column::BillableRef.eq(billable))
         .filter(usage::Column::Meter.eq(meter))
-        .filter(usage::Column::PeriodKey.is_null())
+        .filter(in_period)
         .into_tuple()
         .one(conn)
         .await?;
