@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use futures_util::future::join_all;
+use octany_actix::entity::event;
 use octany_actix::model::ProductId;
 use octany_actix::sync::BillingEvent;
 use octany_actix::{Meter, Octany};
@@ -13,6 +14,7 @@ use octany_actix_tests::db_test;
 use octany_actix_tests::harness::SECRET;
 use octany_fake::testing::TestBilling;
 use octany_fake::{FakeOctany, Faults};
+use sea_orm::EntityTrait;
 
 /// API calls: 2 öre each, billed as product 1400.
 struct ApiCalls;
@@ -196,25 +198,46 @@ db_test!(
     }
 );
 
+/// The renewal event of `user` (the first).
+async fn renewal(kit: &TestBilling, user: &TestUser) -> octany_actix::sync::Event {
+    kit.events(user)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| matches!(e.event, BillingEvent::SubscriptionRenewed { .. }))
+        .expect("a renewal event")
+}
+
+/// The states of the fake's usage orders, oldest first.
+fn usage_states(fake: &FakeOctany) -> Vec<String> {
+    let mut orders = usage_orders(fake);
+    orders.sort_by_key(|o| o.id.as_str().parse::<u64>().unwrap_or(u64::MAX));
+    orders.iter().map(|o| o.state.as_str().to_owned()).collect()
+}
+
+/// `heavy` (with 100 API calls recorded) renewed and paid, its card failing
+/// before the usage charge; waits for the first, declined, usage order.
+async fn declined_first(kit: &TestBilling, heavy: &TestUser) {
+    kit.subscribe(heavy, Plans::Basic).await.unwrap();
+    kit.octany()
+        .billing(heavy)
+        .record_usage::<ApiCalls>(100, "batch-1")
+        .await
+        .unwrap();
+    kit.hold_webhooks(true).await;
+    kit.renew(heavy).await.unwrap();
+    kit.fail_payments(heavy, true).unwrap();
+    kit.hold_webhooks(false).await;
+    usage_orders_reach(kit, 1).await;
+    assert_eq!(usage_states(kit.fake()), ["failed"]);
+}
+
 db_test!(
-    async fn a_declined_usage_charge_is_reported_and_not_sent_again(db: TestDb) {
+    async fn a_declined_usage_charge_is_retried_by_policy_and_paid_once(db: TestDb) {
         let kit = kit(&db).await;
         let (heavy, idle) = (TestUser::new(1), TestUser::new(2));
-        kit.subscribe(&heavy, Plans::Basic).await.unwrap();
         kit.subscribe(&idle, Plans::Basic).await.unwrap();
-        kit.octany()
-            .billing(&heavy)
-            .record_usage::<ApiCalls>(100, "batch-1")
-            .await
-            .unwrap();
-        // The renewal is paid; then the card fails before the usage charge.
-        kit.hold_webhooks(true).await;
-        kit.renew(&heavy).await.unwrap();
-        kit.fail_payments(&heavy, true).unwrap();
-        kit.hold_webhooks(false).await;
-        usage_orders_reach(&kit, 1).await;
-        let declined = usage_orders(kit.fake());
-        assert_eq!(declined[0].state.as_str(), "failed", "{declined:?}");
+        declined_first(&kit, &heavy).await;
         // Reported: the order's failure is a billing event of the billable.
         tokio::time::timeout(Duration::from_secs(20), async {
             while !kit
@@ -229,37 +252,85 @@ db_test!(
         })
         .await
         .expect("order.failed reported");
-        // Handled again (a retry, another instance): not sent again.
-        let renewed = kit
-            .events(&heavy)
+        // Handled again before the policy's pause (a retry, another
+        // instance, the outbox): nothing is sent, the next attempt is named.
+        let renewed = renewal(&kit, &heavy).await;
+        let due = kit.octany().bill_usage(&renewed).await.unwrap();
+        let other = instance(&db, kit.fake());
+        assert_eq!(other.bill_usage(&renewed).await.unwrap(), due);
+        let due = due.expect("a second attempt is planned");
+        let wait = due - kit.now();
+        assert!(
+            wait > chrono::Duration::days(3) - chrono::Duration::minutes(1)
+                && wait <= chrono::Duration::days(3),
+            "the default policy waits 3 days: {wait}"
+        );
+        kit.octany().syncer().deliver_due().await.unwrap();
+        assert_eq!(usage_states(kit.fake()), ["failed"]);
+        // The outbox keeps the renewal for the listener until then (a
+        // wait, not a failure's backoff).
+        let row = event::Entity::find_by_id(renewed.id.clone())
+            .one(&db.conn)
             .await
             .unwrap()
-            .into_iter()
-            .find(|e| matches!(e.event, BillingEvent::SubscriptionRenewed { .. }))
-            .expect("a renewal event");
-        kit.octany().bill_usage(&renewed).await.unwrap();
-        instance(&db, kit.fake())
-            .bill_usage(&renewed)
-            .await
             .unwrap();
-        assert_eq!(usage_orders(kit.fake()).len(), 1);
+        assert!(row.delivered_at.is_none());
+        assert_eq!(row.next_attempt_at, due.timestamp_micros(), "{row:?}");
+
+        // Three days on, the outbox makes the second attempt; still declined.
+        kit.advance_days(3).await;
+        usage_orders_reach(&kit, 2).await;
+        assert_eq!(usage_states(kit.fake()), ["failed", "failed"]);
+        // The card is fixed; five days on, the third attempt is paid.
+        kit.fail_payments(&heavy, false).unwrap();
+        kit.advance_days(5).await;
+        usage_orders_reach(&kit, 3).await;
+        assert_eq!(usage_states(kit.fake()), ["failed", "failed", "paid"]);
+        // Paid: no attempt after it, however long and however often.
+        assert_eq!(kit.octany().bill_usage(&renewed).await.unwrap(), None);
+        kit.advance_days(8).await;
+        kit.octany().syncer().deliver_due().await.unwrap();
+        other.bill_usage(&renewed).await.unwrap();
+        assert_eq!(usage_states(kit.fake()), ["failed", "failed", "paid"]);
 
         // A period with no usage charges nothing.
         kit.renew(&idle).await.unwrap();
-        let idle_renewed = kit
-            .events(&idle)
+        let idle_renewed = renewal(&kit, &idle).await;
+        assert_eq!(kit.octany().bill_usage(&idle_renewed).await.unwrap(), None);
+        assert_eq!(usage_orders(kit.fake()).len(), 3);
+        kit.stop().await;
+        db
+    }
+);
+
+db_test!(
+    async fn the_host_s_retry_policy_bounds_the_attempts_at_a_declined_usage_charge(db: TestDb) {
+        let kit = TestBilling::builder()
+            .database(db.conn.clone())
+            .plans::<Plans>()
+            .configure(|b| {
+                b.meter::<ApiCalls>()
+                    .usage_retries([Duration::from_secs(3600)])
+            })
+            .start()
             .await
-            .unwrap()
-            .into_iter()
-            .find(|e| matches!(e.event, BillingEvent::SubscriptionRenewed { .. }))
-            .expect("the idle one renewed");
-        kit.octany().bill_usage(&idle_renewed).await.unwrap();
+            .unwrap();
+        let heavy = TestUser::new(1);
+        declined_first(&kit, &heavy).await;
+        let renewed = renewal(&kit, &heavy).await;
+        let due = kit.octany().bill_usage(&renewed).await.unwrap();
         assert_eq!(
-            usage_orders(kit.fake()).len(),
-            1,
-            "{:?}",
-            usage_orders(kit.fake())
+            due.map(|d| (d - kit.now()).num_minutes()),
+            Some(60),
+            "one retry, an hour on"
         );
+        kit.advance(Duration::from_secs(3600)).await;
+        usage_orders_reach(&kit, 2).await;
+        // The last attempt declined: given up, not tried again.
+        assert_eq!(kit.octany().bill_usage(&renewed).await.unwrap(), None);
+        kit.advance_days(30).await;
+        kit.octany().syncer().deliver_due().await.unwrap();
+        assert_eq!(usage_states(kit.fake()), ["failed", "failed"]);
         kit.stop().await;
         db
     }

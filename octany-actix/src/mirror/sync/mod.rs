@@ -12,7 +12,7 @@ pub(crate) mod apply;
 mod backfill;
 mod events;
 pub(crate) mod lease;
-mod outbox;
+pub(crate) mod outbox;
 mod reconcile;
 mod unit;
 

@@ -33,6 +33,32 @@ use crate::mirror::entity::event;
 /// What a listener may fail with.
 pub type ListenerError = Box<dyn std::error::Error + Send + Sync>;
 
+/// A listener's answer "not done, and not to be run again before this
+/// time" (a declined usage charge waiting for its next attempt): the
+/// outbox keeps the event for the listener and runs it again at that
+/// time instead of backing off, and logs it as a wait, not a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NotBefore(pub(crate) DateTime<Utc>);
+
+impl std::fmt::Display for NotBefore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "waits until {}", self.0.to_rfc3339())
+    }
+}
+
+impl std::error::Error for NotBefore {}
+
+/// What a delivery's listeners left undone.
+#[derive(Debug, Default)]
+struct Undone {
+    /// The failures (errors and panics), each as `name: why`.
+    failures: Vec<String>,
+    /// The earliest time a waiting listener asked to be run again.
+    not_before: Option<DateTime<Utc>>,
+    /// Whether any failure was an error (not only waits).
+    failed: bool,
+}
+
 type Handler =
     Arc<dyn Fn(Arc<Event>) -> BoxFuture<'static, Result<(), ListenerError>> + Send + Sync>;
 
@@ -101,9 +127,9 @@ impl Listeners {
     }
 
     /// Runs the listeners not yet in `done`, one after another; adds those
-    /// that succeed to `done` and returns the failures (errors and panics).
-    async fn run(&self, event: Arc<Event>, done: &mut BTreeSet<String>) -> Vec<String> {
-        let mut failures = Vec::new();
+    /// that succeed to `done` and returns what they left undone.
+    async fn run(&self, event: Arc<Event>, done: &mut BTreeSet<String>) -> Undone {
+        let mut undone = Undone::default();
         for (name, handler) in &self.entries {
             if done.contains(name) {
                 continue;
@@ -115,11 +141,24 @@ impl Listeners {
                 Ok(Ok(())) => {
                     done.insert(name.clone());
                 }
-                Ok(Err(error)) => failures.push(format!("{name}: {error}")),
-                Err(_) => failures.push(format!("{name}: the listener panicked")),
+                Ok(Err(error)) => {
+                    match error.downcast_ref::<NotBefore>() {
+                        Some(NotBefore(at)) => {
+                            undone.not_before = Some(undone.not_before.map_or(*at, |t| t.min(*at)));
+                        }
+                        None => undone.failed = true,
+                    }
+                    undone.failures.push(format!("{name}: {error}"));
+                }
+                Err(_) => {
+                    undone.failed = true;
+                    undone
+                        .failures
+                        .push(format!("{name}: the listener panicked"));
+                }
             }
         }
-        failures
+        undone
     }
 }
 
@@ -265,20 +304,32 @@ pub(crate) async fn deliver<C: ConnectionTrait>(
         return Ok(false);
     };
     let mut done: BTreeSet<String> = serde_json::from_str(&row.done_listeners).unwrap_or_default();
-    let failures = match read(&row) {
+    let undone = match read(&row) {
         Ok(event) => listeners.run(Arc::new(event), &mut done).await,
-        Err(error) => vec![format!(
-            "the stored event cannot be read by this version ({error}); it is kept"
-        )],
+        Err(error) => Undone {
+            failures: vec![format!(
+                "the stored event cannot be read by this version ({error}); it is kept"
+            )],
+            not_before: None,
+            failed: true,
+        },
     };
     let finished = now();
     let attempts = row.attempts + 1;
-    let delivered = failures.is_empty();
-    let last_error = (!delivered).then(|| failures.join("; "));
-    if let Some(error) = &last_error {
-        tracing::error!(event = %row.id, kind = %row.kind, attempts, %error, "a billing listener failed; it will be retried");
-    }
-    let next = finished + chrono::Duration::from_std(backoff(attempts)).unwrap_or_default();
+    let delivered = undone.failures.is_empty();
+    let last_error = (!delivered).then(|| undone.failures.join("; "));
+    let next = match (&last_error, undone.failed, undone.not_before) {
+        (Some(error), true, _) => {
+            tracing::error!(event = %row.id, kind = %row.kind, attempts, %error, "a billing listener failed; it will be retried");
+            finished + chrono::Duration::from_std(backoff(attempts)).unwrap_or_default()
+        }
+        // Only waits: run again when the first is due.
+        (Some(error), false, Some(at)) => {
+            tracing::info!(event = %row.id, kind = %row.kind, %error, "a billing listener waits; it will be run again then");
+            at
+        }
+        _ => finished,
+    };
     event::Entity::update_many()
         .col_expr(event::Column::Attempts, Expr::value(attempts))
         .col_expr(

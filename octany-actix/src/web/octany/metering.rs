@@ -4,19 +4,26 @@
 //! charges it once.
 //!
 //! Exactly once: the period's row is written once (the first closer fixes
-//! its quantity and amount; `mirror::sync::apply::usage`), and its charge
-//! goes through the idempotent charge path under the period's key, so two
-//! instances closing it together, a crash between the order and its mark,
-//! or a lost answer all end in one order. A declined charge is the
-//! `order.failed` billing event of its order, and is not sent again.
+//! its quantity and amount; `mirror::sync::apply::usage`), and each attempt
+//! to charge it goes through the idempotent charge path under a key of its
+//! own (the period's key, then `#2`, `#3`, …), so two instances closing it
+//! together, a crash between the order and its mark, or a lost answer all
+//! end in one order per attempt. A declined charge is the `order.failed`
+//! billing event of its order; the next attempt is made by the retry
+//! policy ([`OctanyBuilder::usage_retries`]) only once the previous order
+//! is known to have failed, and none after one is paid, so a period is
+//! never paid twice.
 
 use std::sync::{Arc, OnceLock, Weak};
+
+use chrono::{DateTime, Utc};
 
 use super::{Inner, Octany, OctanyBuilder};
 use crate::client::NewOrder;
 use crate::domain::features::Meter;
 use crate::domain::model::{BillableRef, ProductId};
 use crate::mirror::sync::apply::usage::Price;
+use crate::mirror::sync::outbox::NotBefore;
 use crate::mirror::sync::{BillingEvent, Event, Listeners};
 use crate::web::billable::Billable;
 use crate::web::error::BillingError;
@@ -32,6 +39,33 @@ pub(crate) struct MeterSpec {
     price: Price,
 }
 
+/// The registered meters and how a declined charge of theirs is retried.
+#[derive(Debug, Clone)]
+pub(crate) struct Metering {
+    meters: Vec<MeterSpec>,
+    /// The pause after each declined attempt before the next one; no
+    /// attempt after the last.
+    retries: Vec<chrono::Duration>,
+}
+
+impl Default for Metering {
+    fn default() -> Self {
+        Self {
+            meters: Vec::new(),
+            retries: DEFAULT_RETRIES
+                .iter()
+                .map(|days| chrono::Duration::days(*days))
+                .collect(),
+        }
+    }
+}
+
+/// The default pauses, in days, before the second, third and fourth
+/// attempt at a declined usage charge (about two weeks in all, as card
+/// networks and Octany's own renewal retries allow for a card to be
+/// updated).
+const DEFAULT_RETRIES: [i64; 3] = [3, 5, 7];
+
 /// The `Octany` the listener bills through, set once it is built (a weak
 /// handle: the listener lives inside it).
 pub(super) type Slot = Arc<OnceLock<(Weak<Inner>, Arc<crate::web::settings::Settings>)>>;
@@ -41,8 +75,8 @@ impl OctanyBuilder {
     /// subscription charges the closed period's usage once, as an order of
     /// [`Meter::PRODUCT`] (see [`Billing::record_usage`](crate::billing::Billing::record_usage)).
     pub fn meter<M: Meter>(mut self) -> Self {
-        self.meters.retain(|m| m.name != M::NAME);
-        self.meters.push(MeterSpec {
+        self.metering.meters.retain(|m| m.name != M::NAME);
+        self.metering.meters.push(MeterSpec {
             name: M::NAME,
             product: M::PRODUCT,
             price: Price {
@@ -52,13 +86,39 @@ impl OctanyBuilder {
         });
         self
     }
+
+    /// How a declined usage charge is tried again: after the first attempt
+    /// is declined, a second one is made `after[0]` later, a third
+    /// `after[1]` after the second is declined, and so on; none after the
+    /// last pause, and none after an attempt is paid. Each attempt is a new
+    /// order (Octany does not retry a one-off order), made only once the
+    /// one before is known to have failed, so a period is never paid
+    /// twice. The default is 3, 5 and 7 days; an empty list makes one
+    /// attempt only. The waits are judged on the app's clock and run by
+    /// the outbox (so [`Syncer::spawn_background`](crate::sync::Syncer::spawn_background)
+    /// must run).
+    ///
+    /// ```
+    /// # fn demo(builder: octany_actix::OctanyBuilder) -> octany_actix::OctanyBuilder {
+    /// use std::time::Duration;
+    /// const DAY: Duration = Duration::from_secs(86_400);
+    /// builder.usage_retries([DAY, 2 * DAY])
+    /// # }
+    /// ```
+    pub fn usage_retries(mut self, after: impl IntoIterator<Item = std::time::Duration>) -> Self {
+        self.metering.retries = after
+            .into_iter()
+            .map(|pause| chrono::Duration::from_std(pause).unwrap_or(chrono::Duration::MAX))
+            .collect();
+        self
+    }
 }
 
 /// `listeners` with the usage listener, when there are meters; the slot
 /// to fill with the built `Octany`.
-pub(super) fn with_usage_listener(listeners: Listeners, meters: &[MeterSpec]) -> (Listeners, Slot) {
+pub(super) fn with_usage_listener(listeners: Listeners, metering: &Metering) -> (Listeners, Slot) {
     let slot: Slot = Arc::default();
-    if meters.is_empty() {
+    if metering.meters.is_empty() {
         return (listeners, slot);
     }
     let handle = slot.clone();
@@ -73,7 +133,10 @@ pub(super) fn with_usage_listener(listeners: Listeners, meters: &[MeterSpec]) ->
                 // Shutting down: the outbox delivers it again later.
                 return Err("octany-actix is not running".into());
             };
-            octany.bill_usage(&event).await.map_err(Into::into)
+            match octany.bill_usage(&event).await? {
+                None => Ok(()),
+                Some(at) => Err(NotBefore(at).into()),
+            }
         }
     });
     (listeners, slot)
@@ -94,11 +157,13 @@ impl Billable for Account {
 
 impl Octany {
     /// On a renewal, closes each meter's period that ended with it and
-    /// charges it once (nothing for a period with no usage). The built-in
-    /// listener runs it for every billing event; running it again for the
-    /// same event (a retry, another instance) charges nothing more.
+    /// charges it (nothing for a period with no usage), trying a declined
+    /// charge again by the retry policy. The built-in listener runs it for
+    /// every billing event; running it again for the same event (a retry,
+    /// another instance) charges nothing more. `Some(time)`: a declined
+    /// charge's next attempt is due then (run it again at that time).
     #[doc(hidden)]
-    pub async fn bill_usage(&self, event: &Event) -> Result<(), BillingError> {
+    pub async fn bill_usage(&self, event: &Event) -> Result<Option<DateTime<Utc>>, BillingError> {
         let (
             BillingEvent::SubscriptionRenewed {
                 subscription,
@@ -107,7 +172,7 @@ impl Octany {
             Some(billable),
         ) = (&event.event, &event.billable)
         else {
-            return Ok(());
+            return Ok(None);
         };
         let account = Account(billable.clone());
         let group = subscription
@@ -116,7 +181,8 @@ impl Octany {
             .and_then(|p| p.group)
             .unwrap_or(crate::domain::plan::DEFAULT_GROUP);
         let billing = self.billing(&account).in_group_named(group);
-        for meter in &self.inner.meters {
+        let mut next: Option<DateTime<Utc>> = None;
+        for meter in &self.inner.metering.meters {
             let key = format!(
                 "usage:{}:{}:{}",
                 meter.name,
@@ -147,17 +213,52 @@ impl Octany {
                     end.format("%Y-%m-%d")
                 )),
             };
+            let due = self
+                .charge_period(&billing, &key, &subscription.id, &order)
+                .await?;
+            next = next.into_iter().chain(due).min();
+        }
+        Ok(next)
+    }
+
+    /// Charges one closed period: its attempts in turn, each under a key of
+    /// its own, the next one only once the one before is declined and its
+    /// pause has passed. `Some(time)` when the next attempt is not due yet.
+    async fn charge_period(
+        &self,
+        billing: &crate::billing::Billing<'_, Account>,
+        key: &str,
+        subscription: &crate::domain::model::SubscriptionId,
+        order: &NewOrder,
+    ) -> Result<Option<DateTime<Utc>>, BillingError> {
+        let retries = &self.inner.metering.retries;
+        for attempt in 0..=retries.len() {
+            let key = match attempt {
+                0 => key.to_owned(),
+                n => format!("{key}#{}", n + 1),
+            };
             // Boxed: the charge path's future is large.
-            match Box::pin(billing.charge_on(&key, &subscription.id, order)).await {
-                Ok(_) => {}
-                Err(BillingError::ChargeDeclined { order }) => {
-                    // Reported as the order's `order.failed` event; never
-                    // sent again under this period's key.
-                    tracing::warn!(order = %order.id, meter = meter.name, "a usage charge was declined");
+            match Box::pin(billing.charge_on(&key, subscription, order.clone())).await {
+                Ok(_) => return Ok(None),
+                Err(BillingError::ChargeDeclined { order: declined }) => {
+                    let Some(pause) = retries.get(attempt) else {
+                        tracing::warn!(order = %declined.id, attempts = attempt + 1, "a usage charge was declined on its last attempt; it is not tried again");
+                        return Ok(None);
+                    };
+                    let charged = self
+                        .mirror()
+                        .charge(billing.reference().as_str(), &key)
+                        .await?
+                        .map_or_else(|| self.clock().now(), |row| row.attempted_at);
+                    let due = charged + *pause;
+                    if due > self.clock().now() {
+                        tracing::warn!(order = %declined.id, attempt = attempt + 1, next = %due, "a usage charge was declined; it is tried again then");
+                        return Ok(Some(due));
+                    }
                 }
                 Err(error) => return Err(error),
             }
         }
-        Ok(())
+        Ok(None)
     }
 }

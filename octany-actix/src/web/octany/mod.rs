@@ -73,7 +73,7 @@ struct Inner {
     last_sync: Mutex<HashMap<String, (DateTime<Utc>, StatusSync)>>,
     rejection: Option<RejectionHandler>,
     usage_counts: Option<Arc<dyn crate::domain::features::UsageCounts>>,
-    meters: Vec<metering::MeterSpec>,
+    metering: metering::Metering,
     _listener: Option<Listener>,
 }
 
@@ -116,7 +116,7 @@ pub struct OctanyBuilder {
     rejection: Option<RejectionHandler>,
     queue_bounds: Option<crate::client::QueueBounds>,
     usage_counts: Option<Arc<dyn crate::domain::features::UsageCounts>>,
-    meters: Vec<metering::MeterSpec>,
+    metering: metering::Metering,
 }
 
 impl std::fmt::Debug for OctanyBuilder {
@@ -154,7 +154,7 @@ impl Octany {
             rejection: None,
             queue_bounds: None,
             usage_counts: None,
-            meters: Vec::new(),
+            metering: metering::Metering::default(),
         }
     }
 }
@@ -359,7 +359,7 @@ impl OctanyBuilder {
             None => client,
         };
         let listeners = std::mem::take(&mut self.sync.listeners);
-        let (listeners, slot) = metering::with_usage_listener(listeners, &self.meters);
+        let (listeners, slot) = metering::with_usage_listener(listeners, &self.metering);
         let syncer =
             Syncer::with_options(self.db, client.clone(), self.sync.with_listeners(listeners));
         let receiver = if self.insecure_webhooks {
@@ -393,7 +393,7 @@ impl OctanyBuilder {
             last_sync: Mutex::default(),
             rejection: self.rejection,
             usage_counts: self.usage_counts,
-            meters: self.meters,
+            metering: self.metering,
             _listener: listener,
         });
         let settings = Arc::new(self.settings);
