@@ -129,7 +129,7 @@ impl Octany {
     }
 
     /// Revokes the comp `id`, by `by`: it grants nothing from now on.
-    /// False when it was revoked before; [`BillingError::NoSubscription`]
+    /// False when it was revoked before; [`BillingError::NoSuchComp`]
     /// when there is no such comp.
     pub async fn revoke_comp(&self, id: &str, by: &str) -> Result<bool, BillingError> {
         if by.trim().is_empty() {
@@ -137,7 +137,7 @@ impl Octany {
         }
         let mirror = self.mirror();
         let Some(row) = mirror.comp(id).await? else {
-            return Err(BillingError::NoSubscription);
+            return Err(BillingError::NoSuchComp { id: id.to_owned() });
         };
         let billable = BillableRef::parse(&row.billable_ref).ok_or_else(|| {
             invalid(format!(

@@ -60,6 +60,14 @@ pub enum BillingError {
     /// The action needs a subscription and there is none.
     #[error("there is no subscription to do that with")]
     NoSubscription,
+    /// No comp has that id.
+    #[error(
+        "there is no comp `{id}`: list a billable's comps with Octany::comps (or the CLI's `comps`)"
+    )]
+    NoSuchComp {
+        /// The id asked for.
+        id: String,
+    },
     /// A checkout for another plan of a group the billable already holds:
     /// it would make a second subscription, so it is a swap instead.
     #[error(
@@ -174,7 +182,7 @@ impl ResponseError for BillingError {
             // billable's, or everyone's): try again shortly.
             Self::Octany(OctanyError::Busy { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Octany(_) => StatusCode::BAD_GATEWAY,
-            Self::UnknownPlan(_) => StatusCode::NOT_FOUND,
+            Self::UnknownPlan(_) | Self::NoSuchComp { .. } => StatusCode::NOT_FOUND,
             Self::NotAllowed { .. } | Self::OverLimit { .. } => StatusCode::FORBIDDEN,
             Self::AlreadySubscribed
             | Self::NoSubscription
@@ -197,6 +205,7 @@ impl ResponseError for BillingError {
             Self::NotAllowed { .. } => "not_allowed",
             Self::AlreadySubscribed => "already_subscribed",
             Self::NoSubscription => "no_subscription",
+            Self::NoSuchComp { .. } => "no_such_comp",
             Self::SwapInstead { .. } => "swap_instead",
             Self::ChargeNeedsSubscription => "charge_needs_subscription",
             Self::ChargeDeclined { .. } => "charge_declined",

@@ -103,6 +103,11 @@ db_test!(
             !octany.revoke_comp(&comp.id, "bo@support").await.unwrap(),
             "once"
         );
+        let unknown = octany.revoke_comp("no-such-comp", "bo@support").await;
+        assert!(
+            matches!(&unknown, Err(octany_actix::BillingError::NoSuchComp { id }) if id == "no-such-comp"),
+            "{unknown:?}"
+        );
         assert_eq!(
             call(&app, "GET", "/exports", Some(2), false).await.status,
             403
