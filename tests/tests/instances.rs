@@ -2,7 +2,8 @@
 //! in CI): deliveries sent to both at once apply once; the reconcile runs
 //! on one at a time; the end of a subscription applied by one stops the
 //! other granting access within its cache TTL (at once on PostgreSQL, which
-//! tells it); they share one request budget.
+//! tells it), and so does a comp granted or revoked by one; they share
+//! one request budget.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -250,6 +251,64 @@ db_test!(
         a.receiver().receive(Some(&signature), &body).await.unwrap();
         assert!(!a.billing(&user).subscribed().await.unwrap(), "A at once");
         stops_granting(&db, &fake, &b, &user).await;
+        fake.stop().await;
+        db
+    }
+);
+
+db_test!(
+    async fn a_comp_granted_or_revoked_on_one_instance_is_heard_by_the_other(db: TestDb) {
+        use octany_actix::billing::NewComp;
+        use octany_actix_tests::app::Plans;
+        let fake = FakeOctany::builder()
+            .sample_catalog()
+            .start()
+            .await
+            .unwrap();
+        let with_plans = || {
+            Octany::builder(fake.config().with_webhook_secret(SECRET), db.conn.clone())
+                .public_base_url("http://localhost:8080")
+                .clock(fake.app_clock())
+                .cache_ttl(Duration::from_secs(5))
+                .plans::<Plans>()
+                .build()
+                .unwrap()
+        };
+        let (a, b) = (with_plans(), with_plans());
+        let guest = TestUser::new(1);
+        assert!(
+            !b.billing(&guest).subscribed().await.unwrap(),
+            "refusal cached on B"
+        );
+        let comp = a
+            .grant_comp(
+                &guest.billable_ref(),
+                NewComp::new("partner", "anna@support").plan(Plans::ProMonthly),
+            )
+            .await
+            .unwrap();
+        if db.backend == octany_actix_tests::Backend::Postgres {
+            // The comps table's trigger tells B; the clock is not moved.
+            tokio::time::timeout(Duration::from_secs(5), async {
+                while !b.billing(&guest).subscribed().await.unwrap() {
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await
+            .expect("B heard of the grant");
+        } else {
+            assert!(
+                !b.billing(&guest).subscribed().await.unwrap(),
+                "B trusts its cache"
+            );
+            fake.advance(Duration::from_secs(6));
+            assert!(
+                b.billing(&guest).subscribed().await.unwrap(),
+                "within the TTL"
+            );
+        }
+        assert!(a.revoke_comp(&comp.id, "anna@support").await.unwrap());
+        stops_granting(&db, &fake, &b, &guest).await;
         fake.stop().await;
         db
     }
