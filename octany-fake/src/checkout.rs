@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
+use std::time::Duration;
+
 use chrono::DateTime;
 
 use super::Shared;
@@ -261,6 +263,29 @@ async fn pay(
             }
         }
     }
+    let (delay, quiet) = shared.with_state(|s, _| {
+        (
+            s.faults.settlement_delay_ms,
+            s.faults.settlement_without_webhooks,
+        )
+    });
+    if delay > 0 && outcome != CheckoutOutcome::Decline {
+        settle_later(
+            &shared,
+            &checkout,
+            outcome,
+            Duration::from_millis(delay),
+            quiet,
+        );
+        let pending = CheckoutResult {
+            subscription: None,
+            order: None,
+            customer_id: 0,
+        };
+        return HttpResponse::SeeOther()
+            .insert_header(("Location", fill_placeholders(&checkout, &pending)))
+            .finish();
+    }
     let result = shared.with_state(|s, now| {
         s.checkout(
             checkout.account,
@@ -288,6 +313,37 @@ async fn pay(
         ),
         Err(Refusal::NotFound) => problem(StatusCode::NOT_FOUND, "Not found", "No such product."),
     }
+}
+
+/// The payment of `checkout` settles `after` from now (real time): the
+/// subscription or order is made then, with its webhooks unless `quiet`.
+fn settle_later(
+    shared: &web::Data<Shared>,
+    checkout: &Checkout,
+    outcome: CheckoutOutcome,
+    after: Duration,
+    quiet: bool,
+) {
+    let shared = shared.clone();
+    let (account, product, params) = (
+        checkout.account,
+        checkout.product.id,
+        checkout.params.clone(),
+    );
+    actix_web::rt::spawn(async move {
+        tokio::time::sleep(after).await;
+        let settled = shared.with_state(|s, now| {
+            let queued = s.outbox.len();
+            let settled = s.checkout(account, product, &params, outcome, now);
+            if quiet {
+                s.outbox.truncate(queued);
+            }
+            settled
+        });
+        if let Err(refusal) = settled {
+            tracing::warn!(?refusal, "a delayed settlement was refused");
+        }
+    });
 }
 
 /// Fills `{subscriptionId}` and friends in the success URL, raw or

@@ -40,6 +40,15 @@ pub struct Faults {
     pub webhook_reorder: bool,
     /// The window of shuffling, in milliseconds (default 0 means 200).
     pub webhook_reorder_window_ms: u64,
+    /// A payment at the hosted checkout settles this long after the buyer
+    /// pays, in real milliseconds (a card check, Swish, a bank): the
+    /// browser is sent to the success URL at once (its `{subscriptionId}`
+    /// empty), and the subscription or order appears, with its webhooks,
+    /// only then. 0: at once. A declined card is still refused at once.
+    pub settlement_delay_ms: u64,
+    /// With `settlement_delay_ms`: the settled payment sends no webhook
+    /// (the app must find it by polling).
+    pub settlement_without_webhooks: bool,
 }
 
 impl Faults {

@@ -44,14 +44,28 @@ impl<'a> Mirror<'a> {
         Self { syncer }
     }
 
-    /// On PostgreSQL, listens for the changes other instances commit and
-    /// drops each billable named from `cache` (`mirror::revocation`).
+    /// On PostgreSQL, listens for the changes other instances commit:
+    /// drops each billable named from `cache` and wakes its `watchers`
+    /// (`mirror::revocation`).
     #[cfg(feature = "postgres")]
     pub(crate) fn hear_changes(
         &self,
         cache: std::sync::Arc<crate::mirror::access::AccessCache>,
+        watchers: std::sync::Arc<crate::mirror::watch::Watchers>,
     ) -> Option<tokio::task::JoinHandle<()>> {
-        crate::mirror::revocation::spawn(self.syncer.db(), cache)
+        crate::mirror::revocation::spawn(
+            self.syncer.db(),
+            std::sync::Arc::new(move |billable: Option<&str>| match billable {
+                Some(billable) => {
+                    cache.invalidate(billable);
+                    watchers.changed(billable);
+                }
+                None => {
+                    cache.clear();
+                    watchers.all_changed();
+                }
+            }),
+        )
     }
 
     /// `billable`'s state as the guard decides on it; `any_price`: whether

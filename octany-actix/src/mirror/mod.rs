@@ -1,7 +1,8 @@
 //! The mirror: Octany's state in the host's database. Its tables
 //! ([`entity`]), the one write path ([`sync`]), the webhook receiver that
 //! feeds it ([`webhook`]), what the guard reads (`access`), the request
-//! budget all instances share (`budget`), and the door the web layer
+//! budget all instances share (`budget`), the waits for a billable's
+//! change (`watch`), and the door the web layer
 //! comes in by (`api`: named reads, and writes that each run as one unit
 //! of work). It builds
 //! on the client and the domain, never on the web layer.
@@ -13,4 +14,5 @@ pub mod entity;
 pub(crate) mod revocation;
 pub mod rows;
 pub mod sync;
+pub(crate) mod watch;
 pub mod webhook;

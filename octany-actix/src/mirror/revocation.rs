@@ -9,9 +9,10 @@
 //! exactly when the change commits, whichever path wrote it and at no round
 //! trip of the app's. A renewal moving `renews_at` on only extends access
 //! and is not announced. Every instance listens (feature
-//! `postgres`) and drops that billable from its guard's cache, so it stops
-//! granting within milliseconds, not at the end of the cache's TTL. On
-//! SQLite and MySQL, which have no such channel, the TTL remains the bound.
+//! `postgres`), drops that billable from its guard's cache, so it stops
+//! granting within milliseconds, not at the end of the cache's TTL, and
+//! wakes the billable's held status requests (`mirror::watch`). On SQLite
+//! and MySQL, which have no such channel, the TTL remains the bound.
 
 /// The channel.
 #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
@@ -29,15 +30,18 @@ mod listen {
     use sea_orm::sqlx::postgres::{PgListener, PgPoolOptions};
 
     use super::CHANNEL;
-    use crate::mirror::access::AccessCache;
 
-    /// Listens for notices and empties `cache` of each billable named; on
-    /// (re)connecting it empties the whole cache (notices may have been
-    /// missed meanwhile). `None` when `db` is not PostgreSQL or no runtime
-    /// runs.
+    /// What hears a notice: a billable's reference, or `None` for
+    /// "everyone" (after a reconnect).
+    pub(crate) type Heard = Arc<dyn Fn(Option<&str>) + Send + Sync>;
+
+    /// Listens for notices and calls `heard` with each billable named; on
+    /// (re)connecting it calls it with `None`, "everyone" (notices may
+    /// have been missed meanwhile). `None` when `db` is not PostgreSQL or
+    /// no runtime runs.
     pub(crate) fn spawn(
         db: &DatabaseConnection,
-        cache: Arc<AccessCache>,
+        heard: Heard,
     ) -> Option<tokio::task::JoinHandle<()>> {
         if db.get_database_backend() != sea_orm::DbBackend::Postgres {
             return None;
@@ -56,10 +60,10 @@ mod listen {
                 match PgListener::connect_with(&own).await {
                     Ok(mut listener) => match listener.listen(CHANNEL).await {
                         Ok(()) => {
-                            cache.clear();
+                            heard(None);
                             loop {
                                 match listener.recv().await {
-                                    Ok(notice) => cache.invalidate(notice.payload()),
+                                    Ok(notice) => heard(Some(notice.payload())),
                                     Err(error) => {
                                         tracing::warn!(%error, "lost the connection that hears billing changes; the cache's TTL bounds staleness until it is back");
                                         break;

@@ -31,9 +31,42 @@ pub struct Settings {
     /// After this long since checkout the success page says the payment is
     /// still being processed (default 2 minutes).
     pub success_timeout: Duration,
+    /// Whether the success page holds a stream of the status open and is
+    /// told of the payment the moment it settles (default `true`); `false`
+    /// leaves it polling the status route.
+    pub status_stream: bool,
+    /// How often a held status stream sends a keep-alive comment (default
+    /// 10 s): no database work, and how a closed tab is found out (its
+    /// slot is freed by the second write after it went).
+    pub status_heartbeat: Duration,
+    /// How many status streams one billable may hold open at once (its
+    /// tabs; default 4). Past it, 429 and the page polls.
+    pub status_waits_per_billable: usize,
+    /// How many status streams this instance holds open at most (default
+    /// 1,000). Past it, 429 and the page polls.
+    pub status_waits: usize,
 }
 
 impl Settings {
+    /// The defaults, before the builder's changes.
+    pub(crate) fn defaults() -> Self {
+        Self {
+            public_base_url: Url::parse("http://127.0.0.1:8080").expect("valid"),
+            billing_path: "/billing".into(),
+            pricing_path: "/pricing".into(),
+            after_checkout_path: "/".into(),
+            policy: AccessPolicy::default(),
+            cache_ttl: Duration::from_secs(5),
+            cache_capacity: 10_000,
+            status_sync_interval: Duration::from_secs(3),
+            success_timeout: Duration::from_secs(120),
+            status_stream: true,
+            status_heartbeat: Duration::from_secs(10),
+            status_waits_per_billable: 4,
+            status_waits: 1_000,
+        }
+    }
+
     /// The path of one of the mounted routes, e.g. `route_path("status")`
     /// is `/billing/status`.
     pub fn route_path(&self, route: &str) -> String {

@@ -304,3 +304,65 @@ async fn amount_overrides_the_price_and_locale_reaches_the_customer() {
         Some("sv")
     );
 }
+
+/// Waits until the fake holds `count` subscriptions; fails after 20 s.
+async fn subscriptions_reach(fake: &octany_fake::FakeOctany, count: usize) {
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while fake.subscriptions().len() < count {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("settled within 20 s");
+}
+
+#[tokio::test]
+async fn a_delayed_settlement_sends_the_buyer_back_first_and_settles_later() {
+    let (fake, hooks) = fake_with_hooks().await;
+    fake.set_faults(octany_fake::Faults {
+        settlement_delay_ms: 5_000,
+        ..octany_fake::Faults::none()
+    });
+    let paid = http()
+        .post(checkout_path(
+            &fake,
+            1225,
+            "http://localhost:8080/ok?s={subscriptionId}",
+        ))
+        .form(&[("outcome", "succeed")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status(), 303);
+    assert_eq!(
+        paid.headers()["location"],
+        "http://localhost:8080/ok?s=",
+        "sent back before there is a subscription"
+    );
+    assert!(fake.subscriptions().is_empty(), "pending: nothing yet");
+    subscriptions_reach(&fake, 1).await;
+    fake.settled().await;
+    let names: Vec<String> = received(&hooks).await.into_iter().map(|r| r.name).collect();
+    assert!(
+        names.contains(&"subscription.created".to_owned()),
+        "{names:?}"
+    );
+
+    // Without its webhooks: the subscription appears, nothing is sent.
+    fake.set_faults(octany_fake::Faults {
+        settlement_delay_ms: 50,
+        settlement_without_webhooks: true,
+        ..octany_fake::Faults::none()
+    });
+    let sent = received(&hooks).await.len();
+    let paid = http()
+        .post(checkout_path(&fake, 1227, "http://localhost:8080/ok"))
+        .form(&[("outcome", "succeed")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status(), 303);
+    subscriptions_reach(&fake, 2).await;
+    fake.settled().await;
+    assert_eq!(received(&hooks).await.len(), sent, "no webhook for it");
+}

@@ -23,6 +23,7 @@ mod fairness;
 mod features;
 mod plans;
 mod usage;
+mod waits;
 
 fn add_on(key_amount: Option<i64>) -> NewOrder {
     NewOrder {

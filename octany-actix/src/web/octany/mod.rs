@@ -3,6 +3,7 @@
 
 mod metering;
 mod throttle;
+mod waits;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,7 @@ use crate::domain::plan::{DEFAULT_GROUP, Plan};
 use crate::mirror::access::{AccessCache, AccessState};
 use crate::mirror::api::Mirror;
 use crate::mirror::sync::{Listeners, SyncOptions, Syncer};
+use crate::mirror::watch::Watchers;
 use crate::mirror::webhook::WebhookReceiver;
 use crate::web::error::{BillingError, Denial};
 pub use crate::web::settings::Settings;
@@ -74,6 +76,7 @@ struct Inner {
     rejection: Option<RejectionHandler>,
     usage_counts: Option<Arc<dyn crate::domain::features::UsageCounts>>,
     metering: metering::Metering,
+    watchers: Arc<Watchers>,
     _listener: Option<Listener>,
 }
 
@@ -136,17 +139,7 @@ impl Octany {
             db,
             clock: None,
             public_base_url: None,
-            settings: Settings {
-                public_base_url: Url::parse("http://127.0.0.1:8080").expect("valid"),
-                billing_path: "/billing".into(),
-                pricing_path: "/pricing".into(),
-                after_checkout_path: "/".into(),
-                policy: AccessPolicy::default(),
-                cache_ttl: Duration::from_secs(5),
-                cache_capacity: 10_000,
-                status_sync_interval: Duration::from_secs(3),
-                success_timeout: Duration::from_secs(120),
-            },
+            settings: Settings::defaults(),
             catalog: Vec::new(),
             sync: SyncOptions::default(),
             insecure_webhooks: false,
@@ -375,11 +368,18 @@ impl OctanyBuilder {
             self.settings.cache_ttl,
             self.settings.cache_capacity,
         ));
-        let invalidate = cache.clone();
-        syncer.on_change(move |billable| invalidate.invalidate(billable));
+        let watchers = Watchers::new(
+            self.settings.status_waits_per_billable,
+            self.settings.status_waits,
+        );
+        let (invalidate, wake) = (cache.clone(), watchers.clone());
+        syncer.on_change(move |billable| {
+            invalidate.invalidate(billable);
+            wake.changed(billable);
+        });
         #[cfg(feature = "postgres")]
         let listener = Mirror::of(&syncer)
-            .hear_changes(cache.clone())
+            .hear_changes(cache.clone(), watchers.clone())
             .map(Listener);
         #[cfg(not(feature = "postgres"))]
         let listener = None;
@@ -394,6 +394,7 @@ impl OctanyBuilder {
             rejection: self.rejection,
             usage_counts: self.usage_counts,
             metering: self.metering,
+            watchers,
             _listener: listener,
         });
         let settings = Arc::new(self.settings);

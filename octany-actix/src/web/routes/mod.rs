@@ -12,7 +12,8 @@
 //!   checkout was abandoned; `GET success.js`, its polling script (a file,
 //!   so a host's `Content-Security-Policy` can forbid inline scripts);
 //! - `GET status`: the current user's billing state as JSON (syncs at
-//!   most every few seconds per user);
+//!   most every few seconds per user); `GET status/stream`, the same held
+//!   open as server-sent events, sent again the moment it changes;
 //! - `POST webhook`: the signed webhook receiver.
 
 use actix_web::http::header;
@@ -21,7 +22,6 @@ use askama::Template;
 use futures_util::StreamExt;
 use serde_json::json;
 
-use crate::domain::model::{Entitlement, format_timestamp};
 use crate::domain::plan::AnyPlan;
 use crate::mirror::rows::CheckoutStatus;
 use crate::mirror::webhook::{Received, SIGNATURE_HEADER, WebhookError, WebhookReceiver};
@@ -44,7 +44,9 @@ impl Octany {
     /// - `GET success`: waits for the payment to settle, then forwards (a
     ///   one-off purchase: confirms its order), and `GET success.js`, its
     ///   polling script;
-    /// - `GET status`: the current user's billing state as JSON;
+    /// - `GET status`: the current user's billing state as JSON, and
+    ///   `GET status/stream`: the same as server-sent events, sent again
+    ///   the moment it changes (what the success page waits on);
     /// - `POST webhook`: the signed webhook receiver.
     pub fn scope<U: Billable + actix_web::FromRequest + 'static>(&self) -> actix_web::Scope {
         web::scope(&self.settings().billing_path)
@@ -63,6 +65,7 @@ pub(crate) fn routes<U: Billable + FromRequest + 'static>(cfg: &mut web::Service
         .route("/success", web::get().to(success::<U>))
         .route("/success.js", web::get().to(success_script))
         .route("/status", web::get().to(status::<U>))
+        .route("/status/stream", web::get().to(status_stream::<U>))
         .route("/webhook", web::post().to(webhook));
 }
 
@@ -70,9 +73,11 @@ mod cancel;
 mod swap;
 
 mod answers;
+mod status;
 
 use answers::{Query, busy_page, next_path, refuse_unless_allowed, see_other, with_next};
 use cancel::{cancel_page, confirm_cancel};
+use status::{status, status_stream};
 use swap::{confirm_swap, swap_page};
 
 async fn start_checkout<U: Billable + FromRequest + 'static>(
@@ -135,6 +140,8 @@ async fn success_script() -> HttpResponse {
 #[template(path = "octany/success.html")]
 struct SuccessPage {
     status_url: String,
+    /// The status stream's URL; empty when streams are off.
+    stream_url: String,
     script_url: String,
     next: String,
     pricing_path: String,
@@ -197,11 +204,17 @@ async fn success<U: Billable + FromRequest + 'static>(
         }
     };
     let mut status_url = settings.route_path("status");
+    let mut stream_url = settings.route_path("status/stream");
     if let Some(c) = intent.as_ref().filter(|_| one_off) {
         status_url = format!("{status_url}?checkout={}", c.id);
+        stream_url = format!("{stream_url}?checkout={}", c.id);
+    }
+    if !settings.status_stream {
+        stream_url.clear();
     }
     let page = SuccessPage {
         status_url,
+        stream_url,
         script_url: settings.route_path("success.js"),
         next,
         pricing_path: settings.pricing_path.clone(),
@@ -214,66 +227,6 @@ async fn success<U: Billable + FromRequest + 'static>(
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .content_type("text/html; charset=utf-8")
         .body(body))
-}
-
-async fn status<U: Billable + FromRequest + 'static>(
-    req: HttpRequest,
-    user: U,
-    query: Query,
-) -> Result<HttpResponse, BillingError> {
-    let octany = Octany::from_request(&req)?;
-    let billable = user.billable_ref();
-    // A poll: it waits behind people's requests, and when the budget's
-    // queue is full it is not sent and the mirror answers.
-    crate::client::Priority::Poll
-        .scope(octany.sync_throttled(&billable))
-        .await;
-    let state = octany.access(&billable).await?;
-    let clock = octany.clock().as_ref();
-    let policy = octany.settings().policy;
-    let current = state.current(clock, policy);
-    let plan = current
-        .and_then(|s| s.product_id)
-        .and_then(|id| octany.sold_as(id))
-        .map(|p| p.slug.clone());
-    let access = state.granting::<AnyPlan>(clock, policy).is_some();
-    let pending = !access
-        && octany
-            .mirror()
-            .payment_pending(&state, billable.as_str(), clock, policy)
-            .await?;
-    let checkout = match query.get("checkout") {
-        Some(id) => octany.billing(&user).intent(id).await?,
-        None => None,
-    };
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(json!({
-            "access": access,
-            "reason": (!access).then(|| refusal(current.map(|s| s.as_ref()), pending, clock, policy)),
-            "pending": pending,
-            "invoice_due_at": current
-                .and_then(|s| s.invoice_due_at(policy))
-                .map(|t| format_timestamp(&t)),
-            "checkout": checkout.map(|c| json!({"status": c.status, "subscription_id": c.subscription_id, "order_id": c.order_id})),
-            "status": current.map(|s| s.status.clone()),
-            "plan": plan,
-            "product_id": current.and_then(|s| s.product_id),
-            "on_trial": current.is_some_and(|s| s.on_trial(clock)),
-            "on_grace_period": current.is_some_and(|s| s.on_grace_period(clock)),
-            "renews_at": current.and_then(|s| s.renews_at).map(|t| format_timestamp(&t)),
-            "ends_at": current.and_then(|s| s.ends_at).map(|t| format_timestamp(&t)),
-            "comps": state
-                .granted(clock, policy)
-                .filter(|s| s.comp)
-                .map(|s| json!({
-                    "id": s.id,
-                    "plan": s.product_id.and_then(|id| octany.sold_as(id)).map(|p| p.slug.clone()),
-                    "features": s.comp_features,
-                    "ends_at": s.ends_at.map(|t| format_timestamp(&t)),
-                }))
-                .collect::<Vec<_>>(),
-        })))
 }
 
 async fn webhook(
@@ -318,23 +271,4 @@ async fn receive_http(
         Received::Duplicate => "duplicate",
     };
     Ok(HttpResponse::Ok().json(json!({ "status": status })))
-}
-
-/// Why a billable has no access, for the status route: a payment on its
-/// way, no subscription, paid below the plan's price, a renewal overdue
-/// and unconfirmed, ended, or not paying (its status says how).
-fn refusal(
-    current: Option<&crate::mirror::access::Grant>,
-    pending: bool,
-    clock: &dyn crate::Clock,
-    policy: crate::model::AccessPolicy,
-) -> &'static str {
-    match current {
-        _ if pending => "payment_pending",
-        None => "no_subscription",
-        Some(s) if s.underpaid => "underpaid",
-        Some(s) if s.renewal_overdue(clock, policy) => "renewal_overdue",
-        Some(s) if s.has_ended(clock) => "ended",
-        Some(_) => "not_paying",
-    }
 }
