@@ -105,6 +105,7 @@ pub fn octany(
     backend: &Backend,
     db: DatabaseConnection,
     public_url: &str,
+    status_stream: bool,
 ) -> Result<Octany, octany_actix::config::ConfigError> {
     let listeners = Listeners::new().on("log", |event| async move {
         match &event.event {
@@ -124,6 +125,8 @@ pub fn octany(
         .after_checkout_path("/dashboard")
         .plans::<Plans>()
         .one_off_products::<AddOns>()
+        // The success page waits on a held stream of the status.
+        .status_stream(status_stream)
         // API calls are billed at each renewal, once per period.
         .meter::<ApiCalls>()
         // Swedish businesses pay by invoice: access while it is not yet due.

@@ -39,7 +39,7 @@ async fn octany(settings: &Settings) -> Result<(octany_actix::Octany, billing::B
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{}", settings.bind));
-    let octany = billing::octany(&backend, db, &url)?;
+    let octany = billing::octany(&backend, db, &url, settings.status_stream)?;
     Ok((octany, backend))
 }
 

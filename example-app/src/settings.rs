@@ -40,6 +40,10 @@ pub struct Settings {
     /// The bearer token `/metrics` asks of clients not on this machine
     /// (`METRICS_TOKEN`; without it only local clients are answered).
     pub metrics_token: Option<String>,
+    /// Whether the success page holds the status open as a stream and
+    /// leaves the moment the payment settles (`STATUS_STREAM=off` turns it
+    /// off: the page polls every 2.5 s, as before).
+    pub status_stream: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -110,6 +114,7 @@ impl Settings {
             clock: Arc::new(SystemClock),
             passwords: Passwords::for_this_machine(),
             metrics_token: var("METRICS_TOKEN"),
+            status_stream: var("STATUS_STREAM").is_none_or(|v| v != "off"),
         })
     }
 
@@ -128,6 +133,7 @@ impl Settings {
             clock: Arc::new(SystemClock),
             passwords: Passwords::for_this_machine(),
             metrics_token: None,
+            status_stream: true,
         }
     }
 }

@@ -34,7 +34,7 @@ mod domain;
 mod mirror;
 mod web;
 
-pub use domain::{clock, config, model};
+pub use domain::{clock, config, model, receipt};
 pub use mirror::{rows, sync, webhook};
 
 /// The tables' sea-orm plumbing: not part of the API (read rows through

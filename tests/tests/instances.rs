@@ -259,21 +259,9 @@ db_test!(
 db_test!(
     async fn a_comp_granted_or_revoked_on_one_instance_is_heard_by_the_other(db: TestDb) {
         use octany_actix::billing::NewComp;
-        use octany_actix_tests::app::Plans;
-        let fake = FakeOctany::builder()
-            .sample_catalog()
-            .start()
-            .await
-            .unwrap();
-        let with_plans = || {
-            Octany::builder(fake.config().with_webhook_secret(SECRET), db.conn.clone())
-                .public_base_url("http://localhost:8080")
-                .clock(fake.app_clock())
-                .cache_ttl(Duration::from_secs(5))
-                .plans::<Plans>()
-                .build()
-                .unwrap()
-        };
+        use octany_actix_tests::app::{Plans, builder};
+        let fake = octany_actix_tests::http::fake().await;
+        let with_plans = || builder(&db, &fake, Duration::from_secs(5)).build().unwrap();
         let (a, b) = (with_plans(), with_plans());
         let guest = TestUser::new(1);
         assert!(

@@ -1,5 +1,5 @@
 //! The bottom layer: Octany's resources and rules ([`model`]), typed plans,
-//! configuration and the injected clock. It imports nothing from above.
+//! configuration, the injected clock, and what a receipt says. It imports nothing from above.
 
 pub mod clock;
 pub mod config;
@@ -7,3 +7,4 @@ pub(crate) mod features;
 pub(crate) mod limits;
 pub mod model;
 pub(crate) mod plan;
+pub mod receipt;

@@ -60,6 +60,16 @@ pub enum BillingError {
     /// The action needs a subscription and there is none.
     #[error("there is no subscription to do that with")]
     NoSubscription,
+    /// No receipt of that order for this billable: no such order, another
+    /// billable's, or not paid (one answer for each).
+    #[error("there is no receipt of order `{order}` for this account")]
+    NoSuchReceipt {
+        /// The order asked for.
+        order: String,
+    },
+    /// No seller is configured, so there are no receipts.
+    #[error("receipts are off: configure who sells with OctanyBuilder::seller")]
+    ReceiptsOff,
     /// No comp has that id.
     #[error(
         "there is no comp `{id}`: list a billable's comps with Octany::comps (or the CLI's `comps`)"
@@ -182,7 +192,10 @@ impl ResponseError for BillingError {
             // billable's, or everyone's): try again shortly.
             Self::Octany(OctanyError::Busy { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Octany(_) => StatusCode::BAD_GATEWAY,
-            Self::UnknownPlan(_) | Self::NoSuchComp { .. } => StatusCode::NOT_FOUND,
+            Self::UnknownPlan(_)
+            | Self::NoSuchComp { .. }
+            | Self::NoSuchReceipt { .. }
+            | Self::ReceiptsOff => StatusCode::NOT_FOUND,
             Self::NotAllowed { .. } | Self::OverLimit { .. } => StatusCode::FORBIDDEN,
             Self::AlreadySubscribed
             | Self::NoSubscription
@@ -206,6 +219,8 @@ impl ResponseError for BillingError {
             Self::AlreadySubscribed => "already_subscribed",
             Self::NoSubscription => "no_subscription",
             Self::NoSuchComp { .. } => "no_such_comp",
+            Self::NoSuchReceipt { .. } => "no_such_receipt",
+            Self::ReceiptsOff => "receipts_off",
             Self::SwapInstead { .. } => "swap_instead",
             Self::ChargeNeedsSubscription => "charge_needs_subscription",
             Self::ChargeDeclined { .. } => "charge_declined",

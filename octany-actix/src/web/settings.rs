@@ -45,6 +45,8 @@ pub struct Settings {
     /// How many status streams this instance holds open at most (default
     /// 1,000). Past it, 429 and the page polls.
     pub status_waits: usize,
+    /// Who sells, as printed on receipts; without it there are none.
+    pub seller: Option<crate::domain::receipt::Seller>,
 }
 
 impl Settings {
@@ -64,6 +66,7 @@ impl Settings {
             status_heartbeat: Duration::from_secs(10),
             status_waits_per_billable: 4,
             status_waits: 1_000,
+            seller: None,
         }
     }
 

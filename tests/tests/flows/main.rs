@@ -22,6 +22,7 @@ mod comps;
 mod fairness;
 mod features;
 mod plans;
+mod receipts;
 mod usage;
 mod waits;
 

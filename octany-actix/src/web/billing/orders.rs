@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::Billing;
 use crate::client::{NewOrder, OctanyError};
 use crate::domain::model::{Order, OrderId, OrderState, SubscriptionId};
+use crate::domain::receipt::Receipt;
 use crate::mirror::entity::charge;
 use crate::mirror::rows::OrderRow;
 use crate::web::billable::Billable;
@@ -238,6 +239,37 @@ impl<U: Billable> Billing<'_, U> {
             .mirror()
             .orders_of(self.reference().as_str())
             .await?)
+    }
+
+    /// The receipt of the billable's paid order `order_id`, sold by the
+    /// [seller](crate::OctanyBuilder::seller) configured. Another
+    /// billable's order, an unknown one or one not paid is
+    /// [`BillingError::NoSuchReceipt`], the same answer for each, so
+    /// nobody learns of another's orders. Only who may manage the
+    /// billable's billing sees its receipts (a team's owners).
+    pub async fn receipt(&self, order_id: &str) -> Result<Receipt, BillingError> {
+        self.may_act()?;
+        let seller = self
+            .octany
+            .settings()
+            .seller
+            .clone()
+            .ok_or(BillingError::ReceiptsOff)?;
+        let missing = || BillingError::NoSuchReceipt {
+            order: order_id.to_owned(),
+        };
+        let row = self
+            .octany
+            .mirror()
+            .order(order_id)
+            .await?
+            .ok_or_else(missing)?;
+        if row.billable_ref.as_ref() != Some(&self.reference()) || row.state != OrderState::Paid {
+            return Err(missing());
+        }
+        let order = row.order().ok_or_else(missing)?;
+        let date = order.created_at.unwrap_or(row.created_at);
+        Ok(Receipt::of(&order, date, &seller))
     }
 
     /// Octany's portal links of the current subscription.

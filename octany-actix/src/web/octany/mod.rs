@@ -1,9 +1,9 @@
 //! The one value a host builds: configuration, database, client, syncer,
 //! webhook receiver, clock, and the guard's cache.
 
+mod customer;
 mod metering;
 mod throttle;
-mod waits;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -14,6 +14,8 @@
 //! - `GET status`: the current user's billing state as JSON (syncs at
 //!   most every few seconds per user); `GET status/stream`, the same held
 //!   open as server-sent events, sent again the moment it changes;
+//! - `GET receipts/{order}`, `GET receipts/{order}/pdf`: the receipt of a
+//!   paid order of the current billable, as a page or a PDF;
 //! - `POST webhook`: the signed webhook receiver.
 
 use actix_web::http::header;
@@ -47,6 +49,9 @@ impl Octany {
     /// - `GET status`: the current user's billing state as JSON, and
     ///   `GET status/stream`: the same as server-sent events, sent again
     ///   the moment it changes (what the success page waits on);
+    /// - `GET receipts/{order}` and `GET receipts/{order}/pdf`: the
+    ///   receipt of a paid order of the current billable, as a page or a
+    ///   PDF (see [`OctanyBuilder::seller`](crate::OctanyBuilder::seller));
     /// - `POST webhook`: the signed webhook receiver.
     pub fn scope<U: Billable + actix_web::FromRequest + 'static>(&self) -> actix_web::Scope {
         web::scope(&self.settings().billing_path)
@@ -66,6 +71,8 @@ pub(crate) fn routes<U: Billable + FromRequest + 'static>(cfg: &mut web::Service
         .route("/success.js", web::get().to(success_script))
         .route("/status", web::get().to(status::<U>))
         .route("/status/stream", web::get().to(status_stream::<U>))
+        .route("/receipts/{order}", web::get().to(receipt_page::<U>))
+        .route("/receipts/{order}/pdf", web::get().to(receipt_pdf::<U>))
         .route("/webhook", web::post().to(webhook));
 }
 
@@ -73,10 +80,12 @@ mod cancel;
 mod swap;
 
 mod answers;
+mod receipts;
 mod status;
 
 use answers::{Query, busy_page, next_path, refuse_unless_allowed, see_other, with_next};
 use cancel::{cancel_page, confirm_cancel};
+use receipts::{receipt_page, receipt_pdf};
 use status::{status, status_stream};
 use swap::{confirm_swap, swap_page};
 

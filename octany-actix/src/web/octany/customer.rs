@@ -1,6 +1,7 @@
-//! The held status requests' settings and slots: how the success page's
-//! stream is bounded (per billable, per instance) and kept alive, and the
-//! [`Watch`] each one waits on (`mirror::watch`).
+//! What the paying customer's pages need configured: how the success
+//! page's status stream is bounded (per billable, per instance) and kept
+//! alive, with the [`Watch`] each one waits on (`mirror::watch`), and the
+//! seller printed on receipts.
 
 use std::time::Duration;
 
@@ -30,6 +31,13 @@ impl OctanyBuilder {
     /// frees its slot.
     pub fn status_heartbeat(mut self, every: Duration) -> Self {
         self.settings.status_heartbeat = every;
+        self
+    }
+
+    /// Who sells, as printed on receipts (name, organisation and VAT
+    /// numbers, address); without it there are no receipts.
+    pub fn seller(mut self, seller: crate::receipt::Seller) -> Self {
+        self.settings.seller = Some(seller);
         self
     }
 }
