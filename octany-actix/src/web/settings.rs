@@ -47,6 +47,9 @@ pub struct Settings {
     pub status_waits: usize,
     /// Who sells, as printed on receipts; without it there are none.
     pub seller: Option<crate::domain::receipt::Seller>,
+    /// A stylesheet the billing page links after its own styles (the
+    /// host's look), e.g. `/static/billing.css`.
+    pub stylesheet: Option<String>,
 }
 
 impl Settings {
@@ -67,6 +70,7 @@ impl Settings {
             status_waits_per_billable: 4,
             status_waits: 1_000,
             seller: None,
+            stylesheet: None,
         }
     }
 

@@ -303,7 +303,7 @@ db_test!(
 );
 
 /// Someone who uses user `0`'s billing but may not change it.
-struct Viewer(i64);
+pub(crate) struct Viewer(pub(crate) i64);
 
 impl Billable for Viewer {
     fn billable_id(&self) -> String {

@@ -130,6 +130,11 @@ db_test!(
         assert_eq!(pdf.status, 404);
         let unknown = call(&app, "GET", "/billing/receipts/999999", Some(3), false).await;
         assert_eq!(unknown.body["error"], "no_such_receipt");
+        // Who may not manage the billing sees no receipt either.
+        assert!(matches!(
+            octany.billing(&super::Viewer(3)).receipt(&order.id).await,
+            Err(BillingError::NotAllowed { .. })
+        ));
 
         // Without a seller there are no receipts.
         let plain = builder(&db, &fake, Duration::from_secs(5)).build().unwrap();
@@ -146,6 +151,54 @@ db_test!(
             (off.status, off.body["error"].clone()),
             (404, json!("receipts_off"))
         );
+        fake.stop().await;
+        db
+    }
+);
+
+db_test!(
+    async fn the_billing_page_shows_plans_actions_orders_with_vat_and_receipts(db: TestDb) {
+        let fake = octany_actix_tests::http::fake().await;
+        let octany = builder(&db, &fake, Duration::from_secs(5))
+            .seller(seller())
+            .stylesheet("/static/billing.css")
+            .build()
+            .unwrap();
+        let app = octany_actix_tests::serving!(octany);
+        fake.checkout(1227, &buyer(3), CheckoutOutcome::Succeed)
+            .unwrap();
+        let user = TestUser::new(3);
+        let billing = octany.billing(&user);
+        billing.sync().await.unwrap();
+        let order = billing.charge("page-1", add_on(None)).await.unwrap();
+        let page = call(&app, "GET", "/billing", Some(3), true).await;
+        assert_eq!(page.status, 200, "{:?}", page.body);
+        let html = page.body.as_str().unwrap().to_owned();
+        for expected in [
+            "id=\"plan-basic\"",
+            "Active; renews on",
+            "href=\"/billing/cancel?plan=basic\"",
+            "href=\"/pricing\"",
+            "/static/billing.css",
+            &format!("id=\"order-{}\"", order.id),
+            "62,50 SEK",
+            "12,50 SEK",
+            &format!("href=\"/billing/receipts/{}\"", order.id),
+            &format!("href=\"/billing/receipts/{}/pdf\"", order.id),
+        ] {
+            assert!(html.contains(expected), "{expected} in {html}");
+        }
+        // Someone else's page shows nothing of this one's.
+        let theirs = call(&app, "GET", "/billing/", Some(4), true).await;
+        let theirs = theirs.body.as_str().unwrap().to_owned();
+        assert!(theirs.contains("id=\"no-plan\""), "{theirs}");
+        assert!(!theirs.contains(&order.id), "{theirs}");
+        // Cancelled: said plainly, until when it is kept, no cancel action.
+        billing.cancel().await.unwrap();
+        let page = call(&app, "GET", "/billing", Some(3), true).await;
+        let html = page.body.as_str().unwrap().to_owned();
+        assert!(html.contains("Cancelled: you keep"), "{html}");
+        assert!(!html.contains("/billing/cancel?plan=basic"), "{html}");
         fake.stop().await;
         db
     }

@@ -1,7 +1,7 @@
 //! What the paying customer's pages need configured: how the success
 //! page's status stream is bounded (per billable, per instance) and kept
 //! alive, with the [`Watch`] each one waits on (`mirror::watch`), and the
-//! seller printed on receipts.
+//! seller printed on receipts, and the billing page's stylesheet.
 
 use std::time::Duration;
 
@@ -38,6 +38,13 @@ impl OctanyBuilder {
     /// numbers, address); without it there are no receipts.
     pub fn seller(mut self, seller: crate::receipt::Seller) -> Self {
         self.settings.seller = Some(seller);
+        self
+    }
+
+    /// A stylesheet the mounted billing page links after its own styles,
+    /// so it takes the host's look (e.g. `/static/billing.css`).
+    pub fn stylesheet(mut self, path: &str) -> Self {
+        self.settings.stylesheet = Some(path.to_owned());
         self
     }
 }

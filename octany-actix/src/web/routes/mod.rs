@@ -1,5 +1,7 @@
 //! The billing routes [`Octany::scope`](crate::Octany::scope) mounts at the billing path:
 //!
+//! - `GET ` (the billing path itself): the billing page: plans, actions,
+//!   Octany's portal links, orders with VAT and their receipts;
 //! - `GET checkout/{plan}`: records the intent, 303 to Octany's checkout
 //!   (409 if the plan is already held; 303 to `swap/{plan}` if another
 //!   plan of its group is);
@@ -37,6 +39,9 @@ impl Octany {
     /// host's user extractor. Register the `Octany` on the `App` too, for
     /// the guards outside this scope.
     ///
+    /// - `GET` the billing path itself: the billing page (each plan, its
+    ///   status and dates, the change and cancel actions, Octany's
+    ///   update-card and invoices links, the orders with VAT and receipts);
     /// - `GET checkout/{plan}`: records the intent, 303 to Octany's
     ///   checkout (409 if the plan is already held, 303 to the swap's
     ///   confirmation if another plan of its group is);
@@ -62,7 +67,9 @@ impl Octany {
 
 /// Adds the billing routes to a scope; `U` is the host's user extractor.
 pub(crate) fn routes<U: Billable + FromRequest + 'static>(cfg: &mut web::ServiceConfig) {
-    cfg.route("/checkout/{plan}", web::get().to(start_checkout::<U>))
+    cfg.route("", web::get().to(billing_page::<U>))
+        .route("/", web::get().to(billing_page::<U>))
+        .route("/checkout/{plan}", web::get().to(start_checkout::<U>))
         .route("/swap/{plan}", web::get().to(swap_page::<U>))
         .route("/swap/{plan}", web::post().to(confirm_swap::<U>))
         .route("/cancel", web::get().to(cancel_page::<U>))
@@ -79,10 +86,12 @@ pub(crate) fn routes<U: Billable + FromRequest + 'static>(cfg: &mut web::Service
 mod cancel;
 mod swap;
 
+mod account;
 mod answers;
 mod receipts;
 mod status;
 
+use account::billing_page;
 use answers::{Query, busy_page, next_path, refuse_unless_allowed, see_other, with_next};
 use cancel::{cancel_page, confirm_cancel};
 use receipts::{receipt_page, receipt_pdf};
