@@ -106,6 +106,7 @@ pub fn octany(
     db: DatabaseConnection,
     public_url: &str,
     status_stream: bool,
+    seller: Option<octany_actix::receipt::Seller>,
 ) -> Result<Octany, octany_actix::config::ConfigError> {
     let listeners = Listeners::new().on("log", |event| async move {
         match &event.event {
@@ -138,6 +139,9 @@ pub fn octany(
             ..AccessPolicy::default()
         })
         .listeners(listeners);
+    if let Some(seller) = seller {
+        builder = builder.seller(seller);
+    }
     if let Some(fake) = &backend.fake {
         // The app reads the fake's virtual time, so its clock buttons move both.
         builder = builder.clock(fake.app_clock());

@@ -39,7 +39,13 @@ async fn octany(settings: &Settings) -> Result<(octany_actix::Octany, billing::B
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{}", settings.bind));
-    let octany = billing::octany(&backend, db, &url, settings.status_stream)?;
+    let octany = billing::octany(
+        &backend,
+        db,
+        &url,
+        settings.status_stream,
+        settings.seller.clone(),
+    )?;
     Ok((octany, backend))
 }
 

@@ -141,7 +141,13 @@ pub async fn start_on(settings: Settings, db: DatabaseConnection) -> Result<Runn
         .trim_end_matches('/')
         .to_owned();
     let backend = billing::backend(settings.octany.clone()).await?;
-    let octany = billing::octany(&backend, db.clone(), &url, settings.status_stream)?;
+    let octany = billing::octany(
+        &backend,
+        db.clone(),
+        &url,
+        settings.status_stream,
+        settings.seller.clone(),
+    )?;
     if let Err(error) = octany.syncer().sync_products().await {
         tracing::warn!(%error, "could not load the catalog from Octany; the pricing page will be empty until it can");
     }

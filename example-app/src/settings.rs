@@ -44,6 +44,11 @@ pub struct Settings {
     /// leaves the moment the payment settles (`STATUS_STREAM=off` turns it
     /// off: the page polls every 2.5 s, as before).
     pub status_stream: bool,
+    /// Who sells, printed on receipts: `SELLER_NAME`, `SELLER_ORG_NUMBER`,
+    /// `SELLER_VAT_NUMBER`, `SELLER_ADDRESS` (lines joined by `|`) and
+    /// `SELLER_EMAIL`; against the fake a demo company when unset; against
+    /// Octany no receipts until they are set.
+    pub seller: Option<octany_actix::receipt::Seller>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -67,7 +72,8 @@ impl Settings {
     /// `SESSION_KEY` (hex, at least 64 random bytes; generated and kept in the
     /// data directory for development), `TRUST_PROXY_HEADERS`, the throttle's
     /// `LOGIN_LIMIT_PER_ACCOUNT`, `LOGIN_LIMIT_PER_ADDRESS` and
-    /// `SIGNUP_LIMIT_PER_ADDRESS`, `METRICS_TOKEN`, `EXAMPLE_DATA_DIR`.
+    /// `SIGNUP_LIMIT_PER_ADDRESS`, `METRICS_TOKEN`, `EXAMPLE_DATA_DIR`,
+    /// `STATUS_STREAM`, the seller's `SELLER_*`.
     pub fn from_env(bind: Option<String>) -> Result<Self, String> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let data_dir = var("EXAMPLE_DATA_DIR")
@@ -87,6 +93,7 @@ impl Settings {
             }
             None => None,
         };
+        let live = octany.is_some();
         let session_key = match var("SESSION_KEY") {
             Some(hex) => {
                 let bytes = hex::decode(hex.trim())
@@ -115,6 +122,11 @@ impl Settings {
             passwords: Passwords::for_this_machine(),
             metrics_token: var("METRICS_TOKEN"),
             status_stream: var("STATUS_STREAM").is_none_or(|v| v != "off"),
+            seller: match var("SELLER_NAME") {
+                Some(name) => Some(seller_from(&var, name)?),
+                None if live => None,
+                None => Some(demo_seller()),
+            },
         })
     }
 
@@ -134,7 +146,42 @@ impl Settings {
             passwords: Passwords::for_this_machine(),
             metrics_token: None,
             status_stream: true,
+            seller: Some(demo_seller()),
         }
+    }
+}
+
+/// The seller named by the environment (`SELLER_*`); each is required.
+fn seller_from(
+    var: &dyn Fn(&str) -> Option<String>,
+    name: String,
+) -> Result<octany_actix::receipt::Seller, String> {
+    let needed = |key: &str| {
+        var(key).ok_or_else(|| {
+            format!("{key} is not set: receipts need the seller's {key} beside SELLER_NAME")
+        })
+    };
+    Ok(octany_actix::receipt::Seller {
+        name,
+        organisation_number: needed("SELLER_ORG_NUMBER")?,
+        vat_number: needed("SELLER_VAT_NUMBER")?,
+        address: needed("SELLER_ADDRESS")?
+            .split('|')
+            .map(|line| line.trim().to_owned())
+            .filter(|line| !line.is_empty())
+            .collect(),
+        email: var("SELLER_EMAIL"),
+    })
+}
+
+/// The seller of the demo (the fake's receipts).
+fn demo_seller() -> octany_actix::receipt::Seller {
+    octany_actix::receipt::Seller {
+        name: "Exempel AB (demo)".into(),
+        organisation_number: "556677-8899".into(),
+        vat_number: "SE556677889901".into(),
+        address: vec!["Storgatan 1".into(), "111 22 Stockholm".into()],
+        email: Some("billing@example.se".into()),
     }
 }
 

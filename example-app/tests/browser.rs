@@ -1,6 +1,6 @@
 //! The example app in a real browser (headless Chromium): sign up → pricing
 //! → subscribe → the fake's checkout page → pay → the success page waits,
-//! then the dashboard → account → cancel → still in (grace) → the fake's
+//! then the dashboard → the billing page and a receipt as PDF → account → cancel → still in (grace) → the fake's
 //! clock past the end → sent to pricing → log out, and back shows no page
 //! → a team made, its plan bought, a member invited, who signs up, joins
 //! and gets in. Screenshots of each step go to
@@ -223,6 +223,49 @@ async fn a_person_subscribes_cancels_and_expires_in_a_real_browser() {
             run.shot("dashboard").await
         },
     )
+    .await;
+
+    step("the billing page, and a receipt opened as PDF", async {
+        // The first order arrives by its own webhook: wait until it shows.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            run.page.goto(format!("{base}/billing")).await?;
+            run.until_url(Duration::from_secs(10), |u| u.ends_with("/billing"))
+                .await?;
+            let page = run.text().await?;
+            if page.contains("/pdf\"") {
+                assert!(page.contains("Active; renews on"), "the plan's state");
+                assert!(page.contains("Update card"), "Octany's portal link");
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err("no receipt link on the billing page".into());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        run.shot("billing-page").await?;
+        let opened: String = run
+            .page
+            .evaluate(
+                "(async () => { const a = document.querySelector('#orders a[href$=\"/pdf\"]'); \
+                 const r = await fetch(a.href); const b = new Uint8Array(await r.arrayBuffer()); \
+                 return r.status + ' ' + r.headers.get('content-type') + ' ' + String.fromCharCode(...b.slice(0, 5)); })()",
+            )
+            .await?
+            .into_value()?;
+        assert_eq!(opened, "200 application/pdf %PDF-");
+        let receipt = run
+            .page
+            .evaluate("document.querySelector('#orders a[href$=\"/pdf\"]').href.replace(/\\/pdf$/, '')")
+            .await?
+            .into_value::<String>()?;
+        run.page.goto(format!("{receipt}?lang=sv")).await?;
+        run.until_url(Duration::from_secs(10), |u| u.contains("/billing/receipts/"))
+            .await?;
+        let page = run.text().await?;
+        assert!(page.contains("Kvitto") && page.contains("Moms 25 %"), "{page}");
+        run.shot("receipt").await
+    })
     .await;
 
     step("account page", async {

@@ -47,6 +47,7 @@ struct BillingPage {
     plans: Vec<ShownPlan>,
     orders: Vec<ShownOrder>,
     pricing_path: String,
+    back: String,
     stylesheet: Option<String>,
 }
 
@@ -88,6 +89,7 @@ pub(super) async fn billing_page<U: Billable + FromRequest + 'static>(
         plans,
         orders,
         pricing_path: settings.pricing_path.clone(),
+        back: settings.after_checkout_path.clone(),
         stylesheet: settings.stylesheet.clone(),
     };
     Ok(HttpResponse::Ok()
