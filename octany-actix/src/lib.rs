@@ -43,6 +43,12 @@ pub use mirror::{rows, sync, webhook};
 pub use mirror::entity;
 pub use web::{billing, guard};
 
+/// The customer's e-mails ([`OctanyBuilder::notices`]): a receipt for each
+/// paid order, a failed payment, a cancellation, each sent once.
+pub mod notices {
+    pub use crate::web::octany::notices::{FileMailer, Mail, MailError, Mailer, SmtpMailer};
+}
+
 pub use client::{OctanyClient, OctanyError, install_crypto_provider};
 #[doc(no_inline)]
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -15,7 +15,8 @@
 //! The bookkeeping tables are written by the modules that own them, never
 //! from here: webhook deliveries by the receiver (`mirror::webhook`),
 //! billing events by the outbox (`sync::outbox`), leases by
-//! `sync::lease`, the shared request budget by `mirror::budget`.
+//! `sync::lease`, the shared request budget by `mirror::budget`, the
+//! notices' claims by `mirror::notices` (asked through here).
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
@@ -479,5 +480,55 @@ impl<'a> Mirror<'a> {
             )
             .await
             .map(drop)
+    }
+}
+
+/// The notices' bookkeeping (`mirror::notices`).
+impl Mirror<'_> {
+    /// Claims a notice for sending (see [`crate::mirror::notices::claim`]).
+    pub(crate) async fn claim_notice(
+        &self,
+        row: crate::mirror::entity::notice::Model,
+        now: DateTime<Utc>,
+    ) -> Result<crate::mirror::notices::Claim, DbErr> {
+        crate::mirror::notices::claim(self.syncer, row, now).await
+    }
+
+    /// The mail server accepted the notice.
+    pub(crate) async fn notice_sent(
+        &self,
+        event_id: &str,
+        kind: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), DbErr> {
+        crate::mirror::notices::sent(self.syncer, event_id, kind, now).await
+    }
+
+    /// The mail server refused the notice: tried again later.
+    pub(crate) async fn notice_refused(
+        &self,
+        event_id: &str,
+        kind: &str,
+        error: &str,
+    ) -> Result<(), DbErr> {
+        crate::mirror::notices::unsent(self.syncer, event_id, kind, "failed", error).await
+    }
+
+    /// The connection was lost mid-send: not sent again.
+    pub(crate) async fn notice_uncertain(
+        &self,
+        event_id: &str,
+        kind: &str,
+        error: &str,
+    ) -> Result<(), DbErr> {
+        crate::mirror::notices::unsent(self.syncer, event_id, kind, "uncertain", error).await
+    }
+
+    /// The notices of one billing event.
+    pub(crate) async fn notices_of_event(
+        &self,
+        event_id: &str,
+    ) -> Result<Vec<crate::mirror::entity::notice::Model>, DbErr> {
+        crate::mirror::notices::of_event(self.syncer, event_id).await
     }
 }

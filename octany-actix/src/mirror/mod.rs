@@ -2,7 +2,7 @@
 //! ([`entity`]), the one write path ([`sync`]), the webhook receiver that
 //! feeds it ([`webhook`]), what the guard reads (`access`), the request
 //! budget all instances share (`budget`), the waits for a billable's
-//! change (`watch`), and the door the web layer
+//! change (`watch`), the notices' bookkeeping (`notices`), and the door the web layer
 //! comes in by (`api`: named reads, and writes that each run as one unit
 //! of work). It builds
 //! on the client and the domain, never on the web layer.
@@ -11,6 +11,7 @@ pub(crate) mod access;
 pub(crate) mod api;
 pub(crate) mod budget;
 pub mod entity;
+pub(crate) mod notices;
 pub(crate) mod revocation;
 pub mod rows;
 pub mod sync;

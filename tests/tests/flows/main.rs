@@ -21,6 +21,7 @@ use serde_json::json;
 mod comps;
 mod fairness;
 mod features;
+mod notices;
 mod plans;
 mod receipts;
 mod usage;

@@ -9,6 +9,7 @@ pub mod checkout;
 pub(crate) mod comp;
 pub mod event;
 pub(crate) mod lock;
+pub(crate) mod notice;
 pub mod order;
 pub mod product;
 pub mod subscription;

@@ -114,6 +114,15 @@ impl OctanyBuilder {
     }
 }
 
+/// The `Octany` of `slot`, while it runs.
+pub(super) fn upgrade(slot: &Slot) -> Option<Octany> {
+    let (inner, settings) = slot.get()?;
+    Some(Octany {
+        inner: inner.upgrade()?,
+        settings: settings.clone(),
+    })
+}
+
 /// `listeners` with the usage listener, when there are meters; the slot
 /// to fill with the built `Octany`.
 pub(super) fn with_usage_listener(listeners: Listeners, metering: &Metering) -> (Listeners, Slot) {
@@ -125,11 +134,7 @@ pub(super) fn with_usage_listener(listeners: Listeners, metering: &Metering) -> 
     let listeners = listeners.on(LISTENER, move |event: Arc<Event>| {
         let handle = handle.clone();
         async move {
-            let Some(octany) = handle
-                .get()
-                .and_then(|(inner, settings)| Some((inner.upgrade()?, settings.clone())))
-                .map(|(inner, settings)| Octany { inner, settings })
-            else {
+            let Some(octany) = upgrade(&handle) else {
                 // Shutting down: the outbox delivers it again later.
                 return Err("octany-actix is not running".into());
             };

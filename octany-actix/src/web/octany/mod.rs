@@ -3,6 +3,7 @@
 
 mod customer;
 mod metering;
+pub(crate) mod notices;
 mod throttle;
 
 use std::collections::HashMap;
@@ -77,6 +78,7 @@ struct Inner {
     usage_counts: Option<Arc<dyn crate::domain::features::UsageCounts>>,
     metering: metering::Metering,
     watchers: Arc<Watchers>,
+    notices: Option<notices::Notices>,
     _listener: Option<Listener>,
 }
 
@@ -120,6 +122,7 @@ pub struct OctanyBuilder {
     queue_bounds: Option<crate::client::QueueBounds>,
     usage_counts: Option<Arc<dyn crate::domain::features::UsageCounts>>,
     metering: metering::Metering,
+    notices: Option<notices::Notices>,
 }
 
 impl std::fmt::Debug for OctanyBuilder {
@@ -148,6 +151,7 @@ impl Octany {
             queue_bounds: None,
             usage_counts: None,
             metering: metering::Metering::default(),
+            notices: None,
         }
     }
 }
@@ -353,6 +357,8 @@ impl OctanyBuilder {
         };
         let listeners = std::mem::take(&mut self.sync.listeners);
         let (listeners, slot) = metering::with_usage_listener(listeners, &self.metering);
+        let (listeners, notices_slot) =
+            notices::with_notices_listener(listeners, self.notices.as_ref());
         let syncer =
             Syncer::with_options(self.db, client.clone(), self.sync.with_listeners(listeners));
         let receiver = if self.insecure_webhooks {
@@ -395,10 +401,12 @@ impl OctanyBuilder {
             usage_counts: self.usage_counts,
             metering: self.metering,
             watchers,
+            notices: self.notices,
             _listener: listener,
         });
         let settings = Arc::new(self.settings);
         let _ = slot.set((Arc::downgrade(&inner), settings.clone()));
+        let _ = notices_slot.set((Arc::downgrade(&inner), settings.clone()));
         Ok(Octany { inner, settings })
     }
 }

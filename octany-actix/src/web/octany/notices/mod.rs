@@ -1,0 +1,322 @@
+//! Notices: the e-mails a paying customer expects, sent by a built-in
+//! billing listener through the outbox (so after the change committed,
+//! whichever path brought it): a receipt when an order is paid (its PDF
+//! attached when a [seller](crate::OctanyBuilder::seller) is configured),
+//! a failed payment with the link to update the card, and a cancellation
+//! with the date access ends. In the recipient's language (the billing
+//! method's person's `locale`), else the app's.
+//!
+//! Each is sent once: claimed in `octany_notices` before it is sent and
+//! marked once the mail server accepted it (`mirror::notices` says what
+//! that promises when a sender dies mid-send).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::metering::Slot;
+use super::{Octany, OctanyBuilder};
+use crate::domain::config::Locale;
+use crate::domain::model::{BillingMethod, Order, Subscription};
+use crate::domain::receipt::Receipt;
+use crate::mirror::notices::Claim;
+use crate::mirror::sync::{BillingEvent, Event, ListenerError, Listeners};
+
+mod mail;
+
+pub use mail::{FileMailer, Mail, MailError, Mailer, SmtpMailer};
+
+/// The name of the built-in listener that sends notices.
+const LISTENER: &str = "octany.notices";
+
+/// How notices are sent: the mailer and the app's language.
+#[derive(Clone)]
+pub(crate) struct Notices {
+    mailer: Arc<dyn Mailer>,
+    locale: Locale,
+}
+
+impl OctanyBuilder {
+    /// Sends the customer's notices through `mailer` (an [`SmtpMailer`],
+    /// or a [`FileMailer`] in development), in `locale` unless the
+    /// recipient's billing method names theirs: a receipt for each paid
+    /// order, a failed payment with the update-card link, a cancellation
+    /// with its end date. Each is sent once (see the module's
+    /// documentation for what a crash mid-send means).
+    ///
+    /// ```no_run
+    /// # fn demo(builder: octany_actix::OctanyBuilder) -> Result<(), octany_actix::notices::MailError> {
+    /// use octany_actix::config::Locale;
+    /// use octany_actix::notices::SmtpMailer;
+    /// let mailer = SmtpMailer::new("smtps://user:password@smtp.example.com", "Billing <billing@example.com>")?;
+    /// let builder = builder.notices(mailer, Locale::Sv);
+    /// # let _ = builder; Ok(()) }
+    /// ```
+    pub fn notices(mut self, mailer: impl Mailer, locale: Locale) -> Self {
+        self.notices = Some(Notices {
+            mailer: Arc::new(mailer),
+            locale,
+        });
+        self
+    }
+}
+
+/// `listeners` with the notices' listener, when notices are on; the slot
+/// to fill with the built `Octany`.
+pub(super) fn with_notices_listener(
+    listeners: Listeners,
+    notices: Option<&Notices>,
+) -> (Listeners, Slot) {
+    let slot: Slot = Arc::default();
+    if notices.is_none() {
+        return (listeners, slot);
+    }
+    let handle = slot.clone();
+    let listeners = listeners.on(LISTENER, move |event: Arc<Event>| {
+        let handle = handle.clone();
+        async move {
+            let Some(octany) = super::metering::upgrade(&handle) else {
+                // Shutting down: the outbox delivers it again later.
+                return Err("octany-actix is not running".into());
+            };
+            octany.send_notices(&event).await
+        }
+    });
+    (listeners, slot)
+}
+
+impl Octany {
+    /// Sends `event`'s notices that were not sent before. The built-in
+    /// listener runs it; running it again (a retry, another instance)
+    /// sends nothing twice.
+    #[doc(hidden)]
+    pub async fn send_notices(&self, event: &Event) -> Result<(), ListenerError> {
+        let Some(notices) = &self.inner.notices else {
+            return Ok(());
+        };
+        for (kind, mail) in self.notices_of(notices.locale, event) {
+            let row = crate::mirror::entity::notice::Model {
+                event_id: event.id.clone(),
+                kind: kind.to_owned(),
+                billable_ref: event.billable.as_ref().map(ToString::to_string),
+                recipient: mail.to.clone(),
+                state: "sending".into(),
+                attempts: 1,
+                claimed_at: self.clock().now(),
+                sent_at: None,
+                last_error: None,
+            };
+            match self.mirror().claim_notice(row, self.clock().now()).await? {
+                Claim::Sent | Claim::Uncertain => continue,
+                Claim::Busy => {
+                    return Err(format!("the {kind} notice is being sent elsewhere").into());
+                }
+                Claim::Send => {}
+            }
+            match notices.mailer.send(&mail).await {
+                Ok(()) => {
+                    self.mirror()
+                        .notice_sent(&event.id, kind, self.clock().now())
+                        .await?;
+                }
+                Err(MailError::Refused(why)) => {
+                    self.mirror().notice_refused(&event.id, kind, &why).await?;
+                    return Err(format!("the {kind} notice was refused: {why}").into());
+                }
+                Err(MailError::Unknown(why)) => {
+                    tracing::error!(event = %event.id, kind, %why, "a notice may or may not have been delivered; it is not sent again");
+                    self.mirror()
+                        .notice_uncertain(&event.id, kind, &why)
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The states of `event_id`'s notices, by kind (for tests and tools).
+    #[doc(hidden)]
+    pub async fn notice_states(
+        &self,
+        event_id: &str,
+    ) -> Result<Vec<(String, String)>, sea_orm::DbErr> {
+        Ok(self
+            .mirror()
+            .notices_of_event(event_id)
+            .await?
+            .into_iter()
+            .map(|n| (n.kind, n.state))
+            .collect())
+    }
+
+    /// The notices `event` calls for, each with its kind.
+    fn notices_of(&self, default: Locale, event: &Event) -> Vec<(&'static str, Mail)> {
+        let mail = |kind: &'static str,
+                    method: Option<&BillingMethod>,
+                    write: &dyn Fn(Locale) -> (String, String)| {
+            let to = recipient(method)?;
+            let locale = method
+                .and_then(|m| m.person.as_ref())
+                .and_then(|p| p.locale.as_deref())
+                .and_then(|l| l.get(..2))
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(default);
+            let (subject, text) = write(locale);
+            Some((
+                kind,
+                Mail {
+                    to,
+                    subject,
+                    text,
+                    attachments: Vec::new(),
+                    message_id: format!("<{}.{kind}@octany-actix>", event.id),
+                },
+            ))
+        };
+        let made = match &event.event {
+            BillingEvent::OrderPaid { order } => {
+                mail("receipt", order.billing_method.as_ref(), &|l| {
+                    self.receipt_text(order, l)
+                })
+                .map(|(kind, mut m)| {
+                    if let Some(seller) = &self.settings().seller {
+                        let date = order.created_at.unwrap_or(event.occurred_at);
+                        let receipt = Receipt::of(order, date, seller);
+                        let locale = if m.subject.starts_with("Kvitto") {
+                            Locale::Sv
+                        } else {
+                            Locale::En
+                        };
+                        m.attachments.push((
+                            format!(
+                                "{}-{}.pdf",
+                                if locale == Locale::Sv {
+                                    "kvitto"
+                                } else {
+                                    "receipt"
+                                },
+                                order.id
+                            ),
+                            "application/pdf".into(),
+                            receipt.to_pdf(locale),
+                        ));
+                    }
+                    (kind, m)
+                })
+            }
+            BillingEvent::PaymentFailed { subscription } => mail(
+                "payment_failed",
+                subscription.billing_method.as_ref(),
+                &|l| self.failed_text(subscription, l),
+            ),
+            BillingEvent::SubscriptionCancelled { subscription } => {
+                mail("cancelled", subscription.billing_method.as_ref(), &|l| {
+                    cancelled_text(subscription, l)
+                })
+            }
+            _ => None,
+        };
+        made.into_iter().collect()
+    }
+
+    fn receipt_text(&self, order: &Order, locale: Locale) -> (String, String) {
+        let total = format!(
+            "{},{:02} {}",
+            order.total_with_vat / 100,
+            order.total_with_vat % 100,
+            order.currency.to_uppercase()
+        );
+        let link = self.settings().seller.as_ref().map(|_| {
+            self.settings()
+                .route_url(&format!("receipts/{}", order.id))
+                .to_string()
+        });
+        match locale {
+            Locale::Sv => (
+                format!("Kvitto {}", order.id),
+                format!(
+                    "Tack för din betalning på {total} (inkl. moms).\n\nOrder {}.{}\n",
+                    order.id,
+                    link.map(|l| format!("\nKvittot finns här och bifogat: {l}"))
+                        .unwrap_or_default()
+                ),
+            ),
+            Locale::En => (
+                format!("Receipt {}", order.id),
+                format!(
+                    "Thank you for your payment of {total} (VAT included).\n\nOrder {}.{}\n",
+                    order.id,
+                    link.map(|l| format!("\nYour receipt is here and attached: {l}"))
+                        .unwrap_or_default()
+                ),
+            ),
+        }
+    }
+
+    fn failed_text(&self, subscription: &Subscription, locale: Locale) -> (String, String) {
+        let plan = plan_name(subscription);
+        let link = subscription
+            .update_card_url
+            .clone()
+            .unwrap_or_else(|| self.settings().route_url("").to_string());
+        match locale {
+            Locale::Sv => (
+                "Din betalning gick inte igenom".into(),
+                format!(
+                    "Vi kunde inte dra betalningen för {plan}. Uppdatera ditt kort här: {link}\n\nVi försöker igen de närmaste dagarna.\n"
+                ),
+            ),
+            Locale::En => (
+                "Your payment did not go through".into(),
+                format!(
+                    "We could not take the payment for {plan}. Update your card here: {link}\n\nWe will try again over the coming days.\n"
+                ),
+            ),
+        }
+    }
+}
+
+fn plan_name(subscription: &Subscription) -> String {
+    subscription
+        .product
+        .as_ref()
+        .map(|p| p.name.clone())
+        .unwrap_or_else(|| "your subscription".to_owned())
+}
+
+fn cancelled_text(subscription: &Subscription, locale: Locale) -> (String, String) {
+    let plan = plan_name(subscription);
+    let until = subscription
+        .ends_at
+        .map(|t: DateTime<Utc>| t.format("%Y-%m-%d").to_string());
+    match locale {
+        Locale::Sv => (
+            "Ditt abonnemang är uppsagt".into(),
+            match until {
+                Some(day) => format!(
+                    "{plan} är uppsagt. Du har kvar det till och med {day}, och inget mer dras.\n"
+                ),
+                None => format!("{plan} är uppsagt, och inget mer dras.\n"),
+            },
+        ),
+        Locale::En => (
+            "Your subscription is cancelled".into(),
+            match until {
+                Some(day) => format!(
+                    "{plan} is cancelled. You keep it until {day}, and nothing more is charged.\n"
+                ),
+                None => format!("{plan} is cancelled, and nothing more is charged.\n"),
+            },
+        ),
+    }
+}
+
+/// The billing method's address: its own, else its person's.
+fn recipient(method: Option<&BillingMethod>) -> Option<String> {
+    let method = method?;
+    method
+        .email
+        .clone()
+        .or_else(|| method.person.as_ref().and_then(|p| p.email.clone()))
+        .filter(|e| e.contains('@'))
+}
