@@ -43,6 +43,14 @@ const INDEXES: [(&str, OctanySubscriptions); 4] = [
 
 #[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for Migration {
+    /// One transaction on every backend: the migration's statements run on
+    /// one connection (a SQLite pool otherwise spreads them over several,
+    /// and a down-and-up can see another connection's stale schema), and
+    /// on SQLite and PostgreSQL it applies whole or not at all.
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for (name, column) in INDEXES {
             manager
