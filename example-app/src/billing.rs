@@ -2,11 +2,14 @@
 //! in-process fake with its webhooks pointed at the app).
 
 use octany_actix::model::{AccessPolicy, ProductId};
+use octany_actix::notices::{FileMailer, Mailer, SmtpMailer};
 use octany_actix::sync::{BillingEvent, Listeners};
 use octany_actix::{Feature, Limit, Meter, Octany, OctanyConfig, Plan};
 use octany_fake::FakeOctany;
 use rand::{TryRngCore, rngs::OsRng};
 use sea_orm::DatabaseConnection;
+
+use crate::settings::Settings;
 
 /// Reports: a page only Pro opens (`/reports`).
 #[derive(Debug, Feature)]
@@ -100,13 +103,33 @@ pub fn connect_fake(backend: &Backend, public_url: &str) {
     }
 }
 
+/// Where the customer's e-mails are caught in development (no
+/// `SMTP_URL`, against the fake): `/dev/mail` lists them.
+pub fn caught_mail(backend: &Backend, settings: &Settings) -> Option<std::path::PathBuf> {
+    (settings.smtp_url.is_none() && backend.fake.is_some()).then(|| settings.data_dir.join("mail"))
+}
+
+/// The notices' mailer: SMTP when configured, else caught in the data
+/// directory against the fake; none against Octany without SMTP.
+fn mailer(
+    backend: &Backend,
+    settings: &Settings,
+) -> Result<Option<Box<dyn Mailer>>, octany_actix::notices::MailError> {
+    if let Some(url) = &settings.smtp_url {
+        return Ok(Some(Box::new(SmtpMailer::new(url, &settings.mail_from)?)));
+    }
+    match caught_mail(backend, settings) {
+        Some(dir) => Ok(Some(Box::new(FileMailer::new(dir, &settings.mail_from)?))),
+        None => Ok(None),
+    }
+}
+
 /// The app's billing.
 pub fn octany(
     backend: &Backend,
     db: DatabaseConnection,
     public_url: &str,
-    status_stream: bool,
-    seller: Option<octany_actix::receipt::Seller>,
+    settings: &Settings,
 ) -> Result<Octany, octany_actix::config::ConfigError> {
     let listeners = Listeners::new().on("log", |event| async move {
         match &event.event {
@@ -127,7 +150,7 @@ pub fn octany(
         .plans::<Plans>()
         .one_off_products::<AddOns>()
         // The success page waits on a held stream of the status.
-        .status_stream(status_stream)
+        .status_stream(settings.status_stream)
         // API calls are billed at each renewal, once per period.
         .meter::<ApiCalls>()
         // Swedish businesses pay by invoice: access while it is not yet due.
@@ -139,8 +162,15 @@ pub fn octany(
             ..AccessPolicy::default()
         })
         .listeners(listeners);
-    if let Some(seller) = seller {
+    if let Some(seller) = settings.seller.clone() {
         builder = builder.seller(seller);
+    }
+    match mailer(backend, settings) {
+        Ok(Some(mailer)) => builder = builder.notices(mailer, octany_actix::config::Locale::En),
+        Ok(None) => {
+            tracing::warn!("SMTP_URL is not set: no receipts or payment notices are mailed")
+        }
+        Err(error) => tracing::error!(%error, "the mailer cannot be built: no notices are mailed"),
     }
     if let Some(fake) = &backend.fake {
         // The app reads the fake's virtual time, so its clock buttons move both.

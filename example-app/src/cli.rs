@@ -39,13 +39,7 @@ async fn octany(settings: &Settings) -> Result<(octany_actix::Octany, billing::B
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{}", settings.bind));
-    let octany = billing::octany(
-        &backend,
-        db,
-        &url,
-        settings.status_stream,
-        settings.seller.clone(),
-    )?;
+    let octany = billing::octany(&backend, db, &url, settings)?;
     Ok((octany, backend))
 }
 

@@ -11,6 +11,7 @@ pub mod csrf;
 pub mod db;
 pub mod errors;
 pub mod features;
+pub mod mail;
 pub mod pages;
 pub mod passwords;
 pub mod sessions;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub teams: Octany,
     /// The fake's control page, when running against it.
     pub fake_control: Option<String>,
+    /// Where the customer's e-mails are caught (development): `/dev/mail`.
+    pub caught_mail: Option<std::path::PathBuf>,
     /// The app's own time (sessions, throttling): the system's.
     pub clock: SharedClock,
     /// Password hashing off the request workers.
@@ -141,13 +144,7 @@ pub async fn start_on(settings: Settings, db: DatabaseConnection) -> Result<Runn
         .trim_end_matches('/')
         .to_owned();
     let backend = billing::backend(settings.octany.clone()).await?;
-    let octany = billing::octany(
-        &backend,
-        db.clone(),
-        &url,
-        settings.status_stream,
-        settings.seller.clone(),
-    )?;
+    let octany = billing::octany(&backend, db.clone(), &url, &settings)?;
     if let Err(error) = octany.syncer().sync_products().await {
         tracing::warn!(%error, "could not load the catalog from Octany; the pricing page will be empty until it can");
     }
@@ -158,6 +155,7 @@ pub async fn start_on(settings: Settings, db: DatabaseConnection) -> Result<Runn
         octany: octany.clone(),
         teams: teams.clone(),
         fake_control: backend.fake.as_ref().map(FakeOctany::control_url),
+        caught_mail: billing::caught_mail(&backend, &settings),
         clock: settings.clock.clone(),
         passwords: settings.passwords.clone(),
         limits: settings.limits,
@@ -263,5 +261,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/account/swap", web::post().to(pages::swap))
         .route("/account/add-on", web::post().to(pages::add_on))
         .route("/account/password", web::post().to(auth::change_password))
-        .route("/metrics", web::get().to(telemetry::metrics));
+        .route("/metrics", web::get().to(telemetry::metrics))
+        .route("/dev/mail", web::get().to(mail::list))
+        .route("/dev/mail/{name}", web::get().to(mail::show));
 }

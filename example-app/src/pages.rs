@@ -24,6 +24,8 @@ pub struct Layout {
     pub csrf: String,
     /// The fake Octany's control page, when running against it.
     pub fake_control: Option<String>,
+    /// Whether mails are caught for `/dev/mail`.
+    pub caught_mail: bool,
 }
 
 impl Layout {
@@ -33,6 +35,7 @@ impl Layout {
             user: user.map(|u| u.email.clone()),
             csrf: csrf::token(session),
             fake_control: state.fake_control.clone(),
+            caught_mail: state.caught_mail.is_some(),
         }
     }
 }

@@ -49,6 +49,13 @@ pub struct Settings {
     /// `SELLER_EMAIL`; against the fake a demo company when unset; against
     /// Octany no receipts until they are set.
     pub seller: Option<octany_actix::receipt::Seller>,
+    /// Where the customer's e-mails go (`SMTP_URL`, lettre's form, e.g.
+    /// `smtps://user:password@smtp.example.com`); without it, against the
+    /// fake, they are caught in the data directory and shown at
+    /// `/dev/mail`; against Octany, none are sent.
+    pub smtp_url: Option<String>,
+    /// Who they are from (`MAIL_FROM`).
+    pub mail_from: String,
 }
 
 impl std::fmt::Debug for Settings {
@@ -73,7 +80,7 @@ impl Settings {
     /// data directory for development), `TRUST_PROXY_HEADERS`, the throttle's
     /// `LOGIN_LIMIT_PER_ACCOUNT`, `LOGIN_LIMIT_PER_ADDRESS` and
     /// `SIGNUP_LIMIT_PER_ADDRESS`, `METRICS_TOKEN`, `EXAMPLE_DATA_DIR`,
-    /// `STATUS_STREAM`, the seller's `SELLER_*`.
+    /// `STATUS_STREAM`, the seller's `SELLER_*`, `SMTP_URL`, `MAIL_FROM`.
     pub fn from_env(bind: Option<String>) -> Result<Self, String> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let data_dir = var("EXAMPLE_DATA_DIR")
@@ -127,6 +134,8 @@ impl Settings {
                 None if live => None,
                 None => Some(demo_seller()),
             },
+            smtp_url: var("SMTP_URL"),
+            mail_from: var("MAIL_FROM").unwrap_or_else(|| DEFAULT_FROM.into()),
         })
     }
 
@@ -147,6 +156,8 @@ impl Settings {
             metrics_token: None,
             status_stream: true,
             seller: Some(demo_seller()),
+            smtp_url: None,
+            mail_from: DEFAULT_FROM.into(),
         }
     }
 }
@@ -173,6 +184,9 @@ fn seller_from(
         email: var("SELLER_EMAIL"),
     })
 }
+
+/// The sender of the customer's e-mails unless `MAIL_FROM` says.
+const DEFAULT_FROM: &str = "Example SaaS <billing@example.com>";
 
 /// The seller of the demo (the fake's receipts).
 fn demo_seller() -> octany_actix::receipt::Seller {

@@ -1,6 +1,7 @@
 //! The example app in a real browser (headless Chromium): sign up → pricing
 //! → subscribe → the fake's checkout page → pay → the success page waits,
-//! then the dashboard → the billing page and a receipt as PDF → account → cancel → still in (grace) → the fake's
+//! then the dashboard → the billing page and a receipt as PDF → the mails
+//! caught → account → cancel → still in (grace) → the fake's
 //! clock past the end → sent to pricing → log out, and back shows no page
 //! → a team made, its plan bought, a member invited, who signs up, joins
 //! and gets in. Screenshots of each step go to
@@ -265,6 +266,36 @@ async fn a_person_subscribes_cancels_and_expires_in_a_real_browser() {
         let page = run.text().await?;
         assert!(page.contains("Kvitto") && page.contains("Moms 25 %"), "{page}");
         run.shot("receipt").await
+    })
+    .await;
+
+    step("the mails the customer got, caught in development", async {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            run.page.goto(format!("{base}/dev/mail")).await?;
+            run.until_url(Duration::from_secs(10), |u| u.ends_with("/dev/mail"))
+                .await?;
+            let page = run.text().await?;
+            if page.contains("Receipt ") {
+                assert!(page.contains("ada@example.com"), "{page}");
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("no receipt mail caught: {page}").into());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        run.shot("caught-mail").await?;
+        run.click_to("#caught-mail a", Duration::from_secs(10), |u| {
+            u.contains("/dev/mail/")
+        })
+        .await?;
+        let mail = run.text().await?;
+        assert!(
+            mail.contains("application/pdf"),
+            "the receipt's PDF is attached"
+        );
+        Ok(())
     })
     .await;
 

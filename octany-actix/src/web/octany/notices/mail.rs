@@ -44,6 +44,14 @@ pub trait Mailer: Send + Sync + 'static {
     async fn send(&self, mail: &Mail) -> Result<(), MailError>;
 }
 
+/// A boxed mailer (one picked at run time) is a mailer.
+#[async_trait::async_trait]
+impl<M: Mailer + ?Sized> Mailer for Box<M> {
+    async fn send(&self, mail: &Mail) -> Result<(), MailError> {
+        (**self).send(mail).await
+    }
+}
+
 /// The lettre message of `mail` from `from`.
 fn message(mail: &Mail, from: &Mailbox) -> Result<Message, MailError> {
     let to: Mailbox = mail
