@@ -55,7 +55,7 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, AppError> 
                 .collect()
         })
         .unwrap_or_default();
-    caught.sort_by(|a, b| b.0.cmp(&a.0));
+    caught.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
     let rows: String = caught
         .iter()
         .map(|(_, c)| {
