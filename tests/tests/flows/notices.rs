@@ -255,3 +255,59 @@ db_test!(
         db
     }
 );
+
+db_test!(
+    async fn a_failed_payment_and_a_cancellation_are_mailed_with_what_to_do(db: TestDb) {
+        let fake = octany_actix_tests::http::fake().await;
+        let sink = Sink::start(0);
+        let octany = with_notices(&db, &fake, sink.mailer());
+        let buy = |user: i64, email: &str| CheckoutParams {
+            reference_id: Some(format!("user:{user}")),
+            email: Some(email.into()),
+            ..Default::default()
+        };
+        let failing = fake
+            .checkout(1227, &buy(3, "ada@example.com"), CheckoutOutcome::Succeed)
+            .unwrap()
+            .subscription
+            .unwrap();
+        fake.checkout(1227, &buy(5, "bo@example.com"), CheckoutOutcome::Succeed)
+            .unwrap();
+        let (ada, bo) = (TestUser::new(3), TestUser::new(5));
+        octany.billing(&ada).sync().await.unwrap();
+        octany.billing(&bo).sync().await.unwrap();
+        // Bo cancels: told until when the plan is kept.
+        let cancelled = octany.billing(&bo).cancel().await.unwrap();
+        let until = cancelled.ends_at.unwrap().format("%Y-%m-%d").to_string();
+        // Ada's card fails at the renewal: told where to update it.
+        fake.set_card_failing(&failing.id, true).unwrap();
+        fake.advance(Duration::from_secs(31 * 86_400));
+        octany.billing(&ada).sync().await.unwrap();
+        octany.syncer().deliver_due().await.unwrap();
+        // Quoted-printable's soft line breaks joined up.
+        let mails: Vec<String> = sink
+            .accepted()
+            .iter()
+            .map(|m| m.replace("=\r\n", "").replace("=\n", ""))
+            .collect();
+        let to_bo = mails
+            .iter()
+            .find(|m| m.contains("To: bo@example.com") && m.contains("is cancelled"))
+            .unwrap_or_else(|| panic!("bo's cancellation in {mails:?}"));
+        assert!(
+            to_bo.contains("Subject: Your subscription is cancelled"),
+            "{to_bo}"
+        );
+        assert!(
+            to_bo.contains(&format!("You keep it until {until}")),
+            "{to_bo}"
+        );
+        let to_ada = mails
+            .iter()
+            .find(|m| m.contains("To: ada@example.com") && m.contains("did not go through"))
+            .expect("ada's failed payment");
+        assert!(to_ada.contains("Update your card here: http"), "{to_ada}");
+        fake.stop().await;
+        db
+    }
+);

@@ -255,7 +255,9 @@ impl Octany {
                         .charge(billing.reference().as_str(), &key)
                         .await?
                         .map_or_else(|| self.clock().now(), |row| row.attempted_at);
-                    let due = charged + *pause;
+                    let due = charged
+                        .checked_add_signed(*pause)
+                        .unwrap_or(DateTime::<Utc>::MAX_UTC);
                     if due > self.clock().now() {
                         tracing::warn!(order = %declined.id, attempt = attempt + 1, next = %due, "a usage charge was declined; it is tried again then");
                         return Ok(Some(due));

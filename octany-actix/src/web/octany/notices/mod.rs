@@ -26,6 +26,9 @@ mod mail;
 
 pub use mail::{FileMailer, Mail, MailError, Mailer, SmtpMailer};
 
+/// A notice as written: subject, text, attachments.
+type Written = (String, String, Vec<(String, String, Vec<u8>)>);
+
 /// The name of the built-in listener that sends notices.
 const LISTENER: &str = "octany.notices";
 
@@ -151,9 +154,11 @@ impl Octany {
 
     /// The notices `event` calls for, each with its kind.
     fn notices_of(&self, default: Locale, event: &Event) -> Vec<(&'static str, Mail)> {
+        // A notice to the billing method's address, in its person's
+        // language (else `default`): its subject, text and attachments.
         let mail = |kind: &'static str,
                     method: Option<&BillingMethod>,
-                    write: &dyn Fn(Locale) -> (String, String)| {
+                    write: &dyn Fn(Locale) -> Written| {
             let to = recipient(method)?;
             let locale = method
                 .and_then(|m| m.person.as_ref())
@@ -161,59 +166,53 @@ impl Octany {
                 .and_then(|l| l.get(..2))
                 .and_then(|l| l.parse().ok())
                 .unwrap_or(default);
-            let (subject, text) = write(locale);
+            let (subject, text, attachments) = write(locale);
             Some((
                 kind,
                 Mail {
                     to,
                     subject,
                     text,
-                    attachments: Vec::new(),
+                    attachments,
                     message_id: format!("<{}.{kind}@octany-actix>", event.id),
                 },
             ))
         };
         let made = match &event.event {
             BillingEvent::OrderPaid { order } => {
-                mail("receipt", order.billing_method.as_ref(), &|l| {
-                    self.receipt_text(order, l)
-                })
-                .map(|(kind, mut m)| {
-                    if let Some(seller) = &self.settings().seller {
+                mail("receipt", order.billing_method.as_ref(), &|locale| {
+                    let (subject, text) = self.receipt_text(order, locale);
+                    let pdf = self.settings().seller.as_ref().map(|seller| {
                         let date = order.created_at.unwrap_or(event.occurred_at);
-                        let receipt = Receipt::of(order, date, seller);
-                        let locale = if m.subject.starts_with("Kvitto") {
-                            Locale::Sv
-                        } else {
-                            Locale::En
+                        let name = match locale {
+                            Locale::Sv => "kvitto",
+                            Locale::En => "receipt",
                         };
-                        m.attachments.push((
-                            format!(
-                                "{}-{}.pdf",
-                                if locale == Locale::Sv {
-                                    "kvitto"
-                                } else {
-                                    "receipt"
-                                },
-                                order.id
-                            ),
-                            "application/pdf".into(),
-                            receipt.to_pdf(locale),
-                        ));
-                    }
-                    (kind, m)
+                        (
+                            format!("{name}-{}.pdf", order.id),
+                            "application/pdf".to_owned(),
+                            Receipt::of(order, date, seller).to_pdf(locale),
+                        )
+                    });
+                    (subject, text, pdf.into_iter().collect())
                 })
             }
             BillingEvent::PaymentFailed { subscription } => mail(
                 "payment_failed",
                 subscription.billing_method.as_ref(),
-                &|l| self.failed_text(subscription, l),
+                &|locale| {
+                    let (subject, text) = self.failed_text(subscription, locale);
+                    (subject, text, Vec::new())
+                },
             ),
-            BillingEvent::SubscriptionCancelled { subscription } => {
-                mail("cancelled", subscription.billing_method.as_ref(), &|l| {
-                    cancelled_text(subscription, l)
-                })
-            }
+            BillingEvent::SubscriptionCancelled { subscription } => mail(
+                "cancelled",
+                subscription.billing_method.as_ref(),
+                &|locale| {
+                    let (subject, text) = cancelled_text(subscription, locale);
+                    (subject, text, Vec::new())
+                },
+            ),
             _ => None,
         };
         made.into_iter().collect()
