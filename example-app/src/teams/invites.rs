@@ -67,13 +67,28 @@ pub async fn invite(
                 .json(serde_json::json!({"error": "invalid_email", "message": problem})));
         }
     };
+    // The count and the invitation in one transaction that first takes the
+    // team's row (a no-op write: the row's lock on PostgreSQL and MySQL,
+    // the database's write lock on SQLite), so two invitations sent at
+    // once cannot both take the last seat.
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    team::Entity::update_many()
+        .col_expr(
+            team::Column::Name,
+            sea_orm::sea_query::Expr::col(team::Column::Name).into(),
+        )
+        .filter(team::Column::Id.eq(member.team.id))
+        .exec(&txn)
+        .await?;
     // Every seat of the plan taken: refused before anything is written.
     let seats = state
         .teams
         .billing(&member)
-        .allowance::<crate::billing::Seats>(seats_used(&state, member.team.id).await?)
+        .allowance::<crate::billing::Seats>(seats_used_on(&txn, member.team.id, now).await?)
         .await?;
     if let Err(over) = seats.check(1) {
+        txn.rollback().await?;
         tracing::info!(team = member.team.id, error = %over, "invitation refused");
         if crate::errors::wants_html(&req) {
             return Ok(see_other("/team/account?done=over_seats"));
@@ -81,7 +96,6 @@ pub async fn invite(
         return Err(over.into());
     }
     let token = random_hex();
-    let now = state.clock.now();
     invite::Entity::insert(invite::ActiveModel {
         id: Set(digest(&token)),
         team_id: Set(member.team.id),
@@ -91,8 +105,9 @@ pub async fn invite(
         accepted_at: Set(None),
         created_at: Set(now),
     })
-    .exec_without_returning(&state.db)
+    .exec_without_returning(&txn)
     .await?;
+    txn.commit().await?;
     let link = format!("{}/invites/{token}", state.public_url);
     // The link is a credential: shown to the owner once, never logged, and
     // sealed in the session row until it is shown.

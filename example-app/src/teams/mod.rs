@@ -498,15 +498,24 @@ pub async fn account(
 
 /// The seats a team uses: its members and its open invitations.
 pub async fn seats_used(state: &AppState, team: i64) -> Result<u64, AppError> {
+    seats_used_on(&state.db, team, state.clock.now()).await
+}
+
+/// [`seats_used`] on `conn` (a transaction that holds the team's lock).
+pub async fn seats_used_on<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    team: i64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, AppError> {
     let members = member::Entity::find()
         .filter(member::Column::TeamId.eq(team))
-        .count(&state.db)
+        .count(conn)
         .await?;
     let open = invite::Entity::find()
         .filter(invite::Column::TeamId.eq(team))
         .filter(invite::Column::AcceptedAt.is_null())
-        .filter(invite::Column::ExpiresAt.gt(state.clock.now()))
-        .count(&state.db)
+        .filter(invite::Column::ExpiresAt.gt(now))
+        .count(conn)
         .await?;
     Ok(members + open)
 }

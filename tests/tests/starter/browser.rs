@@ -100,6 +100,18 @@ impl Browser {
         page.body[at..at + 64].to_owned()
     }
 
+    /// Posts `form` to `path` with the CSRF `token` already read (so many
+    /// can be sent at once).
+    pub(crate) async fn post_with(&self, token: &str, path: &str, form: &[(&str, &str)]) -> Page {
+        let mut fields = vec![("csrf", token)];
+        fields.extend_from_slice(form);
+        self.send(
+            self.http.post(format!("{}{path}", self.base)).form(&fields),
+            "text/html",
+        )
+        .await
+    }
+
     /// Posts `form` from the page at `from` (with that page's CSRF token).
     pub(crate) async fn post(&self, from: &str, path: &str, form: &[(&str, &str)]) -> Page {
         let token = self.csrf(from).await;

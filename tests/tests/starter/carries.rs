@@ -159,3 +159,54 @@ db_test!(
         db
     }
 );
+
+db_test!(
+    async fn the_last_seat_goes_to_one_of_six_invitations_sent_at_once(db: TestDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let app = start(&db, dir.path(), |_| {}).await;
+        let kit = kit(&app);
+        let owner = Browser::new(&app.url);
+        assert_eq!(owner.signup("owner@example.com").await.status, 303);
+        owner.post("/teams", "/teams", &[("name", "Race AB")]).await;
+        let team = example_app::team::Entity::find()
+            .one(&db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        kit.subscribe(&team, Plans::Basic).await.unwrap();
+        for i in 1..=3 {
+            let email = format!("member{i}@example.com");
+            owner
+                .post("/team/account", "/team/invites", &[("email", &email)])
+                .await;
+        }
+        // Four of five seats taken: six invitations race for the last.
+        let token = owner.csrf("/team/account").await;
+        let emails: Vec<String> = (0..6).map(|i| format!("racer{i}@example.com")).collect();
+        let answers = futures_util::future::join_all(emails.iter().map(|email| {
+            let (owner, token) = (&owner, &token);
+            async move {
+                owner
+                    .post_with(token, "/team/invites", &[("email", email.as_str())])
+                    .await
+            }
+        }))
+        .await;
+        let invited = answers
+            .iter()
+            .filter(|a| a.location() == "/team/account?done=invited")
+            .count();
+        let refused = answers
+            .iter()
+            .filter(|a| a.location() == "/team/account?done=over_seats")
+            .count();
+        assert_eq!((invited, refused), (1, 5));
+        let invites = example_app::team::invite::Entity::find()
+            .count(&db.conn)
+            .await
+            .unwrap();
+        assert_eq!(invites, 4, "one seat, one invitation");
+        app.stop().await;
+        db
+    }
+);
