@@ -76,7 +76,7 @@ pub async fn invite(
     team::Entity::update_many()
         .col_expr(
             team::Column::Name,
-            sea_orm::sea_query::Expr::col(team::Column::Name).into(),
+            sea_orm::sea_query::Expr::col(team::Column::Name),
         )
         .filter(team::Column::Id.eq(member.team.id))
         .exec(&txn)
