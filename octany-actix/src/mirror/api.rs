@@ -524,6 +524,21 @@ impl Mirror<'_> {
         crate::mirror::notices::unsent(self.syncer, event_id, kind, "uncertain", error).await
     }
 
+    /// The active subscriptions renewing after `from` and at the latest at
+    /// `to` (the notices' renewal reminders).
+    pub(crate) async fn renewing_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<subscription::Model>, DbErr> {
+        subscription::Entity::find()
+            .filter(subscription::Column::Status.eq("active"))
+            .filter(subscription::Column::RenewsAt.gt(from))
+            .filter(subscription::Column::RenewsAt.lte(to))
+            .all(self.syncer.db())
+            .await
+    }
+
     /// The notices of one billing event.
     pub(crate) async fn notices_of_event(
         &self,

@@ -311,3 +311,67 @@ db_test!(
         db
     }
 );
+
+db_test!(
+    async fn a_yearly_plan_is_reminded_once_a_week_before_it_renews(db: TestDb) {
+        let fake = octany_actix_tests::http::fake().await;
+        let sink = Sink::start(0);
+        let octany = with_notices(&db, &fake, sink.mailer());
+        let buy = |user: i64, product: i64| {
+            fake.checkout(
+                product,
+                &CheckoutParams {
+                    reference_id: Some(format!("user:{user}")),
+                    email: Some(format!("user{user}@example.com")),
+                    ..Default::default()
+                },
+                CheckoutOutcome::Succeed,
+            )
+            .unwrap()
+            .subscription
+            .unwrap()
+        };
+        let yearly = buy(3, 1226);
+        let monthly = buy(5, 1227);
+        octany.billing(&TestUser::new(3)).sync().await.unwrap();
+        octany.billing(&TestUser::new(5)).sync().await.unwrap();
+        let renews = yearly.renews_at.unwrap();
+        let reminders = |sink: &Sink| {
+            sink.accepted()
+                .into_iter()
+                .filter(|m| m.contains("renews on"))
+                .collect::<Vec<_>>()
+        };
+        // The monthly plan renews within the week: no reminder for it.
+        fake.set_now(monthly.renews_at.unwrap() - chrono::Duration::days(3));
+        octany.send_due_notices().await.unwrap();
+        assert!(
+            reminders(&sink).is_empty(),
+            "monthly plans are not reminded"
+        );
+        // Eight days before: not yet.
+        fake.set_now(renews - chrono::Duration::days(8));
+        octany.send_due_notices().await.unwrap();
+        assert!(reminders(&sink).is_empty());
+        // Six days before: once, however often and wherever it runs.
+        fake.set_now(renews - chrono::Duration::days(6));
+        octany.billing(&TestUser::new(3)).sync().await.unwrap();
+        octany.send_due_notices().await.unwrap();
+        octany.send_due_notices().await.unwrap();
+        with_notices(&db, &fake, sink.mailer())
+            .send_due_notices()
+            .await
+            .unwrap();
+        let sent = reminders(&sink);
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert!(sent[0].contains("To: user3@example.com"), "{}", sent[0]);
+        let day = renews.format("%Y-%m-%d").to_string();
+        assert!(
+            sent[0].contains(&format!("Subject: Pro yearly renews on {day}")),
+            "{}",
+            sent[0]
+        );
+        fake.stop().await;
+        db
+    }
+);

@@ -108,6 +108,7 @@ struct Inner {
     client: OctanyClient,
     clock: SharedClock,
     hooks: std::sync::RwLock<Vec<ChangeHook>>,
+    tick_hooks: std::sync::RwLock<Vec<TickHook>>,
     options: SyncOptions,
     listeners: Listeners,
     instance: String,
@@ -129,6 +130,7 @@ struct Inner {
 type InFlight = tokio::sync::watch::Receiver<Option<bool>>;
 
 type ChangeHook = Arc<dyn Fn(&BillableRef) + Send + Sync>;
+type TickHook = Arc<dyn Fn() -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>;
 
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -200,6 +202,7 @@ impl Syncer {
                 db,
                 client,
                 hooks: std::sync::RwLock::default(),
+                tick_hooks: std::sync::RwLock::default(),
                 listeners: std::mem::take(&mut options.listeners),
                 options,
                 instance: uuid::Uuid::new_v4().simple().to_string(),
@@ -241,6 +244,31 @@ impl Syncer {
 
     pub(crate) fn listeners(&self) -> &Listeners {
         &self.inner.listeners
+    }
+
+    /// Runs `hook` on every tick of [`Syncer::spawn_background`], after
+    /// the due events are delivered and the reconcile ran (the notices'
+    /// reminders hang here).
+    pub fn on_tick<F, Fut>(&self, hook: F)
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        use futures_util::FutureExt;
+        self.inner
+            .tick_hooks
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(move || hook().boxed()));
+    }
+
+    /// The tick hooks, to run one after another.
+    pub(crate) fn tick_hooks(&self) -> Vec<TickHook> {
+        self.inner
+            .tick_hooks
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Calls `hook` with each billable whose mirrored state a sync changed,

@@ -218,7 +218,8 @@ impl Syncer {
     /// - every `every` (on the syncer's clock): delivers the billing events
     ///   that are due ([`Syncer::deliver_due`]: failed listeners retried,
     ///   events of a process that died delivered) and runs
-    ///   [`Syncer::reconcile_exclusive`] (lost webhooks, abandoned checkouts).
+    ///   [`Syncer::reconcile_exclusive`] (lost webhooks, abandoned checkouts),
+    ///   then the hooks of [`Syncer::on_tick`] (the notices' reminders).
     ///
     /// Failures are logged and tried again on the next tick. One instance
     /// reconciles at a time, and each event is delivered by one.
@@ -289,6 +290,9 @@ impl Syncer {
             Err(error) => {
                 tracing::warn!(%error, "reconcile failed; trying again next time")
             }
+        }
+        for hook in self.tick_hooks() {
+            hook().await;
         }
     }
 }

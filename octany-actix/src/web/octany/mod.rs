@@ -407,6 +407,7 @@ impl OctanyBuilder {
         let settings = Arc::new(self.settings);
         let _ = slot.set((Arc::downgrade(&inner), settings.clone()));
         let _ = notices_slot.set((Arc::downgrade(&inner), settings.clone()));
+        notices::hook_ticks(&inner.syncer, &notices_slot);
         Ok(Octany { inner, settings })
     }
 }

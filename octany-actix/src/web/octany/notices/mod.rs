@@ -2,8 +2,9 @@
 //! billing listener through the outbox (so after the change committed,
 //! whichever path brought it): a receipt when an order is paid (its PDF
 //! attached when a [seller](crate::OctanyBuilder::seller) is configured),
-//! a failed payment with the link to update the card, and a cancellation
-//! with the date access ends. In the recipient's language (the billing
+//! a failed payment with the link to update the card, a cancellation with
+//! the date access ends, and, from the background task's ticks, a reminder
+//! a week before a yearly plan renews. In the recipient's language (the billing
 //! method's person's `locale`), else the app's.
 //!
 //! Each is sent once: claimed in `octany_notices` before it is sent and
@@ -28,6 +29,9 @@ pub use mail::{FileMailer, Mail, MailError, Mailer, SmtpMailer};
 
 /// A notice as written: subject, text, attachments.
 type Written = (String, String, Vec<(String, String, Vec<u8>)>);
+
+/// How many days before a yearly plan renews its reminder is sent.
+pub(crate) const REMINDER_DAYS: i64 = 7;
 
 /// The name of the built-in listener that sends notices.
 const LISTENER: &str = "octany.notices";
@@ -88,6 +92,22 @@ pub(super) fn with_notices_listener(
     (listeners, slot)
 }
 
+/// Hangs the reminders on `syncer`'s background ticks (they do nothing
+/// when notices are off).
+pub(super) fn hook_ticks(syncer: &crate::mirror::sync::Syncer, slot: &Slot) {
+    let handle = slot.clone();
+    syncer.on_tick(move || {
+        let handle = handle.clone();
+        async move {
+            if let Some(octany) = super::metering::upgrade(&handle)
+                && let Err(error) = octany.send_due_notices().await
+            {
+                tracing::warn!(%error, "the notices' reminders could not be read; tried again on the next tick");
+            }
+        }
+    });
+}
+
 impl Octany {
     /// Sends `event`'s notices that were not sent before. The built-in
     /// listener runs it; running it again (a retry, another instance)
@@ -97,44 +117,135 @@ impl Octany {
         let Some(notices) = &self.inner.notices else {
             return Ok(());
         };
+        let billable = event.billable.as_ref().map(ToString::to_string);
         for (kind, mail) in self.notices_of(notices.locale, event) {
-            let row = crate::mirror::entity::notice::Model {
-                event_id: event.id.clone(),
-                kind: kind.to_owned(),
-                billable_ref: event.billable.as_ref().map(ToString::to_string),
-                recipient: mail.to.clone(),
-                state: "sending".into(),
-                attempts: 1,
-                claimed_at: self.clock().now(),
-                sent_at: None,
-                last_error: None,
+            self.deliver(notices, &event.id, billable.clone(), kind, &mail)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the reminders that are due: a yearly plan renewing within
+    /// [`REMINDER_DAYS`] (once per subscription and renewal date). The
+    /// background task runs it on every tick ([`Syncer::on_tick`](crate::sync::Syncer::on_tick));
+    /// running it again, or on another instance, sends nothing twice.
+    #[doc(hidden)]
+    pub async fn send_due_notices(&self) -> Result<(), ListenerError> {
+        let Some(notices) = &self.inner.notices else {
+            return Ok(());
+        };
+        let now = self.clock().now();
+        let soon = now + chrono::Duration::days(REMINDER_DAYS);
+        for row in self.mirror().renewing_between(now, soon).await? {
+            let Some(subscription) = row.subscription() else {
+                continue;
             };
-            match self.mirror().claim_notice(row, self.clock().now()).await? {
-                Claim::Sent | Claim::Uncertain => continue,
-                Claim::Busy => {
-                    return Err(format!("the {kind} notice is being sent elsewhere").into());
-                }
-                Claim::Send => {}
-            }
-            match notices.mailer.send(&mail).await {
-                Ok(()) => {
-                    self.mirror()
-                        .notice_sent(&event.id, kind, self.clock().now())
-                        .await?;
-                }
-                Err(MailError::Refused(why)) => {
-                    self.mirror().notice_refused(&event.id, kind, &why).await?;
-                    return Err(format!("the {kind} notice was refused: {why}").into());
-                }
-                Err(MailError::Unknown(why)) => {
-                    tracing::error!(event = %event.id, kind, %why, "a notice may or may not have been delivered; it is not sent again");
-                    self.mirror()
-                        .notice_uncertain(&event.id, kind, &why)
-                        .await?;
-                }
+            let yearly = subscription
+                .product
+                .as_ref()
+                .and_then(|p| p.interval.as_deref())
+                == Some("year");
+            let (true, Some(renews)) = (yearly, subscription.renews_at) else {
+                continue;
+            };
+            let key = format!("renewal:{}:{}", subscription.id, renews.timestamp());
+            let Some(to) = recipient(subscription.billing_method.as_ref()) else {
+                continue;
+            };
+            let locale = language(subscription.billing_method.as_ref(), notices.locale);
+            let (subject, text) = self.reminder_text(&subscription, renews, locale);
+            let mail = Mail {
+                to,
+                subject,
+                text,
+                attachments: Vec::new(),
+                message_id: format!("<{key}.renewal_reminder@octany-actix>"),
+            };
+            let billable = row.billable_ref.as_ref().map(ToString::to_string);
+            if let Err(error) = self
+                .deliver(notices, &key, billable, "renewal_reminder", &mail)
+                .await
+            {
+                tracing::warn!(%error, subscription = %subscription.id, "a renewal reminder was not sent; tried again on the next tick");
             }
         }
         Ok(())
+    }
+
+    /// Sends one notice unless it was sent (or is being sent) before.
+    async fn deliver(
+        &self,
+        notices: &Notices,
+        key: &str,
+        billable: Option<String>,
+        kind: &'static str,
+        mail: &Mail,
+    ) -> Result<(), ListenerError> {
+        let row = crate::mirror::entity::notice::Model {
+            event_id: key.to_owned(),
+            kind: kind.to_owned(),
+            billable_ref: billable,
+            recipient: mail.to.clone(),
+            state: "sending".into(),
+            attempts: 1,
+            claimed_at: self.clock().now(),
+            sent_at: None,
+            last_error: None,
+        };
+        match self.mirror().claim_notice(row, self.clock().now()).await? {
+            Claim::Sent | Claim::Uncertain => return Ok(()),
+            Claim::Busy => return Err(format!("the {kind} notice is being sent elsewhere").into()),
+            Claim::Send => {}
+        }
+        match notices.mailer.send(mail).await {
+            Ok(()) => {
+                self.mirror()
+                    .notice_sent(key, kind, self.clock().now())
+                    .await?;
+                Ok(())
+            }
+            Err(MailError::Refused(why)) => {
+                self.mirror().notice_refused(key, kind, &why).await?;
+                Err(format!("the {kind} notice was refused: {why}").into())
+            }
+            Err(MailError::Unknown(why)) => {
+                tracing::error!(notice = %key, kind, %why, "a notice may or may not have been delivered; it is not sent again");
+                self.mirror().notice_uncertain(key, kind, &why).await?;
+                Ok(())
+            }
+        }
+    }
+
+    fn reminder_text(
+        &self,
+        subscription: &Subscription,
+        renews: DateTime<Utc>,
+        locale: Locale,
+    ) -> (String, String) {
+        let plan = plan_name(subscription);
+        let day = renews.format("%Y-%m-%d");
+        let price = subscription.price + subscription.vat;
+        let price = format!(
+            "{},{:02} {}",
+            price / 100,
+            price % 100,
+            subscription.currency.to_uppercase()
+        );
+        let page = self.settings().route_url("").to_string();
+        match locale {
+            Locale::Sv => (
+                format!("{plan} förnyas den {day}"),
+                format!(
+                    "{plan} förnyas den {day} för {price} (inkl. moms). Vill du inte fortsätta kan du säga upp det innan dess: {page}\n"
+                ),
+            ),
+            Locale::En => (
+                format!("{plan} renews on {day}"),
+                format!(
+                    "{plan} renews on {day} for {price} (VAT included). If you do not want to go on, cancel before then: {page}\n"
+                ),
+            ),
+        }
     }
 
     /// The states of `event_id`'s notices, by kind (for tests and tools).
@@ -160,12 +271,7 @@ impl Octany {
                     method: Option<&BillingMethod>,
                     write: &dyn Fn(Locale) -> Written| {
             let to = recipient(method)?;
-            let locale = method
-                .and_then(|m| m.person.as_ref())
-                .and_then(|p| p.locale.as_deref())
-                .and_then(|l| l.get(..2))
-                .and_then(|l| l.parse().ok())
-                .unwrap_or(default);
+            let locale = language(method, default);
             let (subject, text, attachments) = write(locale);
             Some((
                 kind,
@@ -308,6 +414,16 @@ fn cancelled_text(subscription: &Subscription, locale: Locale) -> (String, Strin
             },
         ),
     }
+}
+
+/// The billing method's person's language, else `default`.
+fn language(method: Option<&BillingMethod>, default: Locale) -> Locale {
+    method
+        .and_then(|m| m.person.as_ref())
+        .and_then(|p| p.locale.as_deref())
+        .and_then(|l| l.get(..2))
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(default)
 }
 
 /// The billing method's address: its own, else its person's.
