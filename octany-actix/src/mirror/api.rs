@@ -539,6 +539,15 @@ impl Mirror<'_> {
             .await
     }
 
+    /// The subscriptions waiting for their first invoice to be paid (the
+    /// notices' due-soon reminders).
+    pub(crate) async fn awaiting_invoices(&self) -> Result<Vec<subscription::Model>, DbErr> {
+        subscription::Entity::find()
+            .filter(subscription::Column::Status.eq("pending"))
+            .all(self.syncer.db())
+            .await
+    }
+
     /// The notices of one billing event.
     pub(crate) async fn notices_of_event(
         &self,

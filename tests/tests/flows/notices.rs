@@ -375,3 +375,45 @@ db_test!(
         db
     }
 );
+
+db_test!(
+    async fn an_invoice_is_reminded_before_it_is_due_and_reported_overdue(db: TestDb) {
+        let fake = octany_actix_tests::http::fake().await;
+        let sink = Sink::start(0);
+        let octany = with_notices(&db, &fake, sink.mailer());
+        fake.checkout(
+            1227,
+            &CheckoutParams {
+                reference_id: Some("user:3".into()),
+                email: Some("ada@example.com".into()),
+                ..Default::default()
+            },
+            CheckoutOutcome::Invoice,
+        )
+        .unwrap();
+        let ada = TestUser::new(3);
+        let billing = octany.billing(&ada);
+        billing.sync().await.unwrap();
+        let due = billing.invoice_due_at().await.unwrap().expect("an invoice");
+        let about = |sink: &Sink, words: &str| {
+            sink.accepted()
+                .into_iter()
+                .filter(|m| m.contains(words))
+                .count()
+        };
+        fake.set_now(due - chrono::Duration::days(2));
+        octany.send_due_notices().await.unwrap();
+        octany.send_due_notices().await.unwrap();
+        let day = due.format("%Y-%m-%d").to_string();
+        assert_eq!(about(&sink, &format!("is due on {day}")), 1);
+        // Past due, Octany reports it unpaid: the invoice is overdue.
+        fake.set_now(due + chrono::Duration::days(1));
+        billing.sync().await.unwrap();
+        octany.syncer().deliver_due().await.unwrap();
+        assert_eq!(about(&sink, "is overdue"), 1, "{:?}", sink.accepted());
+        octany.send_due_notices().await.unwrap();
+        assert_eq!(about(&sink, "is due on"), 1, "not reminded once overdue");
+        fake.stop().await;
+        db
+    }
+);

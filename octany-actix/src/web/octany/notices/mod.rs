@@ -3,8 +3,9 @@
 //! whichever path brought it): a receipt when an order is paid (its PDF
 //! attached when a [seller](crate::OctanyBuilder::seller) is configured),
 //! a failed payment with the link to update the card, a cancellation with
-//! the date access ends, and, from the background task's ticks, a reminder
-//! a week before a yearly plan renews. In the recipient's language (the billing
+//! the date access ends (an overdue invoice, for invoice customers), and,
+//! from the background task's ticks, a reminder a week before a yearly plan
+//! renews and three days before an invoice is due. In the recipient's language (the billing
 //! method's person's `locale`), else the app's.
 //!
 //! Each is sent once: claimed in `octany_notices` before it is sent and
@@ -32,6 +33,9 @@ type Written = (String, String, Vec<(String, String, Vec<u8>)>);
 
 /// How many days before a yearly plan renews its reminder is sent.
 pub(crate) const REMINDER_DAYS: i64 = 7;
+
+/// How many days before an invoice is due its reminder is sent.
+pub(crate) const INVOICE_DAYS: i64 = 3;
 
 /// The name of the built-in listener that sends notices.
 const LISTENER: &str = "octany.notices";
@@ -169,7 +173,76 @@ impl Octany {
                 tracing::warn!(%error, subscription = %subscription.id, "a renewal reminder was not sent; tried again on the next tick");
             }
         }
+        self.send_invoice_reminders(notices, now).await
+    }
+
+    /// An invoice due within [`INVOICE_DAYS`]: reminded once per
+    /// subscription and due date. (Once it is overdue Octany reports the
+    /// subscription unpaid, and the failed payment's notice says so.)
+    async fn send_invoice_reminders(
+        &self,
+        notices: &Notices,
+        now: DateTime<Utc>,
+    ) -> Result<(), ListenerError> {
+        let policy = self.settings().policy;
+        for row in self.mirror().awaiting_invoices().await? {
+            let Some(due) = crate::domain::model::Entitlement::invoice_due_at(&row, policy) else {
+                continue;
+            };
+            if due <= now || due > now + chrono::Duration::days(INVOICE_DAYS) {
+                continue;
+            }
+            let Some(subscription) = row.subscription() else {
+                continue;
+            };
+            let Some(to) = recipient(subscription.billing_method.as_ref()) else {
+                continue;
+            };
+            let key = format!("invoice:{}:{}", subscription.id, due.timestamp());
+            let locale = language(subscription.billing_method.as_ref(), notices.locale);
+            let (subject, text) = self.invoice_text(&subscription, due, locale);
+            let mail = Mail {
+                to,
+                subject,
+                text,
+                attachments: Vec::new(),
+                message_id: format!("<{key}.invoice_due@octany-actix>"),
+            };
+            let billable = row.billable_ref.as_ref().map(ToString::to_string);
+            if let Err(error) = self
+                .deliver(notices, &key, billable, "invoice_due", &mail)
+                .await
+            {
+                tracing::warn!(%error, subscription = %subscription.id, "an invoice reminder was not sent; tried again on the next tick");
+            }
+        }
         Ok(())
+    }
+
+    fn invoice_text(
+        &self,
+        subscription: &Subscription,
+        due: DateTime<Utc>,
+        locale: Locale,
+    ) -> (String, String) {
+        let plan = plan_name(subscription);
+        let day = due.format("%Y-%m-%d");
+        let link = subscription
+            .invoices_url
+            .clone()
+            .unwrap_or_else(|| self.settings().route_url("").to_string());
+        match locale {
+            Locale::Sv => (
+                format!("Fakturan för {plan} förfaller den {day}"),
+                format!(
+                    "Fakturan för {plan} ska vara betald senast den {day}; betala den för att behålla tillgången: {link}\n"
+                ),
+            ),
+            Locale::En => (
+                format!("Your invoice for {plan} is due on {day}"),
+                format!("The invoice for {plan} is due on {day}; pay it to keep access: {link}\n"),
+            ),
+        }
     }
 
     /// Sends one notice unless it was sent (or is being sent) before.
@@ -360,6 +433,33 @@ impl Octany {
 
     fn failed_text(&self, subscription: &Subscription, locale: Locale) -> (String, String) {
         let plan = plan_name(subscription);
+        let invoiced = subscription.billing_method.as_ref().is_some_and(|m| {
+            matches!(
+                m.kind,
+                crate::domain::model::BillingMethodKind::Fortnox
+                    | crate::domain::model::BillingMethodKind::Billecta
+            )
+        });
+        if invoiced {
+            let link = subscription
+                .invoices_url
+                .clone()
+                .unwrap_or_else(|| self.settings().route_url("").to_string());
+            return match locale {
+                Locale::Sv => (
+                    format!("Fakturan för {plan} är förfallen"),
+                    format!(
+                        "Fakturan för {plan} är inte betald och har förfallit; tillgången är pausad tills den är betald: {link}\n"
+                    ),
+                ),
+                Locale::En => (
+                    format!("Your invoice for {plan} is overdue"),
+                    format!(
+                        "The invoice for {plan} is not paid and is overdue; access is paused until it is: {link}\n"
+                    ),
+                ),
+            };
+        }
         let link = subscription
             .update_card_url
             .clone()
