@@ -214,8 +214,9 @@ db_test!(
 db_test!(
     async fn status_streams_are_bounded_and_a_closed_tab_frees_its_slot(db: TestDb) {
         let fake = fake().await;
+        // Waiting pages sync often: the keep-alives keep their own pace.
         let octany = builder(&db, &fake, Duration::from_secs(3600))
-            .status_sync_interval(Duration::from_secs(3600))
+            .status_sync_interval(Duration::from_millis(20))
             .status_waits(1, 2)
             .status_heartbeat(Duration::from_millis(50))
             .build()

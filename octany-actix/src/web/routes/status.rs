@@ -18,7 +18,6 @@ use std::convert::Infallible;
 use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpRequest, HttpResponse};
-use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::answers::Query;
@@ -30,7 +29,8 @@ use crate::web::billable::Billable;
 use crate::web::error::BillingError;
 use crate::web::octany::Octany;
 
-/// How long one stream is held before it ends and the browser reconnects.
+/// How long one stream is held (counted in keep-alives) before it ends and
+/// the browser reconnects.
 const HOLD: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// The pause before the browser reconnects to an ended stream, in ms.
@@ -78,13 +78,11 @@ pub(super) async fn status_stream<U: Billable + FromRequest + 'static>(
         Err(full) => return Ok(refused(&octany, full)),
     };
     let mut held = Held {
-        ends: octany.clock().now() + chrono::Duration::from_std(HOLD).unwrap_or_default(),
-        // The page's load has just synced: the next one at the route's pace.
-        next_sync: octany.clock().now()
-            + chrono::Duration::from_std(octany.settings().status_sync_interval)
-                .unwrap_or_default(),
         checkout: query.get("checkout").cloned(),
         last: None,
+        beats: 0,
+        beat: None,
+        sync: None,
         octany,
         billable,
         watch,
@@ -126,6 +124,9 @@ fn refused(octany: &Octany, full: Full) -> HttpResponse {
         }))
 }
 
+/// A timer of a held stream (a clock's sleep, kept across wake-ups).
+type Timer = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 /// One held stream.
 struct Held {
     octany: Octany,
@@ -134,8 +135,13 @@ struct Held {
     watch: Watch,
     /// The last state sent.
     last: Option<String>,
-    ends: DateTime<Utc>,
-    next_sync: DateTime<Utc>,
+    /// Keep-alives sent: the stream ends after [`HOLD`] of them.
+    beats: u32,
+    /// The next keep-alive, on its own schedule (wake-ups do not delay it:
+    /// it is how a closed tab is found out).
+    beat: Option<Timer>,
+    /// The next sync from Octany, while the page waits on a payment.
+    sync: Option<Timer>,
 }
 
 impl Held {
@@ -144,31 +150,49 @@ impl Held {
     /// could not be read: the browser reconnects).
     async fn next(&mut self) -> Option<Bytes> {
         let settings = self.octany.settings().clone();
+        let clock = self.octany.clock().clone();
+        let most = HOLD.as_secs_f64() / settings.status_heartbeat.as_secs_f64().max(0.001);
         loop {
-            let clock = self.octany.clock().clone();
-            let now = clock.now();
-            if now >= self.ends {
+            if f64::from(self.beats) >= most {
                 return None;
             }
-            let waiting = self.waiting();
-            let to_sync = (self.next_sync - now).to_std().unwrap_or_default();
-            // Built lazily: a clock's sleep starts when it is first polled.
-            let sync_due = async {
-                if waiting {
-                    clock.sleep(to_sync).await;
-                } else {
-                    std::future::pending::<()>().await;
+            if self.waiting() {
+                // The page's load has just synced: the first at the route's pace.
+                self.sync
+                    .get_or_insert_with(|| clock.sleep(settings.status_sync_interval));
+            } else {
+                self.sync = None;
+            }
+            let beat = self
+                .beat
+                .get_or_insert_with(|| clock.sleep(settings.status_heartbeat));
+            let sync = async {
+                match self.sync.as_mut() {
+                    Some(timer) => timer.await,
+                    None => std::future::pending().await,
                 }
             };
-            let heartbeat = async { clock.sleep(settings.status_heartbeat).await };
-            tokio::select! {
-                () = self.watch.changed() => {}
-                () = sync_due => {
-                    Priority::Poll.scope(self.octany.sync_throttled(&self.billable)).await;
-                    self.next_sync = clock.now()
-                        + chrono::Duration::from_std(settings.status_sync_interval).unwrap_or_default();
+            enum Woke {
+                Changed,
+                Sync,
+                Beat,
+            }
+            let woke = tokio::select! {
+                () = self.watch.changed() => Woke::Changed,
+                () = sync => Woke::Sync,
+                () = beat => Woke::Beat,
+            };
+            match woke {
+                Woke::Changed => {}
+                Woke::Sync => {
+                    self.sync = None;
+                    Priority::Poll
+                        .scope(self.octany.sync_throttled(&self.billable))
+                        .await;
                 }
-                () = heartbeat => {
+                Woke::Beat => {
+                    self.beat = None;
+                    self.beats += 1;
                     return Some(Bytes::from_static(b": keep-alive\n\n"));
                 }
             }
