@@ -167,6 +167,18 @@ db_test!(
             octany.notice_states(&event.id).await.unwrap(),
             [("receipt".to_owned(), "sent".to_owned())]
         );
+        // History is not news: the same receipt from a backfill, or found
+        // a month late, mails nobody.
+        let other = with_notices(&db, &fake, sink.mailer());
+        let mut late = event.clone();
+        late.id = "late-one".into();
+        late.occurred_at = fake.now() - chrono::Duration::days(30);
+        other.send_notices(&late).await.unwrap();
+        let mut backfilled = event.clone();
+        backfilled.id = "backfilled-one".into();
+        backfilled.origin = octany_actix::sync::Origin::Backfill;
+        other.send_notices(&backfilled).await.unwrap();
+        assert_eq!(sink.accepted().len(), 1, "no mail for history");
         // Run again, by this instance and another: nothing more is sent.
         octany.send_notices(&event).await.unwrap();
         with_notices(&db, &fake, sink.mailer())

@@ -34,6 +34,9 @@ type Written = (String, String, Vec<(String, String, Vec<u8>)>);
 /// How many days before a yearly plan renews its reminder is sent.
 pub(crate) const REMINDER_DAYS: i64 = 7;
 
+/// An event older than this many days (by Octany's clock) mails nobody.
+pub(crate) const STALE_DAYS: i64 = 7;
+
 /// How many days before an invoice is due its reminder is sent.
 pub(crate) const INVOICE_DAYS: i64 = 3;
 
@@ -121,6 +124,12 @@ impl Octany {
         let Some(notices) = &self.inner.notices else {
             return Ok(());
         };
+        // History is not news: a backfill's events, or one that happened
+        // long ago (found late by a reconcile), mail nobody.
+        let stale = event.occurred_at + chrono::Duration::days(STALE_DAYS) < self.clock().now();
+        if event.origin == crate::mirror::sync::Origin::Backfill || stale {
+            return Ok(());
+        }
         let billable = event.billable.as_ref().map(ToString::to_string);
         for (kind, mail) in self.notices_of(notices.locale, event) {
             self.deliver(notices, &event.id, billable.clone(), kind, &mail)
