@@ -429,3 +429,47 @@ db_test!(
         db
     }
 );
+
+/// A host's own words: receipts rewritten from their facts.
+struct OwnWords(SmtpMailer);
+
+#[async_trait::async_trait]
+impl Mailer for OwnWords {
+    async fn send(&self, mail: &Mail) -> Result<(), MailError> {
+        let mut mail = mail.clone();
+        if mail.kind == "receipt" && mail.locale == Locale::En {
+            mail.subject = format!("Thanks for order {}", mail.fact("order").unwrap_or("?"));
+            mail.text = format!("You paid {}.\n", mail.fact("total").unwrap_or("?"));
+        }
+        self.0.send(&mail).await
+    }
+}
+
+db_test!(
+    async fn a_host_writes_the_notices_in_its_own_words_from_their_facts(db: TestDb) {
+        let fake = octany_actix_tests::http::fake().await;
+        let sink = Sink::start(0);
+        let octany = with_notices(&db, &fake, OwnWords(sink.mailer()));
+        let event = paid_order(&fake, &octany).await;
+        let octany_actix::sync::BillingEvent::OrderPaid { order } = &event.event else {
+            panic!("{event:?}")
+        };
+        let total = format!(
+            "{},{:02} SEK",
+            order.total_with_vat / 100,
+            order.total_with_vat % 100
+        );
+        let mail = sink.accepted().pop().expect("the receipt");
+        assert!(
+            mail.contains(&format!("Subject: Thanks for order {}", order.id)),
+            "{mail}"
+        );
+        assert!(mail.contains(&format!("You paid {total}.")), "{mail}");
+        assert!(
+            mail.contains("application/pdf"),
+            "the PDF still attached: {mail}"
+        );
+        fake.stop().await;
+        db
+    }
+);

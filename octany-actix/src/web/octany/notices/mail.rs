@@ -21,6 +21,27 @@ pub struct Mail {
     /// Its `Message-ID`, the same each time it is built (from the billing
     /// event and the notice), so a copy sent by hand is recognised.
     pub message_id: String,
+    /// Which notice it is: `receipt`, `payment_failed`, `cancelled`,
+    /// `renewal_reminder` or `invoice_due`.
+    pub kind: String,
+    /// The language it is written in.
+    pub locale: crate::config::Locale,
+    /// What it is about, for a host's own templates: `plan`, `price`,
+    /// `renews_at`, `ends_at`, `due_at`, `order`, `total`, and the links
+    /// `update_card`, `invoices`, `receipt`, `billing`, where they apply.
+    /// To write the notices in your own words, wrap your mailer and
+    /// rewrite `subject` and `text` from these by `kind` and `locale`.
+    pub facts: Vec<(String, String)>,
+}
+
+impl Mail {
+    /// The fact `name`, if this notice has it.
+    pub fn fact(&self, name: &str) -> Option<&str> {
+        self.facts
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// Why a mail was not sent.

@@ -173,6 +173,9 @@ impl Octany {
                 text,
                 attachments: Vec::new(),
                 message_id: format!("<{key}.renewal_reminder@octany-actix>"),
+                kind: "renewal_reminder".into(),
+                locale,
+                facts: self.subscription_facts(&subscription),
             };
             let billable = row.billable_ref.as_ref().map(ToString::to_string);
             if let Err(error) = self
@@ -210,12 +213,17 @@ impl Octany {
             let key = format!("invoice:{}:{}", subscription.id, due.timestamp());
             let locale = language(subscription.billing_method.as_ref(), notices.locale);
             let (subject, text) = self.invoice_text(&subscription, due, locale);
+            let mut facts = self.subscription_facts(&subscription);
+            facts.push(("due_at".into(), due.format("%Y-%m-%d").to_string()));
             let mail = Mail {
                 to,
                 subject,
                 text,
                 attachments: Vec::new(),
                 message_id: format!("<{key}.invoice_due@octany-actix>"),
+                kind: "invoice_due".into(),
+                locale,
+                facts,
             };
             let billable = row.billable_ref.as_ref().map(ToString::to_string);
             if let Err(error) = self
@@ -351,6 +359,7 @@ impl Octany {
         // language (else `default`): its subject, text and attachments.
         let mail = |kind: &'static str,
                     method: Option<&BillingMethod>,
+                    facts: Vec<(String, String)>,
                     write: &dyn Fn(Locale) -> Written| {
             let to = recipient(method)?;
             let locale = language(method, default);
@@ -363,12 +372,18 @@ impl Octany {
                     text,
                     attachments,
                     message_id: format!("<{}.{kind}@octany-actix>", event.id),
+                    kind: kind.to_owned(),
+                    locale,
+                    facts,
                 },
             ))
         };
         let made = match &event.event {
-            BillingEvent::OrderPaid { order } => {
-                mail("receipt", order.billing_method.as_ref(), &|locale| {
+            BillingEvent::OrderPaid { order } => mail(
+                "receipt",
+                order.billing_method.as_ref(),
+                self.order_facts(order),
+                &|locale| {
                     let (subject, text) = self.receipt_text(order, locale);
                     let pdf = self.settings().seller.as_ref().map(|seller| {
                         let date = order.created_at.unwrap_or(event.occurred_at);
@@ -383,11 +398,12 @@ impl Octany {
                         )
                     });
                     (subject, text, pdf.into_iter().collect())
-                })
-            }
+                },
+            ),
             BillingEvent::PaymentFailed { subscription } => mail(
                 "payment_failed",
                 subscription.billing_method.as_ref(),
+                self.subscription_facts(subscription),
                 &|locale| {
                     let (subject, text) = self.failed_text(subscription, locale);
                     (subject, text, Vec::new())
@@ -396,6 +412,7 @@ impl Octany {
             BillingEvent::SubscriptionCancelled { subscription } => mail(
                 "cancelled",
                 subscription.billing_method.as_ref(),
+                self.subscription_facts(subscription),
                 &|locale| {
                     let (subject, text) = cancelled_text(subscription, locale);
                     (subject, text, Vec::new())
@@ -404,6 +421,59 @@ impl Octany {
             _ => None,
         };
         made.into_iter().collect()
+    }
+
+    /// What a notice about `subscription` can say (see [`Mail::facts`]).
+    fn subscription_facts(&self, subscription: &Subscription) -> Vec<(String, String)> {
+        let price = subscription.price + subscription.vat;
+        let day = |t: DateTime<Utc>| t.format("%Y-%m-%d").to_string();
+        [
+            ("plan", Some(plan_name(subscription))),
+            (
+                "price",
+                Some(format!(
+                    "{},{:02} {}",
+                    price / 100,
+                    price % 100,
+                    subscription.currency.to_uppercase()
+                )),
+            ),
+            ("renews_at", subscription.renews_at.map(day)),
+            ("ends_at", subscription.ends_at.map(day)),
+            ("update_card", subscription.update_card_url.clone()),
+            ("invoices", subscription.invoices_url.clone()),
+            ("billing", Some(self.settings().route_url("").to_string())),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name.to_owned(), value?)))
+        .collect()
+    }
+
+    /// What a notice about `order` can say (see [`Mail::facts`]).
+    fn order_facts(&self, order: &Order) -> Vec<(String, String)> {
+        let total = order.total_with_vat;
+        let receipt = self.settings().seller.as_ref().map(|_| {
+            self.settings()
+                .route_url(&format!("receipts/{}", order.id))
+                .to_string()
+        });
+        [
+            ("order", Some(order.id.to_string())),
+            (
+                "total",
+                Some(format!(
+                    "{},{:02} {}",
+                    total / 100,
+                    total % 100,
+                    order.currency.to_uppercase()
+                )),
+            ),
+            ("receipt", receipt),
+            ("billing", Some(self.settings().route_url("").to_string())),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name.to_owned(), value?)))
+        .collect()
     }
 
     fn receipt_text(&self, order: &Order, locale: Locale) -> (String, String) {
