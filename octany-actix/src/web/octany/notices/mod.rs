@@ -24,6 +24,7 @@ use crate::domain::receipt::Receipt;
 use crate::mirror::notices::Claim;
 use crate::mirror::sync::{BillingEvent, Event, ListenerError, Listeners};
 
+mod facts;
 mod mail;
 
 pub use mail::{FileMailer, Mail, MailError, Mailer, SmtpMailer};
@@ -421,59 +422,6 @@ impl Octany {
             _ => None,
         };
         made.into_iter().collect()
-    }
-
-    /// What a notice about `subscription` can say (see [`Mail::facts`]).
-    fn subscription_facts(&self, subscription: &Subscription) -> Vec<(String, String)> {
-        let price = subscription.price + subscription.vat;
-        let day = |t: DateTime<Utc>| t.format("%Y-%m-%d").to_string();
-        [
-            ("plan", Some(plan_name(subscription))),
-            (
-                "price",
-                Some(format!(
-                    "{},{:02} {}",
-                    price / 100,
-                    price % 100,
-                    subscription.currency.to_uppercase()
-                )),
-            ),
-            ("renews_at", subscription.renews_at.map(day)),
-            ("ends_at", subscription.ends_at.map(day)),
-            ("update_card", subscription.update_card_url.clone()),
-            ("invoices", subscription.invoices_url.clone()),
-            ("billing", Some(self.settings().route_url("").to_string())),
-        ]
-        .into_iter()
-        .filter_map(|(name, value)| Some((name.to_owned(), value?)))
-        .collect()
-    }
-
-    /// What a notice about `order` can say (see [`Mail::facts`]).
-    fn order_facts(&self, order: &Order) -> Vec<(String, String)> {
-        let total = order.total_with_vat;
-        let receipt = self.settings().seller.as_ref().map(|_| {
-            self.settings()
-                .route_url(&format!("receipts/{}", order.id))
-                .to_string()
-        });
-        [
-            ("order", Some(order.id.to_string())),
-            (
-                "total",
-                Some(format!(
-                    "{},{:02} {}",
-                    total / 100,
-                    total % 100,
-                    order.currency.to_uppercase()
-                )),
-            ),
-            ("receipt", receipt),
-            ("billing", Some(self.settings().route_url("").to_string())),
-        ]
-        .into_iter()
-        .filter_map(|(name, value)| Some((name.to_owned(), value?)))
-        .collect()
     }
 
     fn receipt_text(&self, order: &Order, locale: Locale) -> (String, String) {
