@@ -124,8 +124,9 @@ async fn to_checkout(page: &Page, base: &str, n: usize) -> Result {
     Ok(())
 }
 
-/// Counts the page's requests to the status route (polls and streams).
-fn count_status_requests(page: &Page, counter: Arc<AtomicUsize>) {
+/// Counts the page's requests to the status route (polls and streams)
+/// until the returned task is aborted.
+fn count_status_requests(page: &Page, counter: Arc<AtomicUsize>) -> tokio::task::JoinHandle<()> {
     let page = page.clone();
     tokio::spawn(async move {
         let Ok(mut requests) = page.event_listener::<EventRequestWillBeSent>().await else {
@@ -136,7 +137,7 @@ fn count_status_requests(page: &Page, counter: Arc<AtomicUsize>) {
                 counter.fetch_add(1, Ordering::SeqCst);
             }
         }
-    });
+    })
 }
 
 /// One round: pays with settlement `delay` later (`webhooks` or none);
@@ -158,7 +159,7 @@ async fn round(
         ..Faults::none()
     });
     let counter = Arc::new(AtomicUsize::new(0));
-    count_status_requests(page, counter.clone());
+    let counting = count_status_requests(page, counter.clone());
     let paid_at = epoch_ms();
     page.find_element("button[value=succeed]")
         .await?
@@ -170,6 +171,7 @@ async fn round(
         .await?
         .into_value()?;
     fake.set_faults(Faults::none());
+    counting.abort();
     let settled = paid_at + delay.as_secs_f64() * 1000.0;
     Ok((left - settled, counter.load(Ordering::SeqCst)))
 }
@@ -184,7 +186,7 @@ async fn quiet(app: &App, page: &Page, n: usize) -> Result<usize> {
         ..Faults::none()
     });
     let counter = Arc::new(AtomicUsize::new(0));
-    count_status_requests(page, counter.clone());
+    let counting = count_status_requests(page, counter.clone());
     page.find_element("button[value=succeed]")
         .await?
         .click()
@@ -193,6 +195,7 @@ async fn quiet(app: &App, page: &Page, n: usize) -> Result<usize> {
     // Measured in real time: the page's own timers run in it.
     tokio::time::sleep(Duration::from_secs(25)).await;
     let made = counter.load(Ordering::SeqCst);
+    counting.abort();
     page.goto("about:blank").await?;
     fake.set_faults(Faults::none());
     Ok(made)

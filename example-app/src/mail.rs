@@ -5,11 +5,14 @@
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
+use askama::Template;
+use askama_web::WebTemplate;
 
 use crate::AppState;
 use crate::errors::AppError;
 
 /// One caught mail, as the list shows it.
+#[derive(Debug)]
 struct Caught {
     name: String,
     to: String,
@@ -25,15 +28,15 @@ fn header_of(raw: &str, name: &str) -> String {
         .to_owned()
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// The list of caught mails.
+#[derive(Debug, Template, WebTemplate)]
+#[template(path = "caught_mail.html")]
+pub struct CaughtPage {
+    mails: Vec<Caught>,
 }
 
 /// `GET /dev/mail`.
-pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+pub async fn list(state: web::Data<AppState>) -> Result<CaughtPage, AppError> {
     let dir = state.caught_mail.as_ref().ok_or(AppError::NotFound)?;
     let mut caught: Vec<(std::time::SystemTime, Caught)> = std::fs::read_dir(dir)
         .map(|entries| {
@@ -56,29 +59,9 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, AppError> 
         })
         .unwrap_or_default();
     caught.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
-    let rows: String = caught
-        .iter()
-        .map(|(_, c)| {
-            format!(
-                "<tr><td>{}</td><td><a href=\"/dev/mail/{}\">{}</a></td></tr>",
-                escape(&c.to),
-                escape(&c.name),
-                escape(&c.subject)
-            )
-        })
-        .collect();
-    let body = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Caught mail</title></head><body><main id=\"caught-mail\"><h1>Mail the app sent</h1><p>Against the fake Octany with no <code>SMTP_URL</code>, the customer's e-mails are kept here instead of sent.</p><table><tr><th>To</th><th>Subject</th></tr>{}</table><p><a href=\"/account\">Back</a></p></main></body></html>",
-        if rows.is_empty() {
-            "<tr><td colspan=\"2\">None yet.</td></tr>".to_owned()
-        } else {
-            rows
-        }
-    );
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .content_type("text/html; charset=utf-8")
-        .body(body))
+    Ok(CaughtPage {
+        mails: caught.into_iter().map(|(_, c)| c).collect(),
+    })
 }
 
 /// `GET /dev/mail/{name}`: one mail, raw.

@@ -50,25 +50,21 @@ pub(crate) async fn claim(
     let Some(found) = notice::Entity::find_by_id(key).one(db).await? else {
         return Ok(Claim::Busy);
     };
-    let taken = |state: &str, before: Option<DateTime<Utc>>| {
-        let mut update = notice::Entity::update_many()
-            .col_expr(notice::Column::State, Expr::value("sending"))
-            .col_expr(notice::Column::ClaimedAt, Expr::value(now))
-            .col_expr(notice::Column::Attempts, Expr::value(found.attempts + 1))
-            .filter(notice::Column::EventId.eq(found.event_id.as_str()))
-            .filter(notice::Column::Kind.eq(found.kind.as_str()))
-            .filter(notice::Column::State.eq(state.to_owned()));
-        if let Some(before) = before {
-            update = update.filter(notice::Column::ClaimedAt.eq(before));
-        }
-        update
-    };
     Ok(match found.state.as_str() {
         "sent" => Claim::Sent,
         "uncertain" => Claim::Uncertain,
         "failed" => {
             // Refused before: this caller tries again, unless another just did.
-            if taken("failed", None).exec(db).await?.rows_affected == 1 {
+            let retaken = notice::Entity::update_many()
+                .col_expr(notice::Column::State, Expr::value("sending"))
+                .col_expr(notice::Column::ClaimedAt, Expr::value(now))
+                .col_expr(notice::Column::Attempts, Expr::value(found.attempts + 1))
+                .filter(notice::Column::EventId.eq(found.event_id.as_str()))
+                .filter(notice::Column::Kind.eq(found.kind.as_str()))
+                .filter(notice::Column::State.eq("failed"))
+                .exec(db)
+                .await?;
+            if retaken.rows_affected == 1 {
                 Claim::Send
             } else {
                 Claim::Busy

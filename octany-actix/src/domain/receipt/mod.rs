@@ -15,6 +15,27 @@ use crate::domain::model::Order;
 
 mod pdf;
 
+/// `minor` units of `currency` as pages and mails show an amount:
+/// `123,75 SEK`.
+pub(crate) fn amount(minor: i64, currency: &str) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    format!(
+        "{sign}{},{:02} {}",
+        minor.abs() / 100,
+        minor.abs() % 100,
+        currency.to_uppercase()
+    )
+}
+
+/// A VAT share of `base` as a whole percent in hundredths (`2500` = 25 %):
+/// Swedish rates are whole (25, 12, 6, 0).
+fn whole_percent(vat: i64, base: i64) -> i64 {
+    if base == 0 {
+        return 0;
+    }
+    ((vat * 100 + base / 2) / base) * 100
+}
+
 /// The seller's details printed on every receipt (Swedish law asks for the
 /// name, the organisation number, the VAT number and the address).
 ///
@@ -97,11 +118,7 @@ impl Receipt {
                 let quantity = item.quantity.max(1);
                 let vat_rate = match &item.product {
                     Some(product) => product.vat_rate,
-                    None if item.price != 0 => {
-                        // Whole percent, as Swedish rates are (25, 12, 6, 0).
-                        ((item.vat * 100 + item.price / 2) / item.price) * 100
-                    }
-                    None => 0,
+                    None => whole_percent(item.vat, item.price),
                 };
                 let description = item
                     .description
@@ -124,11 +141,7 @@ impl Receipt {
                 description: format!("Order {}", order.id),
                 quantity: 1,
                 unit_price: order.total,
-                vat_rate: if order.total == 0 {
-                    0
-                } else {
-                    ((vat * 100 + order.total / 2) / order.total) * 100
-                },
+                vat_rate: whole_percent(vat, order.total),
                 vat,
                 total: order.total,
             });

@@ -118,10 +118,5 @@ pub(super) fn with_next(path: String, query: &HashMap<String, String>) -> String
 /// An amount in minor units as a page shows it: `123,00 SEK a month`.
 pub(super) fn money(minor: i64, currency: &str, interval: Option<&str>) -> String {
     let per = interval.map(|i| format!(" a {i}")).unwrap_or_default();
-    format!(
-        "{},{:02} {}{per}",
-        minor / 100,
-        (minor % 100).abs(),
-        currency.to_uppercase()
-    )
+    format!("{}{per}", crate::domain::receipt::amount(minor, currency))
 }

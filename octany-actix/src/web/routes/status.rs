@@ -80,6 +80,7 @@ pub(super) async fn status_stream<U: Billable + FromRequest + 'static>(
     let mut held = Held {
         checkout: query.get("checkout").cloned(),
         last: None,
+        waiting: true,
         beats: 0,
         beat: None,
         sync: None,
@@ -135,6 +136,9 @@ struct Held {
     watch: Watch,
     /// The last state sent.
     last: Option<String>,
+    /// Whether the page still waits on Octany (as of the last state sent):
+    /// no access yet, or a one-off purchase not yet completed.
+    waiting: bool,
     /// Keep-alives sent: the stream ends after [`HOLD`] of them.
     beats: u32,
     /// The next keep-alive, on its own schedule (wake-ups do not delay it:
@@ -149,23 +153,23 @@ impl Held {
     /// `None` when the stream is over (its hold ran out, or the state
     /// could not be read: the browser reconnects).
     async fn next(&mut self) -> Option<Bytes> {
-        let settings = self.octany.settings().clone();
+        let (heartbeat, sync_every) = {
+            let settings = self.octany.settings();
+            (settings.status_heartbeat, settings.status_sync_interval)
+        };
         let clock = self.octany.clock().clone();
-        let most = HOLD.as_secs_f64() / settings.status_heartbeat.as_secs_f64().max(0.001);
+        let most = HOLD.as_secs_f64() / heartbeat.as_secs_f64().max(0.001);
         loop {
             if f64::from(self.beats) >= most {
                 return None;
             }
-            if self.waiting() {
+            if self.waiting {
                 // The page's load has just synced: the first at the route's pace.
-                self.sync
-                    .get_or_insert_with(|| clock.sleep(settings.status_sync_interval));
+                self.sync.get_or_insert_with(|| clock.sleep(sync_every));
             } else {
                 self.sync = None;
             }
-            let beat = self
-                .beat
-                .get_or_insert_with(|| clock.sleep(settings.status_heartbeat));
+            let beat = self.beat.get_or_insert_with(|| clock.sleep(heartbeat));
             let sync = async {
                 match self.sync.as_mut() {
                     Some(timer) => timer.await,
@@ -217,19 +221,10 @@ impl Held {
         if self.last.as_deref() == Some(text.as_str()) {
             return Ok(None);
         }
+        self.waiting = body["access"] != Value::Bool(true)
+            || (self.checkout.is_some() && body["checkout"]["status"] != json!("completed"));
         self.last = Some(text.clone());
         Ok(Some(format!("data: {text}\n\n")))
-    }
-
-    /// Whether the page still waits on Octany: no access yet, or a one-off
-    /// purchase not yet completed.
-    fn waiting(&self) -> bool {
-        let Some(last) = self.last.as_deref() else {
-            return true;
-        };
-        let last: Value = serde_json::from_str(last).unwrap_or(Value::Null);
-        last["access"] != Value::Bool(true)
-            || (self.checkout.is_some() && last["checkout"]["status"] != json!("completed"))
     }
 }
 

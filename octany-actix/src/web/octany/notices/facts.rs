@@ -16,11 +16,9 @@ impl Octany {
             ("plan", Some(plan_name(subscription))),
             (
                 "price",
-                Some(format!(
-                    "{},{:02} {}",
-                    price / 100,
-                    price % 100,
-                    subscription.currency.to_uppercase()
+                Some(crate::domain::receipt::amount(
+                    price,
+                    &subscription.currency,
                 )),
             ),
             ("renews_at", subscription.renews_at.map(day)),
@@ -46,12 +44,7 @@ impl Octany {
             ("order", Some(order.id.to_string())),
             (
                 "total",
-                Some(format!(
-                    "{},{:02} {}",
-                    total / 100,
-                    total % 100,
-                    order.currency.to_uppercase()
-                )),
+                Some(crate::domain::receipt::amount(total, &order.currency)),
             ),
             ("receipt", receipt),
             ("billing", Some(self.settings().route_url("").to_string())),

@@ -316,12 +316,7 @@ impl Octany {
         let plan = plan_name(subscription);
         let day = renews.format("%Y-%m-%d");
         let price = subscription.price + subscription.vat;
-        let price = format!(
-            "{},{:02} {}",
-            price / 100,
-            price % 100,
-            subscription.currency.to_uppercase()
-        );
+        let price = crate::domain::receipt::amount(price, &subscription.currency);
         let page = self.settings().route_url("").to_string();
         match locale {
             Locale::Sv => (
@@ -425,12 +420,7 @@ impl Octany {
     }
 
     fn receipt_text(&self, order: &Order, locale: Locale) -> (String, String) {
-        let total = format!(
-            "{},{:02} {}",
-            order.total_with_vat / 100,
-            order.total_with_vat % 100,
-            order.currency.to_uppercase()
-        );
+        let total = crate::domain::receipt::amount(order.total_with_vat, &order.currency);
         let link = self.settings().seller.as_ref().map(|_| {
             self.settings()
                 .route_url(&format!("receipts/{}", order.id))
