@@ -7,6 +7,9 @@
 //!    at most half the cores at once, so the workers keep serving.
 //! 2. A failed login for a known e-mail against an unknown one, alternated:
 //!    the medians and their ratio (an unknown e-mail verifies a dummy hash).
+//! 3. A sign-up with a known e-mail against a new one, alternated: the
+//!    medians and their ratio (both hash the password and mail a link or a
+//!    note, so the time does not say which addresses have accounts).
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -18,7 +21,7 @@ const PASSWORD: &str = "correct horse battery";
 struct App {
     child: Child,
     base: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for App {
@@ -41,6 +44,7 @@ async fn start() -> App {
         .env("RUST_LOG", "warn")
         .env("LOGIN_LIMIT_PER_ACCOUNT", "1000000")
         .env("LOGIN_LIMIT_PER_ADDRESS", "1000000")
+        .env("SIGNUP_LIMIT_PER_ADDRESS", "1000000")
         .env_remove("OCTANY_ACCOUNT")
         .env_remove("DATABASE_URL")
         .stdout(Stdio::null())
@@ -54,11 +58,7 @@ async fn start() -> App {
         assert!(Instant::now() < deadline, "the app did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    App {
-        child,
-        base,
-        _dir: dir,
-    }
+    App { child, base, dir }
 }
 
 fn client() -> reqwest::Client {
@@ -125,6 +125,18 @@ async fn main() {
     )
     .await;
     assert_eq!(made, 303);
+    // The link mailed to Ada (caught in the data directory), confirmed.
+    let mail = std::fs::read_dir(app.dir.path().join("mail"))
+        .unwrap()
+        .flatten()
+        .next()
+        .expect("the sign-up's mail");
+    let link = example_app::mail::links(&std::fs::read_to_string(mail.path()).unwrap())
+        .into_iter()
+        .next()
+        .expect("its link");
+    let path = link.strip_prefix(&base).unwrap().to_owned();
+    assert_eq!(post(&reader, &base, &path, &[]).await, 303);
     cheap_page(&reader, &base, 50).await; // warm up
 
     let idle = cheap_page(&reader, &base, 300).await;
@@ -177,41 +189,59 @@ async fn main() {
         load50 / idle50
     );
 
-    let mut known = Vec::new();
-    let mut unknown = Vec::new();
-    for i in 0..100 {
-        // Alternate which goes first, so order favours neither.
-        let mut pair = [("ada@example.com", true), ("nobody@example.com", false)];
-        if i % 2 == 1 {
-            pair.reverse();
-        }
-        for (email, is_known) in pair {
-            let into = if is_known { &mut known } else { &mut unknown };
-            let c = client();
-            let token = csrf(&c, &format!("{base}/login")).await;
-            let t = Instant::now();
-            let status = c
-                .post(format!("{base}/login"))
-                .form(&[
-                    ("csrf", token.as_str()),
-                    ("email", email),
-                    ("password", "not the password"),
-                ])
-                .send()
-                .await
-                .unwrap()
-                .status();
-            let took = t.elapsed();
-            assert_eq!(status, 401);
-            if i >= 5 {
-                into.push(took);
-            }
-        }
-    }
+    let (known, unknown) = alternated(&base, "/login", 401, |_| "nobody@example.com".into()).await;
     let (k50, k90) = millis(known);
     let (u50, u90) = millis(unknown);
     println!("failed login, 95 each, alternated (order swapped every pair):");
     println!("  known e-mail:    median {k50:7.2} ms   p90 {k90:7.2} ms");
     println!("  unknown e-mail:  median {u50:7.2} ms   p90 {u90:7.2} ms");
     println!("  ratio unknown/known (median): {:.2}", u50 / k50);
+
+    let (known, new) = alternated(&base, "/signup", 303, |i| format!("new{i}@example.com")).await;
+    let (k50, k90) = millis(known);
+    let (n50, n90) = millis(new);
+    println!("sign-up, 95 each, alternated (order swapped every pair):");
+    println!("  known e-mail:    median {k50:7.2} ms   p90 {k90:7.2} ms");
+    println!("  new e-mail:      median {n50:7.2} ms   p90 {n90:7.2} ms");
+    println!("  ratio new/known (median): {:.2}", n50 / k50);
+}
+
+/// 100 posts of `path` for Ada's e-mail and 100 for `other(i)`,
+/// alternated (which goes first swaps every pair), each answered `status`;
+/// the times of each after 5 to warm up.
+async fn alternated(
+    base: &str,
+    path: &str,
+    status: u16,
+    other: impl Fn(usize) -> String,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for i in 0..100 {
+        let mut pair = [("ada@example.com".to_owned(), true), (other(i), false)];
+        if i % 2 == 1 {
+            pair.reverse();
+        }
+        for (email, is_known) in pair {
+            let c = client();
+            let token = csrf(&c, &format!("{base}{path}")).await;
+            let t = Instant::now();
+            let answer = c
+                .post(format!("{base}{path}"))
+                .form(&[
+                    ("csrf", token.as_str()),
+                    ("email", email.as_str()),
+                    ("password", "not the password at all"),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status();
+            let took = t.elapsed();
+            assert_eq!(answer.as_u16(), status, "{path} as {email}");
+            if i >= 5 {
+                if is_known { &mut known } else { &mut unknown }.push(took);
+            }
+        }
+    }
+    (known, unknown)
 }

@@ -115,6 +115,23 @@ async fn to_checkout(page: &Page, base: &str, n: usize) -> Result {
     fill(page, "input[name=email]", &format!("bench{n}@example.com")).await?;
     fill(page, "input[name=password]", "correct horse battery").await?;
     page.find_element("#submit").await?.click().await?;
+    until(page, |u| u.ends_with("/signup/sent")).await?;
+    // The link mailed to them, caught at /dev/mail, and its button.
+    page.goto(format!("{base}/dev/mail")).await?;
+    let mail: String = page
+        .evaluate(format!(
+            "[...document.querySelectorAll('#caught-mail tr')].find(r => r.cells[0] \
+             && r.cells[0].innerText.trim() === 'bench{n}@example.com').querySelector('a').href"
+        ))
+        .await?
+        .into_value()?;
+    page.goto(mail).await?;
+    let link: String = page
+        .evaluate("document.querySelector('#links a').href")
+        .await?
+        .into_value()?;
+    page.goto(link).await?;
+    page.find_element("#confirm").await?.click().await?;
     until(page, |u| u.ends_with("/pricing")).await?;
     page.find_element("#plan-pro-monthly a.button")
         .await?

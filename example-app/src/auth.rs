@@ -1,7 +1,7 @@
-//! Sign-up, login, logout and password change, and the `user::Model`
-//! extractor that octany-actix's guard composes with.
+//! Login, logout and password change, and the `user::Model` extractor
+//! that octany-actix's guard composes with (sign-up is [`crate::signup`]).
 //!
-//! Logins and sign-ups are throttled ([`throttle`]),
+//! Logins are throttled ([`throttle`]),
 //! passwords are hashed off the request workers
 //! ([`Passwords`](crate::passwords::Passwords)), an unknown e-mail costs the
 //! same as a wrong password, and a login renews the session's key.
@@ -15,7 +15,7 @@ use actix_web::{
 };
 use askama::Template;
 use askama_web::WebTemplate;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, SqlErr};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use serde::Deserialize;
 
 use crate::errors::{AppError, wants_html};
@@ -82,23 +82,23 @@ pub struct AuthPage {
 /// The sign-up and login form.
 #[derive(Debug, Deserialize)]
 pub struct Credentials {
-    email: String,
-    password: String,
+    pub(crate) email: String,
+    pub(crate) password: String,
     #[serde(default)]
-    name: String,
-    csrf: String,
+    pub(crate) name: String,
+    pub(crate) csrf: String,
     #[serde(default)]
-    next: String,
+    pub(crate) next: String,
 }
 
 /// Where to go after signing in.
 #[derive(Debug, Deserialize)]
 pub struct Next {
-    next: Option<String>,
+    pub(crate) next: Option<String>,
 }
 
 impl AuthPage {
-    fn new(state: &AppState, session: &Session, signup: bool, next: String) -> Self {
+    pub(crate) fn new(state: &AppState, session: &Session, signup: bool, next: String) -> Self {
         Self {
             layout: Layout::new(state, session, None),
             signup,
@@ -110,7 +110,7 @@ impl AuthPage {
     }
 
     /// The form again, with the user's input (never the password) and why.
-    fn again(
+    pub(crate) fn again(
         mut self,
         status: actix_web::http::StatusCode,
         error: &str,
@@ -128,20 +128,6 @@ impl AuthPage {
     }
 }
 
-/// `GET /signup`.
-pub async fn signup_form(
-    state: web::Data<AppState>,
-    session: Session,
-    query: web::Query<Next>,
-) -> AuthPage {
-    AuthPage::new(
-        &state,
-        &session,
-        true,
-        query.next.clone().unwrap_or_default(),
-    )
-}
-
 /// `GET /login`.
 pub async fn login_form(
     state: web::Data<AppState>,
@@ -157,7 +143,7 @@ pub async fn login_form(
 }
 
 /// A new session key for the user (no fixation), then on to `next`.
-fn signed_in(session: &Session, id: i64, next: &str) -> Result<HttpResponse, AppError> {
+pub(crate) fn signed_in(session: &Session, id: i64, next: &str) -> Result<HttpResponse, AppError> {
     session.renew();
     csrf::rotate(session);
     session
@@ -191,81 +177,6 @@ pub fn client_address(req: &HttpRequest, state: &AppState) -> String {
     req.peer_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_default()
-}
-
-/// `POST /signup`.
-pub async fn signup(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    form: web::Form<Credentials>,
-) -> Result<HttpResponse, AppError> {
-    csrf::check(&session, &form.csrf)?;
-    let limits = state.limits;
-    let address = client_address(&req, &state);
-    // Every sign-up counts against the address, made or not.
-    if let Err(refused) = throttle::attempt(
-        &state.db,
-        &state.clock,
-        limits.window,
-        &[Counted::new(
-            "signup-address",
-            &address,
-            limits.signup_per_address,
-        )],
-    )
-    .await?
-    {
-        return Err(AppError::TooMany(refused));
-    }
-    let page = AuthPage::new(&state, &session, true, form.next.clone());
-    let unprocessable = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
-    let email = match validate::email(&form.email) {
-        Ok(email) => email,
-        Err(problem) => return Ok(page.again(unprocessable, problem, &form)),
-    };
-    let name = match validate::name(&form.name, false) {
-        Ok(name) => name,
-        Err(problem) => return Ok(page.again(unprocessable, problem, &form)),
-    };
-    if let Some(problem) = passwords::policy_problem(&form.password, &email, &name) {
-        return Ok(page.again(unprocessable, &problem, &form));
-    }
-    let taken = user::Entity::find()
-        .filter(user::Column::Email.eq(&email))
-        .one(&state.db)
-        .await?;
-    if taken.is_some() {
-        return Ok(page.again(
-            unprocessable,
-            "That e-mail already has an account: log in instead.",
-            &form,
-        ));
-    }
-    let hash = state.passwords.hash(form.password.clone()).await?;
-    let created = user::Entity::insert(user::ActiveModel {
-        email: Set(email),
-        name: Set((!name.is_empty()).then_some(name)),
-        password_hash: Set(hash),
-        created_at: Set(state.clock.now()),
-        ..Default::default()
-    })
-    .exec(&state.db)
-    .await;
-    let created = match created {
-        Ok(created) => created,
-        // The same e-mail signed up at the same moment (a double submit).
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            return Ok(page.again(
-                unprocessable,
-                "That e-mail already has an account: log in instead.",
-                &form,
-            ));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    tracing::info!(user = created.last_insert_id, "signed up");
-    signed_in(&session, created.last_insert_id, &form.next)
 }
 
 /// `POST /login`.

@@ -124,6 +124,21 @@ fn mailer(
     }
 }
 
+/// The app's own mails (sign-up links): as the notices' when there is a
+/// mailer for them; against Octany with no `SMTP_URL`, written into
+/// `DATA_DIR/unsent-mail` for an operator to read (and said at start).
+pub fn account_mailer(
+    backend: &Backend,
+    settings: &Settings,
+) -> Result<Box<dyn Mailer>, octany_actix::notices::MailError> {
+    if let Some(mailer) = mailer(backend, settings)? {
+        return Ok(mailer);
+    }
+    let dir = settings.data_dir.join("unsent-mail");
+    tracing::warn!(dir = %dir.display(), "SMTP_URL is not set: sign-up links are written here, not sent");
+    Ok(Box::new(FileMailer::new(dir, &settings.mail_from)?))
+}
+
 /// The app's billing.
 pub fn octany(
     backend: &Backend,

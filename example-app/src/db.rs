@@ -4,7 +4,8 @@
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 use sea_orm_migration::prelude::*;
 
-/// The app's own migrations: users, sessions, login attempts, teams.
+/// The app's own migrations: users, sessions, login attempts, teams, and
+/// sign-ups waiting for their e-mail's confirmation.
 #[derive(Debug)]
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateSessions),
             Box::new(CreateAuthAttempts),
             Box::new(CreateTeams),
+            Box::new(CreateSignups),
         ]
     }
 }
@@ -379,6 +381,80 @@ impl MigrationTrait for CreateTeams {
                 .await?;
         }
         Ok(())
+    }
+}
+
+#[derive(DeriveIden)]
+enum Signups {
+    Table,
+    Id,
+    Email,
+    Name,
+    PasswordHash,
+    Next,
+    ExpiresAt,
+    CreatedAt,
+}
+
+/// Sign-ups waiting for the link mailed to their address: the account is
+/// made when the link is followed, so the sign-up form answers the same
+/// whether or not an address has an account.
+struct CreateSignups;
+
+impl MigrationName for CreateSignups {
+    fn name(&self) -> &str {
+        "m20261205_000005_create_signups"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for CreateSignups {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Signups::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(Signups::Id)
+                            .string_len(64)
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(Signups::Email).string_len(255).not_null())
+                    .col(ColumnDef::new(Signups::Name).string_len(255).null())
+                    .col(
+                        ColumnDef::new(Signups::PasswordHash)
+                            .string_len(255)
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(Signups::Next).string_len(2048).not_null())
+                    .col(timestamp(manager, Signups::ExpiresAt).not_null())
+                    .col(timestamp(manager, Signups::CreatedAt).not_null())
+                    .to_owned(),
+            )
+            .await?;
+        for (name, column) in [
+            ("idx_signups_email", Signups::Email),
+            ("idx_signups_expires", Signups::ExpiresAt),
+        ] {
+            manager
+                .create_index(
+                    Index::create()
+                        .name(name)
+                        .table(Signups::Table)
+                        .col(column)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(Signups::Table).to_owned())
+            .await
     }
 }
 

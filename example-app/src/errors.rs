@@ -43,6 +43,9 @@ pub enum AppError {
     /// The session could not be written.
     #[error("the session could not be written: {0}")]
     Session(String),
+    /// A mail of the app's own (a sign-up link) could not be sent.
+    #[error("the mail could not be sent: {0}")]
+    Mail(String),
 }
 
 impl AppError {
@@ -55,6 +58,7 @@ impl AppError {
             Self::NotFound => "not_found",
             Self::NotOwner => "owner_only",
             Self::Hash(_) | Self::Session(_) => "internal",
+            Self::Mail(_) => "mail_unavailable",
         }
     }
 }
@@ -62,7 +66,7 @@ impl AppError {
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Database(_) | Self::Mail(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Billing(e) => e.status_code(),
             Self::Forged | Self::NotOwner => StatusCode::FORBIDDEN,
             Self::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,

@@ -16,6 +16,7 @@ pub mod pages;
 pub mod passwords;
 pub mod sessions;
 pub mod settings;
+pub mod signup;
 pub mod team;
 pub mod teams;
 pub mod telemetry;
@@ -66,6 +67,8 @@ pub struct AppState {
     /// What `/metrics` asks of clients not on this machine (`METRICS_TOKEN`;
     /// a `Secret`, so that the state's `Debug` does not print it).
     pub metrics_token: Option<octany_actix::config::Secret>,
+    /// The app's own mails (sign-up links).
+    pub mail: signup::AccountMail,
     /// Seals what the session row must not hold in the clear (an
     /// invitation link between its making and its showing).
     pub sealing: teams::invites::SealingKey,
@@ -162,6 +165,7 @@ pub async fn start_on(settings: Settings, db: DatabaseConnection) -> Result<Runn
         trust_proxy_headers: settings.trust_proxy_headers,
         public_url: url.clone(),
         sealing: teams::invites::SealingKey::derive_from(&settings.session_key),
+        mail: signup::AccountMail::new(billing::account_mailer(&backend, &settings)?),
         metrics_token: settings
             .metrics_token
             .clone()
@@ -221,7 +225,8 @@ pub async fn start_on(settings: Settings, db: DatabaseConnection) -> Result<Runn
     })
 }
 
-/// Every minute: expired sessions and old login attempts are deleted, and
+/// Every minute: expired sessions and sign-up links and old login attempts
+/// are deleted, and
 /// the metrics' histograms are compacted.
 async fn maintain(
     db: DatabaseConnection,
@@ -238,6 +243,9 @@ async fn maintain(
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "could not delete expired sessions"),
         }
+        if let Err(error) = signup::prune(&db, &clock).await {
+            tracing::warn!(%error, "could not delete expired sign-up links");
+        }
         if let Err(error) = throttle::prune(&db, &clock, limits.window).await {
             tracing::warn!(%error, "could not delete old login attempts");
         }
@@ -248,8 +256,14 @@ async fn maintain(
 /// The app's own routes (the billing routes are `Octany::scope`'s).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(pages::home))
-        .route("/signup", web::get().to(auth::signup_form))
-        .route("/signup", web::post().to(auth::signup))
+        .route("/signup", web::get().to(signup::form))
+        .route("/signup", web::post().to(signup::submit))
+        .route("/signup/sent", web::get().to(signup::sent))
+        .route(
+            "/signup/confirm/{token}",
+            web::get().to(signup::confirm_form),
+        )
+        .route("/signup/confirm/{token}", web::post().to(signup::confirm))
         .route("/login", web::get().to(auth::login_form))
         .route("/login", web::post().to(auth::login))
         .route("/logout", web::post().to(auth::logout))

@@ -1,7 +1,8 @@
 //! `GET /dev/mail`: the e-mails the app sent, caught in the data directory
 //! when it runs against the fake Octany with no `SMTP_URL` (so a person
-//! trying the starter sees each receipt and notice); `GET /dev/mail/{name}`
-//! shows one as it would be sent. Not served otherwise.
+//! trying the starter sees each receipt, notice and sign-up link);
+//! `GET /dev/mail/{name}` shows one as it would be sent, with its links to
+//! follow. Not served otherwise.
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
@@ -64,7 +65,27 @@ pub async fn list(state: web::Data<AppState>) -> Result<CaughtPage, AppError> {
     })
 }
 
-/// `GET /dev/mail/{name}`: one mail, raw.
+/// One caught mail: as it would be sent, and the links in it.
+#[derive(Debug, Template, WebTemplate)]
+#[template(path = "caught_one.html")]
+pub struct CaughtOne {
+    subject: String,
+    raw: String,
+    links: Vec<String>,
+}
+
+/// The web addresses a mail's text gives on lines of their own (as the
+/// app's mails do), to follow from the page.
+pub fn links(raw: &str) -> Vec<String> {
+    raw.lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("http://") || l.starts_with("https://"))
+        .filter(|l| !l.contains(char::is_whitespace))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `GET /dev/mail/{name}`: one mail, raw, with its links.
 pub async fn show(
     state: web::Data<AppState>,
     name: web::Path<String>,
@@ -75,8 +96,16 @@ pub async fn show(
         return Err(AppError::NotFound);
     }
     let raw = std::fs::read_to_string(dir.join(&name)).map_err(|_| AppError::NotFound)?;
+    let page = CaughtOne {
+        subject: header_of(&raw, "Subject"),
+        links: links(&raw),
+        raw,
+    };
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .content_type("text/plain; charset=utf-8")
-        .body(raw))
+        .content_type("text/html; charset=utf-8")
+        .body(
+            page.render()
+                .map_err(|e| AppError::Session(e.to_string()))?,
+        ))
 }

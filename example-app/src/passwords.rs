@@ -24,6 +24,7 @@ pub struct Passwords {
     /// e-mail costs the same as a wrong password.
     dummy: Arc<str>,
     verifications: Arc<AtomicU64>,
+    hashes: Arc<AtomicU64>,
 }
 
 /// Hashing could not run.
@@ -42,6 +43,7 @@ impl Passwords {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             dummy: dummy.into(),
             verifications: Arc::default(),
+            hashes: Arc::default(),
         }
     }
 
@@ -67,13 +69,22 @@ impl Passwords {
 
     /// The argon2id PHC string of `password`.
     pub async fn hash(&self, password: String) -> Result<String, HashError> {
-        self.blocking(move || {
-            Argon2::default()
-                .hash_password(password.as_bytes())
-                .map(|h| h.to_string())
-                .map_err(|e| HashError(e.to_string()))
-        })
-        .await?
+        let hashed = self
+            .blocking(move || {
+                Argon2::default()
+                    .hash_password(password.as_bytes())
+                    .map(|h| h.to_string())
+                    .map_err(|e| HashError(e.to_string()))
+            })
+            .await??;
+        self.hashes.fetch_add(1, Ordering::Relaxed);
+        Ok(hashed)
+    }
+
+    /// How many hashes have been made (sign-ups of new and known addresses
+    /// alike, and password changes).
+    pub fn hashes(&self) -> u64 {
+        self.hashes.load(Ordering::Relaxed)
     }
 
     /// Whether `password` matches `stored`; with no stored hash (no such

@@ -34,6 +34,18 @@ async fn csrf_of(client: &reqwest::Client, url: &str) -> String {
     page[at..at + 64].to_owned()
 }
 
+/// The link in the one mail caught in `dir`.
+fn mailed_link(dir: &std::path::Path) -> String {
+    let mut mails = std::fs::read_dir(dir).unwrap().flatten();
+    let mail = mails.next().expect("a mail was caught");
+    assert!(mails.next().is_none(), "one mail");
+    let raw = std::fs::read_to_string(mail.path()).unwrap();
+    example_app::mail::links(&raw)
+        .into_iter()
+        .next()
+        .expect("a link in the mail")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forms_without_the_sessions_token_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -87,6 +99,22 @@ async fn forms_without_the_sessions_token_change_nothing() {
         (
             made.status().as_u16(),
             made.headers()["location"].to_str().unwrap()
+        ),
+        (303, "/signup/sent")
+    );
+    // The link mailed (caught in the data directory), then its button.
+    let link = mailed_link(&dir.path().join("mail"));
+    let token = csrf_of(&client, &link).await;
+    let confirmed = client
+        .post(&link)
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            confirmed.status().as_u16(),
+            confirmed.headers()["location"].to_str().unwrap()
         ),
         (303, "/pricing")
     );
@@ -190,7 +218,7 @@ fn migrate_and_doctor_work_with_nothing_configured() {
         "{}",
         String::from_utf8_lossy(&migrate.stderr)
     );
-    assert!(String::from_utf8_lossy(&migrate.stdout).contains("applied 16 migration(s)"));
+    assert!(String::from_utf8_lossy(&migrate.stdout).contains("applied 17 migration(s)"));
     let doctor = run("doctor");
     let report = String::from_utf8_lossy(&doctor.stdout);
     assert!(doctor.status.success(), "{report}");

@@ -1,5 +1,5 @@
-//! The example app in a real browser (headless Chromium): sign up → pricing
-//! → subscribe → the fake's checkout page → pay → the success page waits,
+//! The example app in a real browser (headless Chromium): sign up → the
+//! mailed link, caught → pricing → subscribe → the fake's checkout page → pay → the success page waits,
 //! then the dashboard → the billing page and a receipt as PDF → the mails
 //! caught → account → cancel → still in (grace) → the fake's
 //! clock past the end → sent to pricing → log out, and back shows no page
@@ -121,6 +121,27 @@ impl Run {
     async fn text(&self) -> Result<String> {
         Ok(self.page.content().await?)
     }
+
+    /// After the sign-up form, as a person would: "check your e-mail", the
+    /// caught mail to `to`, its link, its button; then waits for a new
+    /// page whose URL passes `test`.
+    async fn confirm_signup(&self, to: &str, test: impl Fn(&str) -> bool) -> Result<String> {
+        let within = Duration::from_secs(10);
+        self.click_to("#open-caught-mail", within, |u| u.ends_with("/dev/mail"))
+            .await?;
+        self.page
+            .evaluate(format!(
+                "[...document.querySelectorAll('#caught-mail tr')].find(r => r.cells[0] \
+                 && r.cells[0].innerText.trim() === '{to}' && r.innerText.includes('Confirm your e-mail')) \
+                 .querySelector('a').id = 'confirm-mail'"
+            ))
+            .await?;
+        self.click_to("#confirm-mail", within, |u| u.contains("/dev/mail/"))
+            .await?;
+        self.click_to("#links a", within, |u| u.contains("/signup/confirm/"))
+            .await?;
+        self.click_to("#confirm", within, test).await
+    }
 }
 
 /// Runs one named step; a failure says which.
@@ -187,9 +208,12 @@ async fn a_person_subscribes_cancels_and_expires_in_a_real_browser() {
         run.fill("input[name=password]", "correct horse battery")
             .await?;
         run.click_to("#submit", Duration::from_secs(10), |u| {
-            u.ends_with("/pricing")
+            u.ends_with("/signup/sent")
         })
         .await?;
+        run.shot("signup-sent").await?;
+        run.confirm_signup("ada@example.com", |u| u.ends_with("/pricing"))
+            .await?;
         let page = run.text().await?;
         assert!(
             page.contains("fake Octany"),
@@ -451,9 +475,11 @@ async fn a_person_subscribes_cancels_and_expires_in_a_real_browser() {
         run.fill("input[name=password]", "compiler moth nanosecond")
             .await?;
         run.click_to("#submit", Duration::from_secs(10), |u| {
-            u.contains("/invites/")
+            u.ends_with("/signup/sent")
         })
         .await?;
+        run.confirm_signup("grace@example.com", |u| u.contains("/invites/"))
+            .await?;
         run.click_to("#accept", Duration::from_secs(10), |u| u.ends_with("/team"))
             .await?;
         let page = run.text().await?;

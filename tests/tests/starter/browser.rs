@@ -124,17 +124,65 @@ impl Browser {
         .await
     }
 
+    /// Signs up as a person would: the form, then the link mailed to
+    /// `email` (caught at `/dev/mail`), then its button. The form's answer
+    /// when it is not "check your e-mail"; else the confirmation's.
     pub(crate) async fn signup(&self, email: &str) -> Page {
-        self.post(
-            "/signup",
-            "/signup",
-            &[
-                ("email", email),
-                ("password", PASSWORD),
-                ("name", "Ada Lovelace"),
-            ],
-        )
-        .await
+        let posted = self
+            .post(
+                "/signup",
+                "/signup",
+                &[
+                    ("email", email),
+                    ("password", PASSWORD),
+                    ("name", "Ada Lovelace"),
+                ],
+            )
+            .await;
+        if posted.status != 303 || posted.location() != "/signup/sent" {
+            return posted;
+        }
+        let link = self.mailed_link(email, "Confirm your e-mail address").await;
+        self.post(&link, &link, &[]).await
+    }
+
+    /// The path of the first link in the newest mail to `to` with
+    /// `subject`, as `/dev/mail` shows it.
+    pub(crate) async fn mailed_link(&self, to: &str, subject: &str) -> String {
+        let links = self.mailed_links(to, subject).await;
+        links
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no mail `{subject}` to {to}"))
+    }
+
+    /// The first link of every mail to `to` with `subject`, newest first.
+    pub(crate) async fn mailed_links(&self, to: &str, subject: &str) -> Vec<String> {
+        let list = self.get("/dev/mail").await;
+        let names: Vec<String> = list
+            .body
+            .split("<tr><td>")
+            .filter(|row| row.starts_with(to) && row.contains(&format!(">{subject}</a>")))
+            .filter_map(|row| row.split("href=\"/dev/mail/").nth(1))
+            .filter_map(|rest| rest.split('"').next())
+            .map(str::to_owned)
+            .collect();
+        let mut links = Vec::new();
+        for name in names {
+            let mail = self.get(&format!("/dev/mail/{name}")).await;
+            let link = mail
+                .body
+                .split(r#"<ul id="links"><li><a href=""#)
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_else(|| panic!("no link in the mail: {}", mail.body));
+            links.push(
+                link.strip_prefix(&self.base)
+                    .unwrap_or_else(|| panic!("the link {link} leaves the app"))
+                    .to_owned(),
+            );
+        }
+        links
     }
 
     pub(crate) async fn login(&self, email: &str, password: &str) -> Page {

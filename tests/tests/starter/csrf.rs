@@ -136,6 +136,23 @@ db_test!(
                 assert_refused(&answer, form.path, &token);
             }
         }
+        // The sign-up's confirmation, with a real link waiting.
+        let posted = stranger
+            .post(
+                "/signup",
+                "/signup",
+                &[("email", "zed@example.com"), ("password", PASSWORD)],
+            )
+            .await;
+        assert_eq!(posted.location(), "/signup/sent");
+        let link = stranger
+            .mailed_link("zed@example.com", "Confirm your e-mail address")
+            .await;
+        for token in [None, Some("0".repeat(64))] {
+            let fields: Vec<(&str, &str)> = token.iter().map(|t| ("csrf", t.as_str())).collect();
+            let answer = post_raw(&stranger, &link, &fields).await;
+            assert_refused(&answer, &link, &token);
+        }
         for (path, field) in MOUNTED {
             for token in [None, Some("0".repeat(64))] {
                 let fields: Vec<(&str, &str)> =
@@ -158,6 +175,7 @@ db_test!(
         );
         assert_eq!(before, after);
         assert_eq!(count(&db, "users").await, 1, "no forged sign-up");
+        assert_eq!(count(&db, "signups").await, 1, "the link still waits");
         assert_eq!(ada.get("/account").await.status, 200, "still signed in");
         let again = Browser::new(&app.url);
         assert_eq!(
