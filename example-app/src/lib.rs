@@ -202,6 +202,10 @@ pub async fn start_on(settings: Settings, db: DatabaseConnection) -> Result<Runn
             .service(billing_data.scope::<user::Model>())
             .configure(|cfg| teams::routes(cfg, &teams))
     })
+    // A client that closes its connection ends its request: a closed tab
+    // waiting for Octany frees its place at once (actix's default keeps
+    // the handler running).
+    .h1_allow_half_closed(false)
     .listen(listener)?
     .run();
     let handle = server.handle();

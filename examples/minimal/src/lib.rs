@@ -150,6 +150,8 @@ pub async fn start(bind: &str) -> Result<Running, Box<dyn std::error::Error + Se
             .route("/login", web::post().to(login))
             .route("/dashboard", web::get().to(dashboard))
     })
+    // A closed tab ends its request (and its place in the queue for Octany).
+    .h1_allow_half_closed(false)
     .listen(listener)?
     .run();
     Ok((url, fake, server))

@@ -118,3 +118,77 @@ db_test!(
         db
     }
 );
+
+db_test!(
+    async fn a_browser_that_gives_up_leaves_the_queue_over_http(db: TestDb) {
+        let fake = octany_actix_tests::http::fake().await;
+        // One request's worth of budget, and a clock that stands still: a
+        // request that waits for the next token waits until it is dropped.
+        let octany = octany_actix::Octany::builder(
+            fake.config()
+                .with_webhook_secret(octany_actix_tests::harness::SECRET)
+                .with_rate_limit(octany_actix::client::RateLimit {
+                    per_minute: 1,
+                    burst: 1,
+                }),
+            db.conn.clone(),
+        )
+        .public_base_url("http://localhost:8080")
+        .pricing_path("/pricing")
+        .plans::<Plans>()
+        .clock(fake.app_clock())
+        .build()
+        .unwrap();
+        octany.client().list_products(1).await.unwrap();
+        // The app over real HTTP (actix on loopback), as a browser meets it,
+        // served as the guide says: a connection the client closes ends
+        // its request (actix's default keeps the handler running).
+        let served = octany.clone();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = actix_web::HttpServer::new(move || {
+            actix_web::App::new()
+                .app_data(actix_web::web::Data::new(served.clone()))
+                .configure(octany_actix_tests::app::configure(&served))
+        })
+        .workers(1)
+        .h1_allow_half_closed(false)
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        let browser = tokio::spawn(async move {
+            reqwest::Client::new()
+                .get(format!("{url}/billing/checkout/pro-monthly"))
+                .header("X-User", "6")
+                .header("Accept", "text/html")
+                .send()
+                .await
+        });
+        let client = octany.client().clone();
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while client.waiting()[0] != 1 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the checkout waits for the budget");
+        // The browser gives up: its connection closes, and its place in
+        // the queue is freed (actix drops the handler, and with it the wait;
+        // with half-closed connections allowed it waits on, as found).
+        browser.abort();
+        let _ = browser.await;
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while client.waiting()[0] != 0 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the gone browser's request leaves the queue");
+        assert_eq!(fake.api_requests().total(), 1, "it sent nothing to Octany");
+        handle.stop(false).await;
+        fake.stop().await;
+        db
+    }
+);

@@ -53,6 +53,9 @@ pub(crate) type RejectionHandler =
 ///         .app_data(web::Data::new(octany.clone()))
 ///         .service(octany.scope::<CurrentUser>())
 /// })
+/// // A client that closes its connection ends its request, and frees its
+/// // place in the queue for Octany (actix's default keeps it running).
+/// .h1_allow_half_closed(false)
 /// .bind("127.0.0.1:8080")?
 /// .run()
 /// .await?;
