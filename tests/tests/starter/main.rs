@@ -13,6 +13,7 @@ mod billing;
 mod browser;
 mod carries;
 mod csrf;
+mod limits;
 mod signup;
 mod teams;
 
