@@ -139,6 +139,9 @@ pub fn account_mailer(
     Ok(Box::new(FileMailer::new(dir, &settings.mail_from)?))
 }
 
+/// The starter's billing listener (it logs what happened).
+const LOG: octany_actix::sync::ListenerName = octany_actix::sync::ListenerName::new("log");
+
 /// The app's billing.
 pub fn octany(
     backend: &Backend,
@@ -146,7 +149,7 @@ pub fn octany(
     public_url: &str,
     settings: &Settings,
 ) -> Result<Octany, octany_actix::config::ConfigError> {
-    let listeners = Listeners::new().on("log", |event| async move {
+    let listeners = Listeners::new().on(LOG, |event| async move {
         match &event.event {
             BillingEvent::SubscriptionStarted { subscription } => {
                 tracing::info!(subscription = %subscription.id, billable = ?event.billable, "a subscription started (send a welcome e-mail here)");

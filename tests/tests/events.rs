@@ -30,17 +30,20 @@ struct Seen(Arc<Mutex<Vec<Sighting>>>);
 impl Seen {
     fn listeners(&self) -> Listeners {
         let seen = self.clone();
-        Listeners::new().on("record", move |event: Arc<Event>| {
-            let seen = seen.clone();
-            async move {
-                seen.0.lock().unwrap().push((
-                    event.event.kind().to_owned(),
-                    event.origin,
-                    event.billable.as_ref().map(ToString::to_string),
-                ));
-                Ok(())
-            }
-        })
+        Listeners::new().on(
+            octany_actix::sync::ListenerName::new("record"),
+            move |event: Arc<Event>| {
+                let seen = seen.clone();
+                async move {
+                    seen.0.lock().unwrap().push((
+                        event.event.kind().to_owned(),
+                        event.origin,
+                        event.billable.as_ref().map(ToString::to_string),
+                    ));
+                    Ok(())
+                }
+            },
+        )
     }
 
     fn kinds(&self) -> Vec<(String, Origin)> {
@@ -255,14 +258,14 @@ db_test!(
         let runs = Arc::new(Mutex::new((0u32, 0u32)));
         let (ok, flaky) = (runs.clone(), runs.clone());
         let listeners = Listeners::new()
-            .on("audit", move |_| {
+            .on(octany_actix::sync::ListenerName::new("audit"), move |_| {
                 let ok = ok.clone();
                 async move {
                     ok.lock().unwrap().0 += 1;
                     Ok(())
                 }
             })
-            .on("mailer", move |_| {
+            .on(octany_actix::sync::ListenerName::new("mailer"), move |_| {
                 let flaky = flaky.clone();
                 async move {
                     let mut runs = flaky.lock().unwrap();
@@ -320,14 +323,15 @@ db_test!(
         // A listener that starts and never finishes: the process is killed in it.
         let entered = Arc::new(tokio::sync::Notify::new());
         let signal = entered.clone();
-        let stuck = Listeners::new().on("mailer", move |_| {
-            let signal = signal.clone();
-            async move {
-                signal.notify_one();
-                std::future::pending::<()>().await;
-                Ok(())
-            }
-        });
+        let stuck =
+            Listeners::new().on(octany_actix::sync::ListenerName::new("mailer"), move |_| {
+                let signal = signal.clone();
+                async move {
+                    signal.notify_one();
+                    std::future::pending::<()>().await;
+                    Ok(())
+                }
+            });
         let h = Harness::with_listeners(db, stuck).await;
         let (body, signature) = signed(&envelope(
             5,

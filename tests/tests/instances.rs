@@ -19,13 +19,14 @@ use octany_actix_tests::{TestDb, db_test};
 use octany_fake::{CheckoutOutcome, CheckoutParams, FakeOctany};
 
 fn instance(db: &TestDb, fake: &FakeOctany, applied: Arc<AtomicUsize>) -> Octany {
-    let listeners = Listeners::new().on("count", move |_| {
-        let applied = applied.clone();
-        async move {
-            applied.fetch_add(1, Ordering::SeqCst);
-            Ok(())
-        }
-    });
+    let listeners =
+        Listeners::new().on(octany_actix::sync::ListenerName::new("count"), move |_| {
+            let applied = applied.clone();
+            async move {
+                applied.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        });
     Octany::builder(fake.config().with_webhook_secret(SECRET), db.conn.clone())
         .public_base_url("http://localhost:8080")
         .clock(fake.app_clock())

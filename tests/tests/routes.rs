@@ -339,6 +339,33 @@ async fn no_webhook_secret_refuses_to_build() {
         .build()
         .unwrap_err();
     assert!(insecure_url.to_string().contains("must be https"));
+    // Two listeners of one name: refused at build, naming it (the outbox
+    // tells listeners apart by name, so one of them would never run).
+    let mail = octany_actix::sync::ListenerName::new("mail");
+    let twice = octany_actix::sync::Listeners::new()
+        .on(mail, |_| async { Ok(()) })
+        .on(octany_actix::sync::ListenerName::new("audit"), |_| async {
+            Ok(())
+        })
+        .on(mail, |_| async { Ok(()) });
+    let refused = Octany::builder(fake.config().with_webhook_secret(SECRET), db.conn.clone())
+        .public_base_url("https://app.example.com")
+        .listeners(twice)
+        .build()
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("two billing listeners are named `mail`"),
+        "{refused}"
+    );
+}
+
+#[test]
+#[should_panic(expected = "the library's own")]
+fn a_listener_may_not_take_the_librarys_names() {
+    let name = String::from("octany.usage").leak();
+    let _ = octany_actix::sync::ListenerName::new(name);
 }
 
 db_test!(

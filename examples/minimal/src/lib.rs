@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use actix_session::{Session, SessionExt, SessionMiddleware, storage::CookieSessionStore};
 use actix_web::{App, FromRequest, HttpRequest, HttpResponse, HttpServer, dev::Payload, web};
-use octany_actix::sync::{BillingEvent, Listeners};
+use octany_actix::sync::{BillingEvent, ListenerName, Listeners};
 use octany_actix::{Octany, Plan, RequireSubscription};
 use octany_actix_migrations::MigratorTrait;
 use octany_fake::FakeOctany;
@@ -123,7 +123,7 @@ pub async fn start(bind: &str) -> Result<Running, Box<dyn std::error::Error + Se
         &format!("{url}/billing/webhook"),
         Some("example-webhook-secret-0123456789"),
     );
-    let listeners = Listeners::new().on("welcome", |event| async move {
+    let listeners = Listeners::new().on(ListenerName::new("welcome"), |event| async move {
         if let BillingEvent::SubscriptionStarted { subscription } = &event.event {
             tracing::info!(billable = ?event.billable, plan = ?subscription.product_id(), "send a welcome e-mail here");
         }

@@ -136,3 +136,30 @@ mod tests {
         assert_eq!(local_path(" /team/pricing "), "/team/pricing");
     }
 }
+
+/// The app's public address, checked: absolute, and https (http only on
+/// localhost), as Octany requires of success URLs.
+pub(crate) fn checked_base_url(
+    url: Option<&str>,
+) -> Result<Url, crate::domain::config::ConfigError> {
+    use crate::domain::config::ConfigError;
+    let Some(url) = url else {
+        return Err(ConfigError::Missing {
+            var: "public_base_url",
+            what: "the app's public address (OctanyBuilder::public_base_url), from which success and webhook URLs are built",
+        });
+    };
+    let parsed = Url::parse(url).map_err(|e| ConfigError::Invalid {
+        var: "public_base_url",
+        reason: format!("`{url}` is not an absolute URL ({e})"),
+    })?;
+    if !crate::client::is_acceptable_success_url(&parsed) {
+        return Err(ConfigError::Invalid {
+            var: "public_base_url",
+            reason: format!(
+                "`{url}` must be https (http only for localhost), as Octany requires of success URLs"
+            ),
+        });
+    }
+    Ok(parsed)
+}

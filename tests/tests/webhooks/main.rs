@@ -46,15 +46,18 @@ async fn deliver(h: &Harness, envelope: &serde_json::Value) -> Result<Received, 
 fn counting(kind: fn(&BillingEvent) -> bool) -> (Arc<AtomicUsize>, Listeners) {
     let count = Arc::new(AtomicUsize::new(0));
     let seen = count.clone();
-    let listeners = Listeners::new().on("count", move |event| {
-        let seen = seen.clone();
-        async move {
-            if kind(&event.event) {
-                seen.fetch_add(1, Ordering::SeqCst);
+    let listeners = Listeners::new().on(
+        octany_actix::sync::ListenerName::new("count"),
+        move |event| {
+            let seen = seen.clone();
+            async move {
+                if kind(&event.event) {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                }
+                Ok(())
             }
-            Ok(())
-        }
-    });
+        },
+    );
     (count, listeners)
 }
 

@@ -31,7 +31,7 @@ pub(crate) use apply::Mark;
 pub(crate) use apply::{Done, Local, mark};
 pub use backfill::{BackfillOptions, BackfillProgress};
 pub use events::{BillingEvent, Event, Origin};
-pub use outbox::{ListenerError, Listeners};
+pub use outbox::{ListenerError, ListenerName, Listeners};
 pub use reconcile::ReconcileReport;
 pub(crate) use unit::{Batch, Hook};
 
@@ -196,6 +196,9 @@ impl Syncer {
         mut options: SyncOptions,
     ) -> Self {
         let backend = unit::backend_of(db.get_database_backend());
+        if let Some(name) = options.listeners.given_twice() {
+            tracing::error!(listener = %name, "two billing listeners share a name; only the first runs (OctanyBuilder::build refuses this)");
+        }
         Self {
             inner: Arc::new(Inner {
                 clock: client.clock().clone(),

@@ -62,19 +62,93 @@ struct Undone {
 type Handler =
     Arc<dyn Fn(Arc<Event>) -> BoxFuture<'static, Result<(), ListenerError>> + Send + Sync>;
 
+/// A billing listener's name: how the outbox tells listeners apart (it
+/// notes by name which have handled an event), so unique among an app's
+/// listeners and stable across releases. Checked where the constant is
+/// made: 1 to 64 of `a`–`z`, `0`–`9`, `-`, `_` and `.`, not beginning
+/// with `octany.` (the library's own listeners).
+///
+/// ```
+/// use octany_actix::sync::ListenerName;
+/// const WELCOME: ListenerName = ListenerName::new("welcome-mail");
+/// assert_eq!(WELCOME.as_str(), "welcome-mail");
+/// ```
+///
+/// A name the outbox could not keep apart does not compile:
+///
+/// ```compile_fail
+/// use octany_actix::sync::ListenerName;
+/// const WELCOME: ListenerName = ListenerName::new("Welcome mail");
+/// # let _ = WELCOME;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ListenerName(&'static str);
+
+impl ListenerName {
+    /// `name`, checked (see the type); in a `const`, a bad name does not
+    /// compile.
+    ///
+    /// # Panics
+    ///
+    /// Outside a `const`, on a bad name.
+    pub const fn new(name: &'static str) -> Self {
+        let bytes = name.as_bytes();
+        assert!(
+            !bytes.is_empty() && bytes.len() <= 64,
+            "a listener's name is 1 to 64 characters"
+        );
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            assert!(
+                b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.',
+                "a listener's name is made of a-z, 0-9, '-', '_' and '.'"
+            );
+            i += 1;
+        }
+        let reserved = b"octany.";
+        let mut own = bytes.len() >= reserved.len();
+        let mut j = 0;
+        while own && j < reserved.len() {
+            own = bytes[j] == reserved[j];
+            j += 1;
+        }
+        assert!(!own, "names beginning with `octany.` are the library's own");
+        Self(name)
+    }
+
+    /// A name of the library's own listeners (`octany.…`).
+    pub(crate) const fn library(name: &'static str) -> Self {
+        Self(name)
+    }
+
+    /// The name.
+    pub const fn as_str(&self) -> &'static str {
+        self.0
+    }
+}
+
+impl std::fmt::Display for ListenerName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
 /// The host's code that runs once per billing event, after the change is
 /// committed, whichever path brought it.
 ///
-/// Each listener has a name, unique among them and stable across releases:
-/// the outbox notes by name which listeners have handled an event, so a
-/// listener that succeeded is not run again when another one is retried.
+/// Each listener has a [`ListenerName`]: the outbox notes by name which
+/// listeners have handled an event, so a listener that succeeded is not
+/// run again when another one is retried. Two listeners of one name are
+/// refused by [`OctanyBuilder::build`](crate::OctanyBuilder::build).
 /// Delivery is at least once: a listener may see an event again only if
 /// the process died between the listener's success and its noting, so
 /// make it idempotent by [`Event::id`] where that matters.
 ///
 /// ```
-/// use octany_actix::sync::{BillingEvent, Listeners};
-/// let listeners = Listeners::new().on("welcome-mail", |event| async move {
+/// use octany_actix::sync::{BillingEvent, ListenerName, Listeners};
+/// const WELCOME: ListenerName = ListenerName::new("welcome-mail");
+/// let listeners = Listeners::new().on(WELCOME, |event| async move {
 ///     if let BillingEvent::SubscriptionStarted { subscription } = &event.event {
 ///         println!("welcome, {:?}", subscription.reference_id);
 ///     }
@@ -84,13 +158,15 @@ type Handler =
 /// ```
 #[derive(Clone, Default)]
 pub struct Listeners {
-    entries: Vec<(String, Handler)>,
+    entries: Vec<(ListenerName, Handler)>,
+    /// A name given twice (the first such), refused at build.
+    twice: Option<ListenerName>,
 }
 
 impl std::fmt::Debug for Listeners {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
-            .entries(self.entries.iter().map(|(name, _)| name))
+            .entries(self.entries.iter().map(|(name, _)| name.as_str()))
             .finish()
     }
 }
@@ -101,24 +177,26 @@ impl Listeners {
         Self::default()
     }
 
-    /// Adds the listener `name`.
-    ///
-    /// # Panics
-    ///
-    /// When a listener of that name is already registered (the names are
-    /// how the outbox tells listeners apart).
-    pub fn on<F, Fut>(mut self, name: &str, listener: F) -> Self
+    /// Adds the listener `name`. A name already added is noted, and
+    /// [`OctanyBuilder::build`](crate::OctanyBuilder::build) refuses it;
+    /// until then only the first of that name runs.
+    pub fn on<F, Fut>(mut self, name: ListenerName, listener: F) -> Self
     where
         F: Fn(Arc<Event>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), ListenerError>> + Send + 'static,
     {
-        assert!(
-            self.entries.iter().all(|(n, _)| n != name),
-            "a billing listener named `{name}` is registered twice; give each a name of its own"
-        );
+        if self.entries.iter().any(|(n, _)| *n == name) {
+            self.twice.get_or_insert(name);
+            return self;
+        }
         self.entries
-            .push((name.to_owned(), Arc::new(move |e| listener(e).boxed())));
+            .push((name, Arc::new(move |e| listener(e).boxed())));
         self
+    }
+
+    /// A name given to two listeners, if one was.
+    pub(crate) fn given_twice(&self) -> Option<ListenerName> {
+        self.twice
     }
 
     /// Whether there are none.
@@ -131,7 +209,7 @@ impl Listeners {
     async fn run(&self, event: Arc<Event>, done: &mut BTreeSet<String>) -> Undone {
         let mut undone = Undone::default();
         for (name, handler) in &self.entries {
-            if done.contains(name) {
+            if done.contains(name.as_str()) {
                 continue;
             }
             match AssertUnwindSafe(handler(event.clone()))
@@ -139,7 +217,7 @@ impl Listeners {
                 .await
             {
                 Ok(Ok(())) => {
-                    done.insert(name.clone());
+                    done.insert(name.as_str().to_owned());
                 }
                 Ok(Err(error)) => {
                     match error.downcast_ref::<NotBefore>() {

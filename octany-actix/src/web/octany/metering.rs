@@ -24,12 +24,12 @@ use crate::domain::features::Meter;
 use crate::domain::model::{BillableRef, ProductId};
 use crate::mirror::sync::apply::usage::Price;
 use crate::mirror::sync::outbox::NotBefore;
-use crate::mirror::sync::{BillingEvent, Event, Listeners};
+use crate::mirror::sync::{BillingEvent, Event, ListenerName, Listeners};
 use crate::web::billable::Billable;
 use crate::web::error::BillingError;
 
 /// The name of the built-in listener that bills metered usage.
-const LISTENER: &str = "octany.usage";
+const LISTENER: ListenerName = ListenerName::library("octany.usage");
 
 /// A registered meter.
 #[derive(Debug, Clone, Copy)]

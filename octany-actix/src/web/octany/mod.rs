@@ -13,7 +13,6 @@ use std::time::Duration;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
-use url::Url;
 
 use crate::client::OctanyClient;
 use crate::domain::clock::SharedClock;
@@ -319,26 +318,15 @@ impl OctanyBuilder {
     /// Checks the configuration and builds. Refuses to build without a
     /// webhook secret unless insecure development mode was chosen.
     pub fn build(mut self) -> Result<Octany, ConfigError> {
-        let Some(url) = &self.public_base_url else {
-            return Err(ConfigError::Missing {
-                var: "public_base_url",
-                what: "the app's public address (OctanyBuilder::public_base_url), from which success and webhook URLs are built",
+        self.settings.public_base_url =
+            crate::web::settings::checked_base_url(self.public_base_url.as_deref())?;
+        if let Some(name) = self.sync.listeners.given_twice() {
+            return Err(ConfigError::Invalid {
+                var: "listeners",
+                reason: format!(
+                    "two billing listeners are named `{name}`: give each a name of its own (the outbox tells them apart by name)"
+                ),
             });
-        };
-        {
-            let parsed = Url::parse(url).map_err(|e| ConfigError::Invalid {
-                var: "public_base_url",
-                reason: format!("`{url}` is not an absolute URL ({e})"),
-            })?;
-            if !crate::client::is_acceptable_success_url(&parsed) {
-                return Err(ConfigError::Invalid {
-                    var: "public_base_url",
-                    reason: format!(
-                        "`{url}` must be https (http only for localhost), as Octany requires of success URLs"
-                    ),
-                });
-            }
-            self.settings.public_base_url = parsed;
         }
         let clock = match self.clock {
             Some(clock) => clock,

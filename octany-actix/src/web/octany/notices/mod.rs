@@ -22,7 +22,7 @@ use crate::domain::config::Locale;
 use crate::domain::model::{BillingMethod, Order, Subscription};
 use crate::domain::receipt::Receipt;
 use crate::mirror::notices::Claim;
-use crate::mirror::sync::{BillingEvent, Event, ListenerError, Listeners};
+use crate::mirror::sync::{BillingEvent, Event, ListenerError, ListenerName, Listeners};
 
 mod facts;
 mod mail;
@@ -42,7 +42,7 @@ pub(crate) const STALE_DAYS: i64 = 7;
 pub(crate) const INVOICE_DAYS: i64 = 3;
 
 /// The name of the built-in listener that sends notices.
-const LISTENER: &str = "octany.notices";
+const LISTENER: ListenerName = ListenerName::library("octany.notices");
 
 /// How notices are sent: the mailer and the app's language.
 #[derive(Clone)]
