@@ -274,7 +274,7 @@ pub async fn confirm(
     // address (a double click, another tab) waits here, then finds its
     // row gone: a link works once, and an address makes one account.
     Entity::update_many()
-        .col_expr(Column::ExpiresAt, Expr::col(Column::ExpiresAt).into())
+        .col_expr(Column::ExpiresAt, Expr::col(Column::ExpiresAt))
         .filter(Column::Email.eq(&found.email))
         .exec(&txn)
         .await?;

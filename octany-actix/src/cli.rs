@@ -27,10 +27,13 @@
 //! - `reconcile`: re-read what is due now (renewals, ends, flagged rows);
 //! - `replay (--failed | --since T [--until T] | DELIVERY)`: re-apply stored
 //!   deliveries;
-//! - `prune --older-than-days N`: delete applied deliveries older than N days;
+//! - `prune --older-than-days N`: delete applied deliveries and API-call log
+//!   lines older than N days;
 //! - `grant-comp BILLABLE (--plan SLUG | --feature NAME…) [--days N] --reason
 //!   TEXT --by WHO`, `revoke-comp ID --by WHO`, `comps BILLABLE`: grant a
 //!   plan or features without Octany, revoke it, list the audit;
+//! - `api-calls BILLABLE [--limit N]`: the newest requests made to Octany
+//!   for a billable (the API-call log; never the key);
 //! - `doctor`: check the account end to end: the key, Octany's clock against
 //!   ours, the webhook secret, the webhook URL answering with this app's
 //!   secret (a signed `test.hook` sent to it), deliveries received from
@@ -78,7 +81,7 @@ pub enum Command {
         /// One delivery, by id.
         delivery: Option<String>,
     },
-    /// Delete applied webhook deliveries older than N days (failed ones are kept).
+    /// Delete applied webhook deliveries (failed ones are kept) and API-call log lines older than N days.
     Prune {
         /// Age in days (at least 7: Octany retries for days, and the dedupe needs them).
         #[arg(long, value_parser = clap::value_parser!(u32).range(7..))]
@@ -122,6 +125,14 @@ pub enum Command {
     Comps {
         /// The billable, as `type:id`.
         billable: String,
+    },
+    /// List the newest requests the library made to Octany for a billable.
+    ApiCalls {
+        /// The billable, as `type:id`.
+        billable: String,
+        /// How many, at most.
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
     },
 }
 
@@ -190,13 +201,12 @@ impl Command {
                 Ok(report.failed == 0)
             }
             Command::Prune { older_than_days } => {
-                let deleted = octany
-                    .receiver()
-                    .prune(Duration::from_secs(u64::from(older_than_days) * 86_400))
-                    .await?;
+                let age = Duration::from_secs(u64::from(older_than_days) * 86_400);
+                let deleted = octany.receiver().prune(age).await?;
+                let calls = octany.prune_api_calls(age).await?;
                 writeln!(
                     out,
-                    "deleted {deleted} applied delivery(ies) older than {older_than_days} days"
+                    "deleted {deleted} applied delivery(ies) and {calls} API call(s) older than {older_than_days} days"
                 )?;
                 Ok(true)
             }
@@ -267,6 +277,23 @@ impl Command {
                         comp.reason,
                         comp.revoked_by
                             .map_or(String::new(), |by| format!(" revoked by {by}")),
+                    )?;
+                }
+                Ok(true)
+            }
+            Command::ApiCalls { billable, limit } => {
+                for call in octany.api_calls(&billable_arg(&billable)?, limit).await? {
+                    writeln!(
+                        out,
+                        "{} {} {} {} attempt={} {}ms{}",
+                        call.at.to_rfc3339(),
+                        call.method,
+                        call.path,
+                        call.status.map_or("-".into(), |s| s.to_string()),
+                        call.attempt,
+                        call.duration_ms,
+                        call.error
+                            .map_or(String::new(), |e| format!(" error={e:?}")),
                     )?;
                 }
                 Ok(true)

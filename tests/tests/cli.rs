@@ -271,6 +271,25 @@ db_test!(
             listed.contains("over") && listed.contains("revoked by bo"),
             "{listed}"
         );
+        // The requests made to Octany for the billable, from the log (its
+        // writer runs on its own: wait until the line is there).
+        billing.sync().await.unwrap();
+        let listed = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                let (ok, listed) = run(&octany, &["api-calls", "user:3"]).await;
+                assert!(ok, "{listed}");
+                if !listed.is_empty() {
+                    return listed;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the sync's request is logged");
+        assert!(
+            listed.contains(" GET subscriptions 200 attempt=1 "),
+            "{listed}"
+        );
         // A plan the app does not sell is refused.
         let mut out = Vec::new();
         let refused = parse(&[

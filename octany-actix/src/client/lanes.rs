@@ -24,6 +24,11 @@ pub(crate) async fn on_behalf_of<F: Future>(billable: &str, work: F) -> F::Outpu
     BILLABLE.scope(Arc::from(billable), work).await
 }
 
+/// The billable the running task's requests are for, if it said.
+pub(crate) fn current_billable() -> Option<Arc<str>> {
+    BILLABLE.try_with(Arc::clone).ok()
+}
+
 /// The lanes of one client, by billable.
 #[derive(Debug, Default)]
 pub(crate) struct Lanes {

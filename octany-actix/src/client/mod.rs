@@ -20,6 +20,7 @@
 //! ```
 
 mod budget;
+mod calls;
 mod checkout;
 mod error;
 mod lanes;
@@ -39,6 +40,7 @@ use crate::domain::config::OctanyConfig;
 pub use crate::domain::limits::{RateLimit, RetryPolicy};
 pub(crate) use budget::LocalTokens;
 pub use budget::{Priority, QueueBounds, TokenStore};
+pub(crate) use calls::{CallRecord, CallSink};
 pub use checkout::CheckoutRequest;
 pub(crate) use checkout::is_acceptable_success_url;
 pub use error::OctanyError;
@@ -63,6 +65,7 @@ struct Inner {
     base: url::Url,
     clock: SharedClock,
     budget: Option<budget::Budget>,
+    calls: calls::CallLog,
 }
 
 impl OctanyClient {
@@ -92,6 +95,7 @@ impl OctanyClient {
                 http,
                 config,
                 clock,
+                calls: calls::CallLog::default(),
             }),
         })
     }
@@ -119,6 +123,15 @@ impl OctanyClient {
         self.rebuilt(|budget| budget.with_bounds(bounds))
     }
 
+    /// This client with each exchange with Octany recorded in `sink`.
+    pub(crate) fn logging_calls(self, sink: std::sync::Arc<dyn CallSink>) -> Self {
+        let mut rebuilt = self.rebuilt(|budget| budget);
+        if let Some(inner) = Arc::get_mut(&mut rebuilt.inner) {
+            inner.calls = calls::CallLog(Some(sink));
+        }
+        rebuilt
+    }
+
     fn rebuilt(self, change: impl FnOnce(budget::Budget) -> budget::Budget) -> Self {
         let inner = match Arc::try_unwrap(self.inner) {
             Ok(inner) => inner,
@@ -128,6 +141,7 @@ impl OctanyClient {
                 base: shared.base.clone(),
                 clock: shared.clock.clone(),
                 budget: shared.budget.as_ref().map(budget::Budget::fresh),
+                calls: shared.calls.clone(),
             },
         };
         Self {

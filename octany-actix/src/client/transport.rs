@@ -135,7 +135,26 @@ impl OctanyClient {
         loop {
             attempts += 1;
             let sent = Instant::now();
+            let sent_at = clock.now();
             let outcome = self.attempt(call, attempts).await;
+            if !matches!(outcome, Err(OctanyError::Busy { .. })) {
+                self.inner.calls.record(|| super::CallRecord {
+                    at: sent_at,
+                    method: call.method.to_string(),
+                    path: call.path.clone(),
+                    status: match &outcome {
+                        Ok(answer) => Some(answer.status),
+                        Err(e) => e.status(),
+                    },
+                    attempt: attempts,
+                    duration_ms: u32::try_from(sent.elapsed().as_millis()).unwrap_or(u32::MAX),
+                    billable: super::lanes::current_billable().map(|b| b.to_string()),
+                    error: outcome
+                        .as_ref()
+                        .err()
+                        .map(|e| e.to_string().chars().take(500).collect()),
+                });
+            }
             let status = match &outcome {
                 Ok(answer) => status_class(answer.status),
                 Err(OctanyError::Busy { .. }) => "not_sent",

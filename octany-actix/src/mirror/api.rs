@@ -16,7 +16,8 @@
 //! from here: webhook deliveries by the receiver (`mirror::webhook`),
 //! billing events by the outbox (`sync::outbox`), leases by
 //! `sync::lease`, the shared request budget by `mirror::budget`, the
-//! notices' claims by `mirror::notices` (asked through here).
+//! notices' claims by `mirror::notices` (asked through here), the API-call
+//! log by `mirror::api_calls` (read and pruned through here).
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
@@ -444,6 +445,21 @@ impl<'a> Mirror<'a> {
             .order_by_desc(comp::Column::Id)
             .all(self.syncer.db())
             .await
+    }
+
+    /// The newest `limit` calls to Octany made for `billable` (the
+    /// API-call log, `mirror::api_calls`).
+    pub(crate) async fn api_calls_of(
+        &self,
+        billable: &str,
+        limit: u64,
+    ) -> Result<Vec<crate::mirror::entity::api_call::Model>, DbErr> {
+        crate::mirror::api_calls::of(self.syncer.db(), billable, limit).await
+    }
+
+    /// Deletes the API-call log's lines older than `before`.
+    pub(crate) async fn prune_api_calls(&self, before: DateTime<Utc>) -> Result<u64, DbErr> {
+        crate::mirror::api_calls::prune(self.syncer.db(), before).await
     }
 
     /// The comp `id`.

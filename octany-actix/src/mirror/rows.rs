@@ -12,7 +12,7 @@ pub use crate::mirror::entity::subscription::Model as SubscriptionRow;
 use chrono::{DateTime, Utc};
 
 use crate::domain::model::ProductId;
-use crate::mirror::entity::comp;
+use crate::mirror::entity::{api_call, comp};
 
 /// A comp: a plan or features granted to a billable without Octany (a
 /// partner, a goodwill month, a trial without a card), with who granted it,
@@ -62,6 +62,45 @@ impl From<comp::Model> for Comp {
             ends_at: row.ends_at,
             revoked_at: row.revoked_at,
             revoked_by: row.revoked_by,
+        }
+    }
+}
+
+/// One exchange the library had with Octany, from the API-call log
+/// ([`Octany::api_calls`](crate::Octany::api_calls)): never the key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ApiCall {
+    /// When it was sent.
+    pub at: DateTime<Utc>,
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// The path under the account's REST base, e.g. `subscription/42`.
+    pub path: String,
+    /// Octany's status; `None` when nothing was answered (a timeout, a
+    /// connection refused).
+    pub status: Option<u16>,
+    /// Which attempt of the call (1 for the first; retries count up).
+    pub attempt: u32,
+    /// From sending to the answer read, in milliseconds.
+    pub duration_ms: u32,
+    /// Whom it was for (`type:id`); `None` for the library's own work
+    /// (the reconcile, a backfill).
+    pub billable: Option<String>,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+}
+
+impl From<api_call::Model> for ApiCall {
+    fn from(row: api_call::Model) -> Self {
+        Self {
+            at: row.at,
+            method: row.method,
+            path: row.path,
+            status: row.status.and_then(|s| u16::try_from(s).ok()),
+            attempt: u32::try_from(row.attempt).unwrap_or(0),
+            duration_ms: u32::try_from(row.duration_ms).unwrap_or(0),
+            billable: row.billable_ref,
+            error: row.error,
         }
     }
 }

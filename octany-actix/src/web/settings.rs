@@ -123,20 +123,6 @@ pub(crate) fn local_path(path: &str) -> String {
     format!("/{trimmed}")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::local_path;
-
-    #[test]
-    fn a_local_path_has_one_leading_slash_and_the_root_stays_the_root() {
-        assert_eq!(local_path("/"), "/");
-        assert_eq!(local_path(""), "/");
-        assert_eq!(local_path("/pricing/"), "/pricing");
-        assert_eq!(local_path("pricing"), "/pricing");
-        assert_eq!(local_path(" /team/pricing "), "/team/pricing");
-    }
-}
-
 /// The app's public address, checked: absolute, and https (http only on
 /// localhost), as Octany requires of success URLs.
 pub(crate) fn checked_base_url(
@@ -162,4 +148,18 @@ pub(crate) fn checked_base_url(
         });
     }
     Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_path;
+
+    #[test]
+    fn a_local_path_has_one_leading_slash_and_the_root_stays_the_root() {
+        assert_eq!(local_path("/"), "/");
+        assert_eq!(local_path(""), "/");
+        assert_eq!(local_path("/pricing/"), "/pricing");
+        assert_eq!(local_path("pricing"), "/pricing");
+        assert_eq!(local_path(" /team/pricing "), "/team/pricing");
+    }
 }

@@ -105,10 +105,14 @@ async fn guard_run(backend: Backend, options: &Options) -> Result<GuardRun, Erro
     db.conn
         .execute_raw(Statement::from_string(db.db_backend(), insert))
         .await?;
+    // OCTANY_BENCH_API_CALL_LOG=off: the same, with the API-call log off
+    // (the guard never calls Octany, so the log should cost it nothing).
+    let api_call_log = std::env::var("OCTANY_BENCH_API_CALL_LOG").map_or(true, |v| v != "off");
     let build = |ttl: Duration| {
         Octany::builder(fake.config().with_webhook_secret(SECRET), db.conn.clone())
             .public_base_url("http://localhost")
             .cache_ttl(ttl)
+            .api_call_log(api_call_log)
             .build()
     };
     let (cached, uncached) = (build(Duration::from_secs(5))?, build(Duration::ZERO)?);

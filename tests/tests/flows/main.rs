@@ -18,6 +18,7 @@ use octany_actix_tests::{db_test, started};
 use octany_fake::{CheckoutOutcome, CheckoutParams, Faults};
 use serde_json::json;
 
+mod api_calls;
 mod comps;
 mod fairness;
 mod features;

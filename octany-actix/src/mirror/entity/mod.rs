@@ -4,6 +4,7 @@
 //! Octany writes them (through webhooks and polls, via
 //! [`Syncer`](crate::mirror::sync::Syncer)); the guard reads them.
 
+pub(crate) mod api_call;
 pub(crate) mod charge;
 pub mod checkout;
 pub(crate) mod comp;

@@ -1,6 +1,7 @@
 //! The one value a host builds: configuration, database, client, syncer,
 //! webhook receiver, clock, and the guard's cache.
 
+mod api_log;
 mod customer;
 mod metering;
 pub(crate) mod notices;
@@ -125,6 +126,7 @@ pub struct OctanyBuilder {
     usage_counts: Option<Arc<dyn crate::domain::features::UsageCounts>>,
     metering: metering::Metering,
     notices: Option<notices::Notices>,
+    api_call_log: bool,
 }
 
 impl std::fmt::Debug for OctanyBuilder {
@@ -154,6 +156,7 @@ impl Octany {
             usage_counts: None,
             metering: metering::Metering::default(),
             notices: None,
+            api_call_log: true,
         }
     }
 }
@@ -345,6 +348,13 @@ impl OctanyBuilder {
         let client = match self.queue_bounds {
             Some(bounds) => client.with_queue_bounds(bounds),
             None => client,
+        };
+        let client = match self.api_call_log {
+            true => match crate::mirror::api_calls::DbCallLog::start(self.db.clone()) {
+                Some(log) => client.logging_calls(log),
+                None => client,
+            },
+            false => client,
         };
         let listeners = std::mem::take(&mut self.sync.listeners);
         let (listeners, slot) = metering::with_usage_listener(listeners, &self.metering);

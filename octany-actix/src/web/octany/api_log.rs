@@ -1,0 +1,55 @@
+//! The API-call log, as an operator reads it: each exchange the library
+//! had with Octany for a billable (method, path, status, attempt, time),
+//! written off the request path by `mirror::api_calls` and pruned with the
+//! deliveries. Never the key. On by default; `api_call_log(false)` turns
+//! it off.
+
+use std::time::Duration;
+
+use crate::domain::model::BillableRef;
+use crate::mirror::rows::ApiCall;
+use crate::web::error::BillingError;
+
+use super::{Octany, OctanyBuilder};
+
+impl OctanyBuilder {
+    /// Whether each request to Octany is logged (`octany_api_calls`,
+    /// read by [`Octany::api_calls`]); default on. The log is written by a
+    /// task of its own from a bounded queue: no request waits for it, and
+    /// when the queue is full a line is dropped (counted in
+    /// `octany_api_calls_dropped_total`), never a request slowed.
+    pub fn api_call_log(mut self, on: bool) -> Self {
+        self.api_call_log = on;
+        self
+    }
+}
+
+impl Octany {
+    /// The newest `limit` requests the library made to Octany for
+    /// `billable`, newest first (empty with the log off).
+    ///
+    /// Who may: an operator (support, the CLI); no mounted route reads it.
+    pub async fn api_calls(
+        &self,
+        billable: &BillableRef,
+        limit: u64,
+    ) -> Result<Vec<ApiCall>, BillingError> {
+        Ok(self
+            .mirror()
+            .api_calls_of(billable.as_str(), limit)
+            .await?
+            .into_iter()
+            .map(ApiCall::from)
+            .collect())
+    }
+
+    /// Deletes the API-call log's lines older than `older_than`; returns
+    /// how many. The CLI's `prune` runs it beside the deliveries'.
+    ///
+    /// Who may: an operator.
+    pub async fn prune_api_calls(&self, older_than: Duration) -> Result<u64, BillingError> {
+        let before = self.clock().now()
+            - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
+        Ok(self.mirror().prune_api_calls(before).await?)
+    }
+}
