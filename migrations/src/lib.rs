@@ -46,6 +46,7 @@ mod m20261204_000010_create_octany_usage;
 mod m20261204_000011_create_octany_comps;
 mod m20261205_000012_create_octany_notices;
 mod m20261205_000013_create_octany_api_calls;
+mod m20261205_000014_create_octany_audit;
 
 /// octany-actix's migrations, oldest first, to splice into a host's migrator.
 pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
@@ -63,6 +64,7 @@ pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         Box::new(m20261204_000011_create_octany_comps::Migration),
         Box::new(m20261205_000012_create_octany_notices::Migration),
         Box::new(m20261205_000013_create_octany_api_calls::Migration),
+        Box::new(m20261205_000014_create_octany_audit::Migration),
     ]
 }
 

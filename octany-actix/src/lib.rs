@@ -41,7 +41,7 @@ pub use mirror::{rows, sync, webhook};
 /// [`rows`]). Public for this workspace's own tests and tools.
 #[doc(hidden)]
 pub use mirror::entity;
-pub use web::{billing, guard};
+pub use web::{billing, guard, ops};
 
 /// The customer's e-mails ([`OctanyBuilder::notices`]): a receipt for each
 /// paid order, a failed payment, a cancellation, each sent once.

@@ -17,7 +17,8 @@
 //! billing events by the outbox (`sync::outbox`), leases by
 //! `sync::lease`, the shared request budget by `mirror::budget`, the
 //! notices' claims by `mirror::notices` (asked through here), the API-call
-//! log by `mirror::api_calls` (read and pruned through here).
+//! log by `mirror::api_calls` (read and pruned through here), the audit
+//! log by `mirror::audit` (through here).
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
@@ -28,8 +29,10 @@ use crate::domain::model::{
     AccessPolicy, BillableRef, Order, ProductId, Subscription, SubscriptionId,
 };
 use crate::mirror::access::AccessState;
+use crate::mirror::audit;
+use crate::mirror::entity::api_call::Model as ApiCallRow;
 use crate::mirror::entity::{
-    charge, checkout, comp, order, product, subscription, usage, usage_period,
+    charge, checkout, comp, event, order, product, subscription, usage, usage_period,
 };
 use crate::mirror::sync::apply::usage::Price;
 use crate::mirror::sync::{Batch, Done, Local, Mark, Origin, SyncError, Syncer};
@@ -447,19 +450,29 @@ impl<'a> Mirror<'a> {
             .await
     }
 
-    /// The newest `limit` calls to Octany made for `billable` (the
-    /// API-call log, `mirror::api_calls`).
+    /// The newest `limit` calls to Octany for `billable` (`mirror::api_calls`).
     pub(crate) async fn api_calls_of(
         &self,
         billable: &str,
         limit: u64,
-    ) -> Result<Vec<crate::mirror::entity::api_call::Model>, DbErr> {
+    ) -> Result<Vec<ApiCallRow>, DbErr> {
         crate::mirror::api_calls::of(self.syncer.db(), billable, limit).await
     }
 
     /// Deletes the API-call log's lines older than `before`.
     pub(crate) async fn prune_api_calls(&self, before: DateTime<Utc>) -> Result<u64, DbErr> {
         crate::mirror::api_calls::prune(self.syncer.db(), before).await
+    }
+
+    /// The audit log of operators' actions (`mirror::audit`).
+    pub(crate) fn audit(&self) -> audit::AuditLog<'a> {
+        audit::AuditLog(self.syncer.db())
+    }
+
+    /// The billable a stored billing event concerns (`None`: no such event).
+    pub(crate) async fn event_billable(&self, id: &str) -> Result<Option<Option<String>>, DbErr> {
+        let row = event::Entity::find_by_id(id).one(self.syncer.db()).await?;
+        Ok(row.map(|row| row.billable_ref.map(|b| b.to_string())))
     }
 
     /// The comp `id`.

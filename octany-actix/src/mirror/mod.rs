@@ -10,6 +10,7 @@
 pub(crate) mod access;
 pub(crate) mod api;
 pub(crate) mod api_calls;
+pub(crate) mod audit;
 pub(crate) mod budget;
 pub mod entity;
 pub(crate) mod notices;

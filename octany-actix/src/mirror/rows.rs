@@ -12,7 +12,7 @@ pub use crate::mirror::entity::subscription::Model as SubscriptionRow;
 use chrono::{DateTime, Utc};
 
 use crate::domain::model::ProductId;
-use crate::mirror::entity::{api_call, comp};
+use crate::mirror::entity::{api_call, audit, comp};
 
 /// A comp: a plan or features granted to a billable without Octany (a
 /// partner, a goodwill month, a trial without a card), with who granted it,
@@ -101,6 +101,43 @@ impl From<api_call::Model> for ApiCall {
             duration_ms: u32::try_from(row.duration_ms).unwrap_or(0),
             billable: row.billable_ref,
             error: row.error,
+        }
+    }
+}
+
+/// What an operator did, from the audit log
+/// ([`Octany::audit`](crate::Octany::audit)).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditEntry {
+    /// When it began.
+    pub at: DateTime<Utc>,
+    /// Who, as the host's guard names them.
+    pub actor: String,
+    /// `resync`, `replay_delivery` or `retry_listeners`.
+    pub action: String,
+    /// The billable it concerned.
+    pub billable: Option<String>,
+    /// What it acted on (a delivery's or an event's id).
+    pub target: Option<String>,
+    /// Why, as the operator said.
+    pub reason: String,
+    /// `started` (cut off before it ended), `done` or `failed`.
+    pub outcome: String,
+    /// What came of it, or why it failed.
+    pub detail: Option<String>,
+}
+
+impl From<audit::Model> for AuditEntry {
+    fn from(row: audit::Model) -> Self {
+        Self {
+            at: row.at,
+            actor: row.actor,
+            action: row.action,
+            billable: row.billable_ref,
+            target: row.target,
+            reason: row.reason,
+            outcome: row.outcome,
+            detail: row.detail,
         }
     }
 }

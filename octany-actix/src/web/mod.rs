@@ -11,5 +11,6 @@ pub(crate) mod comps;
 pub(crate) mod error;
 pub mod guard;
 pub(crate) mod octany;
+pub mod ops;
 pub(crate) mod routes;
 pub(crate) mod settings;

@@ -23,6 +23,7 @@ mod comps;
 mod fairness;
 mod features;
 mod notices;
+mod operations;
 mod plans;
 mod receipts;
 mod usage;

@@ -5,6 +5,7 @@
 //! [`Syncer`](crate::mirror::sync::Syncer)); the guard reads them.
 
 pub(crate) mod api_call;
+pub(crate) mod audit;
 pub(crate) mod charge;
 pub mod checkout;
 pub(crate) mod comp;

@@ -517,6 +517,17 @@ impl Syncer {
         Ok(delivered)
     }
 
+    /// Runs the listeners of the undelivered event `id` that have not
+    /// succeeded, now, not at its next retry: `Some(true)` when every one
+    /// has now succeeded, `Some(false)` when one failed again or another
+    /// instance holds it, `None` when it is delivered or unknown.
+    pub(crate) async fn retry_event(&self, id: &str) -> Result<Option<bool>, SyncError> {
+        if !outbox::make_due(self.db(), id, self.now()).await? {
+            return Ok(None);
+        }
+        Ok(Some(self.deliver(id).await?))
+    }
+
     async fn deliver(&self, id: &str) -> Result<bool, DbErr> {
         outbox::deliver(self.db(), self.listeners(), id, self.instance(), || {
             self.now()

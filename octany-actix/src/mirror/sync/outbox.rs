@@ -345,6 +345,22 @@ async fn claim<C: ConnectionTrait>(
     Ok(taken.rows_affected == 1)
 }
 
+/// Makes the undelivered event `id` due now (an operator's retry); false
+/// when it is delivered or unknown.
+pub(crate) async fn make_due<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let due = event::Entity::update_many()
+        .col_expr(event::Column::NextAttemptAt, Expr::value(mark(now)))
+        .filter(event::Column::Id.eq(id))
+        .filter(event::Column::DeliveredAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(due.rows_affected == 1)
+}
+
 /// The ids of undelivered events that are due and not held, oldest first.
 pub(crate) async fn due<C: ConnectionTrait>(
     conn: &C,

@@ -1,0 +1,89 @@
+//! The audit log's writer: an operator's action is recorded before it runs
+//! (`started`) and marked after (`done` or `failed`, with what came of
+//! it), so an action cut off midway keeps its row. Bookkeeping, read and
+//! written through `mirror::api`.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+
+use crate::mirror::entity::audit;
+
+/// An action about to run.
+#[derive(Debug, Clone)]
+pub(crate) struct Begun<'a> {
+    pub(crate) at: DateTime<Utc>,
+    pub(crate) actor: &'a str,
+    pub(crate) action: &'a str,
+    pub(crate) billable: Option<&'a str>,
+    pub(crate) target: Option<&'a str>,
+    pub(crate) reason: &'a str,
+}
+
+/// The audit log on a database.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AuditLog<'a>(pub(crate) &'a DatabaseConnection);
+
+impl AuditLog<'_> {
+    /// Records `begun` as started; returns its row's id.
+    pub(crate) async fn begin(&self, begun: Begun<'_>) -> Result<i64, DbErr> {
+        begin(self.0, begun).await
+    }
+
+    /// Marks the entry `id` `done` or `failed`, with `detail`.
+    pub(crate) async fn finish(&self, id: i64, done: bool, detail: &str) -> Result<(), DbErr> {
+        finish(self.0, id, done, detail).await
+    }
+
+    /// The newest `limit` entries about `billable`, newest first.
+    pub(crate) async fn of(&self, billable: &str, limit: u64) -> Result<Vec<audit::Model>, DbErr> {
+        of(self.0, billable, limit).await
+    }
+}
+
+async fn begin(db: &DatabaseConnection, begun: Begun<'_>) -> Result<i64, DbErr> {
+    let inserted = audit::Entity::insert(audit::ActiveModel {
+        at: Set(begun.at),
+        actor: Set(begun.actor.to_owned()),
+        action: Set(begun.action.to_owned()),
+        billable_ref: Set(begun.billable.map(str::to_owned)),
+        target: Set(begun.target.map(str::to_owned)),
+        reason: Set(begun.reason.to_owned()),
+        outcome: Set("started".into()),
+        detail: Set(None),
+        ..Default::default()
+    })
+    .exec(db)
+    .await?;
+    Ok(inserted.last_insert_id)
+}
+
+async fn finish(db: &DatabaseConnection, id: i64, done: bool, detail: &str) -> Result<(), DbErr> {
+    audit::Entity::update_many()
+        .col_expr(
+            audit::Column::Outcome,
+            Expr::value(if done { "done" } else { "failed" }),
+        )
+        .col_expr(audit::Column::Detail, Expr::value(Some(detail.to_owned())))
+        .filter(audit::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+async fn of(
+    db: &DatabaseConnection,
+    billable: &str,
+    limit: u64,
+) -> Result<Vec<audit::Model>, DbErr> {
+    audit::Entity::find()
+        .filter(audit::Column::BillableRef.eq(billable))
+        .order_by_desc(audit::Column::At)
+        .order_by_desc(audit::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
+}

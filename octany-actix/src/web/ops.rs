@@ -1,0 +1,156 @@
+//! An operator's actions: resync a billable from Octany, replay a stored
+//! webhook delivery, run an event's failed listeners again. Each is
+//! recorded in the audit log (`octany_audit`) before it runs and marked
+//! with its outcome after, with who (as the host's guard names them), when
+//! and why; [`Octany::audit`] reads it.
+//!
+//! Who may: an operator, never the billable. They are reached through
+//! [`Octany::operator`], which no mounted route calls; expose it only
+//! behind your own staff's guard.
+
+use std::future::Future;
+
+use crate::domain::model::BillableRef;
+use crate::mirror::audit::Begun;
+use crate::mirror::rows::AuditEntry;
+use crate::mirror::sync::SyncError;
+use crate::mirror::webhook::{Received, WebhookError};
+use crate::web::error::BillingError;
+use crate::web::octany::Octany;
+
+/// An operator acting on the library's state, with a reason, every action
+/// audited ([`Octany::operator`]).
+///
+/// ```
+/// # async fn demo(octany: octany_actix::Octany) -> Result<(), octany_actix::BillingError> {
+/// use octany_actix::model::BillableRef;
+/// let ada = BillableRef::parse("user:1").unwrap();
+/// let support = octany.operator("anna@support", "ticket 4711: paid but locked out")?;
+/// support.resync(&ada).await?;
+/// for entry in octany.audit(&ada, 20).await? {
+///     println!("{} {} {} {}", entry.at, entry.actor, entry.action, entry.outcome);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Operator<'a> {
+    octany: &'a Octany,
+    by: String,
+    why: String,
+}
+
+impl Octany {
+    /// `by` (as your staff guard names them) acting for `why`: refused
+    /// (400) without either, so every audit entry says who and why.
+    pub fn operator(&self, by: &str, why: &str) -> Result<Operator<'_>, BillingError> {
+        if by.trim().is_empty() || why.trim().is_empty() {
+            return Err(BillingError::Octany(
+                crate::client::OctanyError::InvalidRequest {
+                    reason: "an operator's action needs who takes it and why".into(),
+                },
+            ));
+        }
+        Ok(Operator {
+            octany: self,
+            by: by.trim().to_owned(),
+            why: why.trim().to_owned(),
+        })
+    }
+
+    /// The newest `limit` audit entries about `billable`, newest first.
+    ///
+    /// Who may: an operator; no mounted route reads it.
+    pub async fn audit(
+        &self,
+        billable: &BillableRef,
+        limit: u64,
+    ) -> Result<Vec<AuditEntry>, BillingError> {
+        let rows = self.mirror().audit().of(billable.as_str(), limit).await?;
+        Ok(rows.into_iter().map(AuditEntry::from).collect())
+    }
+}
+
+impl Operator<'_> {
+    /// Re-reads `billable`'s subscriptions from Octany into the mirror
+    /// (after a lost webhook, say); returns how many rows changed.
+    pub async fn resync(&self, billable: &BillableRef) -> Result<u64, BillingError> {
+        let syncer = self.octany.syncer();
+        self.audited("resync", Some(billable.as_str()), None, async {
+            let effects = syncer.sync_billable(billable).await?;
+            let changed = effects.subscriptions + effects.orders;
+            Ok((changed, format!("{changed} row(s) changed")))
+        })
+        .await
+    }
+
+    /// Applies the stored webhook delivery `delivery_id` again.
+    pub async fn replay_delivery(&self, delivery_id: &str) -> Result<Received, WebhookError> {
+        let receiver = self.octany.receiver();
+        let run = async {
+            let received = receiver.replay(delivery_id).await?;
+            Ok((received, format!("{received:?}")))
+        };
+        self.audited("replay_delivery", None, Some(delivery_id), run)
+            .await
+    }
+
+    /// Runs the listeners of the billing event `event_id` that have not
+    /// succeeded, now rather than at its next retry: true when every one
+    /// has now succeeded; an unknown or delivered event is `Ok(false)`,
+    /// and the audit entry says which.
+    pub async fn retry_listeners(&self, event_id: &str) -> Result<bool, BillingError> {
+        let mirror = self.octany.mirror();
+        let billable = mirror.event_billable(event_id).await?.flatten();
+        let syncer = self.octany.syncer();
+        let run = async {
+            Ok(match syncer.retry_event(event_id).await? {
+                None => (false, "no undelivered event of that id".to_owned()),
+                Some(true) => (true, "every listener has run".to_owned()),
+                Some(false) => (
+                    false,
+                    "a listener failed again, or another instance holds the event".to_owned(),
+                ),
+            })
+        };
+        self.audited("retry_listeners", billable.as_deref(), Some(event_id), run)
+            .await
+    }
+
+    /// Records the action, runs `work`, marks the outcome.
+    async fn audited<T, E: From<SyncError> + std::fmt::Display>(
+        &self,
+        action: &str,
+        billable: Option<&str>,
+        target: Option<&str>,
+        work: impl Future<Output = Result<(T, String), E>>,
+    ) -> Result<T, E> {
+        let log = self.octany.mirror().audit();
+        let id = log
+            .begin(Begun {
+                at: self.octany.clock().now(),
+                actor: &self.by,
+                action,
+                billable,
+                target,
+                reason: &self.why,
+            })
+            .await
+            .map_err(SyncError::from)?;
+        tracing::info!(action, by = %self.by, billable, target, "operator action");
+        match work.await {
+            Ok((value, detail)) => {
+                log.finish(id, true, &detail)
+                    .await
+                    .map_err(SyncError::from)?;
+                Ok(value)
+            }
+            Err(error) => {
+                let detail = error.to_string();
+                log.finish(id, false, &detail)
+                    .await
+                    .map_err(SyncError::from)?;
+                Err(error)
+            }
+        }
+    }
+}
