@@ -107,3 +107,25 @@ pub fn signed(envelope: &Value) -> (Vec<u8>, String) {
 pub fn at(text: &str) -> DateTime<Utc> {
     text.parse().expect("an RFC 3339 instant")
 }
+
+/// Log lines, as text, for a test to read: a `tracing_subscriber` writer
+/// (`.with_writer(move || logs.clone())`).
+#[derive(Clone, Debug, Default)]
+pub struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}

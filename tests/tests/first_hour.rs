@@ -9,6 +9,7 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use octany_actix::{Octany, RequireSubscription};
 use octany_actix_migrations::MigratorTrait;
 use octany_actix_tests::app::{Plans, TestUser as User};
+use octany_actix_tests::harness::Logs;
 use octany_fake::FakeOctany;
 use reqwest::header::LOCATION;
 
@@ -118,26 +119,6 @@ async fn an_app_built_as_the_docs_show_grants_access_once_the_user_has_paid() {
         .unwrap();
     assert_eq!(status["access"], true, "{status}");
     fake.stop().await;
-}
-
-/// Log lines, as text, for a test to read.
-#[derive(Clone, Default)]
-struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
 }
 
 async fn billing_on(fake: &FakeOctany, clock: Option<octany_actix::clock::SharedClock>) -> Octany {

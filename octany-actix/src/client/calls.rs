@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 /// One exchange with Octany, as the log keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CallRecord {
-    /// When it was sent (the client's clock).
+    /// When it asked for its turn (the client's clock).
     pub(crate) at: DateTime<Utc>,
     /// `GET`, `POST`, ...
     pub(crate) method: String,
@@ -20,7 +20,8 @@ pub(crate) struct CallRecord {
     pub(crate) status: Option<u16>,
     /// Which attempt of the call this was (1 for the first).
     pub(crate) attempt: u32,
-    /// From sending to the answer read.
+    /// From asking for its turn to the answer read: its wait for the
+    /// request budget is included.
     pub(crate) duration_ms: u32,
     /// The billable it was made for, when the web layer said.
     pub(crate) billable: Option<String>,

@@ -70,7 +70,7 @@ impl From<comp::Model> for Comp {
 /// ([`Octany::api_calls`](crate::Octany::api_calls)): never the key.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ApiCall {
-    /// When it was sent.
+    /// When it asked for its turn to be sent.
     pub at: DateTime<Utc>,
     /// `GET`, `POST`, ...
     pub method: String,
@@ -81,7 +81,8 @@ pub struct ApiCall {
     pub status: Option<u16>,
     /// Which attempt of the call (1 for the first; retries count up).
     pub attempt: u32,
-    /// From sending to the answer read, in milliseconds.
+    /// From asking for its turn to the answer read, in milliseconds: a
+    /// wait for the request budget (Octany's rate limit) is included.
     pub duration_ms: u32,
     /// Whom it was for (`type:id`); `None` for the library's own work
     /// (the reconcile, a backfill).

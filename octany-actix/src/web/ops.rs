@@ -71,8 +71,9 @@ impl Octany {
 }
 
 impl Operator<'_> {
-    /// Re-reads `billable`'s subscriptions from Octany into the mirror
-    /// (after a lost webhook, say); returns how many rows changed.
+    /// Re-reads `billable`'s subscriptions and their orders from Octany
+    /// into the mirror (after a lost webhook, say); returns how many rows
+    /// changed.
     pub async fn resync(&self, billable: &BillableRef) -> Result<u64, BillingError> {
         let syncer = self.octany.syncer();
         self.audited("resync", Some(billable.as_str()), None, async {

@@ -2,6 +2,7 @@
 //! made for, written off the request path, pruned by age, never the key.
 
 use octany_actix::rows::ApiCall;
+use octany_actix_tests::harness::Logs;
 use octany_actix_tests::sea_orm::{ConnectionTrait, Statement};
 
 use super::*;
@@ -47,30 +48,29 @@ async fn every_row(db: &octany_actix_tests::TestDb) -> Vec<String> {
         .collect()
 }
 
-#[derive(Clone, Default)]
-struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+/// The log lines (INFO and up) of this whole test binary from the first
+/// call on: a global subscriber, as an app has (a subscriber scoped to the
+/// test's thread can miss lines while other tests start and end theirs).
+fn binary_logs() -> &'static Logs {
+    static LOGS: std::sync::OnceLock<Logs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        tracing::subscriber::set_global_default(
+            tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_max_level(tracing::Level::INFO)
+                .with_writer(move || writer.clone())
+                .finish(),
+        )
+        .expect("no other test of this binary sets a global subscriber");
+        logs
+    })
 }
 
 db_test!(
     async fn each_call_to_octany_is_logged_for_its_billable_and_never_the_key(db: TestDb) {
-        let logs = Logs::default();
-        let writer = logs.clone();
-        let _logging = tracing::subscriber::set_default(
-            tracing_subscriber::fmt()
-                .with_ansi(false)
-                .with_max_level(tracing::Level::TRACE)
-                .with_writer(move || writer.clone())
-                .finish(),
-        );
+        let logs = binary_logs();
         let (fake, octany, app) = started!(db, Duration::from_secs(5));
         // A checkout asks Octany for the buyer's subscriptions first.
         let checkout = call(&app, "GET", "/billing/checkout/pro-monthly", Some(3), true).await;
@@ -114,8 +114,11 @@ db_test!(
         let rows = every_row(&db).await;
         assert!(!rows.is_empty());
         assert!(rows.iter().all(|r| !r.contains(&key)), "{rows:?}");
-        let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
-        assert!(text.contains("octany.request"), "the requests were logged");
+        let text = logs.text();
+        assert!(
+            text.contains("retrying Octany request"),
+            "the failed requests were logged"
+        );
         assert!(!text.contains(&key), "the key reached a log line");
         fake.stop().await;
         db

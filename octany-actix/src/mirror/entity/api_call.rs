@@ -10,7 +10,7 @@ pub(crate) struct Model {
     /// In the order written.
     #[sea_orm(primary_key)]
     pub id: i64,
-    /// When it was sent.
+    /// When it asked for its turn to be sent.
     pub at: DateTimeUtc,
     /// `GET`, `POST`, ...
     pub method: String,
@@ -20,7 +20,7 @@ pub(crate) struct Model {
     pub status: Option<i32>,
     /// Which attempt of the call (1 for the first).
     pub attempt: i32,
-    /// From sending to the answer read.
+    /// From asking for its turn to the answer read (a budget wait included).
     pub duration_ms: i32,
     /// Whom it was for (`type:id`), when known.
     pub billable_ref: Option<String>,
