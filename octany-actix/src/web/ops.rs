@@ -77,7 +77,10 @@ impl Operator<'_> {
     pub async fn resync(&self, billable: &BillableRef) -> Result<u64, BillingError> {
         let syncer = self.octany.syncer();
         self.audited("resync", Some(billable.as_str()), None, async {
-            let effects = syncer.sync_billable(billable).await?;
+            // In the billable's lane, so its requests are logged as its own.
+            let effects =
+                crate::client::on_behalf_of(billable.as_str(), syncer.sync_billable(billable))
+                    .await?;
             let changed = effects.subscriptions + effects.orders;
             Ok((changed, format!("{changed} row(s) changed")))
         })

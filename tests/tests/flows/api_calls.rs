@@ -9,7 +9,11 @@ use super::*;
 
 /// Waits (bounded) until the log holds at least `n` lines for `billable`:
 /// the writer is a task of its own, so its rows arrive after the answer.
-async fn logged(octany: &octany_actix::Octany, billable: &str, n: usize) -> Vec<ApiCall> {
+pub(super) async fn logged(
+    octany: &octany_actix::Octany,
+    billable: &str,
+    n: usize,
+) -> Vec<ApiCall> {
     let billable = BillableRef::parse(billable).unwrap();
     tokio::time::timeout(Duration::from_secs(30), async {
         loop {

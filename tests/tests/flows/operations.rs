@@ -79,6 +79,13 @@ db_test!(
             .unwrap();
         assert!(bo.resync(&ada).await.unwrap() >= 1);
         assert!(octany.billing(&user).subscribed().await.unwrap());
+        // Its requests to Octany are logged as Ada's.
+        let calls = super::api_calls::logged(&octany, "user:1", 1).await;
+        assert!(
+            calls
+                .iter()
+                .all(|c| c.billable.as_deref() == Some("user:1"))
+        );
 
         // A stored delivery replayed; an unknown one refused, and audited.
         assert!(bo.replay_delivery("9").await.is_ok());
