@@ -469,10 +469,11 @@ impl<'a> Mirror<'a> {
         audit::AuditLog(self.syncer.db())
     }
 
-    /// The billable a stored billing event concerns (`None`: no such event).
-    pub(crate) async fn event_billable(&self, id: &str) -> Result<Option<Option<String>>, DbErr> {
+    /// The billable a stored billing event concerns (`None`: no such
+    /// event, or one about no billable).
+    pub(crate) async fn event_billable(&self, id: &str) -> Result<Option<String>, DbErr> {
         let row = event::Entity::find_by_id(id).one(self.syncer.db()).await?;
-        Ok(row.map(|row| row.billable_ref.map(|b| b.to_string())))
+        Ok(row.and_then(|row| row.billable_ref).map(|b| b.to_string()))
     }
 
     /// The comp `id`.

@@ -30,60 +30,44 @@ pub(crate) struct AuditLog<'a>(pub(crate) &'a DatabaseConnection);
 impl AuditLog<'_> {
     /// Records `begun` as started; returns its row's id.
     pub(crate) async fn begin(&self, begun: Begun<'_>) -> Result<i64, DbErr> {
-        begin(self.0, begun).await
+        let inserted = audit::Entity::insert(audit::ActiveModel {
+            at: Set(begun.at),
+            actor: Set(begun.actor.to_owned()),
+            action: Set(begun.action.to_owned()),
+            billable_ref: Set(begun.billable.map(str::to_owned)),
+            target: Set(begun.target.map(str::to_owned)),
+            reason: Set(begun.reason.to_owned()),
+            outcome: Set("started".into()),
+            detail: Set(None),
+            ..Default::default()
+        })
+        .exec(self.0)
+        .await?;
+        Ok(inserted.last_insert_id)
     }
 
     /// Marks the entry `id` `done` or `failed`, with `detail`.
     pub(crate) async fn finish(&self, id: i64, done: bool, detail: &str) -> Result<(), DbErr> {
-        finish(self.0, id, done, detail).await
+        audit::Entity::update_many()
+            .col_expr(
+                audit::Column::Outcome,
+                Expr::value(if done { "done" } else { "failed" }),
+            )
+            .col_expr(audit::Column::Detail, Expr::value(Some(detail.to_owned())))
+            .filter(audit::Column::Id.eq(id))
+            .exec(self.0)
+            .await?;
+        Ok(())
     }
 
     /// The newest `limit` entries about `billable`, newest first.
     pub(crate) async fn of(&self, billable: &str, limit: u64) -> Result<Vec<audit::Model>, DbErr> {
-        of(self.0, billable, limit).await
+        audit::Entity::find()
+            .filter(audit::Column::BillableRef.eq(billable))
+            .order_by_desc(audit::Column::At)
+            .order_by_desc(audit::Column::Id)
+            .limit(limit)
+            .all(self.0)
+            .await
     }
-}
-
-async fn begin(db: &DatabaseConnection, begun: Begun<'_>) -> Result<i64, DbErr> {
-    let inserted = audit::Entity::insert(audit::ActiveModel {
-        at: Set(begun.at),
-        actor: Set(begun.actor.to_owned()),
-        action: Set(begun.action.to_owned()),
-        billable_ref: Set(begun.billable.map(str::to_owned)),
-        target: Set(begun.target.map(str::to_owned)),
-        reason: Set(begun.reason.to_owned()),
-        outcome: Set("started".into()),
-        detail: Set(None),
-        ..Default::default()
-    })
-    .exec(db)
-    .await?;
-    Ok(inserted.last_insert_id)
-}
-
-async fn finish(db: &DatabaseConnection, id: i64, done: bool, detail: &str) -> Result<(), DbErr> {
-    audit::Entity::update_many()
-        .col_expr(
-            audit::Column::Outcome,
-            Expr::value(if done { "done" } else { "failed" }),
-        )
-        .col_expr(audit::Column::Detail, Expr::value(Some(detail.to_owned())))
-        .filter(audit::Column::Id.eq(id))
-        .exec(db)
-        .await?;
-    Ok(())
-}
-
-async fn of(
-    db: &DatabaseConnection,
-    billable: &str,
-    limit: u64,
-) -> Result<Vec<audit::Model>, DbErr> {
-    audit::Entity::find()
-        .filter(audit::Column::BillableRef.eq(billable))
-        .order_by_desc(audit::Column::At)
-        .order_by_desc(audit::Column::Id)
-        .limit(limit)
-        .all(db)
-        .await
 }

@@ -104,7 +104,7 @@ impl Operator<'_> {
     /// and the audit entry says which.
     pub async fn retry_listeners(&self, event_id: &str) -> Result<bool, BillingError> {
         let mirror = self.octany.mirror();
-        let billable = mirror.event_billable(event_id).await?.flatten();
+        let billable = mirror.event_billable(event_id).await?;
         let syncer = self.octany.syncer();
         let run = async {
             Ok(match syncer.retry_event(event_id).await? {
