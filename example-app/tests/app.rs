@@ -218,7 +218,7 @@ fn migrate_and_doctor_work_with_nothing_configured() {
         "{}",
         String::from_utf8_lossy(&migrate.stderr)
     );
-    assert!(String::from_utf8_lossy(&migrate.stdout).contains("applied 19 migration(s)"));
+    assert!(String::from_utf8_lossy(&migrate.stdout).contains("applied 20 migration(s)"));
     let doctor = run("doctor");
     let report = String::from_utf8_lossy(&doctor.stdout);
     assert!(doctor.status.success(), "{report}");

@@ -47,6 +47,7 @@ mod m20261204_000011_create_octany_comps;
 mod m20261205_000012_create_octany_notices;
 mod m20261205_000013_create_octany_api_calls;
 mod m20261205_000014_create_octany_audit;
+mod m20261205_000015_delivery_outcomes;
 
 /// octany-actix's migrations, oldest first, to splice into a host's migrator.
 pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
@@ -65,6 +66,7 @@ pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         Box::new(m20261205_000012_create_octany_notices::Migration),
         Box::new(m20261205_000013_create_octany_api_calls::Migration),
         Box::new(m20261205_000014_create_octany_audit::Migration),
+        Box::new(m20261205_000015_delivery_outcomes::Migration),
     ]
 }
 

@@ -18,7 +18,8 @@
 //! `sync::lease`, the shared request budget by `mirror::budget`, the
 //! notices' claims by `mirror::notices` (asked through here), the API-call
 //! log by `mirror::api_calls` (read and pruned through here), the audit
-//! log by `mirror::audit` (through here).
+//! log by `mirror::audit` (through here); the console's reads are
+//! `mirror::console`'s (through here).
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
@@ -467,6 +468,16 @@ impl<'a> Mirror<'a> {
     /// The audit log of operators' actions (`mirror::audit`).
     pub(crate) fn audit(&self) -> audit::AuditLog<'a> {
         audit::AuditLog(self.syncer.db())
+    }
+
+    /// What the operator's console reads (`mirror::console`).
+    pub(crate) fn console(&self) -> crate::mirror::console::ConsoleReads<'a> {
+        crate::mirror::console::ConsoleReads(self.syncer.db())
+    }
+
+    /// How many subscriptions the reconcile would re-read now.
+    pub(crate) async fn reconcile_backlog(&self) -> Result<u64, SyncError> {
+        self.syncer.reconcile_backlog().await
     }
 
     /// The billable a stored billing event concerns (`None`: no such

@@ -2,7 +2,8 @@
 //! ([`entity`]), the one write path ([`sync`]), the webhook receiver that
 //! feeds it ([`webhook`]), what the guard reads (`access`), the request
 //! budget all instances share (`budget`), the waits for a billable's
-//! change (`watch`), the notices' bookkeeping (`notices`), and the door the web layer
+//! change (`watch`), the notices' bookkeeping (`notices`), what the operator's console reads
+//! (`console`), and the door the web layer
 //! comes in by (`api`: named reads, and writes that each run as one unit
 //! of work). It builds
 //! on the client and the domain, never on the web layer.
@@ -12,6 +13,7 @@ pub(crate) mod api;
 pub(crate) mod api_calls;
 pub(crate) mod audit;
 pub(crate) mod budget;
+pub(crate) mod console;
 pub mod entity;
 pub(crate) mod notices;
 pub(crate) mod revocation;

@@ -8,6 +8,7 @@
 pub(crate) mod billable;
 pub mod billing;
 pub(crate) mod comps;
+pub(crate) mod console;
 pub(crate) mod error;
 pub mod guard;
 pub(crate) mod octany;

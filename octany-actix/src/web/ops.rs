@@ -1,22 +1,43 @@
 //! An operator's actions: resync a billable from Octany, replay a stored
-//! webhook delivery, run an event's failed listeners again. Each is
+//! webhook delivery, run an event's failed listeners again, cancel or swap
+//! a billable's subscription, grant or revoke a comp. Each is
 //! recorded in the audit log (`octany_audit`) before it runs and marked
 //! with its outcome after, with who (as the host's guard names them), when
 //! and why; [`Octany::audit`] reads it.
 //!
 //! Who may: an operator, never the billable. They are reached through
-//! [`Octany::operator`], which no mounted route calls; expose it only
-//! behind your own staff's guard.
+//! [`Octany::operator`], and through the console
+//! ([`Octany::console`]), which mounts only behind the host's own
+//! [`Staff`] extractor.
 
 use std::future::Future;
 
 use crate::domain::model::BillableRef;
 use crate::mirror::audit::Begun;
 use crate::mirror::rows::AuditEntry;
+use crate::mirror::rows::{Comp, SubscriptionRow};
 use crate::mirror::sync::SyncError;
 use crate::mirror::webhook::{Received, WebhookError};
+use crate::web::billable::Billable;
+use crate::web::billing::NewComp;
 use crate::web::error::BillingError;
 use crate::web::octany::Octany;
+
+pub use crate::web::console::Staff;
+
+/// A billable an operator acts for: may manage its billing, as its own
+/// managers may.
+struct ActingFor(BillableRef);
+
+impl Billable for ActingFor {
+    fn billable_id(&self) -> String {
+        self.0.id().to_owned()
+    }
+
+    fn billable_ref(&self) -> BillableRef {
+        self.0.clone()
+    }
+}
 
 /// An operator acting on the library's state, with a reason, every action
 /// audited ([`Octany::operator`]).
@@ -90,11 +111,19 @@ impl Operator<'_> {
     /// Applies the stored webhook delivery `delivery_id` again.
     pub async fn replay_delivery(&self, delivery_id: &str) -> Result<Received, WebhookError> {
         let receiver = self.octany.receiver();
+        let about = self
+            .octany
+            .mirror()
+            .console()
+            .delivery(delivery_id)
+            .await
+            .map_err(SyncError::from)?
+            .and_then(|d| d.billable_ref);
         let run = async {
             let received = receiver.replay(delivery_id).await?;
             Ok((received, format!("{received:?}")))
         };
-        self.audited("replay_delivery", None, Some(delivery_id), run)
+        self.audited("replay_delivery", about.as_deref(), Some(delivery_id), run)
             .await
     }
 
@@ -118,6 +147,94 @@ impl Operator<'_> {
         };
         self.audited("retry_listeners", billable.as_deref(), Some(event_id), run)
             .await
+    }
+
+    /// Cancels `billable`'s current subscription in the group of the plan
+    /// `slug` (the default group when `None`) at the end of its paid
+    /// period, as [`Billing::cancel`](crate::billing::Billing::cancel) does.
+    pub async fn cancel(
+        &self,
+        billable: &BillableRef,
+        slug: Option<&str>,
+    ) -> Result<SubscriptionRow, BillingError> {
+        let acting = ActingFor(billable.clone());
+        let billing = self.octany.billing(&acting);
+        let billing = match slug {
+            None => billing,
+            Some(slug) => {
+                let plan = self
+                    .octany
+                    .sold_at(slug)
+                    .and_then(|p| p.group)
+                    .ok_or_else(|| BillingError::UnknownPlan(slug.to_owned()))?;
+                billing.in_group_named(plan)
+            }
+        };
+        self.audited("cancel", Some(billable.as_str()), slug, async {
+            let row = billing.cancel().await?;
+            let detail = format!("subscription {} is {}", row.id, row.status);
+            Ok((row, detail))
+        })
+        .await
+    }
+
+    /// Moves `billable`'s subscription of the plan `slug`'s group to that
+    /// plan, as [`Billing::swap`](crate::billing::Billing::swap) does.
+    pub async fn swap(
+        &self,
+        billable: &BillableRef,
+        slug: &str,
+    ) -> Result<SubscriptionRow, BillingError> {
+        let plan = self
+            .octany
+            .sold_at(slug)
+            .filter(|p| p.group.is_some())
+            .ok_or_else(|| BillingError::UnknownPlan(slug.to_owned()))?;
+        let (product, group) = (plan.product, plan.group.unwrap_or_default());
+        let acting = ActingFor(billable.clone());
+        self.audited("swap", Some(billable.as_str()), Some(slug), async {
+            let billing = self.octany.billing(&acting).in_group_named(group);
+            let row = billing.swap_to(product).await?;
+            let detail = format!("subscription {} is on {slug}", row.id);
+            Ok((row, detail))
+        })
+        .await
+    }
+
+    /// Grants `billable` a comp ([`Octany::grant_comp`]), granted by this
+    /// operator for this reason (what `comp` says of either is replaced).
+    pub async fn grant_comp(
+        &self,
+        billable: &BillableRef,
+        comp: NewComp,
+    ) -> Result<Comp, BillingError> {
+        let comp = NewComp {
+            reason: self.why.clone(),
+            granted_by: self.by.clone(),
+            ..comp
+        };
+        self.audited("grant_comp", Some(billable.as_str()), None, async {
+            let granted = self.octany.grant_comp(billable, comp).await?;
+            let detail = format!("comp {} granted", granted.id);
+            Ok((granted, detail))
+        })
+        .await
+    }
+
+    /// Revokes the comp `id` ([`Octany::revoke_comp`]); false when it was
+    /// revoked before.
+    pub async fn revoke_comp(&self, id: &str) -> Result<bool, BillingError> {
+        let billable = self.octany.mirror().comp(id).await?.map(|c| c.billable_ref);
+        self.audited("revoke_comp", billable.as_deref(), Some(id), async {
+            let revoked = self.octany.revoke_comp(id, &self.by).await?;
+            let detail = if revoked {
+                "revoked"
+            } else {
+                "was revoked before"
+            };
+            Ok((revoked, detail.to_owned()))
+        })
+        .await
     }
 
     /// Records the action, runs `work`, marks the outcome.

@@ -55,7 +55,7 @@ async fn every_row(db: &octany_actix_tests::TestDb) -> Vec<String> {
 /// The log lines (INFO and up) of this whole test binary from the first
 /// call on: a global subscriber, as an app has (a subscriber scoped to the
 /// test's thread can miss lines while other tests start and end theirs).
-fn binary_logs() -> &'static Logs {
+pub(super) fn binary_logs() -> &'static Logs {
     static LOGS: std::sync::OnceLock<Logs> = std::sync::OnceLock::new();
     LOGS.get_or_init(|| {
         let logs = Logs::default();

@@ -20,6 +20,7 @@ use serde_json::json;
 
 mod api_calls;
 mod comps;
+mod console;
 mod fairness;
 mod features;
 mod notices;

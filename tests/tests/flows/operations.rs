@@ -111,19 +111,20 @@ db_test!(
         assert_eq!(
             seen,
             [
+                ("bo@support", "replay_delivery", "done", Some("9")),
                 ("bo@support", "resync", "done", None),
                 ("anna@support", "retry_listeners", "done", Some(id.as_str())),
                 ("anna@support", "retry_listeners", "done", Some(id.as_str())),
             ],
             "{audit:?}"
         );
-        assert_eq!(audit[0].reason, "ticket 4712: paid, locked out");
+        assert_eq!(audit[1].reason, "ticket 4712: paid, locked out");
         assert_eq!(
-            audit[1].detail.as_deref(),
+            audit[2].detail.as_deref(),
             Some("no undelivered event of that id")
         );
-        assert_eq!(audit[2].detail.as_deref(), Some("every listener has run"));
-        // Deliveries are audited by their id (they name no billable).
+        assert_eq!(audit[3].detail.as_deref(), Some("every listener has run"));
+        // Deliveries are audited by their id (an unknown one names no billable).
         let rows = db
             .conn
             .query_all_raw(octany_actix_tests::sea_orm::Statement::from_string(

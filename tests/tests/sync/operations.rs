@@ -138,7 +138,7 @@ db_test!(
             0
         );
         let statuses = Migrator::get_migration_with_status(&db.conn).await.unwrap();
-        assert_eq!(statuses.len(), 14);
+        assert_eq!(statuses.len(), 15);
         assert_eq!(
             octany_actix::entity::event::Entity::find()
                 .count(&db.conn)

@@ -225,6 +225,11 @@ db_test!(
                 processed_at: None,
                 attempts: 1,
                 last_error: Some("the database was away".into()),
+                billable_ref: None,
+                resource: None,
+                outcome: None,
+                duplicates: 0,
+                last_duplicate_at: None,
             },
         ))
         .exec(&h.db.conn)

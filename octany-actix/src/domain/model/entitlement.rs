@@ -145,22 +145,11 @@ pub trait Entitlement {
     /// access and is logged; neither does a subscription
     /// [`underpaid`](Entitlement::underpaid).
     fn has_access(&self, clock: &dyn Clock, policy: AccessPolicy) -> bool {
+        let (granted, why) = access_reason(self, clock, policy);
         if let SubscriptionStatus::Unknown(status) = self.status() {
-            tracing::warn!(status = %status, "unknown subscription status; denying access");
-            return false;
+            tracing::warn!(status = %status, why, "unknown subscription status; denying access");
         }
-        if self.underpaid() {
-            return false;
-        }
-        if self.renewal_overdue(clock, policy) {
-            return false;
-        }
-        self.is_paying(clock)
-            || self.on_grace_period(clock)
-            || (policy.delayed_keeps_access
-                && self.status() == SubscriptionStatus::Delayed
-                && self.runs_at(clock.now()))
-            || (policy.invoice_grants_access && self.awaiting_invoice(clock, policy))
+        granted
     }
 
     /// Over for good: `expired` or `unpaid`, or past its `ends_at`.
@@ -169,6 +158,59 @@ pub trait Entitlement {
             self.status(),
             SubscriptionStatus::Expired | SubscriptionStatus::Unpaid
         ) || self.ends_at().is_some_and(|end| end <= clock.now())
+    }
+}
+
+/// The guard's rule, with the reason it grants or denies (what
+/// [`Entitlement::has_access`] answers, and what the operator's console
+/// shows): the first that applies of the rules in the order below.
+pub(crate) fn access_reason<E: Entitlement + ?Sized>(
+    e: &E,
+    clock: &dyn Clock,
+    policy: AccessPolicy,
+) -> (bool, &'static str) {
+    use SubscriptionStatus as S;
+    let now = clock.now();
+    let status = e.status();
+    if let S::Unknown(_) = status {
+        return (false, "denied: a status this version does not know");
+    }
+    if e.underpaid() {
+        return (false, "denied: paid below its plan's price");
+    }
+    if e.renewal_overdue(clock, policy) {
+        return (
+            false,
+            "denied: the renewal is overdue past the grace; waiting for a sync to confirm it",
+        );
+    }
+    if e.on_trial(clock) {
+        return (true, "granted: on trial");
+    }
+    if e.is_paying(clock) {
+        return (true, "granted: active");
+    }
+    if e.on_grace_period(clock) {
+        return (true, "granted: cancelled, paid until it ends");
+    }
+    let runs = e.runs_at(now);
+    if policy.delayed_keeps_access && status == S::Delayed && runs {
+        return (
+            true,
+            "granted: the renewal failed and Octany retries; the policy keeps access",
+        );
+    }
+    if policy.invoice_grants_access && e.awaiting_invoice(clock, policy) {
+        return (true, "granted: its invoice is not yet due");
+    }
+    match status {
+        S::Delayed if runs => (
+            false,
+            "denied: the renewal failed and Octany retries the charge",
+        ),
+        S::Pending => (false, "denied: pending, not paid"),
+        _ if e.has_ended(clock) => (false, "denied: ended"),
+        _ => (false, "denied: its status grants nothing"),
     }
 }
 

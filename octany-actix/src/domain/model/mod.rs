@@ -18,6 +18,7 @@ mod webhook;
 
 pub use billable_ref::BillableRef;
 pub use billing_method::{Address, BillingMethod, BillingMethodKind, Company, Person};
+pub(crate) use entitlement::access_reason;
 pub use entitlement::{AccessPolicy, Entitlement};
 pub(crate) use lenient::format_timestamp;
 pub use order::{Order, OrderId, OrderItem, OrderState};

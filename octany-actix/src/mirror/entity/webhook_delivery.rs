@@ -30,6 +30,21 @@ pub mod table {
         pub attempts: i32,
         /// Why applying failed last.
         pub last_error: Option<String>,
+        /// The billable the event is about (its `reference_id`), if it
+        /// names one.
+        pub billable_ref: Option<String>,
+        /// The id of the subscription, order or product it carries.
+        pub resource: Option<String>,
+        /// What applying it did: `applied`, `unchanged` (the mirror had
+        /// that state), `stale` (older than the mirror's), `conflict` (as
+        /// new but different: re-read from Octany), `stored` (an event this
+        /// version does not know); `None` while it has failed.
+        pub outcome: Option<String>,
+        /// How often it came again after it was applied (acknowledged,
+        /// not applied again).
+        pub duplicates: i32,
+        /// When it last came again.
+        pub last_duplicate_at: Option<DateTimeUtc>,
     }
 
     /// No relations.

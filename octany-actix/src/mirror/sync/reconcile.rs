@@ -65,34 +65,7 @@ impl Syncer {
         mut held: Option<Held<'_>>,
     ) -> Result<ReconcileReport, SyncError> {
         let now = self.now();
-        let waited = now
-            - chrono::Duration::from_std(self.inner.options.resync_waiting_after)
-                .unwrap_or(chrono::Duration::MAX);
-        // The flag and the statuses as literals, as the partial indexes
-        // state them (migration 000008), so the planner can use those.
-        let due = Condition::any()
-            .add(Expr::col(subscription::Column::NeedsSync).eq(Expr::cust("TRUE")))
-            .add(
-                Condition::all()
-                    .add(Expr::cust(WAITING))
-                    .add(subscription::Column::SyncedAt.lte(waited)),
-            )
-            .add(
-                Condition::all()
-                    .add(subscription::Column::RenewsAt.lte(now))
-                    .add(
-                        Expr::col(subscription::Column::RenewsAt)
-                            .gte(Expr::col(subscription::Column::SyncedAt)),
-                    ),
-            )
-            .add(
-                Condition::all()
-                    .add(subscription::Column::EndsAt.lte(now))
-                    .add(
-                        Expr::col(subscription::Column::EndsAt)
-                            .gte(Expr::col(subscription::Column::SyncedAt)),
-                    ),
-            );
+        let due = self.due_condition(now);
         // The ids and dates only (a few bytes each, even for 100,000).
         // Ordered here, not by the database: SQLite would rather walk the
         // whole `renews_at` index in order than read the four indexes.
@@ -139,6 +112,49 @@ impl Syncer {
         }
         report.abandoned = self.lapse_checkouts().await?;
         Ok(report)
+    }
+
+    /// What the reconcile re-reads at `now`: flagged, waiting on Octany
+    /// and not synced lately, or past a renewal or end not synced since.
+    fn due_condition(&self, now: chrono::DateTime<chrono::Utc>) -> Condition {
+        let waited = now
+            - chrono::Duration::from_std(self.inner.options.resync_waiting_after)
+                .unwrap_or(chrono::Duration::MAX);
+        // The flag and the statuses as literals, as the partial indexes
+        // state them (migration 000008), so the planner can use those.
+        Condition::any()
+            .add(Expr::col(subscription::Column::NeedsSync).eq(Expr::cust("TRUE")))
+            .add(
+                Condition::all()
+                    .add(Expr::cust(WAITING))
+                    .add(subscription::Column::SyncedAt.lte(waited)),
+            )
+            .add(
+                Condition::all()
+                    .add(subscription::Column::RenewsAt.lte(now))
+                    .add(
+                        Expr::col(subscription::Column::RenewsAt)
+                            .gte(Expr::col(subscription::Column::SyncedAt)),
+                    ),
+            )
+            .add(
+                Condition::all()
+                    .add(subscription::Column::EndsAt.lte(now))
+                    .add(
+                        Expr::col(subscription::Column::EndsAt)
+                            .gte(Expr::col(subscription::Column::SyncedAt)),
+                    ),
+            )
+    }
+
+    /// How many subscriptions the reconcile would re-read now (the
+    /// operator's health page).
+    pub(crate) async fn reconcile_backlog(&self) -> Result<u64, SyncError> {
+        use sea_orm::PaginatorTrait;
+        Ok(subscription::Entity::find()
+            .filter(self.due_condition(self.now()))
+            .count(self.db())
+            .await?)
     }
 
     /// Renews the lease when a third of it has passed; false when it was

@@ -108,6 +108,41 @@ impl Batch {
         self.items.push(Item::Local(write));
         self
     }
+
+    /// What its first observation is about: the billable it names (its
+    /// `reference_id`) and the resource's id; what a webhook delivery's
+    /// row records of it, for the operator's timeline.
+    pub(crate) fn about(&self) -> (Option<String>, Option<String>) {
+        match self.items.first() {
+            Some(Item::Subscription(s, ..)) => (
+                billable_ref(s.reference_id.as_deref()).map(|b| b.to_string()),
+                Some(s.id.to_string()),
+            ),
+            Some(Item::Order(o, ..)) => (
+                billable_ref(o.reference_id.as_deref()).map(|b| b.to_string()),
+                Some(o.id.to_string()),
+            ),
+            Some(Item::Product(p, _) | Item::ProductDeleted(p, _)) => {
+                (None, Some(p.id.to_string()))
+            }
+            _ => (None, None),
+        }
+    }
+}
+
+/// What a unit did with Octany's states, as a delivery's row records it:
+/// `applied` when any changed a row, else `conflict`, `stale` or
+/// `unchanged` (see `webhook_delivery::Model::outcome`).
+fn verdict(seen: &[Applied]) -> &'static str {
+    if seen.is_empty() || seen.iter().any(|a| a.changed()) {
+        "applied"
+    } else if seen.contains(&Applied::Conflict) {
+        "conflict"
+    } else if seen.contains(&Applied::Stale) {
+        "stale"
+    } else {
+        "unchanged"
+    }
 }
 
 impl Syncer {
@@ -204,6 +239,7 @@ impl Syncer {
         let source = Source::of(origin);
         let mut effects = Effects::default();
         let mut rows = Vec::new();
+        let mut seen = Vec::new();
         let delivered = self.listeners().is_empty();
         for item in &batch.items {
             match item {
@@ -214,6 +250,7 @@ impl Syncer {
                             apply::apply_subscription(&txn, s, data, mark.0, source, now).await?
                         }
                     };
+                    seen.push(written.applied);
                     let then = Consequences::of(s, &written, *mark, source);
                     if then.refetch {
                         effects.refetch.push(s.id.clone());
@@ -249,6 +286,7 @@ impl Syncer {
                 Item::Order(o, subscription, mark) => {
                     let link = subscription.as_ref().map(SubscriptionId::as_str);
                     let written = apply::apply_order(&txn, o, link, mark.0, now).await?;
+                    seen.push(written.applied);
                     if !written.applied.changed() {
                         continue;
                     }
@@ -288,6 +326,9 @@ impl Syncer {
                     effects.done.push(done);
                 }
             }
+        }
+        if let Some(hook) = hook {
+            hook.after(&txn, verdict(&seen)).await?;
         }
         if !delivered {
             effects.events = rows.iter().map(|row| row.id.clone().unwrap()).collect();

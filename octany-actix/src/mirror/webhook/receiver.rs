@@ -266,13 +266,20 @@ impl WebhookReceiver {
             }
             _ => envelope,
         };
+        let batch = Syncer::webhook_batch(envelope);
+        let (billable, resource) = match &batch {
+            Ok(batch) => batch.about(),
+            Err(_) => (None, None),
+        };
         let claim = Claim {
             envelope,
             body,
             replay,
             now,
+            billable,
+            resource,
         };
-        let applied = match Syncer::webhook_batch(envelope) {
+        let applied = match batch {
             Ok(batch) => {
                 syncer
                     .ingest_with(&batch, Origin::Webhook, Some(&claim))
@@ -287,7 +294,7 @@ impl WebhookReceiver {
                 return Ok(Received::Duplicate);
             }
             Err(error) => {
-                record_failure(syncer, envelope, body, now, &error.to_string()).await;
+                record_failure(syncer, &claim, &error.to_string()).await;
                 if matches!(error, SyncError::Payload { .. }) {
                     tracing::error!(delivery = %envelope.id, event = %envelope.name, %error, "a webhook's data cannot be read; kept for replay, answering 400 (a retry could not read it either)");
                 } else {
@@ -384,20 +391,26 @@ impl WebhookReceiver {
 /// that applies it (the claim: a failure rolls it back, and
 /// `record_failure` writes it again with the error), else failed with
 /// `error`.
-fn delivery_row(
-    envelope: &WebhookEnvelope,
-    body: &str,
-    now: chrono::DateTime<chrono::Utc>,
-    error: Option<String>,
-) -> webhook_delivery::ActiveModel {
+fn delivery_row(claim: &Claim<'_>, error: Option<String>) -> webhook_delivery::ActiveModel {
+    let envelope = claim.envelope;
+    let outcome = match (&error, envelope.event_name()) {
+        (Some(_), _) => None,
+        (None, EventName::Unknown(_)) => Some("stored".to_owned()),
+        (None, _) => Some("applied".to_owned()),
+    };
     webhook_delivery::ActiveModel {
         delivery_id: Set(envelope.id.to_string()),
         event: Set(envelope.name.clone()),
-        body: Set(body.to_owned()),
-        received_at: Set(now),
-        processed_at: Set(error.is_none().then_some(now)),
+        body: Set(claim.body.to_owned()),
+        received_at: Set(claim.now),
+        processed_at: Set(error.is_none().then_some(claim.now)),
         attempts: Set(1),
         last_error: Set(error),
+        billable_ref: Set(claim.billable.clone()),
+        resource: Set(claim.resource.clone()),
+        outcome: Set(outcome),
+        duplicates: Set(0),
+        last_duplicate_at: Set(None),
     }
 }
 
@@ -409,6 +422,9 @@ struct Claim<'a> {
     body: &'a str,
     replay: bool,
     now: chrono::DateTime<chrono::Utc>,
+    /// The billable and resource the delivery is about (`Batch::about`).
+    billable: Option<String>,
+    resource: Option<String>,
 }
 
 #[async_trait::async_trait]
@@ -417,7 +433,7 @@ impl Hook for Claim<'_> {
     /// (new, failed before, or replayed), false when it was applied already.
     async fn before(&self, txn: &DatabaseTransaction) -> Result<bool, sea_orm::DbErr> {
         let id = self.envelope.id.to_string();
-        let row = delivery_row(self.envelope, self.body, self.now, None);
+        let row = delivery_row(self, None);
         if insert_if_absent(txn, row).await? {
             return Ok(true);
         }
@@ -427,6 +443,19 @@ impl Hook for Claim<'_> {
             .is_some_and(|row| row.processed_at.is_some())
             && !self.replay
         {
+            // Counted, for the timeline: it came again and was not applied.
+            webhook_delivery::Entity::update_many()
+                .col_expr(
+                    webhook_delivery::Column::Duplicates,
+                    Expr::col(webhook_delivery::Column::Duplicates).add(1),
+                )
+                .col_expr(
+                    webhook_delivery::Column::LastDuplicateAt,
+                    Expr::value(Some(self.now)),
+                )
+                .filter(webhook_delivery::Column::DeliveryId.eq(&id))
+                .exec(txn)
+                .await?;
             return Ok(false);
         }
         // Failed before, or replayed: counted, and processed if this commits.
@@ -443,6 +472,10 @@ impl Hook for Claim<'_> {
                 webhook_delivery::Column::LastError,
                 Expr::value(Option::<String>::None),
             )
+            .col_expr(
+                webhook_delivery::Column::Outcome,
+                Expr::value(delivery_row(self, None).outcome.unwrap()),
+            )
             .filter(webhook_delivery::Column::DeliveryId.eq(&id))
             .exec(txn)
             .await?;
@@ -452,23 +485,36 @@ impl Hook for Claim<'_> {
     /// A new delivery's row, recorded processed, for the unit to write with
     /// its first write; a replay always runs `before`.
     fn claim(&self) -> Option<webhook_delivery::ActiveModel> {
-        (!self.replay).then(|| delivery_row(self.envelope, self.body, self.now, None))
+        (!self.replay).then(|| delivery_row(self, None))
+    }
+
+    /// Records what applying did when it changed nothing (an older or
+    /// equal state): the row was written `applied`, the common case, so
+    /// only the others cost a statement.
+    async fn after(
+        &self,
+        txn: &DatabaseTransaction,
+        verdict: &'static str,
+    ) -> Result<(), sea_orm::DbErr> {
+        if verdict == "applied" {
+            return Ok(());
+        }
+        webhook_delivery::Entity::update_many()
+            .col_expr(webhook_delivery::Column::Outcome, Expr::value(verdict))
+            .filter(webhook_delivery::Column::DeliveryId.eq(self.envelope.id.to_string()))
+            .exec(txn)
+            .await?;
+        Ok(())
     }
 }
 
 /// Keeps a delivery whose applying failed, with the error, for Octany's
 /// retry and for replay.
-async fn record_failure(
-    syncer: &Syncer,
-    envelope: &WebhookEnvelope,
-    body: &str,
-    now: chrono::DateTime<chrono::Utc>,
-    error: &str,
-) {
+async fn record_failure(syncer: &Syncer, claim: &Claim<'_>, error: &str) {
     let db = syncer.db();
-    let id = envelope.id.to_string();
+    let id = claim.envelope.id.to_string();
     let result = async {
-        let row = delivery_row(envelope, body, now, Some(error.to_owned()));
+        let row = delivery_row(claim, Some(error.to_owned()));
         if !insert_if_absent(db, row).await? {
             // The failed transaction's increment rolled back with it: count
             // this attempt here.
@@ -484,6 +530,10 @@ async fn record_failure(
                 .col_expr(
                     webhook_delivery::Column::ProcessedAt,
                     Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+                )
+                .col_expr(
+                    webhook_delivery::Column::Outcome,
+                    Expr::value(Option::<String>::None),
                 )
                 .filter(webhook_delivery::Column::DeliveryId.eq(&id))
                 // Applied meanwhile by another request: it stays applied.

@@ -507,6 +507,11 @@ impl Octany {
         names
     }
 
+    /// What the catalog sells.
+    pub(crate) fn plans(&self) -> &[CatalogPlan] {
+        &self.inner.catalog
+    }
+
     /// What the catalog sells at `slug`.
     pub(crate) fn sold_at(&self, slug: &str) -> Option<&CatalogPlan> {
         self.inner.catalog.iter().find(|p| p.slug == slug)

@@ -22,4 +22,11 @@ pub(crate) trait Hook: Send + Sync {
     fn claim(&self) -> Option<webhook_delivery::ActiveModel> {
         None
     }
+
+    /// Runs last, before the commit, with what the unit did with Octany's
+    /// states (`unit::verdict`). Not run for a unit a group wrote (each
+    /// of those applied a newer state).
+    async fn after(&self, _txn: &DatabaseTransaction, _verdict: &'static str) -> Result<(), DbErr> {
+        Ok(())
+    }
 }

@@ -1,0 +1,227 @@
+//! The console's actions: each a form with a token and a reason, taken
+//! through [`Operator`](crate::ops::Operator) (audited), then back to the
+//! page it came from.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+
+use super::{Mount, Staff, not_found, token_holds};
+use crate::domain::model::BillableRef;
+use crate::web::billing::NewComp;
+use crate::web::error::BillingError;
+use crate::web::octany::Octany;
+
+/// A posted form's fields, in order (a field may come more than once).
+type Fields = web::Form<Vec<(String, String)>>;
+
+fn field<'a>(fields: &'a Fields, name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
+/// 403 for a form whose token is missing, forged, of another member of
+/// staff, another action or target, or older than a day.
+fn forged() -> HttpResponse {
+    HttpResponse::Forbidden()
+        .content_type("text/plain; charset=utf-8")
+        .body("This form has expired or was not made here: open the page again and resubmit.")
+}
+
+fn back_to(url: String, done: &str) -> HttpResponse {
+    let done: String = url::form_urlencoded::byte_serialize(done.as_bytes()).collect();
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, format!("{url}?done={done}")))
+        .finish()
+}
+
+/// `POST {console}/b/{billable}/{resync,cancel,swap,comps}`.
+pub(super) async fn on_billable<S: Staff>(
+    staff: S,
+    octany: web::Data<Octany>,
+    mount: web::Data<Mount>,
+    path: web::Path<(String, String)>,
+    fields: Fields,
+) -> Result<HttpResponse, actix_web::Error> {
+    let (billable, action) = path.into_inner();
+    let Some(billable) = BillableRef::parse(&billable).filter(|b| staff.may_see(b)) else {
+        return Ok(not_found());
+    };
+    let name = staff.staff_name();
+    let token = field(&fields, "token").unwrap_or_default();
+    if !token_holds(&octany, &name, &action, billable.as_str(), token) {
+        return Ok(forged());
+    }
+    let reason = field(&fields, "reason").unwrap_or_default();
+    let operator = octany.operator(&name, reason)?;
+    let plan = field(&fields, "plan");
+    let done = match action.as_str() {
+        "resync" => format!(
+            "resynced: {} row(s) changed",
+            operator.resync(&billable).await?
+        ),
+        "cancel" => {
+            let row = operator.cancel(&billable, plan).await?;
+            format!("subscription {} is {}", row.id, row.status)
+        }
+        "swap" => {
+            let plan = plan.ok_or_else(|| BillingError::UnknownPlan(String::new()))?;
+            let row = operator.swap(&billable, plan).await?;
+            format!("subscription {} is on {plan}", row.id)
+        }
+        "comps" => {
+            let mut comp = NewComp::new(reason, name.as_str());
+            if let Some(slug) = plan {
+                comp.plan = Some(
+                    octany
+                        .sold_at(slug)
+                        .ok_or_else(|| BillingError::UnknownPlan(slug.to_owned()))?
+                        .product,
+                );
+            }
+            comp.features = fields
+                .iter()
+                .filter(|(k, v)| k == "feature" && !v.is_empty())
+                .map(|(_, v)| v.clone())
+                .collect();
+            if let Some(days) = field(&fields, "days").and_then(|d| d.parse::<i64>().ok()) {
+                comp.ends_at = Some(octany.clock().now() + chrono::Duration::days(days));
+            }
+            format!(
+                "comp {} granted",
+                operator.grant_comp(&billable, comp).await?.id
+            )
+        }
+        _ => return Ok(not_found()),
+    };
+    Ok(back_to(mount.billable(billable.as_str()), &done))
+}
+
+/// The billable's page when `billable` names one the staff may see, the
+/// health page when it names none; `None` when it names one they may not.
+fn page_of<S: Staff>(staff: &S, mount: &Mount, billable: Option<&str>) -> Option<String> {
+    match billable.map(BillableRef::parse) {
+        None => Some(mount.path("health")),
+        Some(Some(b)) if staff.may_see(&b) => Some(mount.billable(b.as_str())),
+        Some(_) => None,
+    }
+}
+
+/// `POST {console}/comps/{id}/revoke`.
+pub(super) async fn revoke_comp<S: Staff>(
+    staff: S,
+    octany: web::Data<Octany>,
+    mount: web::Data<Mount>,
+    id: web::Path<String>,
+    fields: Fields,
+) -> Result<HttpResponse, actix_web::Error> {
+    let Some(comp) = octany
+        .mirror()
+        .comp(&id)
+        .await
+        .map_err(BillingError::from)?
+    else {
+        return Ok(not_found());
+    };
+    let Some(back) = page_of(&staff, &mount, Some(&comp.billable_ref)) else {
+        return Ok(not_found());
+    };
+    let name = staff.staff_name();
+    if !token_holds(
+        &octany,
+        &name,
+        "revoke_comp",
+        &id,
+        field(&fields, "token").unwrap_or_default(),
+    ) {
+        return Ok(forged());
+    }
+    let operator = octany.operator(&name, field(&fields, "reason").unwrap_or_default())?;
+    let revoked = operator.revoke_comp(&id).await?;
+    Ok(back_to(
+        back,
+        if revoked {
+            "comp revoked"
+        } else {
+            "the comp was revoked before"
+        },
+    ))
+}
+
+/// `POST {console}/deliveries/{id}/replay`.
+pub(super) async fn replay<S: Staff>(
+    staff: S,
+    octany: web::Data<Octany>,
+    mount: web::Data<Mount>,
+    id: web::Path<String>,
+    fields: Fields,
+) -> Result<HttpResponse, actix_web::Error> {
+    let Some(delivery) = octany
+        .mirror()
+        .console()
+        .delivery(&id)
+        .await
+        .map_err(BillingError::from)?
+    else {
+        return Ok(not_found());
+    };
+    let Some(back) = page_of(&staff, &mount, delivery.billable_ref.as_deref()) else {
+        return Ok(not_found());
+    };
+    let name = staff.staff_name();
+    if !token_holds(
+        &octany,
+        &name,
+        "replay",
+        &id,
+        field(&fields, "token").unwrap_or_default(),
+    ) {
+        return Ok(forged());
+    }
+    let operator = octany.operator(&name, field(&fields, "reason").unwrap_or_default())?;
+    let received = operator.replay_delivery(&id).await?;
+    Ok(back_to(
+        back,
+        &format!("delivery {id} replayed: {received:?}"),
+    ))
+}
+
+/// `POST {console}/events/{id}/retry`.
+pub(super) async fn retry<S: Staff>(
+    staff: S,
+    octany: web::Data<Octany>,
+    mount: web::Data<Mount>,
+    id: web::Path<String>,
+    fields: Fields,
+) -> Result<HttpResponse, actix_web::Error> {
+    let billable = octany
+        .mirror()
+        .event_billable(&id)
+        .await
+        .map_err(BillingError::from)?;
+    let Some(back) = page_of(&staff, &mount, billable.as_deref()) else {
+        return Ok(not_found());
+    };
+    let name = staff.staff_name();
+    if !token_holds(
+        &octany,
+        &name,
+        "retry",
+        &id,
+        field(&fields, "token").unwrap_or_default(),
+    ) {
+        return Ok(forged());
+    }
+    let operator = octany.operator(&name, field(&fields, "reason").unwrap_or_default())?;
+    let all_ran = operator.retry_listeners(&id).await?;
+    Ok(back_to(
+        back,
+        if all_ran {
+            "every listener has run"
+        } else {
+            "a listener failed again (see the event)"
+        },
+    ))
+}

@@ -1,0 +1,671 @@
+//! The operator's console (`Octany::console`), over HTTP on every
+//! database: refused without the host's staff guard; each action audited
+//! and done; the timeline in the order things happened; the API key in no
+//! page and no log line; a console scoped to one tenant finds no other.
+
+use std::future::{Ready, ready};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::{FromRequest, HttpRequest, dev::Payload};
+use octany_actix::entity::webhook_delivery;
+use octany_actix::sync::{ListenerName, Listeners};
+use octany_actix::webhook::Received;
+use octany_actix_tests::TestDb;
+use octany_actix_tests::harness::{SECRET, subscription_json};
+use octany_actix_tests::sea_orm::{
+    ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder, Statement,
+};
+use octany_fake::CheckoutParams;
+
+use super::*;
+
+/// The host's staff: named by `X-Staff`; `X-Tenant` scopes them to one
+/// billable. Anyone else is refused (403) by the extractor itself.
+struct Support {
+    name: String,
+    tenant: Option<String>,
+}
+
+impl FromRequest for Support {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let header = |name| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        ready(match header("X-Staff") {
+            Some(name) => Ok(Support {
+                name,
+                tenant: header("X-Tenant"),
+            }),
+            None => Err(actix_web::error::ErrorForbidden("staff only")),
+        })
+    }
+}
+
+impl octany_actix::ops::Staff for Support {
+    fn staff_name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn may_see(&self, billable: &BillableRef) -> bool {
+        self.tenant
+            .as_deref()
+            .is_none_or(|t| billable.as_str() == t)
+    }
+}
+
+const CONSOLE: &str = "/admin/billing";
+
+/// Who asks: a member of staff (and their tenant), or no one.
+type Who<'a> = Option<(&'a str, Option<&'a str>)>;
+
+/// Calls the console as `who`: a GET, or a POST of `form`.
+async fn ask<S, B>(
+    app: &S,
+    who: Who<'_>,
+    path: &str,
+    form: Option<&[(&str, &str)]>,
+) -> (u16, String, Option<String>)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let uri = format!("{CONSOLE}{path}");
+    let mut request = match form {
+        Some(form) => actix_web::test::TestRequest::post()
+            .uri(&uri)
+            .set_form(form.to_vec()),
+        None => actix_web::test::TestRequest::get().uri(&uri),
+    };
+    if let Some((name, tenant)) = who {
+        request = request.insert_header(("X-Staff", name));
+        if let Some(tenant) = tenant {
+            request = request.insert_header(("X-Tenant", tenant));
+        }
+    }
+    let response = actix_web::test::call_service(app, request.to_request()).await;
+    let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = actix_web::test::read_body(response).await;
+    (
+        status,
+        String::from_utf8_lossy(&body).into_owned(),
+        location,
+    )
+}
+
+/// The token of the form posting to `action` (a path under the console).
+fn token(html: &str, action: &str) -> String {
+    let at = html
+        .find(&format!(r#"action="{CONSOLE}{action}""#))
+        .unwrap_or_else(|| panic!("no form posts to {action}"));
+    hidden(&html[at..], "token").unwrap()
+}
+
+/// The timeline's lines: (source, outcome class, what).
+fn timeline(html: &str) -> Vec<(String, String, String)> {
+    html.split(r#"<tr class="entry "#)
+        .skip(1)
+        .map(|row| {
+            let source = row.split('"').next().unwrap().to_owned();
+            let what = row
+                .split(r#"<td class="what">"#)
+                .nth(1)
+                .unwrap()
+                .split("</td>")
+                .next()
+                .unwrap()
+                .to_owned();
+            let outcome = row
+                .split(r#"class="outcome "#)
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .to_owned();
+            (source, outcome, what)
+        })
+        .collect()
+}
+
+/// The console app, behind `Support`.
+macro_rules! console_app {
+    ($octany:expr) => {
+        actix_web::test::init_service(
+            actix_web::App::new()
+                .app_data(actix_web::web::Data::new($octany.clone()))
+                .service($octany.console::<Support>(CONSOLE)),
+        )
+        .await
+    };
+}
+
+/// An audit log row: who, what, on whom, why, how it ended.
+#[derive(Debug, PartialEq, Eq)]
+struct AuditRow {
+    actor: String,
+    action: String,
+    billable: Option<String>,
+    reason: String,
+    outcome: String,
+}
+
+/// Every audit row, oldest first.
+async fn audit_rows(db: &TestDb) -> Vec<AuditRow> {
+    let rows = db
+        .conn
+        .query_all_raw(Statement::from_string(
+            db.db_backend(),
+            "SELECT actor, action, billable_ref, reason, outcome FROM octany_audit ORDER BY id"
+                .to_owned(),
+        ))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| AuditRow {
+            actor: r.try_get("", "actor").unwrap(),
+            action: r.try_get("", "action").unwrap(),
+            billable: r.try_get("", "billable_ref").unwrap(),
+            reason: r.try_get("", "reason").unwrap(),
+            outcome: r.try_get("", "outcome").unwrap(),
+        })
+        .collect()
+}
+
+fn anna() -> Who<'static> {
+    Some(("anna@support", None))
+}
+
+db_test!(
+    async fn the_console_refuses_anyone_the_hosts_guard_does_not_admit(db: TestDb) {
+        let (fake, octany, _app) = started!(db, Duration::from_secs(5));
+        let console = console_app!(octany);
+        let page = ask(&console, anna(), "/b/user:1", None).await;
+        assert_eq!(page.0, 200, "{}", page.1);
+        let resync = token(&page.1, "/b/user%3A1/resync");
+        for path in ["", "/", "/health", "/b/user:1", "/?q=user:1"] {
+            let (status, body, _) = ask(&console, None, path, None).await;
+            assert_eq!(status, 403, "{path}");
+            assert!(!body.contains("user:1"), "{path}: {body}");
+        }
+        // A post without the guard does nothing, even with a good token.
+        let form = [("token", resync.as_str()), ("reason", "ticket 1")];
+        let refused = ask(&console, None, "/b/user:1/resync", Some(&form)).await;
+        assert_eq!(refused.0, 403);
+        // Another member of staff's token, a forged one, none: refused.
+        for (who, token) in [
+            (Some(("bo@support", None)), resync.as_str()),
+            (anna(), "00"),
+            (anna(), ""),
+        ] {
+            let form = [("token", token), ("reason", "ticket 1")];
+            let (status, ..) = ask(&console, who, "/b/user:1/resync", Some(&form)).await;
+            assert_eq!(status, 403);
+        }
+        // A token for another billable or action: refused.
+        let form = [("token", resync.as_str()), ("reason", "ticket 1")];
+        assert_eq!(
+            ask(&console, anna(), "/b/user:2/resync", Some(&form))
+                .await
+                .0,
+            403
+        );
+        assert_eq!(
+            ask(&console, anna(), "/b/user:1/cancel", Some(&form))
+                .await
+                .0,
+            403
+        );
+        // No reason: 400.
+        let form = [("token", resync.as_str()), ("reason", " ")];
+        assert_eq!(
+            ask(&console, anna(), "/b/user:1/resync", Some(&form))
+                .await
+                .0,
+            400
+        );
+        assert!(audit_rows(&db).await.is_empty(), "nothing was done");
+        // A day later the page's token still holds; two days later, not.
+        fake.advance(Duration::from_secs(86_400));
+        let form = [("token", resync.as_str()), ("reason", "ticket 1")];
+        assert_eq!(
+            ask(&console, anna(), "/b/user:1/resync", Some(&form))
+                .await
+                .0,
+            303
+        );
+        fake.advance(Duration::from_secs(2 * 86_400));
+        assert_eq!(
+            ask(&console, anna(), "/b/user:1/resync", Some(&form))
+                .await
+                .0,
+            403
+        );
+        assert_eq!(audit_rows(&db).await.len(), 1);
+        fake.stop().await;
+        db
+    }
+);
+
+db_test!(
+    async fn the_timeline_shows_each_delivery_and_listener_in_the_order_they_happened(db: TestDb) {
+        let fake = octany_actix_tests::http::fake().await;
+        // The mailer of failed payments is down until the operator retries.
+        let down = Arc::new(AtomicBool::new(true));
+        let mailer_down = down.clone();
+        let listeners = Listeners::new().on(ListenerName::new("mailer"), move |event| {
+            let down = mailer_down.load(Ordering::SeqCst);
+            async move {
+                if down && event.event.kind() == "payment.failed" {
+                    Err("the mail server refused".into())
+                } else {
+                    Ok(())
+                }
+            }
+        });
+        let octany = builder(&db, &fake, Duration::from_secs(5))
+            .listeners(listeners)
+            .build()
+            .unwrap();
+        let console = console_app!(octany);
+        let receive = |n: u64, name: &str, at, data| {
+            let (body, signature) = signed(&envelope(n, name, at, data));
+            let receiver = octany.receiver().clone();
+            async move { receiver.receive(Some(&signature), &body).await.unwrap() }
+        };
+        let minute = Duration::from_secs(60);
+        let t1 = octany.clock().now();
+        // Renewing in a month.
+        let json = |status| {
+            let mut s = subscription_json(77, "user:1", status, None);
+            s["renews_at"] = json!((t1 + chrono::Duration::days(30)).to_rfc3339());
+            s
+        };
+        let active = json("active");
+        assert_eq!(
+            receive(1, "subscription.created", t1, active.clone()).await,
+            Received::Applied
+        );
+        fake.advance(minute);
+        assert_eq!(
+            receive(1, "subscription.created", t1, active.clone()).await,
+            Received::Duplicate
+        );
+        fake.advance(minute);
+        // An older state, arriving late.
+        let older = t1 - chrono::Duration::hours(1);
+        let trialing = json("trialing");
+        assert_eq!(
+            receive(2, "subscription.updated", older, trialing).await,
+            Received::Applied
+        );
+        fake.advance(minute);
+        // The renewal failed: Octany retries the charge.
+        let delayed = json("delayed");
+        let t4 = octany.clock().now();
+        assert_eq!(
+            receive(3, "subscription.updated", t4, delayed).await,
+            Received::Applied
+        );
+
+        // The rows say what became of each delivery.
+        let outcomes: Vec<(String, Option<String>, Option<String>, i32)> =
+            webhook_delivery::Entity::find()
+                .order_by_asc(webhook_delivery::Column::DeliveryId)
+                .all(&db.conn)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|d| (d.delivery_id, d.outcome, d.billable_ref, d.duplicates))
+                .collect();
+        let user = Some("user:1".to_owned());
+        assert_eq!(
+            outcomes,
+            [
+                ("1".into(), Some("applied".into()), user.clone(), 1),
+                ("2".into(), Some("stale".into()), user.clone(), 0),
+                ("3".into(), Some("applied".into()), user.clone(), 0),
+            ]
+        );
+
+        // Found by the subscription's id; its page, newest first.
+        let found = ask(&console, anna(), "?q=77", None).await;
+        assert_eq!(found.0, 303);
+        assert_eq!(found.2.as_deref(), Some("/admin/billing/b/user%3A1"));
+        let (status, page, _) = ask(&console, anna(), "/b/user%3A1", None).await;
+        assert_eq!(status, 200);
+        assert!(
+            page.contains("denied: the renewal failed and Octany retries the charge"),
+            "{page}"
+        );
+        let lines: Vec<(String, String)> = timeline(&page)
+            .into_iter()
+            .filter(|(source, ..)| source == "webhook" || source == "event")
+            .map(|(source, outcome, _)| (source, outcome))
+            .collect();
+        let line = |s: &str, o: &str| (s.to_owned(), o.to_owned());
+        assert_eq!(
+            lines,
+            [
+                line("webhook", "applied"),
+                line("event", "listener-failed"),
+                line("webhook", "stale"),
+                line("webhook", "duplicate"),
+                line("webhook", "applied"),
+                line("event", "delivered"),
+            ],
+            "{page}"
+        );
+        // Each delivery's body is on the page, escaped.
+        assert!(
+            page.contains("&#34;reference_id&#34;:&#34;user:1&#34;"),
+            "{page}"
+        );
+
+        // A minute on, the mail server is back: the operator runs the
+        // listener again.
+        fake.advance(minute);
+        down.store(false, Ordering::SeqCst);
+        let event = octany_actix::entity::event::Entity::find()
+            .filter(octany_actix::entity::event::Column::Kind.eq("payment.failed"))
+            .one(&db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        let retry = format!("/events/{}/retry", event.id);
+        let form = [
+            ("token", token(&page, &retry)),
+            ("reason", "ticket 12: no mail".into()),
+        ];
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, _, location) = ask(&console, anna(), &retry, Some(&form)).await;
+        assert_eq!(status, 303);
+        assert!(
+            location
+                .unwrap()
+                .starts_with("/admin/billing/b/user%3A1?done=")
+        );
+        let (_, page, _) = ask(&console, anna(), "/b/user%3A1", None).await;
+        let lines = timeline(&page);
+        assert_eq!(
+            (lines[0].0.as_str(), lines[0].1.as_str()),
+            ("audit", "done"),
+            "{lines:?}"
+        );
+        assert!(lines[0].2.contains("retry_listeners by anna@support"));
+        assert!(
+            lines
+                .iter()
+                .all(|(_, outcome, _)| outcome != "listener-failed")
+        );
+        let audit = audit_rows(&db).await;
+        assert_eq!(audit.len(), 1);
+        assert_eq!(
+            (
+                audit[0].action.as_str(),
+                audit[0].reason.as_str(),
+                audit[0].billable.as_deref()
+            ),
+            ("retry_listeners", "ticket 12: no mail", Some("user:1"))
+        );
+        fake.stop().await;
+        db
+    }
+);
+
+/// Posts the form of `action` found on the billable's page, with `extra`
+/// fields and a reason; answers the status and where it went.
+async fn act<S, B>(
+    app: &S,
+    billable: &str,
+    action: &str,
+    extra: &[(&str, &str)],
+) -> (u16, String, Option<String>)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let encoded = billable.replace(':', "%3A");
+    let (_, page, _) = ask(app, anna(), &format!("/b/{encoded}"), None).await;
+    let token = token(&page, action);
+    let mut form = vec![("token", token.as_str()), ("reason", "ticket 99")];
+    form.extend_from_slice(extra);
+    ask(app, anna(), action, Some(&form)).await
+}
+
+db_test!(
+    async fn each_console_action_has_its_effect_and_writes_its_audit_row(db: TestDb) {
+        let (fake, octany, _app) = started!(db, Duration::from_secs(5));
+        let console = console_app!(octany);
+        let user = TestUser::new(1);
+        // Paid at Octany, the webhook lost: the customer is locked out.
+        let params = CheckoutParams {
+            email: Some("Ada@Example.com".into()),
+            ..buyer(1)
+        };
+        let sub = fake
+            .checkout(1227, &params, CheckoutOutcome::Succeed)
+            .unwrap()
+            .subscription
+            .unwrap();
+        assert!(!octany.billing(&user).subscribed().await.unwrap());
+
+        // Resync.
+        let (status, ..) = act(&console, "user:1", "/b/user%3A1/resync", &[]).await;
+        assert_eq!(status, 303);
+        assert!(octany.billing(&user).subscribed().await.unwrap());
+        // Now found by the billing e-mail, in any case.
+        let found = ask(&console, anna(), "?q=ada%40example.com", None).await;
+        assert_eq!(found.2.as_deref(), Some("/admin/billing/b/user%3A1"));
+
+        // Swap to Pro, then cancel: done at Octany.
+        let (status, ..) = act(
+            &console,
+            "user:1",
+            "/b/user%3A1/swap",
+            &[("plan", "pro-monthly")],
+        )
+        .await;
+        assert_eq!(status, 303);
+        assert_eq!(
+            fake.subscription(&sub.id).unwrap().product_id(),
+            Some(ProductId(1225))
+        );
+        let (status, ..) = act(
+            &console,
+            "user:1",
+            "/b/user%3A1/cancel",
+            &[("plan", "pro-monthly")],
+        )
+        .await;
+        assert_eq!(status, 303);
+        assert_eq!(
+            fake.subscription(&sub.id).unwrap().status.as_str(),
+            "cancelled"
+        );
+
+        // A comp of a feature to user 2, then revoked.
+        let (status, ..) = act(
+            &console,
+            "user:2",
+            "/b/user%3A2/comps",
+            &[("feature", "exports"), ("days", "30")],
+        )
+        .await;
+        assert_eq!(status, 303);
+        let two = BillableRef::parse("user:2").unwrap();
+        let comps = octany.comps(&two).await.unwrap();
+        assert_eq!(comps.len(), 1);
+        assert_eq!(
+            (comps[0].granted_by.as_str(), comps[0].reason.as_str()),
+            ("anna@support", "ticket 99")
+        );
+        let revoke = format!("/comps/{}/revoke", comps[0].id);
+        let (status, ..) = act(&console, "user:2", &revoke, &[]).await;
+        assert_eq!(status, 303);
+        let revoked = octany.comps(&two).await.unwrap();
+        assert_eq!(revoked[0].revoked_by.as_deref(), Some("anna@support"));
+
+        // A delivery that failed (the database was away), replayed.
+        let (body, _) = signed(&envelope(
+            41,
+            "subscription.created",
+            octany.clock().now(),
+            subscription_json(88, "user:3", "active", None),
+        ));
+        webhook_delivery::Entity::insert(webhook_delivery::table::ActiveModel::from(
+            webhook_delivery::Model {
+                delivery_id: "41".into(),
+                event: "subscription.created".into(),
+                body: String::from_utf8(body).unwrap(),
+                received_at: octany.clock().now(),
+                processed_at: None,
+                attempts: 1,
+                last_error: Some("the database was away".into()),
+                billable_ref: Some("user:3".into()),
+                resource: Some("88".into()),
+                outcome: None,
+                duplicates: 0,
+                last_duplicate_at: None,
+            },
+        ))
+        .exec(&db.conn)
+        .await
+        .unwrap();
+        let (status, ..) = act(&console, "user:3", "/deliveries/41/replay", &[]).await;
+        assert_eq!(status, 303);
+        let replayed = webhook_delivery::Entity::find_by_id("41")
+            .one(&db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(replayed.processed_at.is_some());
+        let three = octany
+            .billing(&TestUser::new(3))
+            .subscription()
+            .await
+            .unwrap();
+        assert_eq!(three.map(|s| s.id), Some("88".to_owned()));
+
+        // Each action's row: who, what, on whom, why, how it ended.
+        let rows = audit_rows(&db).await;
+        let row = |action: &str, billable: &str| AuditRow {
+            actor: "anna@support".to_owned(),
+            action: action.to_owned(),
+            billable: Some(billable.to_owned()),
+            reason: "ticket 99".to_owned(),
+            outcome: "done".to_owned(),
+        };
+        assert_eq!(
+            rows,
+            [
+                row("resync", "user:1"),
+                row("swap", "user:1"),
+                row("cancel", "user:1"),
+                row("grant_comp", "user:2"),
+                row("revoke_comp", "user:2"),
+                row("replay_delivery", "user:3"),
+            ]
+        );
+        fake.stop().await;
+        db
+    }
+);
+
+db_test!(
+    async fn no_page_and_no_log_line_shows_the_api_key(db: TestDb) {
+        let logs = super::api_calls::binary_logs();
+        let (fake, octany, _app) = started!(db, Duration::from_secs(5));
+        let console = console_app!(octany);
+        let key = fake.api_key();
+        assert!(key.len() >= 16);
+        fake.checkout(1227, &buyer(5), CheckoutOutcome::Succeed)
+            .unwrap();
+        let (status, ..) = act(&console, "user:5", "/b/user%3A5/resync", &[]).await;
+        assert_eq!(status, 303);
+        // A failing request to Octany, logged and shown.
+        let mut pages = Vec::new();
+        for path in ["", "?q=user:5", "/health", "/b/user%3A5"] {
+            let (status, body, _) = ask(&console, anna(), path, None).await;
+            assert!(status == 200 || status == 303, "{path}: {status}");
+            pages.push(body);
+        }
+        assert!(
+            pages[3].contains("GET subscriptions"),
+            "the API call is on the timeline: {}",
+            pages[3]
+        );
+        for page in &pages {
+            assert!(!page.contains(&key));
+            assert!(!page.contains(SECRET));
+        }
+        let text = logs.text();
+        assert!(text.contains("operator action"), "the action was logged");
+        assert!(!text.contains(&key));
+        assert!(!text.contains(SECRET));
+        fake.stop().await;
+        db
+    }
+);
+
+db_test!(
+    async fn a_console_scoped_to_one_tenant_finds_and_touches_no_other(db: TestDb) {
+        let (fake, octany, _app) = started!(db, Duration::from_secs(5));
+        let console = console_app!(octany);
+        for n in [1, 2] {
+            let params = CheckoutParams {
+                email: Some(format!("user{n}@example.com")),
+                ..buyer(n)
+            };
+            fake.checkout(1227, &params, CheckoutOutcome::Succeed)
+                .unwrap();
+            octany.billing(&TestUser::new(n)).sync().await.unwrap();
+        }
+        let theirs = octany
+            .billing(&TestUser::new(2))
+            .subscription()
+            .await
+            .unwrap()
+            .unwrap();
+        let scoped = Some(("tess@tenant-one", Some("user:1")));
+        // Their own is found.
+        let own = ask(&console, scoped, "?q=user1%40example.com", None).await;
+        assert_eq!(own.2.as_deref(), Some("/admin/billing/b/user%3A1"));
+        // The other's, by each thing support might be given: nothing.
+        for q in ["user:2", "user2%40example.com", theirs.id.as_str()] {
+            let (status, body, location) = ask(&console, scoped, &format!("?q={q}"), None).await;
+            assert_eq!((status, location), (200, None), "{q}");
+            assert!(body.contains(r#"id="nothing-found""#), "{q}: {body}");
+            assert!(!body.contains("/b/user%3A2"), "{q}");
+            // An unscoped console finds it.
+            let found = ask(&console, anna(), &format!("?q={q}"), None).await;
+            assert_eq!(found.2.as_deref(), Some("/admin/billing/b/user%3A2"), "{q}");
+        }
+        // Its page and its actions: 404, nothing done.
+        assert_eq!(ask(&console, scoped, "/b/user%3A2", None).await.0, 404);
+        let (_, page, _) = ask(&console, anna(), "/b/user%3A2", None).await;
+        let resync = token(&page, "/b/user%3A2/resync");
+        let form = [("token", resync.as_str()), ("reason", "ticket 5")];
+        assert_eq!(
+            ask(&console, scoped, "/b/user:2/resync", Some(&form))
+                .await
+                .0,
+            404
+        );
+        assert!(audit_rows(&db).await.is_empty());
+        fake.stop().await;
+        db
+    }
+);
