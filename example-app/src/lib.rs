@@ -4,6 +4,7 @@
 //! Octany; with `OCTANY_ACCOUNT`, `OCTANY_API_KEY` and
 //! `OCTANY_WEBHOOK_SECRET` it bills through real Octany.
 
+pub mod admin;
 pub mod auth;
 pub mod billing;
 pub mod cli;
@@ -72,6 +73,9 @@ pub struct AppState {
     /// Seals what the session row must not hold in the clear (an
     /// invitation link between its making and its showing).
     pub sealing: teams::invites::SealingKey,
+    /// Who may open the billing console (`ADMIN_EMAIL`; without it the
+    /// first account): `admin::Admin`.
+    pub admin_email: Option<String>,
 }
 
 /// How long a session lasts after its last change (a login renews it).
@@ -165,6 +169,7 @@ pub async fn start_on(settings: Settings, db: DatabaseConnection) -> Result<Runn
         trust_proxy_headers: settings.trust_proxy_headers,
         public_url: url.clone(),
         sealing: teams::invites::SealingKey::derive_from(&settings.session_key),
+        admin_email: settings.admin_email.clone(),
         mail: signup::AccountMail::new(billing::account_mailer(&backend, &settings)?),
         metrics_token: settings
             .metrics_token
@@ -200,6 +205,8 @@ pub async fn start_on(settings: Settings, db: DatabaseConnection) -> Result<Runn
             .app_data(billing_data.clone())
             .configure(routes)
             .service(billing_data.scope::<user::Model>())
+            // Support's console, for the admin only (`admin::Admin`).
+            .service(billing_data.console::<admin::Admin>("/admin/billing"))
             .configure(|cfg| teams::routes(cfg, &teams))
     })
     // A client that closes its connection ends its request: a closed tab

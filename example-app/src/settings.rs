@@ -56,6 +56,9 @@ pub struct Settings {
     pub smtp_url: Option<String>,
     /// Who they are from (`MAIL_FROM`).
     pub mail_from: String,
+    /// The account that may open the billing console at `/admin/billing`
+    /// (`ADMIN_EMAIL`); without it, the first account made.
+    pub admin_email: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -80,7 +83,8 @@ impl Settings {
     /// data directory for development), `TRUST_PROXY_HEADERS`, the throttle's
     /// `LOGIN_LIMIT_PER_ACCOUNT`, `LOGIN_LIMIT_PER_ADDRESS` and
     /// `SIGNUP_LIMIT_PER_ADDRESS`, `METRICS_TOKEN`, `EXAMPLE_DATA_DIR`,
-    /// `STATUS_STREAM`, the seller's `SELLER_*`, `SMTP_URL`, `MAIL_FROM`.
+    /// `STATUS_STREAM`, the seller's `SELLER_*`, `SMTP_URL`, `MAIL_FROM`,
+    /// `ADMIN_EMAIL`.
     pub fn from_env(bind: Option<String>) -> Result<Self, String> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let data_dir = var("EXAMPLE_DATA_DIR")
@@ -136,6 +140,7 @@ impl Settings {
             },
             smtp_url: var("SMTP_URL"),
             mail_from: var("MAIL_FROM").unwrap_or_else(|| DEFAULT_FROM.into()),
+            admin_email: var("ADMIN_EMAIL"),
         })
     }
 
@@ -158,6 +163,7 @@ impl Settings {
             seller: Some(demo_seller()),
             smtp_url: None,
             mail_from: DEFAULT_FROM.into(),
+            admin_email: None,
         }
     }
 }

@@ -4,161 +4,25 @@
 //! caught → account → cancel → still in (grace) → the fake's
 //! clock past the end → sent to pricing → log out, and back shows no page
 //! → a team made, its plan bought, a member invited, who signs up, joins
-//! and gets in. Screenshots of each step go to
+//! and gets in → she buys a plan of her own, and its renewal fails while
+//! the mail server is down → support (the first account) finds her by
+//! e-mail in the billing console, reads her timeline, runs the failed
+//! mail again and sees the audit entry. Screenshots of each step go to
 //! `target/e2e-screenshots/`; a failure names its step.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use chromiumoxide::page::ScreenshotParams;
-use chromiumoxide::{Browser, BrowserConfig, Page};
+use chromiumoxide::{Browser, BrowserConfig};
 use example_app::Settings;
 use futures_util::StreamExt;
 
-type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
-
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-struct Run {
-    page: Page,
-    shots: PathBuf,
-    taken: usize,
-}
+#[path = "browser/run.rs"]
+mod run;
 
-impl Run {
-    async fn shot(&mut self, name: &str) -> Result {
-        self.taken += 1;
-        let path = self.shots.join(format!("{:02}-{name}.png", self.taken));
-        self.page
-            .save_screenshot(ScreenshotParams::builder().full_page(true).build(), &path)
-            .await?;
-        Ok(())
-    }
-
-    async fn url(&self) -> String {
-        self.page.url().await.ok().flatten().unwrap_or_default()
-    }
-
-    /// Waits (up to `within`) until the page's URL passes `test` and its
-    /// document has loaded; the page
-    /// moves on its own (redirects, the success page's polling).
-    async fn until_url(&self, within: Duration, test: impl Fn(&str) -> bool) -> Result<String> {
-        let deadline = Instant::now() + within;
-        loop {
-            let url = self.url().await;
-            // The URL changes before the new document has loaded: wait for
-            // both, or the next read may see the page being left.
-            if test(&url) && self.loaded().await {
-                return Ok(url);
-            }
-            if Instant::now() > deadline {
-                return Err(format!("the page stayed at {url}").into());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Clicks `selector`, which leads to another page, and waits (up to
-    /// `within`) until a new document whose URL passes `test` has loaded.
-    /// The document clicked in is marked first, so that neither its URL
-    /// (a `?next=` may name the page to come) nor its nodes are taken for
-    /// the next page's.
-    async fn click_to(
-        &self,
-        selector: &str,
-        within: Duration,
-        test: impl Fn(&str) -> bool,
-    ) -> Result<String> {
-        self.page.evaluate("window.octanyLeft = true").await?;
-        self.click(selector).await?;
-        let deadline = Instant::now() + within;
-        loop {
-            let url = self.url().await;
-            if test(&url) && self.fresh().await {
-                return Ok(url);
-            }
-            if Instant::now() > deadline {
-                return Err(format!("no new page passed the test; at {url}").into());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Whether the current document is not the one marked by
-    /// [`Run::click_to`] and has finished loading.
-    async fn fresh(&self) -> bool {
-        let check = "window.octanyLeft !== true && document.readyState === 'complete'";
-        match self.page.evaluate(check).await {
-            Ok(fresh) => fresh.into_value::<bool>().unwrap_or(false),
-            Err(_) => false,
-        }
-    }
-
-    /// Whether the current document has finished loading.
-    async fn loaded(&self) -> bool {
-        match self.page.evaluate("document.readyState").await {
-            Ok(state) => state.into_value::<String>().is_ok_and(|s| s == "complete"),
-            Err(_) => false,
-        }
-    }
-
-    async fn fill(&self, selector: &str, text: &str) -> Result {
-        self.page
-            .find_element(selector)
-            .await?
-            .click()
-            .await?
-            .type_str(text)
-            .await?;
-        Ok(())
-    }
-
-    async fn click(&self, selector: &str) -> Result {
-        self.page.find_element(selector).await?.click().await?;
-        Ok(())
-    }
-
-    async fn text(&self) -> Result<String> {
-        Ok(self.page.content().await?)
-    }
-
-    /// After the sign-up form, as a person would: "check your e-mail", the
-    /// caught mail to `to`, its link, its button; then waits for a new
-    /// page whose URL passes `test`.
-    async fn confirm_signup(&self, to: &str, test: impl Fn(&str) -> bool) -> Result<String> {
-        let within = Duration::from_secs(10);
-        self.click_to("#open-caught-mail", within, |u| u.ends_with("/dev/mail"))
-            .await?;
-        self.page
-            .evaluate(format!(
-                "[...document.querySelectorAll('#caught-mail tr')].find(r => r.cells[0] \
-                 && r.cells[0].innerText.trim() === '{to}' && r.innerText.includes('Confirm your e-mail')) \
-                 .querySelector('a').id = 'confirm-mail'"
-            ))
-            .await?;
-        self.click_to("#confirm-mail", within, |u| u.contains("/dev/mail/"))
-            .await?;
-        self.click_to("#links a", within, |u| u.contains("/signup/confirm/"))
-            .await?;
-        self.click_to("#confirm", within, test).await
-    }
-}
-
-/// Runs one named step; a failure says which.
-async fn step<T>(name: &str, work: impl std::future::Future<Output = Result<T>>) -> T {
-    match tokio::time::timeout(Duration::from_secs(60), work).await {
-        Ok(Ok(value)) => value,
-        Ok(Err(error)) => panic!("step `{name}` failed: {error}"),
-        Err(_) => panic!("step `{name}` took more than a minute"),
-    }
-}
-
-fn screenshots_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/e2e-screenshots");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a screenshots directory");
-    dir
-}
+use run::{Run, screenshots_dir, step};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_subscribes_cancels_and_expires_in_a_real_browser() {
@@ -490,6 +354,118 @@ async fn a_person_subscribes_cancels_and_expires_in_a_real_browser() {
         run.until_url(Duration::from_secs(10), |u| u.ends_with("/pricing"))
             .await?;
         Ok(())
+    })
+    .await;
+
+    step("a customer buys a plan; the console is not hers", async {
+        run.page.goto(format!("{base}/pricing")).await?;
+        run.click_to("#plan-basic a.button", Duration::from_secs(10), |u| {
+            u.contains("/product/1227")
+        })
+        .await?;
+        run.click_to("button[value=succeed]", Duration::from_secs(10), |u| {
+            u.contains("/billing/success") || u.ends_with("/dashboard")
+        })
+        .await?;
+        run.until_url(Duration::from_secs(30), |u| u.ends_with("/dashboard"))
+            .await?;
+        run.page.goto(format!("{base}/admin/billing")).await?;
+        run.until_url(Duration::from_secs(10), |u| u.ends_with("/admin/billing"))
+            .await?;
+        let page = run.text().await?;
+        assert!(!page.contains("Billing console"), "{page}");
+        run.shot("console-refused").await
+    })
+    .await;
+
+    // The mail server goes down (the caught-mail directory becomes a
+    // file), and her card is declined at the renewal.
+    let mail_dir = data.path().join("mail");
+    let away = data.path().join("mail-away");
+    std::fs::rename(&mail_dir, &away).unwrap();
+    std::fs::write(&mail_dir, b"the mail server is down").unwrap();
+    let grace_sub = fake
+        .subscriptions()
+        .into_iter()
+        .find(|s| s.reference_id.as_deref() == Some("user:2"))
+        .expect("her subscription at the fake");
+    fake.set_card_failing(&grace_sub.id, true).unwrap();
+
+    step("her renewal fails; support finds her by e-mail", async {
+        let client = reqwest::Client::new();
+        for query in ["months=1", "days=1"] {
+            let moved = client
+                .post(format!("{control}clock/advance?{query}"))
+                .send()
+                .await?;
+            assert!(moved.status().is_success());
+        }
+        run.page.goto(format!("{base}/account")).await?;
+        run.until_url(Duration::from_secs(10), |u| u.ends_with("/account"))
+            .await?;
+        run.click_to("header form button", Duration::from_secs(10), |u| {
+            u.ends_with("/pricing")
+        })
+        .await?;
+        run.page.goto(format!("{base}/login")).await?;
+        run.fill("input[name=email]", "ada@example.com").await?;
+        run.fill("input[name=password]", "correct horse battery")
+            .await?;
+        run.click_to("#submit", Duration::from_secs(10), |u| {
+            !u.contains("/login")
+        })
+        .await?;
+        run.page.goto(format!("{base}/admin/billing")).await?;
+        run.until_url(Duration::from_secs(10), |u| u.ends_with("/admin/billing"))
+            .await?;
+        run.shot("console-search").await?;
+        run.fill("input[name=q]", "grace@example.com").await?;
+        run.click_to("button[type=submit]", Duration::from_secs(10), |u| {
+            u.contains("/admin/billing/b/user%3A2")
+        })
+        .await?;
+        // The failed mail shows once the renewal's webhooks have arrived.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let page = run.text().await?;
+            if page.contains("listener failed") {
+                assert!(page.contains("payment.failed"), "{page}");
+                assert!(
+                    page.contains("the renewal failed and Octany retries"),
+                    "the guard's reason: {page}"
+                );
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("no failed listener on her timeline: {page}").into());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            run.page.reload().await?;
+        }
+        run.shot("console-timeline").await
+    })
+    .await;
+
+    std::fs::remove_file(&mail_dir).unwrap();
+    std::fs::rename(&away, &mail_dir).unwrap();
+
+    step("the mail server is back: support runs the failed mail again", async {
+        run.page
+            .evaluate(
+                "[...document.querySelectorAll('#timeline tr.event')].find(r => r.innerText.includes('listener failed')) \
+                 .querySelector('input[name=reason]').id = 'retry-reason'",
+            )
+            .await?;
+        run.fill("#retry-reason", "ticket 31: no payment mail").await?;
+        run.page
+            .evaluate("document.querySelector('#retry-reason').form.querySelector('button').id = 'retry'")
+            .await?;
+        run.click_to("#retry", Duration::from_secs(10), |u| u.contains("done="))
+            .await?;
+        let page = run.text().await?;
+        assert!(page.contains("retry_listeners by ada@example.com"), "{page}");
+        assert!(page.contains("ticket 31: no payment mail"), "{page}");
+        run.shot("console-retried").await
     })
     .await;
 

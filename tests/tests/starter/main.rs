@@ -12,6 +12,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFi
 mod billing;
 mod browser;
 mod carries;
+mod console;
 mod csrf;
 mod limits;
 mod signup;

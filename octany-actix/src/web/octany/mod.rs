@@ -2,6 +2,7 @@
 //! webhook receiver, clock, and the guard's cache.
 
 mod api_log;
+mod catalog;
 mod customer;
 mod metering;
 pub(crate) mod notices;
@@ -18,8 +19,8 @@ use sea_orm::DatabaseConnection;
 use crate::client::OctanyClient;
 use crate::domain::clock::SharedClock;
 use crate::domain::config::{ConfigError, OctanyConfig};
-use crate::domain::model::{AccessPolicy, BillableRef, ProductId};
-use crate::domain::plan::{DEFAULT_GROUP, Plan};
+use crate::domain::model::{AccessPolicy, BillableRef};
+use crate::domain::plan::Plan;
 use crate::mirror::access::{AccessCache, AccessState};
 use crate::mirror::api::Mirror;
 use crate::mirror::sync::{Listeners, SyncOptions, Syncer};
@@ -487,48 +488,6 @@ impl Octany {
     /// The host's usage counts, if it gave them.
     pub(crate) fn usage_counts(&self) -> Option<&dyn crate::domain::features::UsageCounts> {
         self.inner.usage_counts.as_deref()
-    }
-
-    /// Every limit a plan of the catalog names.
-    pub(crate) fn limit_names(&self) -> Vec<&'static str> {
-        self.catalog_names(|p| p.limits.iter().map(|(name, _)| *name).collect())
-    }
-
-    /// Every feature a plan of the catalog carries.
-    pub(crate) fn feature_names(&self) -> Vec<&'static str> {
-        self.catalog_names(|p| p.features.to_vec())
-    }
-
-    /// The names `of` each catalog plan, sorted, each once.
-    fn catalog_names(&self, of: impl Fn(&CatalogPlan) -> Vec<&'static str>) -> Vec<&'static str> {
-        let mut names: Vec<&'static str> = self.inner.catalog.iter().flat_map(of).collect();
-        names.sort_unstable();
-        names.dedup();
-        names
-    }
-
-    /// What the catalog sells.
-    pub(crate) fn plans(&self) -> &[CatalogPlan] {
-        &self.inner.catalog
-    }
-
-    /// What the catalog sells at `slug`.
-    pub(crate) fn sold_at(&self, slug: &str) -> Option<&CatalogPlan> {
-        self.inner.catalog.iter().find(|p| p.slug == slug)
-    }
-
-    /// What the catalog sells as `product`.
-    pub(crate) fn sold_as(&self, product: ProductId) -> Option<&CatalogPlan> {
-        self.inner.catalog.iter().find(|p| p.product == product)
-    }
-
-    /// The group a subscription to `product` is in: its plan's, or
-    /// [`DEFAULT_GROUP`] for a product outside the catalog.
-    pub(crate) fn group_of(&self, product: Option<ProductId>) -> &str {
-        product
-            .and_then(|p| self.sold_as(p))
-            .and_then(|p| p.group)
-            .unwrap_or(DEFAULT_GROUP)
     }
 
     /// How long an opened checkout intent is reused before it lapses.
