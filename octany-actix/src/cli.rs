@@ -48,6 +48,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::client::OctanyClient;
+use crate::mirror::console::ENDPOINT_CHECK;
 use crate::mirror::entity::webhook_delivery;
 use crate::mirror::sync::BackfillOptions;
 use crate::web::octany::Octany;
@@ -438,52 +439,15 @@ async fn doctor(
         },
     )?;
     let url = octany.settings().route_url("webhook");
-    if let Some(secret) = secrets.first() {
-        let id = format!("doctor-{}", started.timestamp_micros());
-        let body = serde_json::to_vec(&serde_json::json!({
-            "id": id, "name": "test.hook", "account": config.account_number(),
-            "created_at": started.to_rfc3339(), "data": {"from": "doctor"},
-        }))?;
-        let signature = crate::mirror::webhook::signature::sign(secret, &body);
-        let answer = reqwest::Client::new()
-            .post(url.clone())
-            .header(
-                crate::mirror::webhook::signature::SIGNATURE_HEADER,
-                signature,
-            )
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await;
-        match answer {
-            Ok(answer) if answer.status().is_success() => line(
-                out,
-                true,
-                "webhook URL",
-                format!("{url} verified a signed test.hook"),
-            )?,
-            Ok(answer) => line(
-                out,
-                false,
-                "webhook URL",
-                format!(
-                    "{url} answered {} to a signed test.hook: is the app running there with this secret?",
-                    answer.status()
-                ),
-            )?,
-            Err(error) => line(
-                out,
-                false,
-                "webhook URL",
-                format!(
-                    "{url} cannot be reached ({error}): is the app running, and is PUBLIC_URL right?"
-                ),
-            )?,
+    if !secrets.is_empty() {
+        match octany.check_webhook_endpoint().await {
+            Ok(said) => line(out, true, "webhook URL", said)?,
+            Err(fix) => line(out, false, "webhook URL", fix)?,
         }
     }
     // Deliveries from Octany: the endpoint is registered and reaches us.
     let from_octany = webhook_delivery::Entity::find()
-        .filter(webhook_delivery::Column::DeliveryId.not_like("doctor-%"))
+        .filter(webhook_delivery::Column::DeliveryId.not_like(format!("{ENDPOINT_CHECK}%")))
         .order_by_desc(webhook_delivery::Column::ReceivedAt)
         .one(octany.syncer().db())
         .await?;
@@ -517,7 +481,7 @@ async fn doctor(
         while octany.clock().now() < deadline {
             arrived = webhook_delivery::Entity::find()
                 .filter(webhook_delivery::Column::Event.eq("test.hook"))
-                .filter(webhook_delivery::Column::DeliveryId.not_like("doctor-%"))
+                .filter(webhook_delivery::Column::DeliveryId.not_like(format!("{ENDPOINT_CHECK}%")))
                 .filter(webhook_delivery::Column::ReceivedAt.gte(started))
                 .one(octany.syncer().db())
                 .await?;

@@ -12,6 +12,10 @@ use sea_orm::{
 
 use crate::mirror::entity::{charge, checkout, event, lock, order, subscription, webhook_delivery};
 
+/// The id prefix of the deliveries an endpoint check posts to this app
+/// itself (`doctor`, the health page), which are not Octany's.
+pub(crate) const ENDPOINT_CHECK: &str = "doctor-";
+
 /// The console's reads on a database.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ConsoleReads<'a>(pub(crate) &'a DatabaseConnection);
@@ -213,7 +217,7 @@ impl ConsoleReads<'_> {
                 .all(db)
                 .await?,
             last_delivery: webhook_delivery::Entity::find()
-                .filter(webhook_delivery::Column::DeliveryId.not_like("doctor-%"))
+                .filter(webhook_delivery::Column::DeliveryId.not_like(format!("{ENDPOINT_CHECK}%")))
                 .order_by_desc(webhook_delivery::Column::ReceivedAt)
                 .one(db)
                 .await?,

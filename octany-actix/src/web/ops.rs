@@ -237,6 +237,32 @@ impl Operator<'_> {
         .await
     }
 
+    /// Posts a signed `test.hook` to this app's own webhook URL, as
+    /// `doctor` does: `Ok(what it answered)` when the endpoint verified
+    /// it, `Err(what to fix)` when not; audited `done` or `failed` either
+    /// way (`Err` of the outer result: the audit log could not be written).
+    pub async fn check_webhook_endpoint(&self) -> Result<Result<String, String>, BillingError> {
+        let log = self.octany.mirror().audit();
+        let url = self.octany.settings().route_url("webhook").to_string();
+        let id = log
+            .begin(Begun {
+                at: self.octany.clock().now(),
+                actor: &self.by,
+                action: "check_endpoint",
+                billable: None,
+                target: Some(&url),
+                reason: &self.why,
+            })
+            .await?;
+        let checked = self.octany.check_webhook_endpoint().await;
+        let (done, detail) = match &checked {
+            Ok(said) => (true, said),
+            Err(fix) => (false, fix),
+        };
+        log.finish(id, done, detail).await?;
+        Ok(checked)
+    }
+
     /// Records the action, runs `work`, marks the outcome.
     async fn audited<T, E: From<SyncError> + std::fmt::Display>(
         &self,

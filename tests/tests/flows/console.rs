@@ -481,3 +481,80 @@ db_test!(
         db
     }
 );
+
+db_test!(
+    async fn the_health_page_checks_the_endpoint_as_doctor_does_and_audits_it(db: TestDb) {
+        let fake = octany_actix_tests::http::fake().await;
+        // The app over real HTTP, its public URL its own.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let octany = builder(&db, &fake, Duration::from_secs(5))
+            .public_base_url(&url)
+            .build()
+            .unwrap();
+        let served = octany.clone();
+        let server = actix_web::HttpServer::new(move || {
+            actix_web::App::new()
+                .app_data(actix_web::web::Data::new(served.clone()))
+                .configure(octany_actix_tests::app::configure(&served))
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        let console = console_app!(octany);
+        let (status, page, _) = ask(&console, anna(), "/health", None).await;
+        assert_eq!(status, 200);
+        assert!(page.contains(&format!("{url}/billing/webhook")), "{page}");
+        let first = token(&page, "/health/endpoint");
+        let form = [("token", first.as_str()), ("reason", "ticket 3")];
+        let (status, _, location) = ask(&console, anna(), "/health/endpoint", Some(&form)).await;
+        assert_eq!(status, 303);
+        let location = location.unwrap();
+        assert!(location.contains("verified"), "{location}");
+        // The check's delivery reached the receiver and was verified there.
+        let checks = webhook_delivery::Entity::find()
+            .filter(webhook_delivery::Column::Event.eq("test.hook"))
+            .all(&db.conn)
+            .await
+            .unwrap();
+        assert_eq!(checks.len(), 1);
+        assert!(checks[0].delivery_id.starts_with("doctor-"));
+
+        // With a secret the endpoint does not share, the check fails, and
+        // says what to fix.
+        let stranger = octany_actix::Octany::builder(
+            fake.config()
+                .with_webhook_secret("another-secret-of-32-characters!!"),
+            db.conn.clone(),
+        )
+        .public_base_url(&url)
+        .clock(fake.app_clock())
+        .build()
+        .unwrap();
+        let console = console_app!(stranger);
+        let (_, page, _) = ask(&console, anna(), "/health", None).await;
+        let token = token(&page, "/health/endpoint");
+        let form = [("token", token.as_str()), ("reason", "ticket 4")];
+        let (status, _, location) = ask(&console, anna(), "/health/endpoint", Some(&form)).await;
+        assert_eq!(status, 303);
+        assert!(location.unwrap().contains("401"));
+        let rows = audit_rows(&db).await;
+        let outcomes: Vec<(&str, &str, &str)> = rows
+            .iter()
+            .map(|r| (r.action.as_str(), r.reason.as_str(), r.outcome.as_str()))
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                ("check_endpoint", "ticket 3", "done"),
+                ("check_endpoint", "ticket 4", "failed")
+            ]
+        );
+        handle.stop(true).await;
+        fake.stop().await;
+        db
+    }
+);

@@ -225,3 +225,24 @@ pub(super) async fn retry<S: Staff>(
         },
     ))
 }
+
+/// `POST {console}/health/endpoint`: a signed `test.hook` posted to this
+/// app's own webhook URL; back to the health page with what it answered.
+pub(super) async fn check_endpoint<S: Staff>(
+    staff: S,
+    octany: web::Data<Octany>,
+    mount: web::Data<Mount>,
+    fields: Fields,
+) -> Result<HttpResponse, actix_web::Error> {
+    let name = staff.staff_name();
+    let token = field(&fields, "token").unwrap_or_default();
+    if !token_holds(&octany, &name, "check_endpoint", "webhook", token) {
+        return Ok(forged());
+    }
+    let operator = octany.operator(&name, field(&fields, "reason").unwrap_or_default())?;
+    let said = match operator.check_webhook_endpoint().await? {
+        Ok(said) => said,
+        Err(fix) => format!("not verified: {fix}"),
+    };
+    Ok(back_to(mount.path("health"), &said))
+}

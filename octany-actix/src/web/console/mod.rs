@@ -106,11 +106,12 @@ impl Octany {
     ///   checkout, charge and comp, each operator's action;
     /// - `POST {path}/b/{billable}/{resync,cancel,swap,comps}`,
     ///   `POST {path}/comps/{id}/revoke`, `POST {path}/deliveries/{id}/replay`,
-    ///   `POST {path}/events/{id}/retry`: the actions, each with a reason,
-    ///   audited (`web::ops`);
+    ///   `POST {path}/events/{id}/retry`, `POST {path}/health/endpoint`:
+    ///   the actions, each with a reason, audited (`web::ops`);
     /// - `GET {path}/health`: failed deliveries, the outbox's backlog, the
     ///   request budget, the reconcile's lease, backlog and drift, the
-    ///   webhook endpoint.
+    ///   webhook endpoint (and a check of it: a signed `test.hook` posted
+    ///   to it, as `doctor` does).
     ///
     /// Every form carries a token bound to the member of staff, the
     /// action and its target, made with the API key and valid for a day:
@@ -138,6 +139,10 @@ impl Octany {
                 web::post().to(actions::replay::<S>),
             )
             .route("/events/{id}/retry", web::post().to(actions::retry::<S>))
+            .route(
+                "/health/endpoint",
+                web::post().to(actions::check_endpoint::<S>),
+            )
     }
 }
 

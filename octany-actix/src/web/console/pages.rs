@@ -350,6 +350,10 @@ struct HealthPage {
     webhook_url: String,
     secrets: String,
     last_delivery: String,
+    /// The endpoint check's form.
+    check: Action,
+    /// What the last action said, when it came back here.
+    done: Option<String>,
 }
 
 /// `GET {console}/health`.
@@ -357,6 +361,7 @@ pub(super) async fn health<S: Staff>(
     staff: S,
     octany: web::Data<Octany>,
     mount: web::Data<Mount>,
+    query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, BillingError> {
     let name = staff.staff_name();
     let forms = StaffForms {
@@ -474,6 +479,13 @@ pub(super) async fn health<S: Staff>(
             .last_delivery
             .map(|d| format!("{} ({}, {})", at(d.received_at), d.event, d.delivery_id))
             .unwrap_or_else(|| "none received from Octany yet".into()),
+        check: forms.form(
+            mount.path("health/endpoint"),
+            "Check the endpoint now",
+            "check_endpoint",
+            "webhook",
+        ),
+        done: query.get("done").cloned(),
     }
     .render()?;
     Ok(page(body))

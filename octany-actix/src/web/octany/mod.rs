@@ -4,6 +4,7 @@
 mod api_log;
 mod catalog;
 mod customer;
+mod endpoint;
 mod metering;
 pub(crate) mod notices;
 mod throttle;
