@@ -26,6 +26,28 @@ db_test!(
         let console = console_app!(octany);
         let page = ask(&console, anna(), "/b/user:1", None).await;
         assert_eq!(page.0, 200, "{}", page.1);
+        // Never framed, never cached, no script.
+        let headers = actix_web::test::call_service(
+            &console,
+            actix_web::test::TestRequest::get()
+                .uri("/admin/billing/b/user:1")
+                .insert_header(("X-Staff", "anna@support"))
+                .to_request(),
+        )
+        .await
+        .headers()
+        .clone();
+        assert_eq!(headers.get("x-frame-options").unwrap(), "DENY");
+        assert_eq!(headers.get("cache-control").unwrap(), "no-store");
+        assert!(
+            headers
+                .get("content-security-policy")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .contains("default-src 'none'")
+        );
+        assert!(!page.1.contains("<script"));
         let resync = token(&page.1, "/b/user%3A1/resync");
         for path in ["", "/", "/health", "/b/user:1", "/?q=user:1"] {
             let (status, body, _) = ask(&console, None, path, None).await;

@@ -16,10 +16,17 @@ use crate::web::octany::Octany;
 /// How many of each source a page lists.
 const LIMIT: u64 = 100;
 
-/// A rendered page, never cached (it shows live state).
+/// A rendered page: never cached (it shows live state), never framed (its
+/// buttons act), its only resource its stylesheet, its forms posting here.
 fn page(body: String) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'",
+        ))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
         .content_type("text/html; charset=utf-8")
         .body(body)
 }
