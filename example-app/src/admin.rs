@@ -8,14 +8,21 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
-use sea_orm::{EntityTrait, QueryOrder};
+use octany_actix::model::BillableRef;
+use sea_orm::sea_query::{Expr, Func};
+use sea_orm::{DatabaseConnection, EntityTrait, ExprTrait, QueryFilter, QueryOrder};
 
 use crate::errors::AppError;
 use crate::{AppState, user};
 
 /// A signed-in user who is the app's admin.
 #[derive(Debug, Clone)]
-pub struct Admin(pub user::Model);
+pub struct Admin {
+    /// Who.
+    pub user: user::Model,
+    /// The app's database: the console finds accounts by e-mail in it.
+    db: DatabaseConnection,
+}
 
 impl FromRequest for Admin {
     type Error = actix_web::Error;
@@ -28,7 +35,10 @@ impl FromRequest for Admin {
             let user = signed_in.await?;
             let state = state.ok_or(AppError::NotFound)?;
             if is_admin(&state, &user).await? {
-                Ok(Admin(user))
+                Ok(Admin {
+                    user,
+                    db: state.db.clone(),
+                })
             } else {
                 tracing::warn!(
                     user = user.id,
@@ -55,6 +65,24 @@ pub async fn is_admin(state: &AppState, user: &user::Model) -> Result<bool, AppE
 impl octany_actix::ops::Staff for Admin {
     /// The audit log names the admin by e-mail.
     fn staff_name(&self) -> String {
-        self.0.email.clone()
+        self.user.email.clone()
+    }
+
+    /// An account by its sign-in e-mail (any case), subscribed or not.
+    async fn find(&self, query: &str) -> Vec<BillableRef> {
+        let found = user::Entity::find()
+            .filter(
+                Expr::expr(Func::lower(Expr::col(user::Column::Email))).eq(query.to_lowercase()),
+            )
+            .one(&self.db)
+            .await;
+        match found {
+            Ok(Some(user)) => vec![octany_actix::Billable::billable_ref(&user)],
+            Ok(None) => Vec::new(),
+            Err(error) => {
+                tracing::warn!(%error, "the console could not search the accounts");
+                Vec::new()
+            }
+        }
     }
 }

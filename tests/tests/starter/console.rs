@@ -31,6 +31,20 @@ db_test!(
             assert_eq!(refused.status, 404, "{path}");
             assert!(!refused.body.contains("Billing console"), "{path}");
         }
+        // An account that never reached Octany is found by its e-mail too.
+        let cy = Browser::new(&app.url);
+        assert_eq!(cy.signup("cy@example.com").await.status, 303);
+        let found = ada.get("/admin/billing?q=Cy%40Example.com").await;
+        assert_eq!(
+            (found.status, found.location()),
+            (303, "/admin/billing/b/user%3A3")
+        );
+        let page = ada.get("/admin/billing/b/user%3A3").await;
+        assert!(
+            page.body.contains("denied: no subscription and no comp"),
+            "{}",
+            page.body
+        );
         // Ada, the first account, finds Bo by e-mail and resyncs him.
         let found = ada.get("/admin/billing?q=bo%40example.com").await;
         assert_eq!(

@@ -55,10 +55,11 @@ pub(super) async fn search<S: Staff>(
     let mut found = Vec::new();
     if !q.is_empty() {
         let mut refs = octany.mirror().console().find(q).await?;
-        if let Some(named) = BillableRef::parse(q)
-            && !refs.contains(&named.to_string())
-        {
-            refs.push(named.to_string());
+        let named = BillableRef::parse(q).into_iter();
+        for host in staff.find(q).await.into_iter().chain(named) {
+            if !refs.contains(&host.to_string()) {
+                refs.push(host.to_string());
+            }
         }
         found = refs
             .into_iter()
