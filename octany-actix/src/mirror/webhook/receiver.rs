@@ -393,11 +393,7 @@ impl WebhookReceiver {
 /// `error`.
 fn delivery_row(claim: &Claim<'_>, error: Option<String>) -> webhook_delivery::ActiveModel {
     let envelope = claim.envelope;
-    let outcome = match (&error, envelope.event_name()) {
-        (Some(_), _) => None,
-        (None, EventName::Unknown(_)) => Some("stored".to_owned()),
-        (None, _) => Some("applied".to_owned()),
-    };
+    let outcome = error.is_none().then(|| applied(envelope).to_owned());
     webhook_delivery::ActiveModel {
         delivery_id: Set(envelope.id.to_string()),
         event: Set(envelope.name.clone()),
@@ -411,6 +407,16 @@ fn delivery_row(claim: &Claim<'_>, error: Option<String>) -> webhook_delivery::A
         outcome: Set(outcome),
         duplicates: Set(0),
         last_duplicate_at: Set(None),
+    }
+}
+
+/// A delivery's outcome when it is applied, until the unit says it
+/// changed nothing (`Claim::after`): `stored` for an event this version
+/// does not know, else `applied`.
+fn applied(envelope: &WebhookEnvelope) -> &'static str {
+    match envelope.event_name() {
+        EventName::Unknown(_) => "stored",
+        _ => "applied",
     }
 }
 
@@ -474,7 +480,7 @@ impl Hook for Claim<'_> {
             )
             .col_expr(
                 webhook_delivery::Column::Outcome,
-                Expr::value(delivery_row(self, None).outcome.unwrap()),
+                Expr::value(applied(self.envelope)),
             )
             .filter(webhook_delivery::Column::DeliveryId.eq(&id))
             .exec(txn)
