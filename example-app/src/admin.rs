@@ -1,5 +1,7 @@
 //! Who may open the billing console (`/admin/billing`): the account named
-//! by `ADMIN_EMAIL`, or, without it, the first account made. The library
+//! by `ADMIN_EMAIL`; without it, in development (against the fake), the
+//! first account made, and against Octany no one (a warning at start:
+//! the first account of a live app is whoever signs up first). The library
 //! mounts the console only behind this extractor; everyone else signed in
 //! gets 404 (the console is not said to exist), and a visitor is sent to
 //! log in.
@@ -50,16 +52,30 @@ impl FromRequest for Admin {
     }
 }
 
-/// Whether `user` is the admin: `ADMIN_EMAIL`'s account, else the first.
+/// Whether `user` is the admin (see the module's documentation).
 pub async fn is_admin(state: &AppState, user: &user::Model) -> Result<bool, AppError> {
-    if let Some(admin) = &state.admin_email {
-        return Ok(admin.eq_ignore_ascii_case(&user.email));
+    let development = state.fake_control.is_some();
+    if state.admin_email.is_some() || !development {
+        return Ok(admits(state.admin_email.as_deref(), false, &user.email));
     }
     let first = user::Entity::find()
         .order_by_asc(user::Column::Id)
         .one(&state.db)
         .await?;
-    Ok(first.is_some_and(|first| first.id == user.id))
+    Ok(admits(
+        None,
+        first.is_some_and(|first| first.id == user.id),
+        &user.email,
+    ))
+}
+
+/// The rule: `ADMIN_EMAIL`'s account (any case) when it is set, else the
+/// first account when that is allowed (development).
+fn admits(admin_email: Option<&str>, first_allowed: bool, email: &str) -> bool {
+    match admin_email {
+        Some(admin) => admin.eq_ignore_ascii_case(email),
+        None => first_allowed,
+    }
 }
 
 impl octany_actix::ops::Staff for Admin {
@@ -84,5 +100,19 @@ impl octany_actix::ops::Staff for Admin {
                 Vec::new()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::admits;
+
+    #[test]
+    fn admin_email_names_the_admin_else_the_first_account_where_allowed() {
+        assert!(admits(Some("Ops@Example.com"), false, "ops@example.com"));
+        assert!(!admits(Some("ops@example.com"), true, "first@example.com"));
+        assert!(admits(None, true, "first@example.com"));
+        // Against Octany with no ADMIN_EMAIL: no one.
+        assert!(!admits(None, false, "first@example.com"));
     }
 }

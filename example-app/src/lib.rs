@@ -73,8 +73,8 @@ pub struct AppState {
     /// Seals what the session row must not hold in the clear (an
     /// invitation link between its making and its showing).
     pub sealing: teams::invites::SealingKey,
-    /// Who may open the billing console (`ADMIN_EMAIL`; without it the
-    /// first account): `admin::Admin`.
+    /// Who may open the billing console (`ADMIN_EMAIL`; without it, against
+    /// the fake, the first account): `admin::Admin`.
     pub admin_email: Option<String>,
 }
 
@@ -156,6 +156,11 @@ pub async fn start_on(settings: Settings, db: DatabaseConnection) -> Result<Runn
         tracing::warn!(%error, "could not load the catalog from Octany; the pricing page will be empty until it can");
     }
     billing::connect_fake(&backend, &url);
+    if backend.fake.is_none() && settings.admin_email.is_none() {
+        tracing::warn!(
+            "ADMIN_EMAIL is not set: the billing console at /admin/billing admits no one"
+        );
+    }
     let teams = teams::mount(&octany);
     let state = web::Data::new(AppState {
         db: db.clone(),

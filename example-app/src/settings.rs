@@ -57,7 +57,8 @@ pub struct Settings {
     /// Who they are from (`MAIL_FROM`).
     pub mail_from: String,
     /// The account that may open the billing console at `/admin/billing`
-    /// (`ADMIN_EMAIL`); without it, the first account made.
+    /// (`ADMIN_EMAIL`); without it, against the fake, the first account
+    /// made, and against Octany no one.
     pub admin_email: Option<String>,
 }
 
