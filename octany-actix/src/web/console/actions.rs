@@ -10,6 +10,7 @@ use crate::domain::model::BillableRef;
 use crate::web::billing::NewComp;
 use crate::web::error::BillingError;
 use crate::web::octany::Octany;
+use crate::web::ops::Operator;
 
 /// A posted form's fields, in order (a field may come more than once).
 type Fields = web::Form<Vec<(String, String)>>;
@@ -45,17 +46,20 @@ pub(super) async fn on_billable<S: Staff>(
     path: web::Path<(String, String)>,
     fields: Fields,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let (billable, action) = path.into_inner();
-    let Some(billable) = BillableRef::parse(&billable).filter(|b| staff.may_see(b)) else {
+    let (named, action) = path.into_inner();
+    let about = (action.as_str(), named.as_str());
+    let (back, operator) = match admit(&staff, &octany, &mount, &fields, about, Some(&named))? {
+        Ok(admitted) => admitted,
+        Err(refused) => return Ok(refused),
+    };
+    // Admitted: it names a billable.
+    let Some(billable) = BillableRef::parse(&named) else {
         return Ok(not_found());
     };
-    let name = staff.staff_name();
-    let token = field(&fields, "token").unwrap_or_default();
-    if !token_holds(&octany, &name, &action, billable.as_str(), token) {
-        return Ok(forged());
-    }
-    let reason = field(&fields, "reason").unwrap_or_default();
-    let operator = octany.operator(&name, reason)?;
+    let (name, reason) = (
+        staff.staff_name(),
+        field(&fields, "reason").unwrap_or_default(),
+    );
     let plan = field(&fields, "plan");
     let done = match action.as_str() {
         "resync" => format!(
@@ -96,7 +100,7 @@ pub(super) async fn on_billable<S: Staff>(
         }
         _ => return Ok(not_found()),
     };
-    Ok(back_to(mount.billable(billable.as_str()), &done))
+    Ok(back_to(back, &done))
 }
 
 /// The billable's page when `billable` names one the staff may see, the
@@ -107,6 +111,31 @@ fn page_of<S: Staff>(staff: &S, mount: &Mount, billable: Option<&str>) -> Option
         Some(Some(b)) if staff.may_see(&b) => Some(mount.billable(b.as_str())),
         Some(_) => None,
     }
+}
+
+/// Admits the form of `action` on `target` (about `billable`, when it
+/// names one): the page to go back to and the operator acting with the
+/// form's reason; or the refusal: 404 for a billable the member of staff
+/// may not see, 403 for a token not made for them, this action and
+/// target, today or yesterday; 400 (`Err`) without a reason.
+fn admit<'a, S: Staff>(
+    staff: &S,
+    octany: &'a Octany,
+    mount: &Mount,
+    fields: &Fields,
+    (action, target): (&str, &str),
+    billable: Option<&str>,
+) -> Result<Result<(String, Operator<'a>), HttpResponse>, BillingError> {
+    let Some(back) = page_of(staff, mount, billable) else {
+        return Ok(Err(not_found()));
+    };
+    let name = staff.staff_name();
+    let token = field(fields, "token").unwrap_or_default();
+    if !token_holds(octany, &name, action, target, token) {
+        return Ok(Err(forged()));
+    }
+    let operator = octany.operator(&name, field(fields, "reason").unwrap_or_default())?;
+    Ok(Ok((back, operator)))
 }
 
 /// `POST {console}/comps/{id}/revoke`.
@@ -125,20 +154,18 @@ pub(super) async fn revoke_comp<S: Staff>(
     else {
         return Ok(not_found());
     };
-    let Some(back) = page_of(&staff, &mount, Some(&comp.billable_ref)) else {
-        return Ok(not_found());
-    };
-    let name = staff.staff_name();
-    if !token_holds(
+    let about = Some(comp.billable_ref.as_str());
+    let (back, operator) = match admit(
+        &staff,
         &octany,
-        &name,
-        "revoke_comp",
-        &id,
-        field(&fields, "token").unwrap_or_default(),
-    ) {
-        return Ok(forged());
-    }
-    let operator = octany.operator(&name, field(&fields, "reason").unwrap_or_default())?;
+        &mount,
+        &fields,
+        ("revoke_comp", &id),
+        about,
+    )? {
+        Ok(admitted) => admitted,
+        Err(refused) => return Ok(refused),
+    };
     let revoked = operator.revoke_comp(&id).await?;
     Ok(back_to(
         back,
@@ -167,20 +194,11 @@ pub(super) async fn replay<S: Staff>(
     else {
         return Ok(not_found());
     };
-    let Some(back) = page_of(&staff, &mount, delivery.billable_ref.as_deref()) else {
-        return Ok(not_found());
+    let about = delivery.billable_ref.as_deref();
+    let (back, operator) = match admit(&staff, &octany, &mount, &fields, ("replay", &id), about)? {
+        Ok(admitted) => admitted,
+        Err(refused) => return Ok(refused),
     };
-    let name = staff.staff_name();
-    if !token_holds(
-        &octany,
-        &name,
-        "replay",
-        &id,
-        field(&fields, "token").unwrap_or_default(),
-    ) {
-        return Ok(forged());
-    }
-    let operator = octany.operator(&name, field(&fields, "reason").unwrap_or_default())?;
     let received = operator.replay_delivery(&id).await?;
     Ok(back_to(
         back,
@@ -201,20 +219,11 @@ pub(super) async fn retry<S: Staff>(
         .event_billable(&id)
         .await
         .map_err(BillingError::from)?;
-    let Some(back) = page_of(&staff, &mount, billable.as_deref()) else {
-        return Ok(not_found());
+    let about = billable.as_deref();
+    let (back, operator) = match admit(&staff, &octany, &mount, &fields, ("retry", &id), about)? {
+        Ok(admitted) => admitted,
+        Err(refused) => return Ok(refused),
     };
-    let name = staff.staff_name();
-    if !token_holds(
-        &octany,
-        &name,
-        "retry",
-        &id,
-        field(&fields, "token").unwrap_or_default(),
-    ) {
-        return Ok(forged());
-    }
-    let operator = octany.operator(&name, field(&fields, "reason").unwrap_or_default())?;
     let all_ran = operator.retry_listeners(&id).await?;
     Ok(back_to(
         back,
@@ -234,15 +243,20 @@ pub(super) async fn check_endpoint<S: Staff>(
     mount: web::Data<Mount>,
     fields: Fields,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let name = staff.staff_name();
-    let token = field(&fields, "token").unwrap_or_default();
-    if !token_holds(&octany, &name, "check_endpoint", "webhook", token) {
-        return Ok(forged());
-    }
-    let operator = octany.operator(&name, field(&fields, "reason").unwrap_or_default())?;
+    let (back, operator) = match admit(
+        &staff,
+        &octany,
+        &mount,
+        &fields,
+        ("check_endpoint", "webhook"),
+        None,
+    )? {
+        Ok(admitted) => admitted,
+        Err(refused) => return Ok(refused),
+    };
     let said = match operator.check_webhook_endpoint().await? {
         Ok(said) => said,
         Err(fix) => format!("not verified: {fix}"),
     };
-    Ok(back_to(mount.path("health"), &said))
+    Ok(back_to(back, &said))
 }
