@@ -330,6 +330,17 @@ db_test!(
             "cancelled"
         );
 
+        // A comp's length that is no number of days: 400, nothing granted.
+        for days in ["forever", "999999999999999"] {
+            let (status, ..) = act(
+                &console,
+                "user:2",
+                "/b/user%3A2/comps",
+                &[("feature", "exports"), ("days", days)],
+            )
+            .await;
+            assert_eq!(status, 400, "{days}");
+        }
         // A comp of a feature to user 2, then revoked.
         let (status, ..) = act(
             &console,

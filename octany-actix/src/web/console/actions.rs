@@ -90,8 +90,19 @@ pub(super) async fn on_billable<S: Staff>(
                 .filter(|(k, v)| k == "feature" && !v.is_empty())
                 .map(|(_, v)| v.clone())
                 .collect();
-            if let Some(days) = field(&fields, "days").and_then(|d| d.parse::<i64>().ok()) {
-                comp.ends_at = Some(octany.clock().now() + chrono::Duration::days(days));
+            if let Some(days) = field(&fields, "days") {
+                // A number of days that fits, or a clear 400 (never a panic).
+                let now = octany.clock().now();
+                let ends = days
+                    .parse::<i64>()
+                    .ok()
+                    .and_then(chrono::Duration::try_days)
+                    .and_then(|length| now.checked_add_signed(length));
+                comp.ends_at = Some(ends.ok_or_else(|| {
+                    BillingError::Octany(crate::client::OctanyError::InvalidRequest {
+                        reason: format!("`{days}` is not a number of days a comp can last"),
+                    })
+                })?);
             }
             format!(
                 "comp {} granted",
