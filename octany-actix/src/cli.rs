@@ -421,23 +421,8 @@ async fn doctor(
     // The secret, and this app's webhook URL answering with it.
     let config = octany.client().config();
     let secrets = config.webhook_secrets();
-    let short = secrets.iter().any(|s| s.expose().chars().count() < 32);
-    line(
-        out,
-        !secrets.is_empty() && !short,
-        "webhook secret",
-        match (secrets.len(), short) {
-            (0, _) => {
-                "OCTANY_WEBHOOK_SECRET is not set: copy the endpoint's secret from Octany's admin"
-                    .into()
-            }
-            (_, true) => {
-                "shorter than Octany's 32 characters: copy the whole secret from Octany's admin"
-                    .into()
-            }
-            (n, false) => format!("{n} configured"),
-        },
-    )?;
+    let (secret_ok, said) = octany.webhook_secret_check();
+    line(out, secret_ok, "webhook secret", said)?;
     let url = octany.settings().route_url("webhook");
     if !secrets.is_empty() {
         match octany.check_webhook_endpoint().await {

@@ -431,8 +431,6 @@ pub(super) async fn health<S: Staff>(
             .collect()
     };
     let config = octany.client().config();
-    let secrets = config.webhook_secrets();
-    let short = secrets.iter().any(|s| s.expose().chars().count() < 32);
     let calls_line = format!(
         "{} request(s) to Octany in the last 24 hours; {} refused for the rate (429), {} failed (5xx or no answer)",
         stored.calls, stored.calls_limited, stored.calls_failed
@@ -478,11 +476,7 @@ pub(super) async fn health<S: Staff>(
         drift: stored.drift,
         drifted: events(stored.newest_drift, false),
         webhook_url: octany.settings().route_url("webhook").to_string(),
-        secrets: match (secrets.len(), short) {
-            (0, _) => "none configured: deliveries are not verified".into(),
-            (_, true) => "shorter than Octany's 32 characters: copy the whole secret".into(),
-            (n, false) => format!("{n} configured"),
-        },
+        secrets: octany.webhook_secret_check().1,
         last_delivery: stored
             .last_delivery
             .map(|d| format!("{} ({}, {})", at(d.received_at), d.event, d.delivery_id))

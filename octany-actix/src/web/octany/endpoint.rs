@@ -8,6 +8,27 @@ use crate::mirror::webhook::signature::{SIGNATURE_HEADER, sign};
 use crate::mirror::console::ENDPOINT_CHECK;
 
 impl Octany {
+    /// Whether the webhook secrets are set right, and what to say of them
+    /// (`doctor` and the health page): at least one, none shorter than
+    /// Octany's 32 characters.
+    pub(crate) fn webhook_secret_check(&self) -> (bool, String) {
+        let secrets = self.client().config().webhook_secrets();
+        let short = secrets.iter().any(|s| s.expose().chars().count() < 32);
+        match (secrets.len(), short) {
+            (0, _) => (
+                false,
+                "OCTANY_WEBHOOK_SECRET is not set: copy the endpoint's secret from Octany's admin"
+                    .into(),
+            ),
+            (_, true) => (
+                false,
+                "shorter than Octany's 32 characters: copy the whole secret from Octany's admin"
+                    .into(),
+            ),
+            (n, false) => (true, format!("{n} configured")),
+        }
+    }
+
     /// Posts a signed `test.hook` to this app's webhook URL with the first
     /// configured secret: `Ok` saying so when the endpoint verified it,
     /// `Err` saying what to fix when it did not (no secret, refused,
