@@ -228,7 +228,7 @@ impl OctanyClient {
         S: futures_util::Stream<Item = Result<T>>,
     {
         let policy = self.config().retry().clone();
-        let mut backoff = policy.backoff();
+        let mut backoff = super::retry::backoff(&policy);
         let mut attempt = 0;
         loop {
             attempt += 1;

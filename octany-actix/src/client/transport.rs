@@ -130,7 +130,7 @@ impl OctanyClient {
         let policy = self.config().retry();
         let clock = self.clock();
         let started = clock.now();
-        let mut backoff = policy.backoff();
+        let mut backoff = super::retry::backoff(policy);
         let (mut attempts, mut failures, mut rate_limited) = (0u32, 0u32, 0u32);
         loop {
             attempts += 1;

@@ -2,12 +2,15 @@
 //! the billing handle, the guard, the mounted routes, and every error's
 //! HTTP answer ([`error`]). The top layer: nothing below imports it.
 //! Within it, imports go one way too: `billable` and `settings`, then
-//! `error`, then `octany`, then `billing`, `guard` and `routes` (which add
-//! their own methods to `Octany`).
+//! `error`, then `octany` (`Octany` and its methods), then `billing`,
+//! `guard`, `routes`, `console` and `ops`. Each of `billing`, `routes`,
+//! `console` and `ops` is reached by one method on `Octany`, its door,
+//! written in it (`octany.billing(u)`, `octany.scope()`,
+//! `octany.console()`, `octany.operator()`): every other method of
+//! `Octany` is in `octany` (`scripts/check-structure` holds both rules).
 
 pub(crate) mod billable;
 pub mod billing;
-pub(crate) mod comps;
 pub(crate) mod console;
 pub(crate) mod error;
 pub mod guard;

@@ -14,7 +14,6 @@ use std::future::Future;
 
 use crate::domain::model::BillableRef;
 use crate::mirror::audit::Begun;
-use crate::mirror::rows::AuditEntry;
 use crate::mirror::rows::{Comp, SubscriptionRow};
 use crate::mirror::sync::SyncError;
 use crate::mirror::webhook::{Received, WebhookError};
@@ -76,18 +75,6 @@ impl Octany {
             by: by.trim().to_owned(),
             why: why.trim().to_owned(),
         })
-    }
-
-    /// The newest `limit` audit entries about `billable`, newest first.
-    ///
-    /// Who may: an operator; no mounted route reads it.
-    pub async fn audit(
-        &self,
-        billable: &BillableRef,
-        limit: u64,
-    ) -> Result<Vec<AuditEntry>, BillingError> {
-        let rows = self.mirror().audit().of(billable.as_str(), limit).await?;
-        Ok(rows.into_iter().map(AuditEntry::from).collect())
     }
 }
 

@@ -5,13 +5,10 @@
 use serde::Serialize;
 
 use super::Billing;
-use crate::domain::clock::Clock;
-use crate::domain::features::{Allowed, Feature, Limit, larger};
+use crate::domain::features::{Feature, Limit, larger};
 use crate::domain::model::ProductId;
-use crate::mirror::access::AccessState;
 use crate::web::billable::Billable;
 use crate::web::error::BillingError;
-use crate::web::octany::Octany;
 
 /// A billable's allowance of one [`Limit`], beside what it uses now (the
 /// host's count).
@@ -60,41 +57,6 @@ impl Allowance {
             }),
             _ => Ok(()),
         }
-    }
-}
-
-impl Octany {
-    /// Whether `state` turns on the feature `feature` at the clock's now:
-    /// a subscription granting access to a plan that carries it.
-    pub(crate) fn carries_feature(
-        &self,
-        state: &AccessState,
-        clock: &dyn Clock,
-        feature: &str,
-    ) -> bool {
-        state.granted(clock, self.settings().policy).any(|g| {
-            g.comp_features.iter().any(|f| f == feature)
-                || g.product_id
-                    .and_then(|p| self.sold_as(p))
-                    .is_some_and(|plan| plan.features.contains(&feature))
-        })
-    }
-
-    /// What `state` allows of the limit `limit` (`free` without a plan):
-    /// the largest allowance of the plans granting access, never below
-    /// `free`.
-    pub(crate) fn allowed(
-        &self,
-        state: &AccessState,
-        clock: &dyn Clock,
-        limit: &str,
-        free: u64,
-    ) -> Allowed {
-        state
-            .granted(clock, self.settings().policy)
-            .filter_map(|g| g.product_id.and_then(|p| self.sold_as(p)))
-            .map(|plan| plan.allowance(limit))
-            .fold(Some(free), larger)
     }
 }
 

@@ -27,7 +27,7 @@ use crate::web::billable::Billable;
 use crate::web::error::BillingError;
 use crate::web::octany::Octany;
 
-pub use crate::web::comps::NewComp;
+pub use crate::web::octany::comps::NewComp;
 pub use checkout::{CheckoutOptions, is_local_path};
 pub use features::Allowance;
 pub use orders::PortalUrls;

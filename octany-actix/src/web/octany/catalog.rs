@@ -1,9 +1,13 @@
 //! What the app sells, as the `Octany` value knows it: its catalog of
-//! plans and one-off products, by slug, product and group.
+//! plans and one-off products, by slug, product and group, and what a
+//! billable's state is granted of their features and limits.
 
 use super::Octany;
+use crate::domain::clock::Clock;
+use crate::domain::features::{Allowed, larger};
 use crate::domain::model::ProductId;
 use crate::domain::plan::DEFAULT_GROUP;
+use crate::mirror::access::AccessState;
 use crate::web::settings::CatalogPlan;
 
 impl Octany {
@@ -47,5 +51,38 @@ impl Octany {
             .and_then(|p| self.sold_as(p))
             .and_then(|p| p.group)
             .unwrap_or(DEFAULT_GROUP)
+    }
+
+    /// Whether `state` turns on the feature `feature` at the clock's now:
+    /// a subscription granting access to a plan that carries it.
+    pub(crate) fn carries_feature(
+        &self,
+        state: &AccessState,
+        clock: &dyn Clock,
+        feature: &str,
+    ) -> bool {
+        state.granted(clock, self.settings().policy).any(|g| {
+            g.comp_features.iter().any(|f| f == feature)
+                || g.product_id
+                    .and_then(|p| self.sold_as(p))
+                    .is_some_and(|plan| plan.features.contains(&feature))
+        })
+    }
+
+    /// What `state` allows of the limit `limit` (`free` without a plan):
+    /// the largest allowance of the plans granting access, never below
+    /// `free`.
+    pub(crate) fn allowed(
+        &self,
+        state: &AccessState,
+        clock: &dyn Clock,
+        limit: &str,
+        free: u64,
+    ) -> Allowed {
+        state
+            .granted(clock, self.settings().policy)
+            .filter_map(|g| g.product_id.and_then(|p| self.sold_as(p)))
+            .map(|plan| plan.allowance(limit))
+            .fold(Some(free), larger)
     }
 }

@@ -1,10 +1,11 @@
 //! The one value a host builds: configuration, database, client, syncer,
 //! webhook receiver, clock, and the guard's cache.
 
-mod api_log;
 mod catalog;
+pub(crate) mod comps;
 mod customer;
 mod endpoint;
+mod logs;
 mod metering;
 pub(crate) mod notices;
 mod throttle;

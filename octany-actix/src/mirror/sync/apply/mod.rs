@@ -36,6 +36,7 @@ use sea_orm::{
 
 use crate::domain::model::{Order, OrderState, Product, Subscription};
 use crate::mirror::entity::{billable_ref, order, product, subscription};
+use crate::mirror::sync::events::Origin;
 
 /// What applying one resource did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +67,16 @@ pub(crate) enum Source {
     Webhook,
     /// A read of Octany's API.
     Api,
+}
+
+impl Source {
+    /// Where a state brought by `origin` came from.
+    pub(crate) fn of(origin: Origin) -> Self {
+        match origin {
+            Origin::Webhook => Source::Webhook,
+            _ => Source::Api,
+        }
+    }
 }
 
 /// An instant as a mark (microseconds since the epoch).

@@ -11,16 +11,6 @@ use crate::mirror::sync::apply::{self, Applied, Mark, Source};
 use crate::mirror::sync::events::{self, BillingEvent, Origin};
 use crate::mirror::sync::outbox;
 
-impl Source {
-    /// Where a state brought by `origin` came from.
-    pub(crate) fn of(origin: Origin) -> Self {
-        match origin {
-            Origin::Webhook => Source::Webhook,
-            _ => Source::Api,
-        }
-    }
-}
-
 /// What a subscription's write means beyond its row.
 pub(crate) struct Consequences {
     /// Re-fetch it from the API (a conflict, or an undated webhook).

@@ -1,4 +1,5 @@
-//! The API-call log, as an operator reads it: each exchange the library
+//! The logs an operator reads. The audit log: each operator's action
+//! (`web::ops`), who took it, why and how it ended. The API-call log: each exchange the library
 //! had with Octany for a billable (method, path, status, attempt, time),
 //! written off the request path by `mirror::api_calls` and pruned with the
 //! deliveries. Never the key. On by default; `api_call_log(false)` turns
@@ -7,7 +8,7 @@
 use std::time::Duration;
 
 use crate::domain::model::BillableRef;
-use crate::mirror::rows::ApiCall;
+use crate::mirror::rows::{ApiCall, AuditEntry};
 use crate::web::error::BillingError;
 
 use super::{Octany, OctanyBuilder};
@@ -51,5 +52,17 @@ impl Octany {
         let before = self.clock().now()
             - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
         Ok(self.mirror().prune_api_calls(before).await?)
+    }
+
+    /// The newest `limit` audit entries about `billable`, newest first.
+    ///
+    /// Who may: an operator; no mounted route reads it.
+    pub async fn audit(
+        &self,
+        billable: &BillableRef,
+        limit: u64,
+    ) -> Result<Vec<AuditEntry>, BillingError> {
+        let rows = self.mirror().audit().of(billable.as_str(), limit).await?;
+        Ok(rows.into_iter().map(AuditEntry::from).collect())
     }
 }

@@ -8,6 +8,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::Octany;
 use crate::client::OctanyError;
 use crate::domain::features::Feature;
 use crate::domain::model::{BillableRef, ProductId};
@@ -15,7 +16,6 @@ use crate::domain::plan::Plan;
 use crate::mirror::entity::comp;
 use crate::mirror::rows::Comp;
 use crate::web::error::BillingError;
-use crate::web::octany::Octany;
 
 /// What to grant: a plan, features, or both; until when; why; by whom.
 ///
