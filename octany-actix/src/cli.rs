@@ -50,7 +50,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use crate::client::OctanyClient;
 use crate::mirror::console::ENDPOINT_CHECK;
 use crate::mirror::entity::webhook_delivery;
-use crate::mirror::sync::BackfillOptions;
+use crate::ops::BackfillOptions;
 use crate::web::octany::Octany;
 
 /// The operator's commands; [`Command::run`] runs one.
@@ -165,7 +165,7 @@ impl Command {
                 no_orders,
             } => sync(octany, from_page, !no_orders, out).await,
             Command::Reconcile => {
-                let report = octany.syncer().reconcile().await?;
+                let report = operator(octany, "reconcile")?.reconcile().await?;
                 writeln!(
                     out,
                     "re-read {} subscription(s), {} failed; {} checkout(s) abandoned",
@@ -179,15 +179,15 @@ impl Command {
                 until,
                 delivery,
             } => {
-                let receiver = octany.receiver();
+                let operator = operator(octany, "replay")?;
                 let report = match (failed, since, delivery) {
                     (_, _, Some(id)) => {
-                        let outcome = receiver.replay(&id).await?;
+                        let outcome = operator.replay_delivery(&id).await?;
                         writeln!(out, "delivery {id}: {outcome:?}")?;
                         return Ok(true);
                     }
-                    (_, Some(since), None) => receiver.replay_received_since(since, until).await?,
-                    (true, None, None) => receiver.replay_failed().await?,
+                    (_, Some(since), None) => operator.replay_received(since, until).await?,
+                    (true, None, None) => operator.replay_failed().await?,
                     (false, None, None) => {
                         return Err(
                             "say what to replay: --failed, --since TIME, or a delivery id".into(),
@@ -203,11 +203,11 @@ impl Command {
             }
             Command::Prune { older_than_days } => {
                 let age = Duration::from_secs(u64::from(older_than_days) * 86_400);
-                let deleted = octany.receiver().prune(age).await?;
-                let calls = octany.prune_api_calls(age).await?;
+                let pruned = operator(octany, "prune")?.prune(age).await?;
                 writeln!(
                     out,
-                    "deleted {deleted} applied delivery(ies) and {calls} API call(s) older than {older_than_days} days"
+                    "deleted {} applied delivery(ies) and {} API call(s) older than {older_than_days} days",
+                    pruned.deliveries, pruned.api_calls
                 )?;
                 Ok(true)
             }
@@ -303,6 +303,21 @@ impl Command {
     }
 }
 
+/// The operator a command acts as, for the audit log: `cli:` and
+/// `OCTANY_OPERATOR` (else `USER`), for the reason that it ran `command`.
+fn operator<'a>(
+    octany: &'a Octany,
+    command: &str,
+) -> Result<crate::ops::Operator<'a>, crate::BillingError> {
+    let who = std::env::var("OCTANY_OPERATOR")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into());
+    octany.operator(
+        &format!("cli:{who}"),
+        &format!("`{command}` from the command line"),
+    )
+}
+
 /// A billable given on the command line (`team:7`).
 fn billable_arg(
     text: &str,
@@ -322,8 +337,7 @@ async fn sync(
         "{spinner} page {pos}/{len} · {msg}",
     )?);
     let mut last = None;
-    let done = octany
-        .syncer()
+    let done = operator(octany, "sync")?
         .backfill(
             BackfillOptions {
                 start_page: from_page.max(1),

@@ -71,6 +71,23 @@ db_test!(
         );
         let orders = order::Entity::find().count(&db.conn).await.unwrap();
         assert!(said.contains(&format!("and {orders} order(s)")), "{said}");
+        // Both runs are audited, with where each began and how it ended.
+        let audit = octany.audit_of_operations(10).await.unwrap();
+        let seen: Vec<(&str, Option<&str>, &str)> = audit
+            .iter()
+            .map(|e| (e.action.as_str(), e.target.as_deref(), e.outcome.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("backfill", Some("from page 1"), "done"),
+                ("backfill", Some("from page 2"), "done"),
+            ]
+        );
+        assert_eq!(
+            audit[1].detail.as_deref(),
+            Some("25 subscription(s), 0 order(s); done")
+        );
         // Refused arguments are clap's: a host's --help lists them.
         assert!(Host::try_parse_from(["host", "sync", "--from-page", "x"]).is_err());
         assert!(Host::try_parse_from(["host", "prune", "--older-than-days", "3"]).is_err());
@@ -137,6 +154,36 @@ db_test!(
             .map(|d| d.delivery_id)
             .collect();
         assert_eq!(left, ["4"], "the failed delivery is kept for replay");
+
+        // Each command is an operator's action, audited as the command line's.
+        let audit = octany.audit_of_operations(10).await.unwrap();
+        let seen: Vec<(&str, &str, Option<&str>)> = audit
+            .iter()
+            .map(|e| (e.action.as_str(), e.outcome.as_str(), e.detail.as_deref()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    "prune",
+                    "done",
+                    Some("3 delivery(ies), 0 API call(s) deleted")
+                ),
+                ("replay_failed", "done", Some("replayed 0; 0 failed again")),
+                (
+                    "replay_received",
+                    "done",
+                    Some("replayed 1; 0 failed again")
+                ),
+            ],
+            "{audit:?}"
+        );
+        assert!(
+            audit.iter().all(|e| e.actor.starts_with("cli:")),
+            "{audit:?}"
+        );
+        assert_eq!(audit[0].reason, "`prune` from the command line");
+        assert_eq!(audit[0].target.as_deref(), Some("older than 7 day(s)"));
         fake.stop().await;
         db
     }

@@ -483,7 +483,7 @@ db_test!(
         let clock = octany_actix::ManualClock::at("2026-03-01T00:00:00Z".parse().unwrap());
         let (a, b) = (paced(&db, &fake, &clock), paced(&db, &fake, &clock));
         a.syncer()
-            .backfill(octany_actix::sync::BackfillOptions::default(), |_| {})
+            .backfill(octany_actix::ops::BackfillOptions::default(), |_| {})
             .await
             .unwrap();
         exec(&db, "UPDATE octany_subscriptions SET needs_sync = TRUE").await;

@@ -60,10 +60,19 @@ impl AuditLog<'_> {
         Ok(())
     }
 
-    /// The newest `limit` entries about `billable`, newest first.
-    pub(crate) async fn of(&self, billable: &str, limit: u64) -> Result<Vec<audit::Model>, DbErr> {
+    /// The newest `limit` entries about `billable`, newest first; `None`:
+    /// those about no one billable (the whole mirror's operations).
+    pub(crate) async fn of(
+        &self,
+        billable: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<audit::Model>, DbErr> {
+        let about = match billable {
+            Some(billable) => audit::Column::BillableRef.eq(billable),
+            None => audit::Column::BillableRef.is_null(),
+        };
         audit::Entity::find()
-            .filter(audit::Column::BillableRef.eq(billable))
+            .filter(about)
             .order_by_desc(audit::Column::At)
             .order_by_desc(audit::Column::Id)
             .limit(limit)

@@ -1,16 +1,30 @@
-//! An operator's actions: resync a billable from Octany, replay a stored
-//! webhook delivery, run an event's failed listeners again, cancel or swap
-//! a billable's subscription, grant or revoke a comp. Each is
-//! recorded in the audit log (`octany_audit`) before it runs and marked
-//! with its outcome after, with who (as the host's guard names them), when
-//! and why; [`Octany::audit`] reads it.
+//! Operations: everything an operator does, in one place.
+//!
+//! - For one billable: resync it from Octany, replay a stored webhook
+//!   delivery, run an event's failed listeners again, cancel or swap its
+//!   subscription, grant or revoke a comp.
+//! - For the whole mirror: backfill it from Octany, reconcile what is due,
+//!   replay the failed deliveries or those received in a window, prune old
+//!   deliveries and API-call log lines, check the webhook endpoint.
+//!
+//! Each is recorded in the audit log (`octany_audit`) before it runs and
+//! marked with its outcome after, with who (as the host's guard names
+//! them), when and why; [`Octany::audit`] and
+//! [`Octany::audit_of_operations`] read it. The CLI's commands
+//! (`octany_actix::cli`, feature `cli`) are these.
 //!
 //! Who may: an operator, never the billable. They are reached through
 //! [`Octany::operator`], and through the console
 //! ([`Octany::console`]), which mounts only behind the host's own
-//! [`Staff`] extractor.
+//! [`Staff`] extractor. (The engine the library runs by itself, its
+//! periodic reconcile and the webhook route, calls
+//! [`Syncer`](crate::sync::Syncer) and
+//! [`WebhookReceiver`](crate::webhook::WebhookReceiver) directly, unaudited.)
 
 use std::future::Future;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use crate::domain::model::BillableRef;
 use crate::mirror::audit::Begun;
@@ -22,7 +36,23 @@ use crate::web::billing::NewComp;
 use crate::web::error::BillingError;
 use crate::web::octany::Octany;
 
+pub use crate::mirror::sync::backfill::{BackfillOptions, BackfillProgress};
+pub use crate::mirror::sync::reconcile::ReconcileReport;
+pub use crate::mirror::webhook::receiver::ReplayReport;
 pub use crate::web::console::Staff;
+
+/// What [`Operator::prune`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Applied webhook deliveries (failed ones are kept for replay).
+    pub deliveries: u64,
+    /// Lines of the API-call log.
+    pub api_calls: u64,
+}
+
+/// The shortest age [`Operator::prune`] deletes: a delivery's row is its
+/// dedupe, and Octany retries a delivery for days.
+const PRUNE_MIN_AGE: Duration = Duration::from_secs(7 * 86_400);
 
 /// A billable an operator acts for: may manage its billing, as its own
 /// managers may.
@@ -250,6 +280,110 @@ impl Operator<'_> {
         Ok(checked)
     }
 
+    /// Mirrors every subscription of the account from Octany, page after
+    /// page, each page in one transaction, calling `progress` after each;
+    /// stopped, it resumes from [`BackfillProgress::next_page`] (see
+    /// [`Syncer::backfill`](crate::sync::Syncer::backfill)).
+    pub async fn backfill(
+        &self,
+        options: BackfillOptions,
+        progress: impl FnMut(&BackfillProgress) + Send,
+    ) -> Result<BackfillProgress, BillingError> {
+        let from = format!("from page {}", options.start_page);
+        let run = async {
+            let done = self.octany.syncer().backfill(options, progress).await?;
+            let detail = format!(
+                "{} subscription(s), {} order(s); {}",
+                done.subscriptions,
+                done.orders,
+                match done.next_page {
+                    None => "done".to_owned(),
+                    Some(page) => format!("resume from page {page}"),
+                }
+            );
+            Ok((done, detail))
+        };
+        self.audited("backfill", None, Some(&from), run).await
+    }
+
+    /// Re-reads from Octany what is due now (renewals and ends passed,
+    /// rows flagged) and lapses abandoned checkouts, as the periodic
+    /// reconcile does.
+    pub async fn reconcile(&self) -> Result<ReconcileReport, BillingError> {
+        let run = async {
+            let report = self.octany.syncer().reconcile().await?;
+            let detail = format!(
+                "re-read {}, {} failed; {} checkout(s) abandoned",
+                report.synced, report.failed, report.abandoned
+            );
+            Ok((report, detail))
+        };
+        self.audited("reconcile", None, None, run).await
+    }
+
+    /// Applies again every stored delivery whose applying failed.
+    pub async fn replay_failed(&self) -> Result<ReplayReport, WebhookError> {
+        let run = async {
+            let report = self.octany.receiver().replay_failed().await?;
+            Ok((report.clone(), replayed(&report)))
+        };
+        self.audited("replay_failed", None, None, run).await
+    }
+
+    /// Applies again every delivery first received at or after `since`
+    /// (and before `until`, if given), applied or not: after a bug fix,
+    /// say. An older state never overwrites a newer one, so it is safe.
+    pub async fn replay_received(
+        &self,
+        since: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<ReplayReport, WebhookError> {
+        let window = match until {
+            Some(until) => format!("{} .. {}", since.to_rfc3339(), until.to_rfc3339()),
+            None => format!("{} ..", since.to_rfc3339()),
+        };
+        let run = async {
+            let receiver = self.octany.receiver();
+            let report = receiver.replay_received_since(since, until).await?;
+            Ok((report.clone(), replayed(&report)))
+        };
+        self.audited("replay_received", None, Some(&window), run)
+            .await
+    }
+
+    /// Deletes the webhook deliveries applied more than `older_than` ago
+    /// (those that failed are kept) and the API-call log's lines as old.
+    /// Refused (400) under seven days: a delivery's row is what
+    /// recognises it when Octany sends it again.
+    pub async fn prune(&self, older_than: Duration) -> Result<Pruned, BillingError> {
+        if older_than < PRUNE_MIN_AGE {
+            return Err(BillingError::Octany(
+                crate::client::OctanyError::InvalidRequest {
+                    reason: format!(
+                        "prune keeps at least {} days: Octany retries a delivery for days, and its row is the dedupe",
+                        PRUNE_MIN_AGE.as_secs() / 86_400
+                    ),
+                },
+            ));
+        }
+        let age = format!("older than {} day(s)", older_than.as_secs() / 86_400);
+        let run = async {
+            let deliveries = self.octany.receiver().prune(older_than).await?;
+            let before = self.octany.clock().now()
+                - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
+            let api_calls = self.octany.mirror().prune_api_calls(before).await?;
+            let detail = format!("{deliveries} delivery(ies), {api_calls} API call(s) deleted");
+            Ok((
+                Pruned {
+                    deliveries,
+                    api_calls,
+                },
+                detail,
+            ))
+        };
+        self.audited("prune", None, Some(&age), run).await
+    }
+
     /// Records the action, runs `work`, marks the outcome.
     async fn audited<T, E: From<SyncError> + std::fmt::Display>(
         &self,
@@ -287,4 +421,12 @@ impl Operator<'_> {
             }
         }
     }
+}
+
+/// What a replay's audit entry says of it.
+fn replayed(report: &ReplayReport) -> String {
+    format!(
+        "replayed {}; {} failed again",
+        report.replayed, report.failed
+    )
 }

@@ -30,7 +30,7 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use octany_actix::client::RateLimit;
 use octany_actix::entity::subscription;
 use octany_actix::model::{Entitlement, SubscriptionId};
-use octany_actix::sync::BackfillOptions;
+use octany_actix::ops::BackfillOptions;
 use octany_actix::{Clock, Octany};
 use octany_actix_tests::app::TestUser;
 use octany_actix_tests::harness::SECRET;

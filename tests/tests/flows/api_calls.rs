@@ -138,11 +138,13 @@ db_test!(
         fake.advance(Duration::from_secs(31 * 86_400));
         call(&app, "GET", "/billing/checkout/pro-monthly", Some(6), true).await;
         logged(&octany, "user:6", 1).await;
-        let deleted = octany
-            .prune_api_calls(Duration::from_secs(30 * 86_400))
+        let pruned = octany
+            .operator("ops@example.com", "monthly prune")
+            .unwrap()
+            .prune(Duration::from_secs(30 * 86_400))
             .await
             .unwrap();
-        assert_eq!(deleted, before as u64);
+        assert_eq!(pruned.api_calls, before as u64);
         let user3 = BillableRef::parse("user:3").unwrap();
         assert!(octany.api_calls(&user3, 10).await.unwrap().is_empty());
         let user6 = BillableRef::parse("user:6").unwrap();

@@ -153,3 +153,74 @@ db_test!(
         db
     }
 );
+
+db_test!(
+    async fn the_whole_mirrors_operations_are_an_operators_and_audited(db: TestDb) {
+        let fake = octany_actix_tests::http::fake().await;
+        let octany = builder(&db, &fake, Duration::from_secs(5)).build().unwrap();
+        let ada = BillableRef::parse("user:1").unwrap();
+        let user = TestUser::new(1);
+        // Octany has a subscription the mirror never heard of.
+        fake.checkout(1225, &buyer(1), CheckoutOutcome::Succeed)
+            .unwrap();
+        assert!(!octany.billing(&user).subscribed().await.unwrap());
+        let ops = octany
+            .operator("cy@ops", "moving to a new database")
+            .unwrap();
+        let done = ops
+            .backfill(octany_actix::ops::BackfillOptions::default(), |_| {})
+            .await
+            .unwrap();
+        assert_eq!((done.subscriptions, done.next_page), (1, None));
+        assert!(octany.billing(&user).subscribed().await.unwrap());
+
+        // A month on, its renewal is due: the reconcile re-reads it.
+        fake.advance(Duration::from_secs(32 * 86_400));
+        let report = ops.reconcile().await.unwrap();
+        assert_eq!((report.synced, report.failed), (1, 0), "{report:?}");
+
+        // A prune that would forget deliveries Octany may still retry is
+        // refused, and runs nothing.
+        let refused = ops.prune(Duration::from_secs(86_400)).await;
+        assert!(
+            matches!(&refused, Err(BillingError::Octany(_))),
+            "{refused:?}"
+        );
+
+        let audit = octany.audit_of_operations(10).await.unwrap();
+        let seen: Vec<(&str, &str, &str, Option<&str>)> = audit
+            .iter()
+            .map(|e| {
+                (
+                    e.actor.as_str(),
+                    e.action.as_str(),
+                    e.outcome.as_str(),
+                    e.detail.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    "cy@ops",
+                    "reconcile",
+                    "done",
+                    Some("re-read 1, 0 failed; 0 checkout(s) abandoned")
+                ),
+                (
+                    "cy@ops",
+                    "backfill",
+                    "done",
+                    Some("1 subscription(s), 0 order(s); done")
+                ),
+            ],
+            "{audit:?}"
+        );
+        assert!(audit.iter().all(|e| e.reason == "moving to a new database"));
+        // They are about no one billable: Ada's own audit has none of them.
+        assert!(octany.audit(&ada, 10).await.unwrap().is_empty());
+        fake.stop().await;
+        db
+    }
+);

@@ -5,7 +5,7 @@ use octany_actix::billing::CheckoutOptions;
 use octany_actix::entity::{checkout, order, product, subscription};
 use octany_actix::model::BillableRef;
 use octany_actix::model::{AccessPolicy, Entitlement, ProductId, SubscriptionId};
-use octany_actix::sync::BackfillOptions;
+use octany_actix::ops::BackfillOptions;
 use octany_actix::webhook::Received;
 use octany_actix_tests::db_test;
 use octany_actix_tests::harness::*;

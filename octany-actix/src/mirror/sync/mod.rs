@@ -9,11 +9,11 @@
 //! replaces it.
 
 pub(crate) mod apply;
-mod backfill;
+pub(crate) mod backfill;
 mod events;
 pub(crate) mod lease;
 pub(crate) mod outbox;
-mod reconcile;
+pub(crate) mod reconcile;
 mod unit;
 
 use std::collections::BTreeSet;
@@ -29,10 +29,8 @@ use crate::domain::model::{BillableRef, SubscriptionId, WebhookEnvelope, Webhook
 
 pub(crate) use apply::Mark;
 pub(crate) use apply::{Done, Local, mark};
-pub use backfill::{BackfillOptions, BackfillProgress};
 pub use events::{BillingEvent, Event, Origin};
 pub use outbox::{ListenerError, ListenerName, Listeners};
-pub use reconcile::ReconcileReport;
 pub(crate) use unit::{Batch, Hook};
 
 /// Syncing failed.

@@ -350,15 +350,14 @@ impl WebhookReceiver {
     /// Deletes the deliveries applied more than `older_than` ago (those
     /// that failed are kept for replay); returns how many. Their dedupe
     /// goes with them: keep them longer than Octany retries (days).
-    pub async fn prune(&self, older_than: std::time::Duration) -> Result<u64, WebhookError> {
+    pub async fn prune(&self, older_than: std::time::Duration) -> Result<u64, SyncError> {
         let syncer = &self.inner.syncer;
         let before = syncer.clock().now()
             - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
         let deleted = webhook_delivery::Entity::delete_many()
             .filter(webhook_delivery::Column::ProcessedAt.lt(before))
             .exec(syncer.db())
-            .await
-            .map_err(SyncError::from)?;
+            .await?;
         Ok(deleted.rows_affected)
     }
 

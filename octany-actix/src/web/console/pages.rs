@@ -219,7 +219,7 @@ pub(super) async fn billable<S: Staff>(
     resources.extend(orders.iter().map(|o| o.id.clone()));
     let history = mirror.console().history(b, &resources, LIMIT).await?;
     let calls = mirror.api_calls_of(b, LIMIT).await?;
-    let audit = mirror.audit().of(b, LIMIT).await?;
+    let audit = mirror.audit().of(Some(b), LIMIT).await?;
     let comps = mirror.comps_of(b).await?;
     let now = octany.clock().now();
     let day = |at: Option<chrono::DateTime<chrono::Utc>>| {

@@ -2,10 +2,8 @@
 //! (`web::ops`), who took it, why and how it ended. The API-call log: each exchange the library
 //! had with Octany for a billable (method, path, status, attempt, time),
 //! written off the request path by `mirror::api_calls` and pruned with the
-//! deliveries. Never the key. On by default; `api_call_log(false)` turns
+//! deliveries (`Operator::prune`). Never the key. On by default; `api_call_log(false)` turns
 //! it off.
-
-use std::time::Duration;
 
 use crate::domain::model::BillableRef;
 use crate::mirror::rows::{ApiCall, AuditEntry};
@@ -44,16 +42,6 @@ impl Octany {
             .collect())
     }
 
-    /// Deletes the API-call log's lines older than `older_than`; returns
-    /// how many. The CLI's `prune` runs it beside the deliveries'.
-    ///
-    /// Who may: an operator.
-    pub async fn prune_api_calls(&self, older_than: Duration) -> Result<u64, BillingError> {
-        let before = self.clock().now()
-            - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
-        Ok(self.mirror().prune_api_calls(before).await?)
-    }
-
     /// The newest `limit` audit entries about `billable`, newest first.
     ///
     /// Who may: an operator; no mounted route reads it.
@@ -62,7 +50,26 @@ impl Octany {
         billable: &BillableRef,
         limit: u64,
     ) -> Result<Vec<AuditEntry>, BillingError> {
-        let rows = self.mirror().audit().of(billable.as_str(), limit).await?;
+        let rows = self
+            .mirror()
+            .audit()
+            .of(Some(billable.as_str()), limit)
+            .await?;
+        Ok(rows.into_iter().map(AuditEntry::from).collect())
+    }
+
+    /// The newest `limit` audit entries about no one billable, newest
+    /// first: the whole mirror's operations ([`Operator::backfill`],
+    /// [`Operator::reconcile`], the replays, [`Operator::prune`], the
+    /// endpoint's checks).
+    ///
+    /// Who may: an operator; no mounted route reads it.
+    ///
+    /// [`Operator::backfill`]: crate::ops::Operator::backfill
+    /// [`Operator::reconcile`]: crate::ops::Operator::reconcile
+    /// [`Operator::prune`]: crate::ops::Operator::prune
+    pub async fn audit_of_operations(&self, limit: u64) -> Result<Vec<AuditEntry>, BillingError> {
+        let rows = self.mirror().audit().of(None, limit).await?;
         Ok(rows.into_iter().map(AuditEntry::from).collect())
     }
 }
