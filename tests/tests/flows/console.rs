@@ -586,6 +586,21 @@ db_test!(
                 ("check_endpoint", "ticket 4", "failed")
             ]
         );
+        // The health page lists them, newest first, as operations on the
+        // whole mirror.
+        let (_, page, _) = ask(&console, anna(), "/health", None).await;
+        let operations = page
+            .split("<section id=\"operations\">")
+            .nth(1)
+            .and_then(|s| s.split("</section>").next())
+            .unwrap();
+        let failed = operations.find("failed").expect(operations);
+        let done = operations.find("done").expect(operations);
+        assert!(failed < done, "newest first: {operations}");
+        assert!(
+            operations.contains("check_endpoint (") && operations.contains("why: ticket 4"),
+            "{operations}"
+        );
         handle.stop(true).await;
         fake.stop().await;
         db

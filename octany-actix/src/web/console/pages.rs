@@ -355,6 +355,9 @@ struct HealthPage {
     backlog: u64,
     drift: u64,
     drifted: Vec<HealthLine>,
+    /// The newest operations on the whole mirror (backfill, reconcile,
+    /// replays, prunes, endpoint checks), as audited.
+    operations: Vec<HealthLine>,
     webhook_url: String,
     secrets: String,
     last_delivery: String,
@@ -382,6 +385,7 @@ pub(super) async fn health<S: Staff>(
     let mirror = octany.mirror();
     let stored = mirror.console().stored(since, 20).await?;
     let backlog = mirror.reconcile_backlog().await?;
+    let operations = mirror.audit().of(None, 20).await?;
     let at = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S").to_string();
     // A line about a billable the staff may not see is left out.
     let visible = |billable: Option<&str>| match billable.map(BillableRef::parse) {
@@ -475,6 +479,26 @@ pub(super) async fn health<S: Staff>(
         backlog,
         drift: stored.drift,
         drifted: events(stored.newest_drift, false),
+        operations: operations
+            .into_iter()
+            .map(|e| HealthLine {
+                at: at(e.at),
+                what: format!(
+                    "{}{} by {}",
+                    e.action,
+                    e.target.map(|t| format!(" ({t})")).unwrap_or_default(),
+                    e.actor
+                ),
+                detail: format!(
+                    "{}{}; why: {}",
+                    e.outcome,
+                    e.detail.map(|d| format!(": {d}")).unwrap_or_default(),
+                    e.reason
+                ),
+                billable: None,
+                action: None,
+            })
+            .collect(),
         webhook_url: octany.settings().route_url("webhook").to_string(),
         secrets: octany.webhook_secret_check().1,
         last_delivery: stored
