@@ -120,3 +120,14 @@ impl Clock for Frozen {
 
 /// A shared clock, as the library stores it.
 pub type SharedClock = Arc<dyn Clock>;
+
+/// The instant `age` before `now`; `None` when that is before the Unix
+/// epoch, which no row of the mirror is (a prune "older than" a thousand
+/// years then deletes nothing, where the subtraction would panic and every
+/// database refuses some such date).
+pub(crate) fn ago(now: DateTime<Utc>, age: Duration) -> Option<DateTime<Utc>> {
+    chrono::TimeDelta::from_std(age)
+        .ok()
+        .and_then(|age| now.checked_sub_signed(age))
+        .filter(|at| at.timestamp() >= 0)
+}

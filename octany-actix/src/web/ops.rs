@@ -369,9 +369,10 @@ impl Operator<'_> {
         let age = format!("older than {} day(s)", older_than.as_secs() / 86_400);
         let run = async {
             let deliveries = self.octany.receiver().prune(older_than).await?;
-            let before = self.octany.clock().now()
-                - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
-            let api_calls = self.octany.mirror().prune_api_calls(before).await?;
+            let api_calls = match crate::domain::clock::ago(self.octany.clock().now(), older_than) {
+                Some(before) => self.octany.mirror().prune_api_calls(before).await?,
+                None => 0,
+            };
             let detail = format!("{deliveries} delivery(ies), {api_calls} API call(s) deleted");
             Ok((
                 Pruned {

@@ -186,6 +186,9 @@ db_test!(
             matches!(&refused, Err(BillingError::Octany(_))),
             "{refused:?}"
         );
+        // One older than the calendar deletes nothing, and does not panic.
+        let none = ops.prune(Duration::MAX).await.unwrap();
+        assert_eq!((none.deliveries, none.api_calls), (0, 0));
 
         let audit = octany.audit_of_operations(10).await.unwrap();
         let seen: Vec<(&str, &str, &str, Option<&str>)> = audit
@@ -202,6 +205,12 @@ db_test!(
         assert_eq!(
             seen,
             [
+                (
+                    "cy@ops",
+                    "prune",
+                    "done",
+                    Some("0 delivery(ies), 0 API call(s) deleted")
+                ),
                 (
                     "cy@ops",
                     "reconcile",

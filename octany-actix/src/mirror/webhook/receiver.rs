@@ -352,8 +352,9 @@ impl WebhookReceiver {
     /// goes with them: keep them longer than Octany retries (days).
     pub async fn prune(&self, older_than: std::time::Duration) -> Result<u64, SyncError> {
         let syncer = &self.inner.syncer;
-        let before = syncer.clock().now()
-            - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
+        let Some(before) = crate::domain::clock::ago(syncer.clock().now(), older_than) else {
+            return Ok(0);
+        };
         let deleted = webhook_delivery::Entity::delete_many()
             .filter(webhook_delivery::Column::ProcessedAt.lt(before))
             .exec(syncer.db())
