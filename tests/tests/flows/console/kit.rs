@@ -95,6 +95,14 @@ where
 }
 
 /// The token of the form posting to `action` (a path under the console).
+/// The inside of the page's `<section id="{id}">`.
+pub(super) fn section<'a>(html: &'a str, id: &str) -> &'a str {
+    html.split(&format!("<section id=\"{id}\">"))
+        .nth(1)
+        .and_then(|s| s.split("</section>").next())
+        .unwrap_or_else(|| panic!("no section {id}: {html}"))
+}
+
 pub(super) fn token(html: &str, action: &str) -> String {
     let at = html
         .find(&format!(r#"action="{CONSOLE}{action}""#))
