@@ -69,6 +69,30 @@ pub(crate) enum Source {
     Api,
 }
 
+/// The ordering rule for a subscription, the one every write of it asks
+/// (the unit's locked read-decide-write here, the group's plan in
+/// `unit::plan`; the single-statement forms write only its `Updated`, on
+/// the same comparison): what a state observed at `mark`, brought from
+/// `source`, does to a stored row whose mark is `stored`; `same` tells
+/// whether their contents are equal (asked only on equal marks).
+pub(crate) fn decide(
+    stored: i64,
+    mark: i64,
+    source: Source,
+    same: impl FnOnce() -> bool,
+) -> Applied {
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    match stored.cmp(&mark) {
+        Greater => Applied::Stale,
+        Less => Applied::Updated,
+        Equal => match (same(), source) {
+            (false, Source::Api) => Applied::Updated,
+            (true, _) => Applied::Unchanged,
+            (false, Source::Webhook) => Applied::Conflict,
+        },
+    }
+}
+
 impl Source {
     /// Where a state brought by `origin` came from.
     pub(crate) fn of(origin: Origin) -> Self {
@@ -366,4 +390,26 @@ pub(crate) async fn delete_product<C: ConnectionTrait>(
         .exec(conn)
         .await?;
     Ok(deleted.rows_affected > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Applied, Source, decide};
+
+    #[test]
+    fn the_ordering_rule_for_a_subscription() {
+        let never = || panic!("contents are compared only on equal marks");
+        // Older than the row: refused, whoever brings it.
+        assert_eq!(decide(10, 9, Source::Webhook, never), Applied::Stale);
+        assert_eq!(decide(10, 9, Source::Api, never), Applied::Stale);
+        // Newer: written.
+        assert_eq!(decide(10, 11, Source::Webhook, never), Applied::Updated);
+        assert_eq!(decide(10, 11, Source::Api, never), Applied::Updated);
+        // As new, the same: nothing to write.
+        assert_eq!(decide(10, 10, Source::Webhook, || true), Applied::Unchanged);
+        assert_eq!(decide(10, 10, Source::Api, || true), Applied::Unchanged);
+        // As new, different: the API's read wins; two webhooks conflict.
+        assert_eq!(decide(10, 10, Source::Api, || false), Applied::Updated);
+        assert_eq!(decide(10, 10, Source::Webhook, || false), Applied::Conflict);
+    }
 }

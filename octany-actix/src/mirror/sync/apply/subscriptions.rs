@@ -11,7 +11,9 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, TransactionTrait,
 };
 
-use super::{Applied, Source, Written, locked_or_inserted, subscription_row, to_the_second};
+use super::{
+    Applied, Source, Written, decide, locked_or_inserted, subscription_row, to_the_second,
+};
 use crate::domain::model::Subscription;
 use crate::mirror::entity::{billable_ref, event, subscription, webhook_delivery};
 
@@ -48,13 +50,13 @@ pub(crate) async fn apply_subscription<C: ConnectionTrait + TransactionTrait>(
         return Ok(Written::inserted());
     };
     let by_id = || subscription::Entity::update_many().filter(subscription::Column::Id.eq(&id));
-    let applied = match (current.sync_mark.cmp(&mark), current.data == *data, source) {
-        (std::cmp::Ordering::Greater, ..) => Applied::Stale,
-        (std::cmp::Ordering::Less, ..) | (std::cmp::Ordering::Equal, false, Source::Api) => {
+    let applied = decide(current.sync_mark, mark, source, || current.data == *data);
+    match (applied, source) {
+        (Applied::Updated, _) => {
             by_id().set(update).exec(conn).await?;
-            Applied::Updated
         }
-        (std::cmp::Ordering::Equal, true, Source::Api) => {
+        // A read of the API confirms the row: it is fresh.
+        (Applied::Unchanged, Source::Api) => {
             by_id()
                 .col_expr(
                     subscription::Column::SyncedAt,
@@ -63,17 +65,16 @@ pub(crate) async fn apply_subscription<C: ConnectionTrait + TransactionTrait>(
                 .col_expr(subscription::Column::NeedsSync, Expr::value(false))
                 .exec(conn)
                 .await?;
-            Applied::Unchanged
         }
-        (std::cmp::Ordering::Equal, true, Source::Webhook) => Applied::Unchanged,
-        (std::cmp::Ordering::Equal, false, Source::Webhook) => {
+        // Two webhooks disagree on one instant: the API settles it.
+        (Applied::Conflict, _) => {
             by_id()
                 .col_expr(subscription::Column::NeedsSync, Expr::value(true))
                 .exec(conn)
                 .await?;
-            Applied::Conflict
         }
-    };
+        _ => {}
+    }
     Ok(Written {
         applied,
         before: Some(current),

@@ -39,16 +39,20 @@ pub(crate) fn plan<'a>(
         .iter()
         .map(|w| {
             let s = &w.subscription;
-            // A second delivery for a subscription would find it changed
-            // by the first: it runs as its own unit.
-            let before = rows
-                .get(s.id.as_str())
-                .filter(|row| row.sync_mark < w.mark.0 && taken.insert(s.id.as_str()))?;
+            // The group writes only a newer state (the rule's `Updated`);
+            // a second delivery for a subscription would find it changed by
+            // the first: either runs as its own unit.
+            let source = Source::of(w.origin);
+            let before = rows.get(s.id.as_str()).filter(|row| {
+                apply::decide(row.sync_mark, w.mark.0, source, || row.data == w.data)
+                    == Applied::Updated
+                    && taken.insert(s.id.as_str())
+            })?;
             let written = apply::Written {
                 applied: Applied::Updated,
                 before: Some(before.clone()),
             };
-            let then = Consequences::of(s, &written, w.mark, Source::of(w.origin));
+            let then = Consequences::of(s, &written, w.mark, source);
             if then.refetch || then.answers_checkouts.is_some() {
                 return None;
             }
