@@ -443,14 +443,10 @@ impl Hook for Claim<'_> {
         if insert_if_absent(txn, row).await? {
             return Ok(true);
         }
-        let existing = webhook_delivery::Entity::find_by_id(&id).one(txn).await?;
-        if existing
-            .as_ref()
-            .is_some_and(|row| row.processed_at.is_some())
-            && !self.replay
-        {
-            // Counted, for the timeline: it came again and was not applied.
-            webhook_delivery::Entity::update_many()
+        // Applied before: counted, for the timeline (it came again and was
+        // not applied), in the statement that finds it so.
+        if !self.replay {
+            let counted = webhook_delivery::Entity::update_many()
                 .col_expr(
                     webhook_delivery::Column::Duplicates,
                     Expr::col(webhook_delivery::Column::Duplicates).add(1),
@@ -460,9 +456,12 @@ impl Hook for Claim<'_> {
                     Expr::value(Some(self.now)),
                 )
                 .filter(webhook_delivery::Column::DeliveryId.eq(&id))
+                .filter(webhook_delivery::Column::ProcessedAt.is_not_null())
                 .exec(txn)
                 .await?;
-            return Ok(false);
+            if counted.rows_affected > 0 {
+                return Ok(false);
+            }
         }
         // Failed before, or replayed: counted, and processed if this commits.
         webhook_delivery::Entity::update_many()
