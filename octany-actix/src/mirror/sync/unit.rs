@@ -244,11 +244,22 @@ impl Syncer {
         for item in &batch.items {
             match item {
                 Item::Subscription(s, mark, data) => {
+                    if billable_ref(s.reference_id.as_deref()).is_none() {
+                        tracing::info!(subscription = %s.id, "subscription names no billable (reference_id is not type:id); mirrored unlinked");
+                    }
+                    let backend = self.backend();
                     let written = match written_first.take() {
                         Some(written) => written,
-                        None => {
-                            apply::apply_subscription(&txn, s, data, mark.0, source, now).await?
-                        }
+                        None => match backend.replace_if_older(&txn, s, data, *mark, now).await? {
+                            Some(before) => apply::Written {
+                                applied: Applied::Updated,
+                                before: Some(before),
+                            },
+                            None => {
+                                apply::apply_subscription(&txn, s, data, mark.0, source, now)
+                                    .await?
+                            }
+                        },
                     };
                     seen.push(written.applied);
                     let then = Consequences::of(s, &written, *mark, source);

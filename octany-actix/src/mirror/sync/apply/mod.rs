@@ -23,6 +23,7 @@ pub(crate) mod usage;
 pub(crate) use local::{Done, Local, complete_checkouts, write as write_local};
 pub(crate) use subscriptions::{
     Claimed, apply_subscription, batch, claim_all, claim_and_replace, replace_all, replace_claimed,
+    replace_if_older,
 };
 
 use chrono::{DateTime, Utc};

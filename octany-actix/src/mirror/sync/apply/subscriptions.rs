@@ -15,10 +15,12 @@ use super::{
     Applied, Source, Written, decide, locked_or_inserted, subscription_row, to_the_second,
 };
 use crate::domain::model::Subscription;
-use crate::mirror::entity::{billable_ref, event, subscription, webhook_delivery};
+use crate::mirror::entity::{event, subscription, webhook_delivery};
 
 /// Applies a subscription observed at `mark` (`data`: its
-/// [`subscription_data`](super::subscription_data)).
+/// [`subscription_data`](super::subscription_data)): the locked
+/// read-decide-write every backend runs (a backend's one-statement form of
+/// the common case, [`replace_if_older`], is tried first by the unit).
 pub(crate) async fn apply_subscription<C: ConnectionTrait + TransactionTrait>(
     conn: &C,
     s: &Subscription,
@@ -29,23 +31,10 @@ pub(crate) async fn apply_subscription<C: ConnectionTrait + TransactionTrait>(
 ) -> Result<Written<subscription::Model>, DbErr> {
     let row = subscription_row(s, data.clone(), mark, now);
     let id = s.id.to_string();
-    if billable_ref(s.reference_id.as_deref()).is_none() {
-        tracing::info!(subscription = %id, "subscription names no billable (reference_id is not type:id); mirrored unlinked");
-    }
     let update = subscription::ActiveModel {
         created_at: NotSet,
         ..row.clone()
     };
-    // The common case, a newer state of a stored row, in one statement on
-    // PostgreSQL (lock, compare, write, and the row as it was).
-    if conn.get_database_backend() == DbBackend::Postgres
-        && let Some(before) = replace_if_older(conn, &id, &update, mark).await?
-    {
-        return Ok(Written {
-            applied: Applied::Updated,
-            before: Some(before),
-        });
-    }
     let Some(current) = locked_or_inserted(conn, id.clone(), row).await? else {
         return Ok(Written::inserted());
     };
@@ -110,19 +99,25 @@ fn replace_sql(sets: &str, id: usize, mark: usize, only_if: &str) -> String {
     )
 }
 
-/// PostgreSQL: replaces the row of `id` with `update` if its mark is older
-/// than `mark`, in one statement that locks the row, compares and writes;
-/// returns the row as it was. `None` when the row is absent or not older
-/// (the caller then reads it and decides).
-async fn replace_if_older<C: ConnectionTrait>(
+/// PostgreSQL: replaces the row of `s` with its state observed at `mark` if
+/// the row's mark is older (the rule's `Updated`), in one statement that
+/// locks the row, compares and writes; returns the row as it was. `None`
+/// when the row is absent or not older (the caller then runs
+/// [`apply_subscription`], which reads it and decides).
+pub(crate) async fn replace_if_older<C: ConnectionTrait>(
     conn: &C,
-    id: &str,
-    update: &subscription::ActiveModel,
+    s: &Subscription,
+    data: &serde_json::Value,
     mark: i64,
+    now: DateTime<Utc>,
 ) -> Result<Option<subscription::Model>, DbErr> {
     use sea_orm::{FromQueryResult, Statement, Value};
-    let mut values: Vec<Value> = vec![id.into(), mark.into()];
-    let sets = set_list(update, &mut values);
+    let update = subscription::ActiveModel {
+        created_at: NotSet,
+        ..subscription_row(s, data.clone(), mark, now)
+    };
+    let mut values: Vec<Value> = vec![s.id.as_str().into(), mark.into()];
+    let sets = set_list(&update, &mut values);
     let row = conn
         .query_one_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,

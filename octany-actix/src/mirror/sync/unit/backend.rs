@@ -18,6 +18,7 @@ use super::hook::Hook;
 use super::plan::Write;
 use crate::domain::clock::SharedClock;
 use crate::domain::model::Subscription;
+use crate::mirror::entity::subscription;
 use crate::mirror::sync::Effects;
 use crate::mirror::sync::apply::{Claimed, Mark};
 
@@ -87,6 +88,21 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
         _now: DateTime<Utc>,
     ) -> Result<Claimed, DbErr> {
         Ok(Claimed::No)
+    }
+
+    /// The common write, a newer state `s` of a stored subscription, in
+    /// one round trip where the backend allows: the row as it was when it
+    /// wrote. `None` (the default: nothing tried), or a row absent or not
+    /// older: the unit runs the locked read-decide-write.
+    async fn replace_if_older(
+        &self,
+        _txn: &DatabaseTransaction,
+        _s: &Subscription,
+        _data: &serde_json::Value,
+        _mark: Mark,
+        _now: DateTime<Utc>,
+    ) -> Result<Option<subscription::Model>, DbErr> {
+        Ok(None)
     }
 
     /// Writes `writes` as one group; for each, its effects when the group

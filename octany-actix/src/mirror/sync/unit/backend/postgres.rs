@@ -1,6 +1,8 @@
 //! PostgreSQL: writers run concurrently, so [`PG_GROUPS`] groups may be
-//! written at once (units take no turn). A lone delivery's claim is folded
-//! into its write ([`apply::claim_and_replace`], one round trip); a group
+//! written at once (units take no turn). A newer state of a stored
+//! subscription is written in one statement ([`apply::replace_if_older`]),
+//! and a lone delivery's claim is folded into that write
+//! ([`apply::claim_and_replace`], one round trip); a group
 //! claims its deliveries before it locks their rows, as a unit does, and
 //! both in order, so that groups and units never deadlock; it writes in
 //! five statements whatever its size ([`apply::claim_all`],
@@ -15,7 +17,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::{Backend, Group, Grouping, sqlstate_transient};
 use crate::domain::model::Subscription;
-use crate::mirror::entity::webhook_delivery;
+use crate::mirror::entity::{subscription, webhook_delivery};
 use crate::mirror::sync::apply::{self, Claimed, Mark};
 use crate::mirror::sync::unit::Hook;
 use crate::mirror::sync::unit::plan::{Write, ids, plan, rows};
@@ -57,6 +59,17 @@ impl Backend for Postgres {
             Some(claim) => apply::claim_and_replace(txn, claim, s, data, mark.0, now).await,
             None => Ok(Claimed::No),
         }
+    }
+
+    async fn replace_if_older(
+        &self,
+        txn: &DatabaseTransaction,
+        s: &Subscription,
+        data: &serde_json::Value,
+        mark: Mark,
+        now: DateTime<Utc>,
+    ) -> Result<Option<subscription::Model>, DbErr> {
+        apply::replace_if_older(txn, s, data, mark.0, now).await
     }
 
     /// PostgreSQL, one transaction of five statements whatever the group's
