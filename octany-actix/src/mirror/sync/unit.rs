@@ -19,13 +19,14 @@
 //! delivery the group did not write runs as above (on PostgreSQL, a lone
 //! delivery's claim folded into its write).
 
-use sea_orm::DbBackend;
+use chrono::{DateTime, Utc};
+use sea_orm::{DatabaseTransaction, DbBackend, DbErr};
 
-use super::apply::{self, Applied, Local, Mark, Source};
+use super::apply::{self, Applied, Local, Mark, Source, Written};
 use super::events::{self, Origin};
 use super::{Effects, SyncError, Syncer, outbox};
-use crate::domain::model::{Order, Product, Subscription, SubscriptionId};
-use crate::mirror::entity::billable_ref;
+use crate::domain::model::{BillableRef, Order, Product, Subscription, SubscriptionId};
+use crate::mirror::entity::{billable_ref, event, subscription};
 
 mod backend;
 mod consequences;
@@ -166,7 +167,11 @@ impl Syncer {
         let mut tries = 0u32;
         let effects = loop {
             tries += 1;
-            match self.unit(batch, origin, hook).await {
+            // Boxed, one allocation a unit: in a debug build the unit's
+            // future is large enough that, inlined into a deep caller's (a
+            // console action run inside a test's request), it overflowed a
+            // thread's 2 MiB stack.
+            match Box::pin(self.unit(batch, origin, hook)).await {
                 Err(SyncError::Database(error))
                     if tries < TRIES && self.backend().is_transient(&error) =>
                 {
@@ -236,108 +241,27 @@ impl Syncer {
                 }
             }
         }
-        let source = Source::of(origin);
-        let mut effects = Effects::default();
-        let mut rows = Vec::new();
-        let mut seen = Vec::new();
-        let delivered = self.listeners().is_empty();
+        let mut applying = Applying {
+            txn: &txn,
+            origin,
+            source: Source::of(origin),
+            now,
+            delivered: self.listeners().is_empty(),
+            backend: self.backend(),
+            effects: Effects::default(),
+            rows: Vec::new(),
+            seen: Vec::new(),
+        };
         for item in &batch.items {
-            match item {
-                Item::Subscription(s, mark, data) => {
-                    if billable_ref(s.reference_id.as_deref()).is_none() {
-                        tracing::info!(subscription = %s.id, "subscription names no billable (reference_id is not type:id); mirrored unlinked");
-                    }
-                    let backend = self.backend();
-                    let written = match written_first.take() {
-                        Some(written) => written,
-                        None => match backend.replace_if_older(&txn, s, data, *mark, now).await? {
-                            Some(before) => apply::Written {
-                                applied: Applied::Updated,
-                                before: Some(before),
-                            },
-                            None => {
-                                apply::apply_subscription(&txn, s, data, mark.0, source, now)
-                                    .await?
-                            }
-                        },
-                    };
-                    seen.push(written.applied);
-                    let then = Consequences::of(s, &written, *mark, source);
-                    if then.refetch {
-                        effects.refetch.push(s.id.clone());
-                    }
-                    if !written.applied.changed() {
-                        continue;
-                    }
-                    effects.subscriptions += 1;
-                    rows.extend(outbox_rows(
-                        &then.events,
-                        &then.billable,
-                        origin,
-                        *mark,
-                        now,
-                        delivered,
-                    ));
-                    if let Some(billable) = then.billable {
-                        if let Some(product) = then.answers_checkouts {
-                            let id = s.id.to_string();
-                            apply::complete_checkouts(
-                                &txn,
-                                &billable,
-                                product.0,
-                                Some(&id),
-                                None,
-                                now,
-                            )
-                            .await?;
-                        }
-                        effects.changed.insert(billable);
-                    }
-                }
-                Item::Order(o, subscription, mark) => {
-                    let link = subscription.as_ref().map(SubscriptionId::as_str);
-                    let written = apply::apply_order(&txn, o, link, mark.0, now).await?;
-                    seen.push(written.applied);
-                    if !written.applied.changed() {
-                        continue;
-                    }
-                    effects.orders += 1;
-                    let billable = billable_ref(o.reference_id.as_deref());
-                    let raised = events::of_order(written.before.as_ref(), o);
-                    rows.extend(outbox_rows(
-                        &raised, &billable, origin, *mark, now, delivered,
-                    ));
-                    if let Some(billable) = billable {
-                        if link.is_none() && o.subscription_id.is_none() {
-                            let id = o.id.to_string();
-                            for product in o.items.iter().filter_map(|i| i.product.as_ref()) {
-                                apply::complete_checkouts(
-                                    &txn,
-                                    &billable,
-                                    product.id.0,
-                                    None,
-                                    Some(&id),
-                                    now,
-                                )
-                                .await?;
-                            }
-                        }
-                        effects.changed.insert(billable);
-                    }
-                }
-                Item::Product(p, mark) => {
-                    apply::apply_product(&txn, p, mark.0, now).await?;
-                }
-                Item::ProductDeleted(p, mark) => {
-                    apply::delete_product(&txn, p, mark.0).await?;
-                }
-                Item::Local(write) => {
-                    let (done, changed) = apply::write_local(&txn, write, now).await?;
-                    effects.changed.extend(changed);
-                    effects.done.push(done);
-                }
-            }
+            applying.item(item, written_first.take()).await?;
         }
+        let Applying {
+            mut effects,
+            rows,
+            seen,
+            delivered,
+            ..
+        } = applying;
         if let Some(hook) = hook {
             hook.after(&txn, verdict(&seen)).await?;
         }
@@ -392,5 +316,141 @@ impl Syncer {
                 tracing::warn!(subscription = %id, %error, "re-fetching a subscription failed; the reconcile will retry");
             }
         }
+    }
+}
+
+/// A unit's items being applied in its transaction, and what they gather:
+/// the effects, the outbox rows of the changes, and what each of Octany's
+/// states did (for the delivery's outcome).
+struct Applying<'a> {
+    txn: &'a DatabaseTransaction,
+    origin: Origin,
+    source: Source,
+    now: DateTime<Utc>,
+    /// No listener is registered: events are recorded delivered.
+    delivered: bool,
+    backend: &'static dyn Backend,
+    effects: Effects,
+    rows: Vec<event::ActiveModel>,
+    seen: Vec<Applied>,
+}
+
+impl Applying<'_> {
+    /// Applies one item; `first`: its write, already done with the hook's
+    /// claim (`Backend::claim_and_write`).
+    async fn item(
+        &mut self,
+        item: &Item,
+        first: Option<Written<subscription::Model>>,
+    ) -> Result<(), DbErr> {
+        let (txn, now) = (self.txn, self.now);
+        match item {
+            Item::Subscription(s, mark, data) => self.subscription(s, *mark, data, first).await,
+            Item::Order(o, subscription, mark) => self.order(o, subscription.as_ref(), *mark).await,
+            Item::Product(p, mark) => apply::apply_product(txn, p, mark.0, now).await.map(drop),
+            Item::ProductDeleted(p, mark) => apply::delete_product(txn, p, mark.0).await.map(drop),
+            Item::Local(write) => {
+                let (done, changed) = apply::write_local(txn, write, now).await?;
+                self.effects.changed.extend(changed);
+                self.effects.done.push(done);
+                Ok(())
+            }
+        }
+    }
+
+    /// A subscription: the backend's one-statement replace, else the
+    /// locked read-decide-write; then what the change means
+    /// (`consequences`).
+    async fn subscription(
+        &mut self,
+        s: &Subscription,
+        mark: Mark,
+        data: &serde_json::Value,
+        first: Option<Written<subscription::Model>>,
+    ) -> Result<(), DbErr> {
+        let (txn, now) = (self.txn, self.now);
+        if billable_ref(s.reference_id.as_deref()).is_none() {
+            tracing::info!(subscription = %s.id, "subscription names no billable (reference_id is not type:id); mirrored unlinked");
+        }
+        let written = match first {
+            Some(written) => written,
+            None => match self
+                .backend
+                .replace_if_older(txn, s, data, mark, now)
+                .await?
+            {
+                Some(before) => Written {
+                    applied: Applied::Updated,
+                    before: Some(before),
+                },
+                None => apply::apply_subscription(txn, s, data, mark.0, self.source, now).await?,
+            },
+        };
+        self.seen.push(written.applied);
+        let then = Consequences::of(s, &written, mark, self.source);
+        if then.refetch {
+            self.effects.refetch.push(s.id.clone());
+        }
+        if !written.applied.changed() {
+            return Ok(());
+        }
+        self.effects.subscriptions += 1;
+        self.raise(&then.events, &then.billable, mark);
+        if let Some(billable) = then.billable {
+            if let Some(product) = then.answers_checkouts {
+                let id = s.id.to_string();
+                apply::complete_checkouts(txn, &billable, product.0, Some(&id), None, now).await?;
+            }
+            self.effects.changed.insert(billable);
+        }
+        Ok(())
+    }
+
+    /// An order, linked to `subscription` when the caller knows it; a
+    /// one-off order answers the checkouts of its products.
+    async fn order(
+        &mut self,
+        o: &Order,
+        subscription: Option<&SubscriptionId>,
+        mark: Mark,
+    ) -> Result<(), DbErr> {
+        let (txn, now) = (self.txn, self.now);
+        let link = subscription.map(SubscriptionId::as_str);
+        let written = apply::apply_order(txn, o, link, mark.0, now).await?;
+        self.seen.push(written.applied);
+        if !written.applied.changed() {
+            return Ok(());
+        }
+        self.effects.orders += 1;
+        let billable = billable_ref(o.reference_id.as_deref());
+        self.raise(
+            &events::of_order(written.before.as_ref(), o),
+            &billable,
+            mark,
+        );
+        if let Some(billable) = billable {
+            if link.is_none() && o.subscription_id.is_none() {
+                let id = o.id.to_string();
+                for product in o.items.iter().filter_map(|i| i.product.as_ref()) {
+                    apply::complete_checkouts(txn, &billable, product.id.0, None, Some(&id), now)
+                        .await?;
+                }
+            }
+            self.effects.changed.insert(billable);
+        }
+        Ok(())
+    }
+
+    /// The outbox rows of `events`, raised by a change of `billable`'s
+    /// state observed at `mark`.
+    fn raise(
+        &mut self,
+        events: &[events::BillingEvent],
+        billable: &Option<BillableRef>,
+        mark: Mark,
+    ) {
+        let (origin, now, delivered) = (self.origin, self.now, self.delivered);
+        self.rows
+            .extend(outbox_rows(events, billable, origin, mark, now, delivered));
     }
 }
