@@ -1,9 +1,12 @@
-//! The logs an operator reads. The audit log: each operator's action
-//! (`web::ops`), who took it, why and how it ended. The API-call log: each exchange the library
-//! had with Octany for a billable (method, path, status, attempt, time),
-//! written off the request path by `mirror::api_calls` and pruned with the
-//! deliveries (`Operator::prune`). Never the key. On by default; `api_call_log(false)` turns
-//! it off.
+//! The logs an operator reads.
+//!
+//! - The audit log: each operator's action (`web::ops`), who took it, why
+//!   and how it ended.
+//! - The API-call log: each exchange the library had with Octany for a
+//!   billable (method, path, status, attempt, time), written off the
+//!   request path by `mirror::api_calls` and pruned with the deliveries
+//!   (`Operator::prune`). Never the key. On by default;
+//!   `api_call_log(false)` turns it off.
 
 use crate::domain::model::BillableRef;
 use crate::mirror::rows::{ApiCall, AuditEntry};
