@@ -35,7 +35,7 @@ mod hook;
 mod plan;
 
 pub(crate) use backend::Backend;
-use consequences::{Consequences, outbox_rows};
+use consequences::{Consequences, record};
 use group::Grouped;
 pub(crate) use group::Writer;
 pub(crate) use hook::Hook;
@@ -256,17 +256,13 @@ impl Syncer {
             applying.item(item, written_first.take()).await?;
         }
         let Applying {
-            mut effects,
+            effects,
             rows,
             seen,
-            delivered,
             ..
         } = applying;
         if let Some(hook) = hook {
             hook.after(&txn, verdict(&seen)).await?;
-        }
-        if !delivered {
-            effects.events = rows.iter().map(|row| row.id.clone().unwrap()).collect();
         }
         outbox::write(&txn, rows).await?;
         // Other instances hear of it when (and only if) it commits: on
@@ -395,13 +391,10 @@ impl Applying<'_> {
             return Ok(());
         }
         self.effects.subscriptions += 1;
-        self.raise(&then.events, &then.billable, mark);
-        if let Some(billable) = then.billable {
-            if let Some(product) = then.answers_checkouts {
-                let id = s.id.to_string();
-                apply::complete_checkouts(txn, &billable, product.0, Some(&id), None, now).await?;
-            }
-            self.effects.changed.insert(billable);
+        self.record(&then.events, &then.billable, mark);
+        if let (Some(billable), Some(product)) = (&then.billable, then.answers_checkouts) {
+            let id = s.id.to_string();
+            apply::complete_checkouts(txn, billable, product.0, Some(&id), None, now).await?;
         }
         Ok(())
     }
@@ -423,34 +416,42 @@ impl Applying<'_> {
         }
         self.effects.orders += 1;
         let billable = billable_ref(o.reference_id.as_deref());
-        self.raise(
+        self.record(
             &events::of_order(written.before.as_ref(), o),
             &billable,
             mark,
         );
-        if let Some(billable) = billable {
-            if link.is_none() && o.subscription_id.is_none() {
-                let id = o.id.to_string();
-                for product in o.items.iter().filter_map(|i| i.product.as_ref()) {
-                    apply::complete_checkouts(txn, &billable, product.id.0, None, Some(&id), now)
-                        .await?;
-                }
+        if let Some(billable) = billable
+            && link.is_none()
+            && o.subscription_id.is_none()
+        {
+            let id = o.id.to_string();
+            for product in o.items.iter().filter_map(|i| i.product.as_ref()) {
+                apply::complete_checkouts(txn, &billable, product.id.0, None, Some(&id), now)
+                    .await?;
             }
-            self.effects.changed.insert(billable);
         }
         Ok(())
     }
 
-    /// The outbox rows of `events`, raised by a change of `billable`'s
-    /// state observed at `mark`.
-    fn raise(
+    /// Records a change of `billable`'s state observed at `mark`, which
+    /// raised `events` (`consequences::record`).
+    fn record(
         &mut self,
         events: &[events::BillingEvent],
         billable: &Option<BillableRef>,
         mark: Mark,
     ) {
         let (origin, now, delivered) = (self.origin, self.now, self.delivered);
-        self.rows
-            .extend(outbox_rows(events, billable, origin, mark, now, delivered));
+        let rows = record(
+            events,
+            billable,
+            origin,
+            mark,
+            now,
+            delivered,
+            &mut self.effects,
+        );
+        self.rows.extend(rows);
     }
 }

@@ -9,7 +9,7 @@ use crate::domain::model::{BillableRef, ProductId, Subscription, SubscriptionSta
 use crate::mirror::entity::{billable_ref, event, subscription};
 use crate::mirror::sync::apply::{self, Applied, Mark, Source};
 use crate::mirror::sync::events::{self, BillingEvent, Origin};
-use crate::mirror::sync::outbox;
+use crate::mirror::sync::{Effects, outbox};
 
 /// What a subscription's write means beyond its row.
 pub(crate) struct Consequences {
@@ -60,10 +60,34 @@ impl Consequences {
     }
 }
 
+/// Records a written change in `effects`, for the unit and the group
+/// alike: the billable it changed, and its events, whose outbox rows it
+/// returns (to be written in the same transaction). Each event is listed in
+/// `effects.events`, to be delivered after the commit, unless no listener
+/// is registered (`delivered`: recorded delivered).
+pub(crate) fn record(
+    events: &[BillingEvent],
+    billable: &Option<BillableRef>,
+    origin: Origin,
+    mark: Mark,
+    now: DateTime<Utc>,
+    delivered: bool,
+    effects: &mut Effects,
+) -> Vec<event::ActiveModel> {
+    let rows = outbox_rows(events, billable, origin, mark, now, delivered);
+    if !delivered {
+        effects
+            .events
+            .extend(rows.iter().map(|row| row.id.clone().unwrap()));
+    }
+    effects.changed.extend(billable.clone());
+    rows
+}
+
 /// The outbox rows of `events`, raised by a change of `billable`'s state
 /// that `origin` brought, as Octany had it at `mark`; recorded `delivered`
 /// when no listener is registered.
-pub(crate) fn outbox_rows(
+fn outbox_rows(
     events: &[BillingEvent],
     billable: &Option<BillableRef>,
     origin: Origin,

@@ -9,7 +9,7 @@ use sea_orm::{
     ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use super::consequences::{Consequences, outbox_rows};
+use super::consequences::{Consequences, record};
 use crate::domain::model::Subscription;
 use crate::mirror::entity::{event, subscription, webhook_delivery};
 use crate::mirror::sync::Effects;
@@ -56,22 +56,19 @@ pub(crate) fn plan<'a>(
             if then.refetch || then.answers_checkouts.is_some() {
                 return None;
             }
-            let events = outbox_rows(
+            let mut effects = Effects {
+                subscriptions: 1,
+                ..Effects::default()
+            };
+            let events = record(
                 &then.events,
                 &then.billable,
                 w.origin,
                 w.mark,
                 now,
                 delivered,
+                &mut effects,
             );
-            let mut effects = Effects {
-                subscriptions: 1,
-                ..Effects::default()
-            };
-            if !delivered {
-                effects.events = events.iter().map(|row| row.id.clone().unwrap()).collect();
-            }
-            effects.changed.extend(then.billable);
             Some(Planned {
                 before,
                 events,
