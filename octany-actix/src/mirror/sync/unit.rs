@@ -342,7 +342,7 @@ impl Applying<'_> {
         let (txn, now) = (self.txn, self.now);
         match item {
             Item::Subscription(s, mark, data) => self.subscription(s, *mark, data, first).await,
-            Item::Order(o, subscription, mark) => self.order(o, subscription.as_ref(), *mark).await,
+            Item::Order(o, link, mark) => self.order(o, link.as_ref(), *mark).await,
             Item::Product(p, mark) => apply::apply_product(txn, p, mark.0, now).await.map(drop),
             Item::ProductDeleted(p, mark) => apply::delete_product(txn, p, mark.0).await.map(drop),
             Item::Local(write) => {
