@@ -49,6 +49,8 @@ pub struct TestDb {
     /// Which backend it is.
     pub backend: Backend,
     cleanup: Option<(DatabaseConnection, String)>,
+    /// How `conn` was made, for [`TestDb::app_connection`] (a server's).
+    options: Option<ConnectOptions>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -65,6 +67,7 @@ impl TestDb {
                     conn: connect(sqlite_options(url)).await,
                     backend,
                     cleanup: None,
+                    options: None,
                     _dir: Some(dir),
                 }
             }
@@ -75,9 +78,10 @@ impl TestDb {
                 let mut options = ConnectOptions::new(url);
                 options.set_schema_search_path(name.clone());
                 TestDb {
-                    conn: connect(options).await,
+                    conn: connect(options.clone()).await,
                     backend,
                     cleanup: Some((admin, format!("DROP SCHEMA {name} CASCADE"))),
+                    options: Some(options),
                     _dir: None,
                 }
             }
@@ -87,10 +91,12 @@ impl TestDb {
                 exec(&admin, &format!("CREATE DATABASE {name}")).await;
                 let mut own = url::Url::parse(&url).expect("OCTANY_TEST_MYSQL_URL is a URL");
                 own.set_path(&format!("/{name}"));
+                let options = ConnectOptions::new(own.to_string());
                 TestDb {
-                    conn: connect(ConnectOptions::new(own.to_string())).await,
+                    conn: connect(options.clone()).await,
                     backend,
                     cleanup: Some((admin, format!("DROP DATABASE {name}"))),
+                    options: Some(options),
                     _dir: None,
                 }
             }
@@ -105,6 +111,19 @@ impl TestDb {
             .await
             .expect("migrations apply");
         db
+    }
+
+    /// A connection for an app served by its own workers (an
+    /// `HttpServer`): on a database server, a pool of its own, so that
+    /// connections opened on the workers' runtimes die with that app and
+    /// are never handed to the next app started on this database (they
+    /// fail with "a Tokio context … is being shut down"). SQLite's
+    /// connections run on threads of their own: the same pool.
+    pub async fn app_connection(&self) -> DatabaseConnection {
+        match &self.options {
+            Some(options) => connect(options.clone()).await,
+            None => self.conn.clone(),
+        }
     }
 
     /// The sea-orm backend of the connection.

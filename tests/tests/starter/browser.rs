@@ -204,7 +204,7 @@ pub(crate) async fn start(
 ) -> example_app::Running {
     let mut settings = Settings::development(dir);
     change(&mut settings);
-    example_app::start_on(settings, db.conn.clone())
+    example_app::start_on(settings, db.app_connection().await)
         .await
         .expect("the app starts")
 }

@@ -225,7 +225,7 @@ db_test!(
         let mut settings = Settings::development(dir.path());
         let passwords = settings.passwords.clone();
         settings.limits.login_per_account = 100;
-        let app = example_app::start_on(settings, db.conn.clone())
+        let app = example_app::start_on(settings, db.app_connection().await)
             .await
             .unwrap();
         let ada = Browser::new(&app.url);

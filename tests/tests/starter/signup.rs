@@ -30,7 +30,7 @@ db_test!(
         let mut settings = example_app::Settings::development(dir.path());
         let passwords = settings.passwords.clone();
         settings.limits.signup_per_address = 100;
-        let app = example_app::start_on(settings, db.conn.clone())
+        let app = example_app::start_on(settings, db.app_connection().await)
             .await
             .unwrap();
         assert_eq!(
