@@ -74,7 +74,10 @@ pub(crate) fn record(
     delivered: bool,
     effects: &mut Effects,
 ) -> Vec<event::ActiveModel> {
-    let rows = outbox_rows(events, billable, origin, mark, now, delivered);
+    let rows: Vec<event::ActiveModel> = events
+        .iter()
+        .map(|event| outbox::row(event, billable.clone(), origin, mark.0, now, delivered))
+        .collect();
     if !delivered {
         effects
             .events
@@ -82,21 +85,4 @@ pub(crate) fn record(
     }
     effects.changed.extend(billable.clone());
     rows
-}
-
-/// The outbox rows of `events`, raised by a change of `billable`'s state
-/// that `origin` brought, as Octany had it at `mark`; recorded `delivered`
-/// when no listener is registered.
-fn outbox_rows(
-    events: &[BillingEvent],
-    billable: &Option<BillableRef>,
-    origin: Origin,
-    mark: Mark,
-    now: DateTime<Utc>,
-    delivered: bool,
-) -> Vec<event::ActiveModel> {
-    events
-        .iter()
-        .map(|event| outbox::row(event, billable.clone(), origin, mark.0, now, delivered))
-        .collect()
 }
