@@ -155,6 +155,16 @@ pub enum BillingError {
     Render(#[from] askama::Error),
 }
 
+impl BillingError {
+    /// A request the library refuses before anything is done (400,
+    /// `invalid_request`): `reason` says what to change.
+    pub(crate) fn invalid(reason: impl Into<String>) -> Self {
+        Self::Octany(OctanyError::InvalidRequest {
+            reason: reason.into(),
+        })
+    }
+}
+
 impl From<SyncError> for BillingError {
     fn from(error: SyncError) -> Self {
         match error {

@@ -94,10 +94,8 @@ impl Octany {
     /// (400) without either, so every audit entry says who and why.
     pub fn operator(&self, by: &str, why: &str) -> Result<Operator<'_>, BillingError> {
         if by.trim().is_empty() || why.trim().is_empty() {
-            return Err(BillingError::Octany(
-                crate::client::OctanyError::InvalidRequest {
-                    reason: "an operator's action needs who takes it and why".into(),
-                },
+            return Err(BillingError::invalid(
+                "an operator's action needs who takes it and why",
             ));
         }
         Ok(Operator {
@@ -357,14 +355,10 @@ impl Operator<'_> {
     /// recognises it when Octany sends it again.
     pub async fn prune(&self, older_than: Duration) -> Result<Pruned, BillingError> {
         if older_than < PRUNE_MIN_AGE {
-            return Err(BillingError::Octany(
-                crate::client::OctanyError::InvalidRequest {
-                    reason: format!(
-                        "prune keeps at least {} days: Octany retries a delivery for days, and its row is the dedupe",
-                        PRUNE_MIN_AGE.as_secs() / 86_400
-                    ),
-                },
-            ));
+            return Err(BillingError::invalid(format!(
+                "prune keeps at least {} days: Octany retries a delivery for days, and its row is the dedupe",
+                PRUNE_MIN_AGE.as_secs() / 86_400
+            )));
         }
         let age = format!("older than {} day(s)", older_than.as_secs() / 86_400);
         let run = async {

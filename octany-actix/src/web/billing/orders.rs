@@ -79,9 +79,9 @@ impl<U: Billable> Billing<'_, U> {
     ) -> Result<OrderRow, BillingError> {
         self.may_act()?;
         if key.is_empty() || key.chars().count() > MAX_KEY_LEN {
-            return Err(BillingError::Octany(OctanyError::InvalidRequest {
-                reason: format!("an idempotency key is 1 to {MAX_KEY_LEN} characters"),
-            }));
+            return Err(BillingError::invalid(format!(
+                "an idempotency key is 1 to {MAX_KEY_LEN} characters"
+            )));
         }
         let reference = self.reference();
         let mirror = self.octany.mirror();

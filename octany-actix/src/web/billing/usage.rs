@@ -4,7 +4,6 @@
 use serde::Serialize;
 
 use super::Billing;
-use crate::client::OctanyError;
 use crate::domain::features::Meter;
 use crate::mirror::sync::apply::usage::Price;
 use crate::web::billable::Billable;
@@ -46,15 +45,12 @@ impl<U: Billable> Billing<'_, U> {
         key: &str,
     ) -> Result<bool, BillingError> {
         if key.is_empty() || key.chars().count() > MAX_KEY_LEN {
-            return Err(BillingError::Octany(OctanyError::InvalidRequest {
-                reason: format!("a usage key is 1 to {MAX_KEY_LEN} characters"),
-            }));
+            return Err(BillingError::invalid(format!(
+                "a usage key is 1 to {MAX_KEY_LEN} characters"
+            )));
         }
-        let quantity = i64::try_from(quantity).map_err(|_| {
-            BillingError::Octany(OctanyError::InvalidRequest {
-                reason: "a usage quantity is at most 2^63 - 1".into(),
-            })
-        })?;
+        let quantity = i64::try_from(quantity)
+            .map_err(|_| BillingError::invalid("a usage quantity is at most 2^63 - 1"))?;
         Ok(self
             .octany
             .mirror()

@@ -99,9 +99,9 @@ pub(super) async fn on_billable<S: Staff>(
                     .and_then(chrono::Duration::try_days)
                     .and_then(|length| now.checked_add_signed(length));
                 comp.ends_at = Some(ends.ok_or_else(|| {
-                    BillingError::Octany(crate::client::OctanyError::InvalidRequest {
-                        reason: format!("`{days}` is not a number of days a comp can last"),
-                    })
+                    BillingError::invalid(format!(
+                        "`{days}` is not a number of days a comp can last"
+                    ))
                 })?);
             }
             format!(

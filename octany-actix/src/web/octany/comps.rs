@@ -9,7 +9,6 @@
 use chrono::{DateTime, Utc};
 
 use super::Octany;
-use crate::client::OctanyError;
 use crate::domain::features::Feature;
 use crate::domain::model::{BillableRef, ProductId};
 use crate::domain::plan::Plan;
@@ -74,10 +73,6 @@ impl NewComp {
     }
 }
 
-fn invalid(reason: String) -> BillingError {
-    BillingError::Octany(OctanyError::InvalidRequest { reason })
-}
-
 impl Octany {
     /// Grants `comp` to `billable`: every guard and check honours it at
     /// once (the billable's cached state is dropped, on every instance on
@@ -91,10 +86,14 @@ impl Octany {
     ) -> Result<Comp, BillingError> {
         let now = self.clock().now();
         if comp.reason.trim().is_empty() || comp.granted_by.trim().is_empty() {
-            return Err(invalid("a comp needs a reason and who grants it".into()));
+            return Err(BillingError::invalid(
+                "a comp needs a reason and who grants it",
+            ));
         }
         if comp.plan.is_none() && comp.features.is_empty() {
-            return Err(invalid("a comp grants a plan, features, or both".into()));
+            return Err(BillingError::invalid(
+                "a comp grants a plan, features, or both",
+            ));
         }
         if let Some(plan) = comp.plan
             && self.sold_as(plan).and_then(|p| p.group).is_none()
@@ -103,13 +102,13 @@ impl Octany {
         }
         let known = self.feature_names();
         if let Some(unknown) = comp.features.iter().find(|f| !known.contains(&f.as_str())) {
-            return Err(invalid(format!(
+            return Err(BillingError::invalid(format!(
                 "no plan carries the feature `{unknown}` (known: {})",
                 known.join(", ")
             )));
         }
         if comp.ends_at.is_some_and(|end| end <= now) {
-            return Err(invalid("a comp's end must be ahead".into()));
+            return Err(BillingError::invalid("a comp's end must be ahead"));
         }
         let row = comp::Model {
             id: uuid::Uuid::new_v4().to_string(),
@@ -133,14 +132,14 @@ impl Octany {
     /// when there is no such comp.
     pub async fn revoke_comp(&self, id: &str, by: &str) -> Result<bool, BillingError> {
         if by.trim().is_empty() {
-            return Err(invalid("say who revokes the comp".into()));
+            return Err(BillingError::invalid("say who revokes the comp"));
         }
         let mirror = self.mirror();
         let Some(row) = mirror.comp(id).await? else {
             return Err(BillingError::NoSuchComp { id: id.to_owned() });
         };
         let billable = BillableRef::parse(&row.billable_ref).ok_or_else(|| {
-            invalid(format!(
+            BillingError::invalid(format!(
                 "the comp's billable `{}` is unreadable",
                 row.billable_ref
             ))
