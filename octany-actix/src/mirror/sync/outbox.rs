@@ -307,8 +307,8 @@ pub(crate) fn row(
     }
 }
 
-/// Writes events inside the unit's transaction (SQLite's one-batch path
-/// writes its events in its batch: `apply::replace_claimed`).
+/// Writes events inside the unit's transaction: every unit's written
+/// together, in one statement (`unit::write`).
 pub(crate) async fn write<C: ConnectionTrait>(
     conn: &C,
     rows: Vec<event::ActiveModel>,

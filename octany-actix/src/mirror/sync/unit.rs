@@ -3,43 +3,49 @@
 //!
 //! [`Syncer::ingest`] takes a [`Batch`] of observations of Octany's state
 //! and of writes of the library's own rows (checkout intents, charges:
-//! `apply::local`), and the [`Origin`] that brought them, and always does
-//! the same thing: open a transaction (`READ COMMITTED` on MySQL,
-//! `txn`), run the caller's hook (the webhook receiver claims its delivery
-//! there), apply every item (Octany's under its ordering mark), derive the
-//! billing events from each change (`consequences`) and write them to the
-//! outbox, commit; run the whole unit again on a transient conflict
-//! (recognised by the driver's error code); then drop the changed
-//! billables' cached state, deliver the events, and re-fetch the
-//! subscriptions whose equally new states disagreed.
+//! `apply::local`), and the [`Origin`] that brought them: a [`Unit`]. One
+//! function writes units, one or many in one transaction
+//! ([`Syncer::write`]): the backend's fast write of the new webhook
+//! deliveries among them (their claims, and their newer states of stored
+//! subscriptions, in one or two statements however many); then, for each
+//! unit, the caller's hook (the webhook receiver claims its delivery
+//! there, unless the fast write did), every item applied (Octany's under
+//! its ordering mark) with what each change means (`consequences`), the
+//! hook's outcome; then every unit's billing events to the outbox, in one
+//! statement. A unit runs again on a transient conflict (recognised by the
+//! driver's error code); after the commit the changed billables' cached
+//! state is dropped, the events are delivered, and the subscriptions whose
+//! equally new states disagreed are re-fetched.
 //!
-//! The common webhook, a newer state of a stored subscription, takes fewer
-//! round trips: on SQLite and PostgreSQL the deliveries that arrive
-//! together are written in one transaction, a group commit (`group`); a
-//! delivery the group did not write runs as above (on PostgreSQL, a lone
-//! delivery's claim folded into its write).
+//! On SQLite and PostgreSQL the new webhook deliveries that arrive
+//! together are written as one group (`group`), by the same function that
+//! writes a unit alone.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseTransaction, DbBackend, DbErr};
 
-use super::apply::{self, Applied, Local, Mark, Source, Written};
+use super::apply::{self, Applied, Claimed, Fast, Mark, Source, Written};
 use super::events::{self, Origin};
 use super::{Effects, SyncError, Syncer, outbox};
-use crate::domain::model::{BillableRef, Order, Product, Subscription, SubscriptionId};
+use crate::domain::model::{BillableRef, Order, Subscription, SubscriptionId};
 use crate::mirror::entity::{billable_ref, event, subscription};
 
 mod backend;
+mod batch;
 mod consequences;
 mod group;
 mod hook;
-mod plan;
 
 pub(crate) use backend::Backend;
-use consequences::{Consequences, record};
+pub(crate) use batch::Batch;
+use batch::{Item, Unit};
+use consequences::Consequences;
 use group::Grouped;
 pub(crate) use group::Writer;
 pub(crate) use hook::Hook;
-use plan::Write;
 
 /// Tries a unit at most this often when it keeps meeting conflicts.
 const TRIES: u32 = 5;
@@ -47,88 +53,6 @@ const TRIES: u32 = 5;
 /// The part in the unit of work of a database of kind `backend`.
 pub(crate) fn backend_of(backend: DbBackend) -> &'static dyn Backend {
     backend::of(backend)
-}
-
-/// Observations of Octany's state, applied together or not at all.
-#[derive(Debug, Default)]
-pub(crate) struct Batch {
-    items: Vec<Item>,
-}
-
-#[derive(Debug)]
-enum Item {
-    /// With its JSON, made before the transaction opens (less work while
-    /// SQLite's write lock is held).
-    Subscription(Subscription, Mark, serde_json::Value),
-    Order(Order, Option<SubscriptionId>, Mark),
-    Product(Product, Mark),
-    ProductDeleted(Product, Mark),
-    /// A write of the app's own rows (a checkout intent, a charge).
-    Local(Local),
-}
-
-impl Batch {
-    pub(crate) fn subscription(mut self, s: Subscription, mark: Mark) -> Self {
-        let data = apply::subscription_data(&s);
-        self.items.push(Item::Subscription(s, mark, data));
-        self
-    }
-
-    pub(crate) fn subscriptions(mut self, all: Vec<Subscription>, mark: Mark) -> Self {
-        self.items.extend(all.into_iter().map(|s| {
-            let data = apply::subscription_data(&s);
-            Item::Subscription(s, mark, data)
-        }));
-        self
-    }
-
-    /// An order, linked to `subscription` when the caller knows it.
-    pub(crate) fn order(
-        mut self,
-        o: Order,
-        subscription: Option<SubscriptionId>,
-        mark: Mark,
-    ) -> Self {
-        self.items.push(Item::Order(o, subscription, mark));
-        self
-    }
-
-    pub(crate) fn product(mut self, p: Product, mark: Mark) -> Self {
-        self.items.push(Item::Product(p, mark));
-        self
-    }
-
-    pub(crate) fn product_deleted(mut self, p: Product, mark: Mark) -> Self {
-        self.items.push(Item::ProductDeleted(p, mark));
-        self
-    }
-
-    /// A write of the app's own rows; what it did is in
-    /// [`Effects::done`], in the batch's order.
-    pub(crate) fn local(mut self, write: Local) -> Self {
-        self.items.push(Item::Local(write));
-        self
-    }
-
-    /// What its first observation is about: the billable it names (its
-    /// `reference_id`) and the resource's id; what a webhook delivery's
-    /// row records of it, for the operator's timeline.
-    pub(crate) fn about(&self) -> (Option<String>, Option<String>) {
-        match self.items.first() {
-            Some(Item::Subscription(s, ..)) => (
-                billable_ref(s.reference_id.as_deref()).map(|b| b.to_string()),
-                Some(s.id.to_string()),
-            ),
-            Some(Item::Order(o, ..)) => (
-                billable_ref(o.reference_id.as_deref()).map(|b| b.to_string()),
-                Some(o.id.to_string()),
-            ),
-            Some(Item::Product(p, _) | Item::ProductDeleted(p, _)) => {
-                (None, Some(p.id.to_string()))
-            }
-            _ => (None, None),
-        }
-    }
 }
 
 /// What a unit did with Octany's states, as a delivery's row records it:
@@ -151,7 +75,7 @@ impl Syncer {
     /// module's documentation), then does what follows the commit.
     pub(crate) async fn ingest(&self, batch: Batch, origin: Origin) -> Result<Effects, SyncError> {
         Ok(self
-            .ingest_with(&batch, origin, None)
+            .ingest_with(batch, origin, None)
             .await?
             .unwrap_or_default())
     }
@@ -160,10 +84,15 @@ impl Syncer {
     /// hook ended the unit.
     pub(crate) async fn ingest_with(
         &self,
-        batch: &Batch,
+        batch: Batch,
         origin: Origin,
-        hook: Option<&dyn Hook>,
+        hook: Option<Arc<dyn Hook>>,
     ) -> Result<Option<Effects>, SyncError> {
+        let unit = Arc::new(Unit {
+            batch,
+            origin,
+            hook,
+        });
         let mut tries = 0u32;
         let effects = loop {
             tries += 1;
@@ -171,7 +100,7 @@ impl Syncer {
             // future is large enough that, inlined into a deep caller's (a
             // console action run inside a test's request), it overflowed a
             // thread's 2 MiB stack.
-            match Box::pin(self.unit(batch, origin, hook)).await {
+            match Box::pin(self.run(&unit)).await {
                 Err(SyncError::Database(error))
                     if tries < TRIES && self.backend().is_transient(&error) =>
                 {
@@ -189,110 +118,110 @@ impl Syncer {
         Ok(effects)
     }
 
-    /// One attempt: begin, hook, apply, events, commit.
-    async fn unit(
-        &self,
-        batch: &Batch,
-        origin: Origin,
-        hook: Option<&dyn Hook>,
-    ) -> Result<Option<Effects>, SyncError> {
-        // Held until the commit: on SQLite so that this syncer's writers
-        // queue in order, on PostgreSQL by a lone delivery while those
-        // arriving meanwhile queue for a group. Taken before a connection,
-        // as a group takes it (`group`): whoever holds a turn can always
-        // get a connection, none being held by a writer waiting for one.
-        let (_turn, txn) = match self.grouped(batch, origin, hook).await {
-            Grouped::Written(effects) => return Ok(Some(effects)),
-            Grouped::Alone(turn, txn) => (Some(turn), txn),
-            Grouped::Own => {
-                let turn = match &self.inner.writer {
-                    Some(writer) => writer.unit_turn().await,
-                    None => None,
-                };
-                (turn, self.backend().begin(self.db()).await?)
-            }
+    /// One attempt: in a group with the deliveries arriving beside it
+    /// (`group`), else alone; either way by [`Syncer::write`].
+    async fn run(&self, unit: &Arc<Unit>) -> Result<Option<Effects>, SyncError> {
+        if unit.fast().is_some()
+            && let Grouped::Written(done) = self.write_grouped(unit).await
+        {
+            return Ok(done);
+        }
+        // Held until the commit, on SQLite, so that this syncer's writers
+        // queue in order. Taken before a connection, as a group takes it:
+        // whoever holds a turn can always get a connection, none being
+        // held by a writer waiting for one.
+        let _turn = match &self.inner.writer {
+            Some(writer) => writer.unit_turn().await,
+            None => None,
         };
+        let txn = self.backend().begin(self.db()).await?;
+        let done = self.write(&txn, &[unit.as_ref()]).await?;
+        txn.commit().await?;
+        Ok(done.into_iter().next().flatten())
+    }
+
+    /// Writes `units` in `txn`, one or many alike: the backend's fast write
+    /// of the new webhook deliveries among them (one a subscription: a
+    /// second for the same subscription is applied as usual, after the
+    /// first), each unit's hook and items, every unit's billing events.
+    /// For each unit its effects, `None` when its hook ended it (a
+    /// delivery seen before).
+    pub(super) async fn write(
+        &self,
+        txn: &DatabaseTransaction,
+        units: &[&Unit],
+    ) -> Result<Vec<Option<Effects>>, DbErr> {
         let now = self.now();
-        // A lone subscription's write carries the hook's claim where the
-        // backend folds them (PostgreSQL).
-        let mut written_first = None;
-        if let Some(hook) = hook {
-            let fused = match batch.items.as_slice() {
-                [Item::Subscription(s, mark, data)] => {
-                    self.backend()
-                        .claim_and_write(&txn, hook, s, data, *mark, now)
-                        .await?
-                }
-                _ => apply::Claimed::No,
-            };
-            match fused {
-                apply::Claimed::Yes(Some(before)) => {
-                    written_first = Some(apply::Written {
-                        applied: Applied::Updated,
-                        before: Some(*before),
-                    });
-                }
-                apply::Claimed::Yes(None) => {}
-                apply::Claimed::No => {
-                    if !hook.before(&txn).await? {
-                        txn.commit().await?;
-                        return Ok(None);
-                    }
+        let mut subscriptions = BTreeSet::new();
+        let (at, fast): (Vec<usize>, Vec<Fast<'_>>) = units
+            .iter()
+            .enumerate()
+            .filter_map(|(i, unit)| Some((i, unit.fast()?)))
+            .filter(|(_, f)| subscriptions.insert(f.subscription.id.as_str()))
+            .unzip();
+        let mut claimed: Vec<Claimed> = units.iter().map(|_| Claimed::No).collect();
+        if !fast.is_empty() {
+            let answers = self.backend().claim_and_replace(txn, &fast, now).await?;
+            for (i, answer) in at.into_iter().zip(answers) {
+                claimed[i] = answer;
+            }
+        }
+        let mut rows = Vec::new();
+        let mut done = Vec::with_capacity(units.len());
+        for (unit, claimed) in units.iter().zip(claimed) {
+            done.push(self.apply(txn, unit, claimed, now, &mut rows).await?);
+        }
+        outbox::write(txn, rows).await?;
+        // Other instances hear of it when (and only if) it commits: on
+        // PostgreSQL the tables' triggers announce it (`mirror::revocation`).
+        Ok(done)
+    }
+
+    /// One unit in `txn`: its hook (unless the fast write `claimed` its
+    /// delivery), its items (the first's write already done when the fast
+    /// write replaced its row), its hook's outcome; its outbox rows are
+    /// added to `rows`. `None` when its hook ended it.
+    async fn apply(
+        &self,
+        txn: &DatabaseTransaction,
+        unit: &Unit,
+        claimed: Claimed,
+        now: DateTime<Utc>,
+        rows: &mut Vec<event::ActiveModel>,
+    ) -> Result<Option<Effects>, DbErr> {
+        let mut first = None;
+        match claimed {
+            Claimed::Yes(before) => {
+                first = before.map(|before| Written {
+                    applied: Applied::Updated,
+                    before: Some(*before),
+                });
+            }
+            Claimed::No => {
+                if let Some(hook) = &unit.hook
+                    && !hook.before(txn).await?
+                {
+                    return Ok(None);
                 }
             }
         }
         let mut applying = Applying {
-            txn: &txn,
-            origin,
-            source: Source::of(origin),
+            txn,
+            origin: unit.origin,
+            source: Source::of(unit.origin),
             now,
             delivered: self.listeners().is_empty(),
-            backend: self.backend(),
             effects: Effects::default(),
-            rows: Vec::new(),
+            rows,
             seen: Vec::new(),
         };
-        for item in &batch.items {
-            applying.item(item, written_first.take()).await?;
+        for item in &unit.batch.items {
+            applying.item(item, first.take()).await?;
         }
-        let Applying {
-            effects,
-            rows,
-            seen,
-            ..
-        } = applying;
-        if let Some(hook) = hook {
-            hook.after(&txn, verdict(&seen)).await?;
+        if let Some(hook) = &unit.hook {
+            hook.after(txn, verdict(&applying.seen)).await?;
         }
-        outbox::write(&txn, rows).await?;
-        // Other instances hear of it when (and only if) it commits: on
-        // PostgreSQL the tables' triggers announce it (`mirror::revocation`).
-        txn.commit().await?;
-        Ok(Some(effects))
-    }
-
-    /// The common case of a webhook (a new delivery of a newer state of a
-    /// stored subscription), written in a group with the deliveries beside
-    /// it (`group`). Not written when it wrote nothing (a duplicate, a
-    /// delivery that failed before, a row changed meanwhile) or does not
-    /// apply (a replay, an absent or newer row, a checkout to complete, a
-    /// state to re-fetch, MySQL): then the unit runs as usual.
-    async fn grouped(&self, batch: &Batch, origin: Origin, hook: Option<&dyn Hook>) -> Grouped {
-        let (Some(hook), [Item::Subscription(s, mark, data)]) = (hook, batch.items.as_slice())
-        else {
-            return Grouped::Own;
-        };
-        let Some(claim) = hook.claim() else {
-            return Grouped::Own;
-        };
-        self.write_grouped(Write {
-            subscription: s.clone(),
-            mark: *mark,
-            data: data.clone(),
-            claim,
-            origin,
-        })
-        .await
+        Ok(Some(applying.effects))
     }
 
     /// What follows a commit: drop cached state, deliver the events, and
@@ -325,15 +254,16 @@ struct Applying<'a> {
     now: DateTime<Utc>,
     /// No listener is registered: events are recorded delivered.
     delivered: bool,
-    backend: &'static dyn Backend,
     effects: Effects,
-    rows: Vec<event::ActiveModel>,
+    /// The outbox rows of the changes, of this unit and those written
+    /// with it.
+    rows: &'a mut Vec<event::ActiveModel>,
     seen: Vec<Applied>,
 }
 
 impl Applying<'_> {
-    /// Applies one item; `first`: its write, already done with the hook's
-    /// claim (`Backend::claim_and_write`).
+    /// Applies one item; `first`: its write, already done by the fast
+    /// write (`Backend::claim_and_replace`).
     async fn item(
         &mut self,
         item: &Item,
@@ -354,9 +284,8 @@ impl Applying<'_> {
         }
     }
 
-    /// A subscription: the backend's one-statement replace, else the
-    /// locked read-decide-write; then what the change means
-    /// (`consequences`).
+    /// A subscription: the locked read-decide-write, unless the fast write
+    /// did it; then what the change means (`consequences`).
     async fn subscription(
         &mut self,
         s: &Subscription,
@@ -370,17 +299,7 @@ impl Applying<'_> {
         }
         let written = match first {
             Some(written) => written,
-            None => match self
-                .backend
-                .replace_if_older(txn, s, data, mark, now)
-                .await?
-            {
-                Some(before) => Written {
-                    applied: Applied::Updated,
-                    before: Some(before),
-                },
-                None => apply::apply_subscription(txn, s, data, mark.0, self.source, now).await?,
-            },
+            None => apply::apply_subscription(txn, s, data, mark.0, self.source, now).await?,
         };
         self.seen.push(written.applied);
         let then = Consequences::of(s, &written, mark, self.source);
@@ -435,23 +354,30 @@ impl Applying<'_> {
     }
 
     /// Records a change of `billable`'s state observed at `mark`, which
-    /// raised `events` (`consequences::record`).
+    /// raised `events`: the billable it changed, and its events' outbox
+    /// rows (written in the same transaction). Each event is listed in
+    /// `effects.events`, to be delivered after the commit, unless no
+    /// listener is registered (then recorded delivered).
     fn record(
         &mut self,
         events: &[events::BillingEvent],
         billable: &Option<BillableRef>,
         mark: Mark,
     ) {
-        let (origin, now, delivered) = (self.origin, self.now, self.delivered);
-        let rows = record(
-            events,
-            billable,
-            origin,
-            mark,
-            now,
-            delivered,
-            &mut self.effects,
-        );
-        self.rows.extend(rows);
+        for event in events {
+            let row = outbox::row(
+                event,
+                billable.clone(),
+                self.origin,
+                mark.0,
+                self.now,
+                self.delivered,
+            );
+            if !self.delivered {
+                self.effects.events.push(row.id.clone().unwrap());
+            }
+            self.rows.push(row);
+        }
+        self.effects.changed.extend(billable.clone());
     }
 }

@@ -271,19 +271,11 @@ impl WebhookReceiver {
             Ok(batch) => batch.about(),
             Err(_) => (None, None),
         };
-        let claim = Claim {
-            envelope,
-            body,
-            replay,
-            now,
-            billable,
-            resource,
-        };
+        let claim = Arc::new(Claim::new(envelope, body, replay, now, billable, resource));
         let applied = match batch {
             Ok(batch) => {
-                syncer
-                    .ingest_with(&batch, Origin::Webhook, Some(&claim))
-                    .await
+                let hook: Arc<dyn Hook> = claim.clone();
+                syncer.ingest_with(batch, Origin::Webhook, Some(hook)).await
             }
             Err(error) => Err(error),
         };
@@ -387,29 +379,6 @@ impl WebhookReceiver {
     }
 }
 
-/// A delivery's row: processed now, if it is written in the transaction
-/// that applies it (the claim: a failure rolls it back, and
-/// `record_failure` writes it again with the error), else failed with
-/// `error`.
-fn delivery_row(claim: &Claim<'_>, error: Option<String>) -> webhook_delivery::ActiveModel {
-    let envelope = claim.envelope;
-    let outcome = error.is_none().then(|| applied(envelope).to_owned());
-    webhook_delivery::ActiveModel {
-        delivery_id: Set(envelope.id.to_string()),
-        event: Set(envelope.name.clone()),
-        body: Set(claim.body.to_owned()),
-        received_at: Set(claim.now),
-        processed_at: Set(error.is_none().then_some(claim.now)),
-        attempts: Set(1),
-        last_error: Set(error),
-        billable_ref: Set(claim.billable.clone()),
-        resource: Set(claim.resource.clone()),
-        outcome: Set(outcome),
-        duplicates: Set(0),
-        last_duplicate_at: Set(None),
-    }
-}
-
 /// A delivery's outcome when it is applied, until the unit says it
 /// changed nothing (`Claim::after`): `stored` for an event this version
 /// does not know, else `applied`.
@@ -423,24 +392,73 @@ fn applied(envelope: &WebhookEnvelope) -> &'static str {
 /// The receiver's part of the unit of work: claim the delivery first (the
 /// dedupe), in one statement that also records it processed (the body
 /// written once): the claim commits only with what it applied.
-struct Claim<'a> {
-    envelope: &'a WebhookEnvelope,
-    body: &'a str,
+struct Claim {
+    /// The delivery's row as it is recorded when it is applied: processed
+    /// now (the claim: a failure rolls it back, and `record_failure`
+    /// writes it again with the error).
+    row: webhook_delivery::ActiveModel,
+    /// The delivery's key.
+    id: String,
     replay: bool,
     now: chrono::DateTime<chrono::Utc>,
-    /// The billable and resource the delivery is about (`Batch::about`).
-    billable: Option<String>,
-    resource: Option<String>,
+    /// Its outcome when applied ([`applied`]).
+    applied: &'static str,
+}
+
+impl Claim {
+    /// The claim of `envelope`, received with `body` at `now`, about
+    /// `billable` and `resource` (`Batch::about`, for the operator's
+    /// timeline).
+    fn new(
+        envelope: &WebhookEnvelope,
+        body: &str,
+        replay: bool,
+        now: chrono::DateTime<chrono::Utc>,
+        billable: Option<String>,
+        resource: Option<String>,
+    ) -> Self {
+        let applied = applied(envelope);
+        let row = webhook_delivery::ActiveModel {
+            delivery_id: Set(envelope.id.to_string()),
+            event: Set(envelope.name.clone()),
+            body: Set(body.to_owned()),
+            received_at: Set(now),
+            processed_at: Set(Some(now)),
+            attempts: Set(1),
+            last_error: Set(None),
+            billable_ref: Set(billable),
+            resource: Set(resource),
+            outcome: Set(Some(applied.to_owned())),
+            duplicates: Set(0),
+            last_duplicate_at: Set(None),
+        };
+        Self {
+            row,
+            id: envelope.id.to_string(),
+            replay,
+            now,
+            applied,
+        }
+    }
+
+    /// The delivery's row when applying it failed with `error`.
+    fn failed(&self, error: &str) -> webhook_delivery::ActiveModel {
+        webhook_delivery::ActiveModel {
+            processed_at: Set(None),
+            last_error: Set(Some(error.to_owned())),
+            outcome: Set(None),
+            ..self.row.clone()
+        }
+    }
 }
 
 #[async_trait::async_trait]
-impl Hook for Claim<'_> {
+impl Hook for Claim {
     /// Records the delivery, or finds it: true when it is to be applied now
     /// (new, failed before, or replayed), false when it was applied already.
     async fn before(&self, txn: &DatabaseTransaction) -> Result<bool, sea_orm::DbErr> {
-        let id = self.envelope.id.to_string();
-        let row = delivery_row(self, None);
-        if insert_if_absent(txn, row).await? {
+        let id = &self.id;
+        if insert_if_absent(txn, self.row.clone()).await? {
             return Ok(true);
         }
         // Applied before: counted, for the timeline (it came again and was
@@ -455,7 +473,7 @@ impl Hook for Claim<'_> {
                     webhook_delivery::Column::LastDuplicateAt,
                     Expr::value(Some(self.now)),
                 )
-                .filter(webhook_delivery::Column::DeliveryId.eq(&id))
+                .filter(webhook_delivery::Column::DeliveryId.eq(id))
                 .filter(webhook_delivery::Column::ProcessedAt.is_not_null())
                 .exec(txn)
                 .await?;
@@ -477,11 +495,8 @@ impl Hook for Claim<'_> {
                 webhook_delivery::Column::LastError,
                 Expr::value(Option::<String>::None),
             )
-            .col_expr(
-                webhook_delivery::Column::Outcome,
-                Expr::value(applied(self.envelope)),
-            )
-            .filter(webhook_delivery::Column::DeliveryId.eq(&id))
+            .col_expr(webhook_delivery::Column::Outcome, Expr::value(self.applied))
+            .filter(webhook_delivery::Column::DeliveryId.eq(id))
             .exec(txn)
             .await?;
         Ok(true)
@@ -490,7 +505,7 @@ impl Hook for Claim<'_> {
     /// A new delivery's row, recorded processed, for the unit to write with
     /// its first write; a replay always runs `before`.
     fn claim(&self) -> Option<webhook_delivery::ActiveModel> {
-        (!self.replay).then(|| delivery_row(self, None))
+        (!self.replay).then(|| self.row.clone())
     }
 
     /// Records what applying did when it changed nothing (an older or
@@ -506,7 +521,7 @@ impl Hook for Claim<'_> {
         }
         webhook_delivery::Entity::update_many()
             .col_expr(webhook_delivery::Column::Outcome, Expr::value(verdict))
-            .filter(webhook_delivery::Column::DeliveryId.eq(self.envelope.id.to_string()))
+            .filter(webhook_delivery::Column::DeliveryId.eq(&self.id))
             .exec(txn)
             .await?;
         Ok(())
@@ -515,12 +530,11 @@ impl Hook for Claim<'_> {
 
 /// Keeps a delivery whose applying failed, with the error, for Octany's
 /// retry and for replay.
-async fn record_failure(syncer: &Syncer, claim: &Claim<'_>, error: &str) {
+async fn record_failure(syncer: &Syncer, claim: &Claim, error: &str) {
     let db = syncer.db();
-    let id = claim.envelope.id.to_string();
+    let id = &claim.id;
     let result = async {
-        let row = delivery_row(claim, Some(error.to_owned()));
-        if !insert_if_absent(db, row).await? {
+        if !insert_if_absent(db, claim.failed(error)).await? {
             // The failed transaction's increment rolled back with it: count
             // this attempt here.
             webhook_delivery::Entity::update_many()
@@ -540,7 +554,7 @@ async fn record_failure(syncer: &Syncer, claim: &Claim<'_>, error: &str) {
                     webhook_delivery::Column::Outcome,
                     Expr::value(Option::<String>::None),
                 )
-                .filter(webhook_delivery::Column::DeliveryId.eq(&id))
+                .filter(webhook_delivery::Column::DeliveryId.eq(id))
                 // Applied meanwhile by another request: it stays applied.
                 .filter(webhook_delivery::Column::ProcessedAt.is_null())
                 .exec(db)

@@ -13,7 +13,8 @@
 //! an equal mark keep the further state (`paid` beats `confirmed`).
 //!
 //! Subscriptions, the webhook's common write, are in [`subscriptions`]
-//! (with the single-statement forms each backend allows); the app's own
+//! (with the fast write of a new webhook delivery, one or many, each
+//! backend's); the app's own
 //! rows (checkout intents, charges) in [`local`].
 
 mod local;
@@ -22,8 +23,7 @@ pub(crate) mod usage;
 
 pub(crate) use local::{Done, Local, complete_checkouts, write as write_local};
 pub(crate) use subscriptions::{
-    Claimed, apply_subscription, batch, claim_all, claim_and_replace, replace_all, replace_claimed,
-    replace_if_older,
+    Claimed, Fast, apply_subscription, claim_and_replace, claim_and_replace_batched,
 };
 
 use chrono::{DateTime, Utc};
@@ -71,9 +71,9 @@ pub(crate) enum Source {
 }
 
 /// The ordering rule for a subscription, the one every write of it asks
-/// (the unit's locked read-decide-write here, the group's plan in
-/// `unit::plan`; the single-statement forms write only its `Updated`, on
-/// the same comparison): what a state observed at `mark`, brought from
+/// (the locked read-decide-write; the fast writes of a new webhook
+/// delivery write only its `Updated`, on the same comparison, `stored <
+/// mark`): what a state observed at `mark`, brought from
 /// `source`, does to a stored row whose mark is `stored`; `same` tells
 /// whether their contents are equal (asked only on equal marks).
 pub(crate) fn decide(

@@ -1,7 +1,9 @@
 //! Writing a subscription: the locked read-decide-write every backend
-//! runs, and the single statements that do the same in fewer round trips
-//! where a backend allows (PostgreSQL's locked `UPDATE … FROM`, SQLite's
-//! batch whose statements write only all together).
+//! runs, and the fast write of the common webhook (a new delivery's claim
+//! with a newer state of a stored subscription) for one delivery or many,
+//! in the fewest round trips a backend allows: PostgreSQL's one statement
+//! ([`claim_and_replace`]), SQLite's read and one batch
+//! ([`claim_and_replace_batched`]).
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
@@ -12,15 +14,15 @@ use sea_orm::{
 };
 
 use super::{
-    Applied, Source, Written, decide, locked_or_inserted, subscription_row, to_the_second,
+    Applied, Mark, Source, Written, decide, locked_or_inserted, subscription_row, to_the_second,
 };
 use crate::domain::model::Subscription;
-use crate::mirror::entity::{event, subscription, webhook_delivery};
+use crate::mirror::entity::{subscription, webhook_delivery};
 
 /// Applies a subscription observed at `mark` (`data`: its
 /// [`subscription_data`](super::subscription_data)): the locked
-/// read-decide-write every backend runs (a backend's one-statement form of
-/// the common case, [`replace_if_older`], is tried first by the unit).
+/// read-decide-write every backend runs (for a new webhook delivery, the
+/// unit first tries its backend's fast write, [`Fast`]).
 pub(crate) async fn apply_subscription<C: ConnectionTrait + TransactionTrait>(
     conn: &C,
     s: &Subscription,
@@ -70,209 +72,84 @@ pub(crate) async fn apply_subscription<C: ConnectionTrait + TransactionTrait>(
     })
 }
 
-/// PostgreSQL: the `SET` list of `update`, its values appended to `values`
-/// and numbered after those already there.
-fn set_list(update: &subscription::ActiveModel, values: &mut Vec<sea_orm::Value>) -> String {
-    use sea_orm::{IdenStatic, Iterable};
-    let mut sets = Vec::new();
-    for column in subscription::Column::iter() {
-        if matches!(column, subscription::Column::Id) {
-            continue;
-        }
-        if let Set(value) = update.get(column) {
-            values.push(value);
-            sets.push(format!("\"{}\" = ${}", column.as_str(), values.len()));
-        }
+/// A new webhook delivery of one subscription's state, for the backend's
+/// fewest-round-trip write ([`claim_and_replace`],
+/// [`claim_and_replace_batched`]): its claim (the delivery's row, recorded
+/// processed) and the state observed at `mark`.
+pub(crate) struct Fast<'a> {
+    pub(crate) claim: webhook_delivery::ActiveModel,
+    pub(crate) subscription: &'a Subscription,
+    /// Its [`subscription_data`](super::subscription_data).
+    pub(crate) data: &'a serde_json::Value,
+    pub(crate) mark: Mark,
+}
+
+impl Fast<'_> {
+    /// The delivery's key.
+    fn key(&self) -> String {
+        self.claim
+            .delivery_id
+            .try_as_ref()
+            .cloned()
+            .unwrap_or_default()
     }
-    sets.join(", ")
 }
 
-/// PostgreSQL: the statement that replaces the row of `$id` with the `SET`
-/// list if its mark is older than `$mark` (locking it, comparing, writing)
-/// and returns the row as it was; `only_if` is a further condition on the
-/// locked read.
-fn replace_sql(sets: &str, id: usize, mark: usize, only_if: &str) -> String {
-    format!(
-        "UPDATE octany_subscriptions AS s SET {sets} \
-         FROM (SELECT * FROM octany_subscriptions WHERE id = ${id}{only_if} FOR UPDATE) AS old \
-         WHERE s.id = old.id AND old.sync_mark < ${mark} RETURNING old.*"
-    )
-}
-
-/// PostgreSQL: replaces the row of `s` with its state observed at `mark` if
-/// the row's mark is older (the rule's `Updated`), in one statement that
-/// locks the row, compares and writes; returns the row as it was. `None`
-/// when the row is absent or not older (the caller then runs
-/// [`apply_subscription`], which reads it and decides).
-pub(crate) async fn replace_if_older<C: ConnectionTrait>(
-    conn: &C,
-    s: &Subscription,
-    data: &serde_json::Value,
-    mark: i64,
-    now: DateTime<Utc>,
-) -> Result<Option<subscription::Model>, DbErr> {
-    use sea_orm::{FromQueryResult, Statement, Value};
-    let update = subscription::ActiveModel {
-        created_at: NotSet,
-        ..subscription_row(s, data.clone(), mark, now)
-    };
-    let mut values: Vec<Value> = vec![s.id.as_str().into(), mark.into()];
-    let sets = set_list(&update, &mut values);
-    let row = conn
-        .query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            replace_sql(&sets, 1, 2, ""),
-            values,
-        ))
-        .await?;
-    row.map(|row| subscription::Model::from_query_result(&row, ""))
-        .transpose()
-}
-
-/// What [`claim_and_replace`] did.
+/// What the fast write did with one delivery.
+#[derive(Debug)]
 pub(crate) enum Claimed {
-    /// The claim inserted nothing (seen before): nothing else was done.
+    /// It claimed nothing (a delivery seen before, a row changed since it
+    /// was read, a backend with no fast write): the unit's hook claims or
+    /// finds the delivery, and its state is applied as usual.
     No,
     /// Claimed; the row as it was if a newer state replaced it, `None` when
-    /// the row is absent or not older (the caller applies it as usual).
+    /// the row is absent or not older (the unit applies it as usual).
     Yes(Option<Box<subscription::Model>>),
 }
 
-/// PostgreSQL: inserts `claim` (a new delivery's row, `ON CONFLICT DO
-/// NOTHING`) and, only if it inserted, [`replace_if_older`] of `s`, in one
-/// statement: a new webhook delivery for a stored subscription costs one
-/// round trip instead of two.
+/// PostgreSQL: for each of `fast` (at most one a subscription), in one
+/// statement however many: insert its claim (`ON CONFLICT DO NOTHING`, in
+/// the order of the keys); once every claim is in, lock the rows of the
+/// subscriptions in the order of their ids; replace each row whose
+/// delivery was claimed and whose mark is older, returning the row as it
+/// was. Every writer claims before it locks, and in these orders, so
+/// writers never deadlock on each other's claims and rows.
 pub(crate) async fn claim_and_replace<C: ConnectionTrait>(
     conn: &C,
-    claim: webhook_delivery::ActiveModel,
-    s: &Subscription,
-    data: &serde_json::Value,
-    mark: i64,
+    fast: &[Fast<'_>],
     now: DateTime<Utc>,
-) -> Result<Claimed, DbErr> {
-    use sea_orm::{FromQueryResult, Statement};
-    let claim = claim_all(vec![claim]);
-    let update = subscription::ActiveModel {
-        created_at: NotSet,
-        ..subscription_row(s, data.clone(), mark, now)
-    };
-    let mut values = claim.values.map(|v| v.0).unwrap_or_default();
-    values.push(s.id.to_string().into());
-    let id = values.len();
-    values.push(mark.into());
-    let sets = set_list(&update, &mut values);
-    let replace = replace_sql(&sets, id, id + 1, " AND EXISTS (SELECT 1 FROM claim)");
-    let sql = format!(
-        "WITH claim AS ({}), replaced AS ({replace}) \
-         SELECT (SELECT count(*) FROM claim) AS octany_claimed, replaced.* \
-         FROM (SELECT 1) AS one LEFT JOIN replaced ON TRUE",
-        claim.sql
-    );
-    let row = conn
-        .query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            sql,
-            values,
-        ))
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound("the claim's answer".into()))?;
-    if row.try_get::<i64>("", "octany_claimed")? == 0 {
-        return Ok(Claimed::No);
-    }
-    if row.try_get::<Option<String>>("", "id")?.is_none() {
-        return Ok(Claimed::Yes(None));
-    }
-    Ok(Claimed::Yes(Some(Box::new(
-        subscription::Model::from_query_result(&row, "")?,
-    ))))
-}
-
-/// SQLite: a webhook's newer state of a stored subscription, the claim of
-/// its delivery (`claim`, the delivery's row) and its `events`, as
-/// statements that write only all together: the row is replaced only if it
-/// is still `before` (its mark and content as read) and no delivery with
-/// the claim's key is stored; the claim and the events are inserted only
-/// if it was ([`insert_if_written`]). They answer one row (the
-/// subscription's id) when they wrote, none when they wrote nothing (a
-/// duplicate, a delivery that failed before, a row changed meanwhile).
-/// Several deliveries' statements go in one [`batch`] (the group commit of
-/// `sync::unit::group`).
-pub(crate) fn replace_claimed(
-    s: &Subscription,
-    data: &serde_json::Value,
-    mark: i64,
-    now: DateTime<Utc>,
-    before: &subscription::Model,
-    claim: webhook_delivery::ActiveModel,
-    events: Vec<event::ActiveModel>,
-) -> Vec<sea_orm::Statement> {
-    use sea_orm::QueryTrait;
-    use sea_orm::sea_query::Query;
-    let backend = DbBackend::Sqlite;
-    let update = subscription::ActiveModel {
-        created_at: NotSet,
-        ..subscription_row(s, data.clone(), mark, now)
-    };
-    let key = claim.delivery_id.try_as_ref().cloned().unwrap_or_default();
-    let mut write = subscription::Entity::update_many()
-        .set(update)
-        .filter(subscription::Column::Id.eq(s.id.as_str()))
-        .filter(subscription::Column::SyncMark.eq(before.sync_mark))
-        .filter(subscription::Column::Data.eq(before.data.clone()))
-        .filter(Expr::not_exists(
-            Query::select()
-                .expr(Expr::val(1))
-                .from(webhook_delivery::Entity)
-                .and_where(webhook_delivery::Column::DeliveryId.eq(key))
-                .to_owned(),
-        ))
-        .into_query();
-    write.returning_col(subscription::Column::Id);
-    let mut claim = insert_if_written(claim);
-    claim.on_conflict(delivery_seen());
-    let mut sql = vec![backend.build(&write), backend.build(&claim)];
-    sql.extend(
-        events
-            .into_iter()
-            .map(|row| backend.build(&insert_if_written(row))),
-    );
-    sql
-}
-
-/// PostgreSQL: inserts `claims` (new deliveries' rows) in one statement, a
-/// delivery already stored left as it is; it answers the `delivery_id` of
-/// each row it inserted.
-pub(crate) fn claim_all(claims: Vec<webhook_delivery::ActiveModel>) -> sea_orm::Statement {
-    use sea_orm::QueryTrait;
-    let mut insert = webhook_delivery::Entity::insert_many(claims).into_query();
-    insert
+) -> Result<Vec<Claimed>, DbErr> {
+    use sea_orm::{FromQueryResult, IdenStatic, Iterable, QueryTrait, Statement, Value};
+    let mut claims: Vec<_> = fast.iter().map(|f| (f.key(), f.claim.clone())).collect();
+    claims.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut claim =
+        webhook_delivery::Entity::insert_many(claims.into_iter().map(|c| c.1)).into_query();
+    claim
         .on_conflict(delivery_seen())
         .returning_col(webhook_delivery::Column::DeliveryId);
-    DbBackend::Postgres.build(&insert)
-}
-
-/// PostgreSQL: replaces the rows of `states` (each a subscription, its
-/// [`subscription_data`](super::subscription_data) and its mark) in one statement, `UPDATE … FROM
-/// (VALUES …)`. The caller has locked the rows and found each older.
-pub(crate) fn replace_all(
-    states: &[(&Subscription, &serde_json::Value, i64)],
-    now: DateTime<Utc>,
-) -> sea_orm::Statement {
-    use sea_orm::{IdenStatic, Iterable};
+    let claim = DbBackend::Postgres.build(&claim);
+    let mut values: Vec<Value> = claim.values.map(|v| v.0).unwrap_or_default();
+    let next = |value: Value, values: &mut Vec<Value>| {
+        values.push(value);
+        format!("${}", values.len())
+    };
     let columns: Vec<_> = subscription::Column::iter()
         .filter(|c| !matches!(c, subscription::Column::CreatedAt))
         .collect();
-    let mut values: Vec<sea_orm::Value> = Vec::new();
-    let mut tuples = Vec::with_capacity(states.len());
-    for (s, data, mark) in states {
-        let row = subscription_row(s, (*data).clone(), *mark, now);
-        let mut tuple = Vec::with_capacity(columns.len());
+    let mut tuples = Vec::with_capacity(fast.len());
+    let mut ids = Vec::with_capacity(fast.len());
+    for f in fast {
+        let row = subscription_row(f.subscription, f.data.clone(), f.mark.0, now);
+        let mut tuple = vec![next(f.key().into(), &mut values)];
         for column in &columns {
             let value = row.get(*column).into_value();
-            values.push(value.expect("subscription_row sets every column"));
-            tuple.push(format!("${}", values.len()));
+            tuple.push(next(
+                value.expect("subscription_row sets every column"),
+                &mut values,
+            ));
         }
         tuples.push(format!("({})", tuple.join(", ")));
+        ids.push(next(f.subscription.id.as_str().into(), &mut values));
     }
     let name = |c: &subscription::Column| format!("\"{}\"", c.as_str());
     let names: Vec<String> = columns.iter().map(name).collect();
@@ -282,12 +159,122 @@ pub(crate) fn replace_all(
         .map(|c| format!("{0} = v.{0}", name(c)))
         .collect();
     let sql = format!(
-        "UPDATE octany_subscriptions AS s SET {} FROM (VALUES {}) AS v({}) WHERE s.id = v.id",
-        sets.join(", "),
-        tuples.join(", "),
-        names.join(", "),
+        "WITH claim AS ({claim}), \
+         replaced AS (UPDATE octany_subscriptions AS s SET {sets} \
+           FROM (VALUES {tuples}) AS v(octany_delivery, {names}), \
+                (SELECT * FROM octany_subscriptions WHERE id IN ({ids}) \
+                   AND (SELECT count(*) FROM claim) > 0 ORDER BY id FOR UPDATE) AS old \
+           WHERE s.id = old.id AND v.id = old.id AND old.sync_mark < v.sync_mark \
+             AND v.octany_delivery IN (SELECT delivery_id FROM claim) \
+           RETURNING v.octany_delivery, old.*) \
+         SELECT claim.delivery_id AS octany_claimed, replaced.* \
+         FROM claim LEFT JOIN replaced ON replaced.octany_delivery = claim.delivery_id",
+        claim = claim.sql,
+        sets = sets.join(", "),
+        tuples = tuples.join(", "),
+        names = names.join(", "),
+        ids = ids.join(", "),
     );
-    sea_orm::Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+    let answered = conn
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
+        .await?;
+    let mut claimed = std::collections::HashMap::with_capacity(answered.len());
+    for row in answered {
+        let key: String = row.try_get("", "octany_claimed")?;
+        let before = match row.try_get::<Option<String>>("", "id")? {
+            Some(_) => Some(Box::new(subscription::Model::from_query_result(&row, "")?)),
+            None => None,
+        };
+        claimed.insert(key, before);
+    }
+    Ok(fast
+        .iter()
+        .map(|f| match claimed.remove(&f.key()) {
+            Some(before) => Claimed::Yes(before),
+            None => Claimed::No,
+        })
+        .collect())
+}
+
+/// SQLite: for each of `fast` (at most one a subscription), in one batch
+/// (one hop to the driver's worker thread however many): read the rows as
+/// they were, then replace each row whose mark is older if its delivery is
+/// new, inserting the delivery's claim only if it did
+/// ([`replace_claimed`]). A delivery it did not write is [`Claimed::No`].
+/// The batch's statements run in order in one transaction: a writer that
+/// commits between the read and a write makes the write fail (SQLite's
+/// `BUSY_SNAPSHOT`), and the unit runs again.
+pub(crate) async fn claim_and_replace_batched<C: ConnectionTrait>(
+    conn: &C,
+    fast: &[Fast<'_>],
+    now: DateTime<Utc>,
+) -> Result<Vec<Claimed>, DbErr> {
+    use sea_orm::{FromQueryResult, QueryTrait};
+    let ids: Vec<&str> = fast.iter().map(|f| f.subscription.id.as_str()).collect();
+    let read = subscription::Entity::find()
+        .filter(subscription::Column::Id.is_in(ids))
+        .build(DbBackend::Sqlite);
+    let mut statements = vec![read];
+    statements.extend(fast.iter().flat_map(|f| replace_claimed(f, now)));
+    // The read answers whole rows; each write that wrote, its
+    // subscription's id alone.
+    let mut before = std::collections::HashMap::new();
+    let mut written = std::collections::BTreeSet::new();
+    for row in conn.query_all_raw(batch(statements)).await? {
+        if row.try_get::<i64>("", "sync_mark").is_ok() {
+            let row = subscription::Model::from_query_result(&row, "")?;
+            before.insert(row.id.clone(), row);
+        } else {
+            written.insert(row.try_get::<String>("", "id")?);
+        }
+    }
+    Ok(fast
+        .iter()
+        .map(|f| {
+            let id = f.subscription.id.as_str();
+            match before.remove(id) {
+                Some(before) if written.contains(id) => Claimed::Yes(Some(Box::new(before))),
+                _ => Claimed::No,
+            }
+        })
+        .collect())
+}
+
+/// SQLite: a webhook's newer state of a stored subscription and the claim
+/// of its delivery, as statements that write only both together: the row
+/// is replaced only if its mark is older (the ordering rule's `Updated`
+/// for a webhook) and no delivery with the claim's key is stored, and the
+/// claim is inserted only if it was ([`insert_if_written`]). The replace
+/// answers one row (the subscription's id) when it wrote, none when it did
+/// not.
+fn replace_claimed(f: &Fast<'_>, now: DateTime<Utc>) -> [sea_orm::Statement; 2] {
+    use sea_orm::QueryTrait;
+    use sea_orm::sea_query::Query;
+    let backend = DbBackend::Sqlite;
+    let update = subscription::ActiveModel {
+        created_at: NotSet,
+        ..subscription_row(f.subscription, f.data.clone(), f.mark.0, now)
+    };
+    let mut write = subscription::Entity::update_many()
+        .set(update)
+        .filter(subscription::Column::Id.eq(f.subscription.id.as_str()))
+        .filter(subscription::Column::SyncMark.lt(f.mark.0))
+        .filter(Expr::not_exists(
+            Query::select()
+                .expr(Expr::val(1))
+                .from(webhook_delivery::Entity)
+                .and_where(webhook_delivery::Column::DeliveryId.eq(f.key()))
+                .to_owned(),
+        ))
+        .into_query();
+    write.returning_col(subscription::Column::Id);
+    let mut claim = insert_if_written(f.claim.clone());
+    claim.on_conflict(delivery_seen());
+    [backend.build(&write), backend.build(&claim)]
 }
 
 /// The claim's conflict clause: a delivery already stored is left as it is.
@@ -323,7 +310,7 @@ fn insert_if_written<A: ActiveModelTrait>(row: A) -> sea_orm::sea_query::InsertS
 /// SQLite: several statements sent as one (one hop to the driver's worker
 /// thread instead of one each); their `?` placeholders take the values in
 /// order. Rows come back from each statement that returns any, in order.
-pub(crate) fn batch(statements: Vec<sea_orm::Statement>) -> sea_orm::Statement {
+fn batch(statements: Vec<sea_orm::Statement>) -> sea_orm::Statement {
     let mut sql = Vec::with_capacity(statements.len());
     let mut values = Vec::new();
     for statement in statements {

@@ -1,10 +1,10 @@
 //! What differs between the databases in the unit of work, behind one
 //! small trait with one implementation per backend (as actix-session puts
 //! each store behind `SessionStore`): how a unit's transaction is opened,
-//! which errors mean "run it again", whether and how webhook writes that
-//! arrive together are grouped, and the fewer-round-trip writes a backend
-//! allows. The algorithm (`unit`, `group`, `plan`) has no branch on the
-//! backend.
+//! which errors mean "run it again", whether units arriving together are
+//! written in one transaction, and the fast write of new webhook
+//! deliveries the backend allows. The algorithm (`unit`, `group`) has no
+//! branch on the backend.
 
 use std::borrow::Cow;
 
@@ -12,15 +12,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, RuntimeErr, TransactionTrait,
 };
-use tokio::sync::OwnedSemaphorePermit;
 
-use super::hook::Hook;
-use super::plan::Write;
-use crate::domain::clock::SharedClock;
-use crate::domain::model::Subscription;
-use crate::mirror::entity::subscription;
-use crate::mirror::sync::Effects;
-use crate::mirror::sync::apply::{Claimed, Mark};
+use crate::mirror::sync::apply::{Claimed, Fast};
 
 mod mysql;
 mod postgres;
@@ -35,24 +28,13 @@ pub(crate) fn of(backend: DbBackend) -> &'static dyn Backend {
     }
 }
 
-/// How a backend groups the webhook writes that arrive together.
+/// How a backend groups the webhook deliveries that arrive together.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Grouping {
     /// How many groups may be written at once.
     pub(crate) turns: usize,
     /// Whether units of work take a turn too (one writer at a time).
     pub(crate) serial: bool,
-}
-
-/// What a group's write needs of its syncer.
-#[derive(Clone, Copy)]
-pub(crate) struct Group<'a> {
-    /// The database.
-    pub(crate) db: &'a DatabaseConnection,
-    /// "Now", read once the group's transaction is open.
-    pub(crate) clock: &'a SharedClock,
-    /// No listener is registered: events are recorded delivered.
-    pub(crate) delivered: bool,
 }
 
 /// One database's part in the unit of work (see the module's
@@ -68,55 +50,25 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
     /// error code.
     fn is_transient(&self, error: &DbErr) -> bool;
 
-    /// How webhook writes arriving together are grouped; `None`: each is
-    /// its own unit.
+    /// How webhook deliveries arriving together are grouped; `None`: each
+    /// is its own unit.
     fn grouping(&self) -> Option<Grouping> {
         None
     }
 
-    /// A new delivery's claim (`hook`'s) folded into the write of its one
-    /// subscription `s`, one round trip for both: what it did.
-    /// [`Claimed::No`] (the default, where a backend folds nothing): the
-    /// hook then claims and decides as usual.
-    async fn claim_and_write(
+    /// The fast write of new webhook deliveries, one or many (at most one
+    /// a subscription), in the fewest round trips the backend allows: each
+    /// delivery's claim and, where its state is newer than its stored row,
+    /// the row's replacement; what it did with each, in order. The default,
+    /// where a backend has none: [`Claimed::No`] for each (each unit's hook
+    /// claims, and its state is applied by the locked read-decide-write).
+    async fn claim_and_replace(
         &self,
         _txn: &DatabaseTransaction,
-        _hook: &dyn Hook,
-        _s: &Subscription,
-        _data: &serde_json::Value,
-        _mark: Mark,
+        fast: &[Fast<'_>],
         _now: DateTime<Utc>,
-    ) -> Result<Claimed, DbErr> {
-        Ok(Claimed::No)
-    }
-
-    /// The common write, a newer state `s` of a stored subscription, in
-    /// one round trip where the backend allows: the row as it was when it
-    /// wrote. `None` (the default: nothing tried), or a row absent or not
-    /// older: the unit runs the locked read-decide-write.
-    async fn replace_if_older(
-        &self,
-        _txn: &DatabaseTransaction,
-        _s: &Subscription,
-        _data: &serde_json::Value,
-        _mark: Mark,
-        _now: DateTime<Utc>,
-    ) -> Result<Option<subscription::Model>, DbErr> {
-        Ok(None)
-    }
-
-    /// Writes `writes` as one group; for each, its effects when the group
-    /// wrote it (`None`: it runs as its own unit). The turn is given up as
-    /// soon as the work is committed; `txn` is the group's transaction when
-    /// one was opened while it waited for a connection.
-    async fn write_group(
-        &self,
-        _group: Group<'_>,
-        writes: &[Write],
-        _turn: &mut Option<OwnedSemaphorePermit>,
-        _txn: Option<DatabaseTransaction>,
-    ) -> Result<Vec<Option<Effects>>, DbErr> {
-        Ok(writes.iter().map(|_| None).collect())
+    ) -> Result<Vec<Claimed>, DbErr> {
+        Ok(fast.iter().map(|_| Claimed::No).collect())
     }
 }
 

@@ -1,15 +1,12 @@
-//! What a write means beyond its row: the billing events it raises (as
-//! the outbox's rows), whether it must be re-fetched, which billable it
-//! changed, and which checkout intents it answers. Derived once, here, for
-//! the unit and for the group alike.
-
-use chrono::{DateTime, Utc};
+//! What a subscription's write means beyond its row: the billing events
+//! it raises, whether it must be re-fetched, which billable it changed,
+//! and which checkout intents it answers. Derived once, here, for every
+//! unit, alone or in a group.
 
 use crate::domain::model::{BillableRef, ProductId, Subscription, SubscriptionStatus};
-use crate::mirror::entity::{billable_ref, event, subscription};
+use crate::mirror::entity::{billable_ref, subscription};
 use crate::mirror::sync::apply::{self, Applied, Mark, Source};
-use crate::mirror::sync::events::{self, BillingEvent, Origin};
-use crate::mirror::sync::{Effects, outbox};
+use crate::mirror::sync::events::{self, BillingEvent};
 
 /// What a subscription's write means beyond its row.
 pub(crate) struct Consequences {
@@ -58,31 +55,4 @@ impl Consequences {
             billable,
         }
     }
-}
-
-/// Records a written change in `effects`, for the unit and the group
-/// alike: the billable it changed, and its events, whose outbox rows it
-/// returns (to be written in the same transaction). Each event is listed in
-/// `effects.events`, to be delivered after the commit, unless no listener
-/// is registered (`delivered`: recorded delivered).
-pub(crate) fn record(
-    events: &[BillingEvent],
-    billable: &Option<BillableRef>,
-    origin: Origin,
-    mark: Mark,
-    now: DateTime<Utc>,
-    delivered: bool,
-    effects: &mut Effects,
-) -> Vec<event::ActiveModel> {
-    let rows: Vec<event::ActiveModel> = events
-        .iter()
-        .map(|event| outbox::row(event, billable.clone(), origin, mark.0, now, delivered))
-        .collect();
-    if !delivered {
-        effects
-            .events
-            .extend(rows.iter().map(|row| row.id.clone().unwrap()));
-    }
-    effects.changed.extend(billable.clone());
-    rows
 }

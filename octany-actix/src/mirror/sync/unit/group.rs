@@ -1,23 +1,19 @@
-//! The group commit of the common webhook: a new delivery of a newer
-//! state of a stored subscription, on SQLite and PostgreSQL.
+//! The group commit of the common webhook, a new delivery of one
+//! subscription's state, on SQLite and PostgreSQL.
 //!
 //! A delivery alone in its transaction costs more in round trips than in
 //! work: on SQLite each statement is a hop to the driver's worker thread
 //! (two threads woken), on PostgreSQL each is a round trip to the server,
 //! and every transaction a commit. Deliveries that arrive together are
-//! written together: each queues its write; whoever gets a turn to write
-//! takes the queue (at most [`GROUP_MAX`]) and, in one transaction, reads
-//! the group's rows, derives each delivery's events from its row, and
-//! writes them all. A delivery the group did not write (a duplicate, an
-//! absent or newer row, a second delivery for the same subscription, a
-//! failed group) runs as its own unit, which decides it.
+//! written together: each queues its unit; whoever gets a turn to write
+//! takes the queue (at most [`GROUP_MAX`]) and writes it in one
+//! transaction by the function that writes a unit alone,
+//! [`Syncer::write`]. A failed group has each of its units run alone,
+//! which decides it.
 //!
-//! What each delivery writes is decided once for every backend (`plan`);
-//! how many groups may be written at once, whether units take turns too,
-//! and the group's statements are the backend's (`backend`: SQLite writes
-//! one transaction at a time, as one batch; PostgreSQL writes two groups
-//! at once, in five statements whatever their size; MySQL writes no
-//! groups).
+//! How many groups may be written at once and whether units take turns
+//! too are the backend's (`backend`: SQLite writes one transaction at a
+//! time; PostgreSQL two groups at once; MySQL writes no groups).
 //!
 //! The group is written by a task of its own, so that a caller that goes
 //! away (a request abandoned mid-way) neither loses the others' answers nor
@@ -29,23 +25,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sea_orm::{DatabaseTransaction, DbErr};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
-use super::backend::{Backend, Group, Grouping};
-use super::plan::Write;
+use super::backend::{Backend, Grouping};
+use super::batch::Unit;
 use crate::mirror::sync::{Effects, Syncer};
 
 /// The most deliveries written in one group (SQLite binds at most 32,766
 /// values in a statement; a delivery binds about 50).
 const GROUP_MAX: usize = 64;
 
-/// The turns to write and the deliveries waiting to be written in a group
-/// (see the module's documentation).
+/// The turns to write and the units waiting to be written in a group (see
+/// the module's documentation).
 pub(crate) struct Writer {
     /// Taken by whoever writes a group, and on SQLite by a unit of work.
     turns: Arc<Semaphore>,
     /// Whether units of work take a turn (SQLite: one writer at a time).
     serial: bool,
     queue: std::sync::Mutex<Vec<Queued>>,
-    /// Numbers the queued deliveries.
+    /// Numbers the queued units.
     tickets: AtomicU64,
 }
 
@@ -72,8 +68,8 @@ impl Writer {
         self.turns.clone().acquire_owned().await.ok()
     }
 
-    /// Takes the delivery of `ticket` out of the queue; false when a group
-    /// has already taken it.
+    /// Takes the unit of `ticket` out of the queue; false when a group has
+    /// already taken it.
     fn withdraw(&self, ticket: u64) -> bool {
         let mut queue = self.queue();
         let before = queue.len();
@@ -89,60 +85,57 @@ impl Writer {
     }
 }
 
-/// What became of a delivery queued to be written in a group.
+/// What a unit's group did: its effects (`None`: its hook ended it), or
+/// nothing when the group failed.
+type Answer = Option<Option<Effects>>;
+
+/// What became of a unit queued to be written in a group.
 pub(super) enum Grouped {
-    /// Its group wrote it.
-    Written(Effects),
-    /// PostgreSQL: it was alone, and runs as its own unit (fewer
-    /// statements, its claim folded into its write) in this transaction,
-    /// holding this turn, so that the deliveries arriving meanwhile queue
-    /// for a group.
-    Alone(OwnedSemaphorePermit, DatabaseTransaction),
-    /// Its group did not write it, or the backend writes no groups: it runs
-    /// as its own unit.
+    /// Its group wrote it: its effects, `None` when its hook ended it.
+    Written(Option<Effects>),
+    /// Its group failed, or the backend writes no groups: it runs alone.
     Own,
 }
 
 struct Queued {
     /// Which caller queued it.
     ticket: u64,
-    write: Write,
-    /// What the group did: `Some` when it wrote the delivery.
-    answer: oneshot::Sender<Option<Effects>>,
+    unit: Arc<Unit>,
+    answer: oneshot::Sender<Answer>,
 }
 
 impl Syncer {
-    /// Writes `write` in a group with the deliveries waiting beside it.
-    pub(super) async fn write_grouped(&self, write: Write) -> Grouped {
+    /// Writes `unit` in a group with the units waiting beside it.
+    pub(super) async fn write_grouped(&self, unit: &Arc<Unit>) -> Grouped {
         let Some(writer) = self.inner.writer.as_ref() else {
             return Grouped::Own;
         };
-        let outcome = |effects: Result<Option<Effects>, _>| match effects {
-            Ok(Some(effects)) => Grouped::Written(effects),
+        let outcome = |answer: Result<Answer, _>| match answer {
+            Ok(Some(done)) => Grouped::Written(done),
             _ => Grouped::Own,
         };
         let (answer, mut answered) = oneshot::channel();
         let ticket = writer.tickets.fetch_add(1, Ordering::Relaxed);
         writer.queue().push(Queued {
             ticket,
-            write,
+            unit: unit.clone(),
             answer,
         });
         loop {
             tokio::select! {
                 biased;
-                effects = &mut answered => return outcome(effects),
+                answer = &mut answered => return outcome(answer),
                 Ok(turn) = writer.turns.clone().acquire_owned() => {
                     // PostgreSQL: the group is taken from the queue once it
-                    // has a connection, so that it holds every delivery
-                    // that arrived while it waited for one.
-                    let mut txn = if writer.serial {
+                    // has a connection, so that it holds every unit that
+                    // arrived while it waited for one.
+                    let txn = if writer.serial {
                         None
                     } else {
                         match self.backend().begin(self.db()).await {
                             Ok(txn) => Some(txn),
                             Err(error) => {
-                                tracing::debug!(%error, "no transaction for a group of webhook writes; the delivery runs as its own unit");
+                                tracing::debug!(%error, "no transaction for a group of webhook writes; the delivery runs alone");
                                 if writer.withdraw(ticket) {
                                     return Grouped::Own;
                                 }
@@ -156,16 +149,13 @@ impl Syncer {
                         let group: Vec<Queued> = queue.drain(..n).collect();
                         (group, queue.iter().any(|q| q.ticket == ticket))
                     };
-                    if let Some(txn) = txn.take_if(|_| matches!(group.as_slice(), [q] if q.ticket == ticket)) {
-                        return Grouped::Alone(turn, txn);
-                    }
                     if !group.is_empty() {
                         let syncer = self.clone();
                         tokio::spawn(async move { syncer.write_group(group, turn, txn).await });
                     }
-                    // A group has taken this delivery (this one, or one
-                    // that gave its turn up before answering): its answer
-                    // is on its way.
+                    // A group has taken this unit (this one, or one that
+                    // gave its turn up before answering): its answer is on
+                    // its way.
                     if !waiting {
                         return outcome(answered.await);
                     }
@@ -174,53 +164,53 @@ impl Syncer {
         }
     }
 
-    /// Writes a group and answers each of its deliveries. A transient
-    /// conflict (on SQLite, a write of this syncer's that takes no turn,
-    /// such as the outbox's, between the group's read and its write) runs
-    /// the group again.
+    /// Writes a group and answers each of its units. A transient conflict
+    /// (on SQLite, a write of this syncer's that takes no turn, such as the
+    /// outbox's, between the group's read and its write) runs the group
+    /// again.
     async fn write_group(
         &self,
         group: Vec<Queued>,
         turn: OwnedSemaphorePermit,
         mut txn: Option<DatabaseTransaction>,
     ) {
-        let (writes, answers): (Vec<Write>, Vec<_>) =
-            group.into_iter().map(|q| (q.write, q.answer)).unzip();
-        let mut turn = Some(turn);
+        let (units, answers): (Vec<Arc<Unit>>, Vec<_>) =
+            group.into_iter().map(|q| (q.unit, q.answer)).unzip();
         let mut tries = 0;
-        let written = loop {
+        let written: Vec<Answer> = loop {
             tries += 1;
-            match self.try_group(&writes, &mut turn, txn.take()).await {
-                Ok(written) => break written,
+            match self.try_group(&units, txn.take()).await {
+                Ok(done) => break done.into_iter().map(Some).collect(),
                 Err(error) if tries < super::TRIES && self.backend().is_transient(&error) => {
-                    tracing::debug!(deliveries = writes.len(), tries, %error, "a group of webhook writes met a conflict; writing it again");
+                    tracing::debug!(deliveries = units.len(), tries, %error, "a group of webhook writes met a conflict; writing it again");
                 }
                 Err(error) => {
-                    tracing::debug!(deliveries = writes.len(), %error, "a group of webhook writes failed; each runs as its own unit");
-                    break writes.iter().map(|_| None).collect();
+                    tracing::debug!(deliveries = units.len(), %error, "a group of webhook writes failed; each runs alone");
+                    break units.iter().map(|_| None).collect();
                 }
             }
         };
         drop(turn);
-        for (answer, effects) in answers.into_iter().zip(written) {
+        for (answer, done) in answers.into_iter().zip(written) {
             // A caller that went away has its delivery written all the same.
-            let _ = answer.send(effects);
+            let _ = answer.send(done);
         }
     }
 
-    /// Writes the group in one transaction, as its backend allows; the
-    /// turn is given up as soon as the work is committed.
+    /// Writes the group in one transaction (`txn` when one was opened
+    /// while it waited for a connection).
     async fn try_group(
         &self,
-        writes: &[Write],
-        turn: &mut Option<OwnedSemaphorePermit>,
+        units: &[Arc<Unit>],
         txn: Option<DatabaseTransaction>,
     ) -> Result<Vec<Option<Effects>>, DbErr> {
-        let group = Group {
-            db: self.db(),
-            clock: self.clock(),
-            delivered: self.listeners().is_empty(),
+        let txn = match txn {
+            Some(txn) => txn,
+            None => self.backend().begin(self.db()).await?,
         };
-        self.backend().write_group(group, writes, turn, txn).await
+        let units: Vec<&Unit> = units.iter().map(Arc::as_ref).collect();
+        let done = self.write(&txn, &units).await?;
+        txn.commit().await?;
+        Ok(done)
     }
 }

@@ -7,25 +7,23 @@ use crate::mirror::entity::webhook_delivery;
 
 /// Work a caller adds to the unit's transaction.
 #[async_trait::async_trait]
-pub(crate) trait Hook: Send + Sync {
+pub(crate) trait Hook: Send + Sync + 'static {
     /// Runs first; `false` ends the unit at once, committing only what the
     /// hook wrote (a delivery seen before, say).
     async fn before(&self, txn: &DatabaseTransaction) -> Result<bool, DbErr>;
 
     /// The row the hook inserts first when the unit is new to it (a new
-    /// webhook delivery, recorded processed), for the unit to write with
-    /// its first write when that is a newer state of a stored subscription
-    /// (fewer round trips); then [`Hook::before`] is not run. When a row
-    /// with the claim's key is stored, the unit writes none of it, and
-    /// `before` runs and decides. `None` (the default): `before` always
-    /// runs.
+    /// webhook delivery, recorded processed), for the backend's fast write
+    /// to insert with the unit's one subscription (`apply::Fast`); when
+    /// that claimed it, [`Hook::before`] is not run. When a row with the
+    /// claim's key is stored, the fast write claims nothing, and `before`
+    /// runs and decides. `None` (the default): `before` always runs.
     fn claim(&self) -> Option<webhook_delivery::ActiveModel> {
         None
     }
 
     /// Runs last, before the commit, with what the unit did with Octany's
-    /// states (`unit::verdict`). Not run for a unit a group wrote (each
-    /// of those applied a newer state).
+    /// states (`unit::verdict`).
     async fn after(&self, _txn: &DatabaseTransaction, _verdict: &'static str) -> Result<(), DbErr> {
         Ok(())
     }

@@ -1,0 +1,118 @@
+//! What a unit of work is made of: a [`Batch`] of observations of
+//! Octany's state and of writes of the library's own rows, and the
+//! [`Unit`] that adds the origin that brought it and its caller's hook.
+
+use std::sync::Arc;
+
+use super::Hook;
+use crate::domain::model::{Order, Product, Subscription, SubscriptionId};
+use crate::mirror::entity::billable_ref;
+use crate::mirror::sync::apply::{self, Fast, Local, Mark};
+use crate::mirror::sync::events::Origin;
+
+/// Observations of Octany's state, applied together or not at all.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    pub(super) items: Vec<Item>,
+}
+
+#[derive(Debug)]
+pub(super) enum Item {
+    /// With its JSON, made before the transaction opens (less work while
+    /// SQLite's write lock is held).
+    Subscription(Subscription, Mark, serde_json::Value),
+    Order(Order, Option<SubscriptionId>, Mark),
+    Product(Product, Mark),
+    ProductDeleted(Product, Mark),
+    /// A write of the app's own rows (a checkout intent, a charge).
+    Local(Local),
+}
+
+impl Batch {
+    pub(crate) fn subscription(mut self, s: Subscription, mark: Mark) -> Self {
+        let data = apply::subscription_data(&s);
+        self.items.push(Item::Subscription(s, mark, data));
+        self
+    }
+
+    pub(crate) fn subscriptions(mut self, all: Vec<Subscription>, mark: Mark) -> Self {
+        self.items.extend(all.into_iter().map(|s| {
+            let data = apply::subscription_data(&s);
+            Item::Subscription(s, mark, data)
+        }));
+        self
+    }
+
+    /// An order, linked to `subscription` when the caller knows it.
+    pub(crate) fn order(
+        mut self,
+        o: Order,
+        subscription: Option<SubscriptionId>,
+        mark: Mark,
+    ) -> Self {
+        self.items.push(Item::Order(o, subscription, mark));
+        self
+    }
+
+    pub(crate) fn product(mut self, p: Product, mark: Mark) -> Self {
+        self.items.push(Item::Product(p, mark));
+        self
+    }
+
+    pub(crate) fn product_deleted(mut self, p: Product, mark: Mark) -> Self {
+        self.items.push(Item::ProductDeleted(p, mark));
+        self
+    }
+
+    /// A write of the app's own rows; what it did is in
+    /// [`Effects::done`], in the batch's order.
+    pub(crate) fn local(mut self, write: Local) -> Self {
+        self.items.push(Item::Local(write));
+        self
+    }
+
+    /// What its first observation is about: the billable it names (its
+    /// `reference_id`) and the resource's id; what a webhook delivery's
+    /// row records of it, for the operator's timeline.
+    pub(crate) fn about(&self) -> (Option<String>, Option<String>) {
+        match self.items.first() {
+            Some(Item::Subscription(s, ..)) => (
+                billable_ref(s.reference_id.as_deref()).map(|b| b.to_string()),
+                Some(s.id.to_string()),
+            ),
+            Some(Item::Order(o, ..)) => (
+                billable_ref(o.reference_id.as_deref()).map(|b| b.to_string()),
+                Some(o.id.to_string()),
+            ),
+            Some(Item::Product(p, _) | Item::ProductDeleted(p, _)) => {
+                (None, Some(p.id.to_string()))
+            }
+            _ => (None, None),
+        }
+    }
+}
+
+/// A batch, the origin that brought it, and the caller's hook in its
+/// transaction: what one write of the mirror is made of.
+pub(crate) struct Unit {
+    pub(super) batch: Batch,
+    pub(super) origin: Origin,
+    pub(super) hook: Option<Arc<dyn Hook>>,
+}
+
+impl Unit {
+    /// A new webhook delivery of one subscription's state: what the
+    /// backend's fast write takes (see `apply::Fast`).
+    pub(super) fn fast(&self) -> Option<Fast<'_>> {
+        let (Some(hook), [Item::Subscription(s, mark, data)]) = (&self.hook, &self.batch.items[..])
+        else {
+            return None;
+        };
+        Some(Fast {
+            claim: hook.claim()?,
+            subscription: s,
+            data,
+            mark: *mark,
+        })
+    }
+}
