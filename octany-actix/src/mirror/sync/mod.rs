@@ -25,7 +25,7 @@ use sea_orm::{DatabaseConnection, DbErr};
 use crate::client::OctanyError;
 use crate::client::{OctanyClient, SubscriptionFilter};
 use crate::domain::clock::SharedClock;
-use crate::domain::model::{BillableRef, SubscriptionId, WebhookEnvelope, WebhookEvent};
+use crate::domain::model::{BillableRef, SubscriptionId};
 
 pub(crate) use apply::Mark;
 pub(crate) use apply::{Done, Local, mark};
@@ -299,28 +299,6 @@ impl Syncer {
                 hook(billable);
             }
         }
-    }
-
-    /// The observations a webhook event carries, under its mark.
-    pub(crate) fn webhook_batch(envelope: &WebhookEnvelope) -> Result<Batch, SyncError> {
-        let event = envelope.event().map_err(|source| SyncError::Payload {
-            event: envelope.name.clone(),
-            source,
-        })?;
-        let mark = Mark::of(envelope.created_at);
-        let batch = Batch::default();
-        Ok(match event {
-            WebhookEvent::SubscriptionCreated(s)
-            | WebhookEvent::SubscriptionUpdated(s)
-            | WebhookEvent::SubscriptionRenewed(s)
-            | WebhookEvent::SubscriptionCancelled(s) => batch.subscription(s, mark),
-            WebhookEvent::OrderConfirmed(o) | WebhookEvent::OrderPaid(o) => {
-                batch.order(o, None, mark)
-            }
-            WebhookEvent::ProductUpdated(p) => batch.product(p, mark),
-            WebhookEvent::ProductDeleted(p) => batch.product_deleted(p, mark),
-            _ => batch,
-        })
     }
 
     /// Re-reads one subscription from Octany and writes it, as the

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseTransaction, DbBackend, DbErr};
 
-use super::apply::{self, Applied, Claimed, Fast, Mark, Source, Written};
+use super::apply::{self, Applied, Mark, Source, Written};
 use super::events::{self, Origin};
 use super::{Effects, SyncError, Syncer, outbox};
 use crate::domain::model::{BillableRef, Order, Subscription, SubscriptionId};
@@ -40,6 +40,7 @@ mod group;
 mod hook;
 
 pub(crate) use backend::Backend;
+use backend::{Claimed, Fast};
 pub(crate) use batch::Batch;
 use batch::{Item, Unit};
 use consequences::Consequences;

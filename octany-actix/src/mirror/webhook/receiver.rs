@@ -15,7 +15,7 @@ use crate::domain::config::{ConfigError, Secret};
 use crate::domain::model::{EventName, WebhookEnvelope};
 use crate::mirror::entity::webhook_delivery;
 use crate::mirror::sync::apply::insert_if_absent;
-use crate::mirror::sync::{Hook, Origin, SyncError, Syncer};
+use crate::mirror::sync::{Batch, Hook, Origin, SyncError, Syncer};
 
 /// The default largest body accepted: 1 MiB.
 pub(crate) const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -266,7 +266,7 @@ impl WebhookReceiver {
             }
             _ => envelope,
         };
-        let batch = Syncer::webhook_batch(envelope);
+        let batch = Batch::webhook(envelope);
         let (billable, resource) = match &batch {
             Ok(batch) => batch.about(),
             Err(_) => (None, None),

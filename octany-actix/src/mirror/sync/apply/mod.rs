@@ -12,19 +12,15 @@
 //! subscription `needs_sync`, and it is re-fetched from the API. Orders on
 //! an equal mark keep the further state (`paid` beats `confirmed`).
 //!
-//! Subscriptions, the webhook's common write, are in [`subscriptions`]
-//! (with the fast write of a new webhook delivery, one or many, each
-//! backend's); the app's own
+//! Subscriptions are written here by the locked read-decide-write (the
+//! fast write of a new webhook delivery, one or many, is each backend's
+//! own: `unit::backend`); the app's own
 //! rows (checkout intents, charges) in [`local`].
 
 mod local;
-mod subscriptions;
 pub(crate) mod usage;
 
 pub(crate) use local::{Done, Local, complete_checkouts, write as write_local};
-pub(crate) use subscriptions::{
-    Claimed, Fast, apply_subscription, claim_and_replace, claim_and_replace_batched,
-};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
@@ -221,7 +217,7 @@ where
         .ok_or_else(|| DbErr::RecordNotFound("a row that another writer had just inserted".into()))
 }
 
-pub(super) fn subscription_row(
+pub(crate) fn subscription_row(
     s: &Subscription,
     data: serde_json::Value,
     mark: i64,
@@ -266,6 +262,59 @@ pub(super) fn to_the_second(at: DateTime<Utc>) -> DateTime<Utc> {
 /// A subscription as the mirror keeps it in `data`.
 pub(crate) fn subscription_data(s: &Subscription) -> serde_json::Value {
     serde_json::to_value(s).expect("a subscription serializes")
+}
+
+/// Applies a subscription observed at `mark` (`data`: its
+/// [`subscription_data`]): the locked
+/// read-decide-write every backend runs (for a new webhook delivery, the
+/// unit first tries its backend's fast write, `unit::backend::Fast`).
+pub(crate) async fn apply_subscription<C: ConnectionTrait + TransactionTrait>(
+    conn: &C,
+    s: &Subscription,
+    data: &serde_json::Value,
+    mark: i64,
+    source: Source,
+    now: DateTime<Utc>,
+) -> Result<Written<subscription::Model>, DbErr> {
+    let row = subscription_row(s, data.clone(), mark, now);
+    let id = s.id.to_string();
+    let update = subscription::ActiveModel {
+        created_at: NotSet,
+        ..row.clone()
+    };
+    let Some(current) = locked_or_inserted(conn, id.clone(), row).await? else {
+        return Ok(Written::inserted());
+    };
+    let by_id = || subscription::Entity::update_many().filter(subscription::Column::Id.eq(&id));
+    let applied = decide(current.sync_mark, mark, source, || current.data == *data);
+    match (applied, source) {
+        (Applied::Updated, _) => {
+            by_id().set(update).exec(conn).await?;
+        }
+        // A read of the API confirms the row: it is fresh.
+        (Applied::Unchanged, Source::Api) => {
+            by_id()
+                .col_expr(
+                    subscription::Column::SyncedAt,
+                    Expr::value(to_the_second(now)),
+                )
+                .col_expr(subscription::Column::NeedsSync, Expr::value(false))
+                .exec(conn)
+                .await?;
+        }
+        // Two webhooks disagree on one instant: the API settles it.
+        (Applied::Conflict, _) => {
+            by_id()
+                .col_expr(subscription::Column::NeedsSync, Expr::value(true))
+                .exec(conn)
+                .await?;
+        }
+        _ => {}
+    }
+    Ok(Written {
+        applied,
+        before: Some(current),
+    })
 }
 
 fn state_rank(state: &OrderState) -> u8 {

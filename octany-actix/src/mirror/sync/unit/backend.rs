@@ -13,7 +13,9 @@ use sea_orm::{
     DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, RuntimeErr, TransactionTrait,
 };
 
-use crate::mirror::sync::apply::{Claimed, Fast};
+use crate::domain::model::Subscription;
+use crate::mirror::entity::{subscription, webhook_delivery};
+use crate::mirror::sync::apply::Mark;
 
 mod mysql;
 mod postgres;
@@ -70,6 +72,47 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<Claimed>, DbErr> {
         Ok(fast.iter().map(|_| Claimed::No).collect())
     }
+}
+
+/// A new webhook delivery of one subscription's state, for the backend's
+/// fast write ([`Backend::claim_and_replace`]): its claim (the delivery's
+/// row, recorded processed) and the state observed at `mark`.
+pub(crate) struct Fast<'a> {
+    pub(crate) claim: webhook_delivery::ActiveModel,
+    pub(crate) subscription: &'a Subscription,
+    /// Its `apply::subscription_data`.
+    pub(crate) data: &'a serde_json::Value,
+    pub(crate) mark: Mark,
+}
+
+impl Fast<'_> {
+    /// The delivery's key.
+    pub(crate) fn key(&self) -> String {
+        self.claim
+            .delivery_id
+            .try_as_ref()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// What the fast write did with one delivery.
+#[derive(Debug)]
+pub(crate) enum Claimed {
+    /// It claimed nothing (a delivery seen before, a row changed since it
+    /// was read, a backend with no fast write): the unit's hook claims or
+    /// finds the delivery, and its state is applied as usual.
+    No,
+    /// Claimed; the row as it was if a newer state replaced it, `None` when
+    /// the row is absent or not older (the unit applies it as usual).
+    Yes(Option<Box<subscription::Model>>),
+}
+
+/// The claim's conflict clause: a delivery already stored is left as it is.
+pub(super) fn delivery_seen() -> sea_orm::sea_query::OnConflict {
+    sea_orm::sea_query::OnConflict::column(webhook_delivery::Column::DeliveryId)
+        .do_nothing()
+        .to_owned()
 }
 
 /// The driver's error code of `error`, if the database gave one.

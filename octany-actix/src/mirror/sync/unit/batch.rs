@@ -5,9 +5,13 @@
 use std::sync::Arc;
 
 use super::Hook;
-use crate::domain::model::{Order, Product, Subscription, SubscriptionId};
+use super::backend::Fast;
+use crate::domain::model::{
+    Order, Product, Subscription, SubscriptionId, WebhookEnvelope, WebhookEvent,
+};
 use crate::mirror::entity::billable_ref;
-use crate::mirror::sync::apply::{self, Fast, Local, Mark};
+use crate::mirror::sync::SyncError;
+use crate::mirror::sync::apply::{self, Local, Mark};
 use crate::mirror::sync::events::Origin;
 
 /// Observations of Octany's state, applied together or not at all.
@@ -29,6 +33,28 @@ pub(super) enum Item {
 }
 
 impl Batch {
+    /// The observations a webhook event carries, under its mark.
+    pub(crate) fn webhook(envelope: &WebhookEnvelope) -> Result<Self, SyncError> {
+        let event = envelope.event().map_err(|source| SyncError::Payload {
+            event: envelope.name.clone(),
+            source,
+        })?;
+        let mark = Mark::of(envelope.created_at);
+        let batch = Self::default();
+        Ok(match event {
+            WebhookEvent::SubscriptionCreated(s)
+            | WebhookEvent::SubscriptionUpdated(s)
+            | WebhookEvent::SubscriptionRenewed(s)
+            | WebhookEvent::SubscriptionCancelled(s) => batch.subscription(s, mark),
+            WebhookEvent::OrderConfirmed(o) | WebhookEvent::OrderPaid(o) => {
+                batch.order(o, None, mark)
+            }
+            WebhookEvent::ProductUpdated(p) => batch.product(p, mark),
+            WebhookEvent::ProductDeleted(p) => batch.product_deleted(p, mark),
+            _ => batch,
+        })
+    }
+
     pub(crate) fn subscription(mut self, s: Subscription, mark: Mark) -> Self {
         let data = apply::subscription_data(&s);
         self.items.push(Item::Subscription(s, mark, data));
