@@ -20,14 +20,9 @@ use serde::Deserialize;
 
 use crate::errors::{AppError, wants_html};
 use crate::pages::Layout;
-use crate::sessions::USER_KEY;
+use crate::sessions::{USER_KEY, user_id};
 use crate::throttle::{self, Counted};
 use crate::{AppState, csrf, passwords, sessions, user, validate};
-
-/// The signed-in user's id, if any.
-pub fn user_id(session: &Session) -> Option<i64> {
-    session.get::<i64>(USER_KEY).ok().flatten()
-}
 
 /// The signed-in user; browsers without one are sent to `/login`.
 impl FromRequest for user::Model {

@@ -50,7 +50,7 @@ fn price_with_vat(price: i64, vat_rate: i64) -> i64 {
 
 /// `GET /`: to the dashboard when signed in, else pricing.
 pub async fn home(session: Session) -> HttpResponse {
-    let to = if crate::auth::user_id(&session).is_some() {
+    let to = if crate::sessions::user_id(&session).is_some() {
         "/dashboard"
     } else {
         "/pricing"

@@ -42,6 +42,11 @@ impl ActiveModelBehavior for ActiveModel {}
 /// The session key under which the signed-in user's id is kept.
 pub const USER_KEY: &str = "user_id";
 
+/// The signed-in user's id, if any.
+pub fn user_id(session: &actix_session::Session) -> Option<i64> {
+    session.get::<i64>(USER_KEY).ok().flatten()
+}
+
 /// Sessions stored in the app's database.
 #[derive(Clone, Debug)]
 pub struct DbSessionStore {

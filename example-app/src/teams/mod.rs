@@ -26,10 +26,10 @@ use sea_orm::{
 };
 use serde::Deserialize;
 
-use crate::auth::user_id;
 use crate::errors::AppError;
 use crate::errors::wants_html;
 use crate::pages::{self, Layout};
+use crate::sessions::user_id;
 use crate::team::{self, invite, member};
 use crate::tokens::{digest, random_hex};
 use crate::{AppState, csrf, user, validate};
