@@ -394,6 +394,70 @@ db_test!(
     }
 );
 
+db_test!(
+    async fn new_subscriptions_arriving_together_are_written_together(db: TestDb) {
+        // 20 subscriptions Octany has just created, their deliveries at
+        // once: no row to replace, so the groups' fast write claims them
+        // (PostgreSQL) or leaves them (SQLite), and each group's units
+        // insert them in its one transaction, their events in one
+        // statement a group. On MySQL each is a unit of its own.
+        use octany_actix::config::Secret;
+        use octany_actix::sync::{SyncOptions, Syncer};
+        use octany_actix::webhook::WebhookReceiver;
+        let (started, listeners) =
+            counting(|e| matches!(e, BillingEvent::SubscriptionStarted { .. }));
+        let h = Harness::new(db).await;
+        let outboxed = Arc::new(AtomicUsize::new(0));
+        let mut conn = h.db.conn.clone();
+        let seen = outboxed.clone();
+        conn.set_metric_callback(move |info| {
+            if info
+                .statement
+                .sql
+                .replace(['"', '`'], "")
+                .contains("INSERT INTO octany_events")
+            {
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let options = SyncOptions::default().with_listeners(listeners);
+        let syncer = Syncer::with_options(conn, h.fake.client(), options);
+        let receiver = WebhookReceiver::new(syncer, &[Secret::new(SECRET)]).unwrap();
+        let t = at("2026-05-25T09:29:51Z");
+        let bodies: Vec<_> = (0..20u64)
+            .map(|n| {
+                let sub = subscription_json(7000 + n, &format!("user:{n}"), "active", None);
+                signed(&envelope(70_000 + n, "subscription.created", t, sub))
+            })
+            .collect();
+        let outcomes = futures_util::future::join_all(
+            bodies
+                .iter()
+                .map(|(body, signature)| receiver.receive(Some(signature), body)),
+        )
+        .await;
+        assert_eq!(tally(&outcomes), (20, 0), "{outcomes:?}");
+        let rows = subscription::Entity::find().all(&h.db.conn).await.unwrap();
+        assert_eq!(rows.len(), 20);
+        assert!(rows.iter().all(|row| row.status == "active"), "{rows:?}");
+        all_processed(&h, 20).await;
+        assert_eq!(
+            started.load(Ordering::SeqCst),
+            20,
+            "each start's event delivered once"
+        );
+        let statements = outboxed.load(Ordering::SeqCst);
+        match h.db.backend {
+            octany_actix_tests::Backend::MySql => assert_eq!(statements, 20),
+            _ => assert!(
+                statements < 20,
+                "{statements} statements wrote the events of 20 deliveries"
+            ),
+        }
+        h.finish().await
+    }
+);
+
 /// PostgreSQL: a group's fast write claims its deliveries, then locks the
 /// rows, and compares each row as it is once locked. Rows changed by a
 /// transaction that held them locked (as another instance's write would)
