@@ -16,6 +16,7 @@ use octany_actix_tests::sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait, 
 use octany_actix_tests::{TestDb, db_test};
 use serde_json::json;
 
+mod groups;
 mod signatures;
 mod writes;
 
