@@ -1,7 +1,7 @@
 //! SQLite: one writer at a time, so this syncer's units and groups take
 //! turns (one turn); the fast write reads the deliveries' rows and writes
-//! them in one batch, each delivery writing only if its row is as read and
-//! its delivery new ([`claim_and_replace_batched`]). A transient
+//! them in one batch, each delivery writing only if its row's mark is
+//! older and its delivery new ([`claim_and_replace_batched`]). A transient
 //! error is `BUSY` or `LOCKED` (and their extended codes): a unit that
 //! read a row and finds it changed by another writer cannot write
 //! (`BUSY_SNAPSHOT`) and runs again. (`BEGIN IMMEDIATE` gives the same
