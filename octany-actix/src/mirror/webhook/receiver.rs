@@ -504,8 +504,8 @@ impl Hook for Claim {
 
     /// A new delivery's row, recorded processed, for the unit to write with
     /// its first write; a replay always runs `before`.
-    fn claim(&self) -> Option<webhook_delivery::ActiveModel> {
-        (!self.replay).then(|| self.row.clone())
+    fn claim(&self) -> Option<&webhook_delivery::ActiveModel> {
+        (!self.replay).then_some(&self.row)
     }
 
     /// Records what applying did when it changed nothing (an older or

@@ -78,7 +78,7 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
 /// fast write ([`Backend::claim_and_replace`]): its claim (the delivery's
 /// row, recorded processed) and the state observed at `mark`.
 pub(crate) struct Fast<'a> {
-    pub(crate) claim: webhook_delivery::ActiveModel,
+    pub(crate) claim: &'a webhook_delivery::ActiveModel,
     pub(crate) subscription: &'a Subscription,
     /// Its `apply::subscription_data`.
     pub(crate) data: &'a serde_json::Value,
@@ -87,12 +87,11 @@ pub(crate) struct Fast<'a> {
 
 impl Fast<'_> {
     /// The delivery's key.
-    pub(crate) fn key(&self) -> String {
+    pub(crate) fn key(&self) -> &str {
         self.claim
             .delivery_id
             .try_as_ref()
-            .cloned()
-            .unwrap_or_default()
+            .map_or("", String::as_str)
     }
 }
 

@@ -18,7 +18,7 @@ pub(crate) trait Hook: Send + Sync + 'static {
     /// that claimed it, [`Hook::before`] is not run. When a row with the
     /// claim's key is stored, the fast write claims nothing, and `before`
     /// runs and decides. `None` (the default): `before` always runs.
-    fn claim(&self) -> Option<webhook_delivery::ActiveModel> {
+    fn claim(&self) -> Option<&webhook_delivery::ActiveModel> {
         None
     }
 

@@ -61,7 +61,7 @@ async fn claim_and_replace(
 ) -> Result<Vec<Claimed>, DbErr> {
     use sea_orm::{FromQueryResult, IdenStatic, Iterable, QueryTrait, Statement, Value};
     let mut claims: Vec<_> = fast.iter().map(|f| (f.key(), f.claim.clone())).collect();
-    claims.sort_by(|a, b| a.0.cmp(&b.0));
+    claims.sort_by_key(|c| c.0);
     let mut claim =
         webhook_delivery::Entity::insert_many(claims.into_iter().map(|c| c.1)).into_query();
     claim
@@ -133,7 +133,7 @@ async fn claim_and_replace(
     }
     Ok(fast
         .iter()
-        .map(|f| match claimed.remove(&f.key()) {
+        .map(|f| match claimed.remove(f.key()) {
             Some(before) => Claimed::Yes(before),
             None => Claimed::No,
         })
