@@ -2,6 +2,35 @@
 
 use super::*;
 
+/// A receiver on `h`'s database whose syncer runs `listeners`, and the
+/// count of the statements it sends that contain `statement` (`UPDATE
+/// octany_subscriptions`, say; quotes aside).
+fn counting_receiver(
+    h: &Harness,
+    listeners: Listeners,
+    statement: &'static str,
+) -> (octany_actix::webhook::WebhookReceiver, Arc<AtomicUsize>) {
+    use octany_actix::config::Secret;
+    use octany_actix::sync::{SyncOptions, Syncer};
+    let sent = Arc::new(AtomicUsize::new(0));
+    let mut conn = h.db.conn.clone();
+    let seen = sent.clone();
+    conn.set_metric_callback(move |info| {
+        if info
+            .statement
+            .sql
+            .replace(['"', '`'], "")
+            .contains(statement)
+        {
+            seen.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let options = SyncOptions::default().with_listeners(listeners);
+    let syncer = Syncer::with_options(conn, h.fake.client(), options);
+    let receiver = octany_actix::webhook::WebhookReceiver::new(syncer, &[Secret::new(SECRET)]);
+    (receiver.unwrap(), sent)
+}
+
 db_test!(
     async fn deliveries_arriving_together_are_written_together(db: TestDb) {
         // 20 updates of 20 stored subscriptions at once: on SQLite and
@@ -10,30 +39,12 @@ db_test!(
         // the groups' fast write does not write, which their units apply
         // as usual: two new subscriptions (no row to replace) and two
         // deliveries seen before.
-        use octany_actix::config::Secret;
-        use octany_actix::sync::{SyncOptions, Syncer};
-        use octany_actix::webhook::WebhookReceiver;
         let (renewed, listeners) =
             counting(|e| matches!(e, BillingEvent::SubscriptionRenewed { .. }));
         let h = Harness::new(db).await;
         let t = at("2026-05-25T09:29:51Z");
         store_active(&h, 5000, 20, t).await;
-        let updates = Arc::new(AtomicUsize::new(0));
-        let mut conn = h.db.conn.clone();
-        let seen = updates.clone();
-        conn.set_metric_callback(move |info| {
-            if info
-                .statement
-                .sql
-                .replace(['"', '`'], "")
-                .contains("UPDATE octany_subscriptions")
-            {
-                seen.fetch_add(1, Ordering::SeqCst);
-            }
-        });
-        let options = SyncOptions::default().with_listeners(listeners);
-        let syncer = Syncer::with_options(conn, h.fake.client(), options);
-        let receiver = WebhookReceiver::new(syncer, &[Secret::new(SECRET)]).unwrap();
+        let (receiver, updates) = counting_receiver(&h, listeners, "UPDATE octany_subscriptions");
         let mut bodies: Vec<_> = (0..20u64)
             .map(|n| {
                 let mut data = subscription_json(5000 + n, &format!("user:{n}"), "active", None);
@@ -89,28 +100,10 @@ db_test!(
         // (PostgreSQL) or leaves them (SQLite), and each group's units
         // insert them in its one transaction, their events in one
         // statement a group. On MySQL each is a unit of its own.
-        use octany_actix::config::Secret;
-        use octany_actix::sync::{SyncOptions, Syncer};
-        use octany_actix::webhook::WebhookReceiver;
         let (started, listeners) =
             counting(|e| matches!(e, BillingEvent::SubscriptionStarted { .. }));
         let h = Harness::new(db).await;
-        let outboxed = Arc::new(AtomicUsize::new(0));
-        let mut conn = h.db.conn.clone();
-        let seen = outboxed.clone();
-        conn.set_metric_callback(move |info| {
-            if info
-                .statement
-                .sql
-                .replace(['"', '`'], "")
-                .contains("INSERT INTO octany_events")
-            {
-                seen.fetch_add(1, Ordering::SeqCst);
-            }
-        });
-        let options = SyncOptions::default().with_listeners(listeners);
-        let syncer = Syncer::with_options(conn, h.fake.client(), options);
-        let receiver = WebhookReceiver::new(syncer, &[Secret::new(SECRET)]).unwrap();
+        let (receiver, outboxed) = counting_receiver(&h, listeners, "INSERT INTO octany_events");
         let t = at("2026-05-25T09:29:51Z");
         let bodies: Vec<_> = (0..20u64)
             .map(|n| {
