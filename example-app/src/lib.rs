@@ -152,7 +152,7 @@ pub async fn start_on(settings: Settings, db: DatabaseConnection) -> Result<Runn
         .to_owned();
     let backend = billing::backend(settings.octany.clone()).await?;
     let octany = billing::octany(&backend, db.clone(), &url, &settings)?;
-    if let Err(error) = octany.syncer().sync_products().await {
+    if let Err(error) = octany.sync_products().await {
         tracing::warn!(%error, "could not load the catalog from Octany; the pricing page will be empty until it can");
     }
     billing::connect_fake(&backend, &url);
@@ -222,7 +222,7 @@ pub async fn start_on(settings: Settings, db: DatabaseConnection) -> Result<Runn
     .run();
     let handle = server.handle();
     let task = tokio::spawn(server);
-    let reconciler = octany.syncer().spawn_background(Duration::from_secs(60));
+    let reconciler = octany.spawn_background(Duration::from_secs(60));
     let maintenance = tokio::spawn(maintain(
         db.clone(),
         settings.clock.clone(),

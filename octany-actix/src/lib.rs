@@ -35,7 +35,35 @@ mod mirror;
 mod web;
 
 pub use domain::{clock, config, model, receipt};
-pub use mirror::{rows, sync, webhook};
+pub use mirror::rows;
+
+/// Billing events and their listeners ([`OctanyBuilder::listeners`]): what
+/// changed for a billable, delivered once per listener through the outbox,
+/// after the change has committed.
+pub mod sync {
+    pub use crate::mirror::sync::{
+        BillingEvent, Event, ListenerError, ListenerName, Listeners, Origin, SyncError,
+    };
+}
+
+/// What the signed webhook receiver answers ([`Received`](webhook::Received),
+/// [`WebhookError`](webhook::WebhookError)), for the mounted route and for
+/// [`ops`]' replays.
+pub mod webhook {
+    pub use crate::mirror::webhook::{Received, WebhookError};
+}
+
+/// The engine under [`Octany`]: the syncer every state change goes
+/// through and the webhook receiver. Not part of the API, and not frozen:
+/// public for this workspace's tests, benches and the fake's test kit,
+/// which drive it without the web layer. A host goes through [`Octany`]
+/// (its routes, [`Octany::spawn_background`], [`Octany::sync_products`])
+/// and runs an operator's action through [`ops`], which audits it.
+#[doc(hidden)]
+pub mod engine {
+    pub use crate::mirror::sync::{Effects, SyncOptions, Syncer};
+    pub use crate::mirror::webhook::WebhookReceiver;
+}
 
 /// The tables' sea-orm plumbing: not part of the API (read rows through
 /// [`rows`]). Public for this workspace's own tests and tools.

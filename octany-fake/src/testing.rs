@@ -211,7 +211,7 @@ impl TestBillingBuilder {
             .run();
         let handle = server.handle();
         tokio::spawn(server);
-        octany.syncer().sync_products().await?;
+        octany.sync_products().await?;
         Ok(TestBilling {
             fake,
             octany,

@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use octany_actix::config::Secret;
-use octany_actix::sync::{Listeners, SyncOptions, Syncer};
-use octany_actix::webhook::WebhookReceiver;
+use octany_actix::engine::{SyncOptions, Syncer, WebhookReceiver};
+use octany_actix::sync::Listeners;
 use octany_fake::{FakeOctany, php_json_encode, sign};
 use serde_json::{Value, json};
 

@@ -9,10 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use octany_actix::client::NewOrder;
+use octany_actix::engine::{SyncOptions, Syncer};
 use octany_actix::entity::event;
 use octany_actix::model::ProductId;
 use octany_actix::ops::BackfillOptions;
-use octany_actix::sync::{Event, Listeners, Origin, SyncOptions, Syncer};
+use octany_actix::sync::{Event, Listeners, Origin};
 use octany_actix::webhook::Received;
 use octany_actix::{Billable, Octany};
 use octany_actix_tests::app::{Plans, TestUser, octany_with};

@@ -36,7 +36,7 @@ async fn app_as_the_docs_show() -> Result<(FakeOctany, String), BoxError> {
         .plans::<Plans>()
         .build()?;
     // The catalog, the clock check, due events and the reconcile, in one task.
-    let _background = octany.syncer().spawn_background(Duration::from_secs(60));
+    let _background = octany.spawn_background(Duration::from_secs(60));
     let billing = web::Data::new(octany);
     let server = HttpServer::new(move || {
         App::new()
@@ -171,7 +171,7 @@ async fn the_background_task_loads_the_catalog_and_says_when_the_clocks_disagree
         "the app is three days behind Octany: {skew}"
     );
     assert!(octany.products().await.unwrap().is_empty());
-    let background = octany.syncer().spawn_background(Duration::from_secs(3600));
+    let background = octany.spawn_background(Duration::from_secs(3600));
     assert_eq!(
         catalog_loaded(&octany).await,
         octany_fake::sample_catalog().len()
@@ -194,9 +194,7 @@ async fn the_background_task_loads_the_catalog_and_says_when_the_clocks_disagree
         "{skew}"
     );
     let before = logs.text().matches("from Octany's `Date`").count();
-    let background = agreeing
-        .syncer()
-        .spawn_background(Duration::from_secs(3600));
+    let background = agreeing.spawn_background(Duration::from_secs(3600));
     catalog_loaded(&agreeing).await;
     background.abort();
     assert_eq!(logs.text().matches("from Octany's `Date`").count(), before);

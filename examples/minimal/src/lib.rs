@@ -136,7 +136,7 @@ pub async fn start(bind: &str) -> Result<Running, Box<dyn std::error::Error + Se
         .plans::<Plans>()
         .listeners(listeners)
         .build()?;
-    octany.syncer().spawn_background(Duration::from_secs(60));
+    octany.spawn_background(Duration::from_secs(60));
     // Load it from your configuration (64 bytes): a generated key logs everyone out at a restart.
     let key = actix_web::cookie::Key::generate();
     let (billing, db) = (web::Data::new(octany), web::Data::new(db));

@@ -18,6 +18,6 @@ pub mod entity;
 pub(crate) mod notices;
 pub(crate) mod revocation;
 pub mod rows;
-pub mod sync;
+pub(crate) mod sync;
 pub(crate) mod watch;
-pub mod webhook;
+pub(crate) mod webhook;

@@ -1,7 +1,7 @@
 //! Waiting for a billable's state to change: the held status request (the
 //! success page's stream) registers a [`Watch`] and sleeps on it, costing
 //! no database work, until a change of that billable is announced: by this
-//! instance's unit of work at its commit ([`Syncer::on_change`](crate::sync::Syncer::on_change)),
+//! instance's unit of work at its commit ([`Syncer::on_change`](crate::mirror::sync::Syncer::on_change)),
 //! or, on PostgreSQL, by another instance's (`mirror::revocation`).
 //!
 //! Bounded: at most `per_billable` watches of one billable (its open tabs)

@@ -16,10 +16,10 @@
 //! Who may: an operator, never the billable. They are reached through
 //! [`Octany::operator`], and through the console
 //! ([`Octany::console`]), which mounts only behind the host's own
-//! [`Staff`] extractor. (The engine the library runs by itself, its
-//! periodic reconcile and the webhook route, calls
-//! [`Syncer`](crate::sync::Syncer) and
-//! [`WebhookReceiver`](crate::webhook::WebhookReceiver) directly, unaudited.)
+//! [`Staff`] extractor. (The engine the library runs by itself, the
+//! background task of [`Octany::spawn_background`] and the webhook route,
+//! is not an operator and is not audited; its syncer and receiver are not
+//! part of the API.)
 
 use std::future::Future;
 use std::time::Duration;
@@ -280,8 +280,9 @@ impl Operator<'_> {
 
     /// Mirrors every subscription of the account from Octany, page after
     /// page, each page in one transaction, calling `progress` after each;
-    /// stopped, it resumes from [`BackfillProgress::next_page`] (see
-    /// [`Syncer::backfill`](crate::sync::Syncer::backfill)).
+    /// stopped, it resumes from [`BackfillProgress::next_page`]. One page
+    /// is in memory at a time; requests go through the client, which waits
+    /// out 429s with `Retry-After`.
     pub async fn backfill(
         &self,
         options: BackfillOptions,

@@ -165,7 +165,7 @@ db_test!(
             .build()
             .unwrap();
         let app = octany_actix_tests::serving!(octany);
-        octany.syncer().sync_products().await.unwrap();
+        octany.sync_products().await.unwrap();
         let user = TestUser::new(1);
         let sub = fake
             .checkout(1225, &buyer(1), CheckoutOutcome::Succeed)

@@ -14,7 +14,7 @@ use octany_fake::{CheckoutOutcome, Faults};
 db_test!(
     async fn a_second_plan_is_a_confirmed_swap_never_a_second_subscription(db: TestDb) {
         let (fake, octany, app) = started!(db, Duration::from_secs(5));
-        octany.syncer().sync_products().await.unwrap();
+        octany.sync_products().await.unwrap();
         let first = call(&app, "GET", "/billing/checkout/pro-monthly", Some(1), true).await;
         let landed = pay(&app, first.location.as_deref().unwrap(), "succeed", 1).await;
         assert_eq!(landed.location.as_deref(), Some("/dashboard"));
@@ -95,7 +95,7 @@ db_test!(
 db_test!(
     async fn a_cancel_is_confirmed_on_its_page_and_keeps_access_to_the_period_end(db: TestDb) {
         let (fake, octany, app) = started!(db, Duration::from_secs(5));
-        octany.syncer().sync_products().await.unwrap();
+        octany.sync_products().await.unwrap();
         // Nothing to cancel: the pricing page.
         let none = call(&app, "GET", "/billing/cancel", Some(1), true).await;
         assert_eq!(

@@ -9,9 +9,9 @@ fn counting_receiver(
     h: &Harness,
     listeners: Listeners,
     statement: &'static str,
-) -> (octany_actix::webhook::WebhookReceiver, Arc<AtomicUsize>) {
+) -> (octany_actix::engine::WebhookReceiver, Arc<AtomicUsize>) {
     use octany_actix::config::Secret;
-    use octany_actix::sync::{SyncOptions, Syncer};
+    use octany_actix::engine::{SyncOptions, Syncer};
     let sent = Arc::new(AtomicUsize::new(0));
     let mut conn = h.db.conn.clone();
     let seen = sent.clone();
@@ -27,7 +27,7 @@ fn counting_receiver(
     });
     let options = SyncOptions::default().with_listeners(listeners);
     let syncer = Syncer::with_options(conn, h.fake.client(), options);
-    let receiver = octany_actix::webhook::WebhookReceiver::new(syncer, &[Secret::new(SECRET)]);
+    let receiver = octany_actix::engine::WebhookReceiver::new(syncer, &[Secret::new(SECRET)]);
     (receiver.unwrap(), sent)
 }
 

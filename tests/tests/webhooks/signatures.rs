@@ -206,14 +206,14 @@ fn no_secret_refuses_to_start() {
     runtime.block_on(async {
         let db = TestDb::migrated(octany_actix_tests::Backend::Sqlite).await;
         let fake = octany_fake::FakeOctany::builder().start().await.unwrap();
-        let syncer = octany_actix::sync::Syncer::new(db.conn.clone(), fake.client());
-        let refused = octany_actix::webhook::WebhookReceiver::new(syncer.clone(), &[]).unwrap_err();
+        let syncer = octany_actix::engine::Syncer::new(db.conn.clone(), fake.client());
+        let refused = octany_actix::engine::WebhookReceiver::new(syncer.clone(), &[]).unwrap_err();
         assert!(
             refused.to_string().contains("OCTANY_WEBHOOK_SECRET"),
             "{refused}"
         );
         // Explicitly insecure development mode accepts unsigned deliveries.
-        let open = octany_actix::webhook::WebhookReceiver::insecure_development_mode(syncer);
+        let open = octany_actix::engine::WebhookReceiver::insecure_development_mode(syncer);
         let body = serde_json::to_vec(&envelope(
             1,
             "test.hook",

@@ -73,8 +73,8 @@ db_test!(
         let h = Harness::new(db).await;
         let config = h.fake.config().with_account_number(1042);
         let client = octany_actix::OctanyClient::with_clock(config, h.fake.app_clock()).unwrap();
-        let syncer = octany_actix::sync::Syncer::new(h.db.conn.clone(), client);
-        let receiver = octany_actix::webhook::WebhookReceiver::new(
+        let syncer = octany_actix::engine::Syncer::new(h.db.conn.clone(), client);
+        let receiver = octany_actix::engine::WebhookReceiver::new(
             syncer,
             &[octany_actix::config::Secret::new(SECRET)],
         )
@@ -105,9 +105,8 @@ db_test!(
 db_test!(
     async fn a_new_state_of_a_stored_subscription_is_applied_in_two_statements(db: TestDb) {
         use octany_actix::config::Secret;
+        use octany_actix::engine::{SyncOptions, Syncer, WebhookReceiver};
         use octany_actix::entity::event;
-        use octany_actix::sync::{SyncOptions, Syncer};
-        use octany_actix::webhook::WebhookReceiver;
         let h = Harness::new(db).await;
         // The statements sent to the database, transaction control aside.
         let sent = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));

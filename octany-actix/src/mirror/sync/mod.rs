@@ -86,11 +86,12 @@ impl Effects {
     }
 }
 
-/// Mirrors Octany into the host's database. Cheap to clone.
+/// Mirrors Octany into the host's database. Cheap to clone. The engine
+/// under `Octany`, not part of the API (`octany_actix::engine`).
 ///
 /// ```no_run
 /// # async fn demo(db: sea_orm::DatabaseConnection) -> Result<(), Box<dyn std::error::Error>> {
-/// use octany_actix::{sync::Syncer, OctanyClient, OctanyConfig};
+/// use octany_actix::{engine::Syncer, OctanyClient, OctanyConfig};
 /// let syncer = Syncer::new(db, OctanyClient::new(OctanyConfig::from_env()?)?);
 /// syncer.sync_billable(&octany_actix::model::BillableRef::new("user", "42")).await?; // the success page's poll
 /// let _task = syncer.spawn_background(std::time::Duration::from_secs(60)); // catalog, clock check, due events, reconcile

@@ -8,9 +8,33 @@ use crate::domain::features::{Allowed, larger};
 use crate::domain::model::ProductId;
 use crate::domain::plan::DEFAULT_GROUP;
 use crate::mirror::access::AccessState;
+use crate::web::error::BillingError;
 use crate::web::settings::CatalogPlan;
 
 impl Octany {
+    /// The catalog as the product cache has it, by product id: what a
+    /// pricing page lists ([`Octany::sync_products`] fills the cache; the
+    /// background task keeps it fresh).
+    pub async fn products(&self) -> Result<Vec<crate::model::Product>, BillingError> {
+        Ok(self
+            .mirror()
+            .products()
+            .await?
+            .into_iter()
+            .map(crate::model::Product::from)
+            .collect())
+    }
+
+    /// Loads Octany's product catalog into the product cache, page by
+    /// page, and answers how many products it holds: what
+    /// [`Octany::products`], the pricing and the swap pages read.
+    /// [`Octany::spawn_background`] loads it at start-up, and again until
+    /// it has loaded once; call it yourself to have prices before the first
+    /// request.
+    pub async fn sync_products(&self) -> Result<u64, BillingError> {
+        Ok(self.inner.syncer.sync_products().await?)
+    }
+
     /// Every limit a plan of the catalog names.
     pub(crate) fn limit_names(&self) -> Vec<&'static str> {
         self.catalog_names(|p| p.limits.iter().map(|(name, _)| *name).collect())

@@ -95,8 +95,7 @@ impl OctanyBuilder {
     /// one before is known to have failed, so a period is never paid
     /// twice. The default is 3, 5 and 7 days; an empty list makes one
     /// attempt only. The waits are judged on the app's clock and run by
-    /// the outbox (so [`Syncer::spawn_background`](crate::sync::Syncer::spawn_background)
-    /// must run).
+    /// the outbox (so [`Octany::spawn_background`] must run).
     ///
     /// ```
     /// # fn demo(builder: octany_actix::OctanyBuilder) -> octany_actix::OctanyBuilder {

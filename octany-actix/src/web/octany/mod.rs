@@ -430,7 +430,10 @@ impl Octany {
         &self.inner.client
     }
 
-    /// The syncer.
+    /// The engine's syncer: not part of the API (see
+    /// [`engine`](crate::engine)); a host runs it through
+    /// [`Octany::spawn_background`], [`Octany::sync_products`] and [`ops`](crate::ops).
+    #[doc(hidden)]
     pub fn syncer(&self) -> &Syncer {
         &self.inner.syncer
     }
@@ -441,9 +444,33 @@ impl Octany {
         Mirror::of(&self.inner.syncer)
     }
 
-    /// The webhook receiver.
+    /// The engine's webhook receiver: not part of the API (see
+    /// [`engine`](crate::engine)); Octany reaches it through the mounted
+    /// webhook route, an operator through [`ops`](crate::ops)' replays.
+    #[doc(hidden)]
     pub fn receiver(&self) -> &WebhookReceiver {
         &self.inner.receiver
+    }
+
+    /// Starts this instance's background task and returns its handle; it
+    /// runs until the runtime stops or the handle is aborted. Start it once
+    /// at start-up, on every instance (a worker process without the web
+    /// layer builds an `Octany` and starts it too):
+    ///
+    /// - at once, compares this app's clock with Octany's `Date` and logs
+    ///   an error when they differ by more than a minute (renewals, grace
+    ///   periods and trials are judged on this app's clock);
+    /// - loads the product catalog ([`Octany::sync_products`]), again on
+    ///   each tick until it has loaded once;
+    /// - every `every` (on the configured clock): delivers the billing
+    ///   events that are due (failed listeners retried, events of a process
+    ///   that died delivered), re-reads what is due as the reconcile does
+    ///   (lost webhooks, abandoned checkouts; one instance at a time), then
+    ///   sends the notices' reminders.
+    ///
+    /// Failures are logged and tried again on the next tick.
+    pub fn spawn_background(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        self.inner.syncer.spawn_background(every)
     }
 
     /// The clock.
@@ -537,19 +564,6 @@ impl Octany {
         let state = Arc::new(self.mirror().access_state(billable, &any_price).await?);
         self.inner.cache.put(billable, state.clone(), now, seen);
         Ok(state)
-    }
-
-    /// The catalog as the product cache has it, by product id: what a
-    /// pricing page lists ([`Syncer::sync_products`] fills the cache; the
-    /// reconciler keeps it fresh).
-    pub async fn products(&self) -> Result<Vec<crate::model::Product>, BillingError> {
-        Ok(self
-            .mirror()
-            .products()
-            .await?
-            .into_iter()
-            .map(crate::model::Product::from)
-            .collect())
     }
 
     /// Drops a billable's cached state.

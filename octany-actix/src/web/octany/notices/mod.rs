@@ -141,7 +141,7 @@ impl Octany {
 
     /// Sends the reminders that are due: a yearly plan renewing within
     /// [`REMINDER_DAYS`] (once per subscription and renewal date). The
-    /// background task runs it on every tick ([`Syncer::on_tick`](crate::sync::Syncer::on_tick));
+    /// background task runs it on every tick ([`Octany::spawn_background`](crate::Octany::spawn_background));
     /// running it again, or on another instance, sends nothing twice.
     #[doc(hidden)]
     pub async fn send_due_notices(&self) -> Result<(), ListenerError> {
