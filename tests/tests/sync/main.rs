@@ -54,6 +54,24 @@ async fn row(h: &Harness, id: &str) -> subscription::Model {
 /// User `user`'s subscription, bought and mirrored, whose renewal a month
 /// later failed: Octany retries the card on its own schedule, and the
 /// reconcile has seen it `delayed`.
+/// [`delayed_subscription`], then read again an hour after its failed
+/// renewal: due from then on only as a subscription waiting on Octany
+/// (its renewal, read at the very instant, is due as well until then).
+async fn waiting_subscription(h: &Harness, user: i64) -> SubscriptionId {
+    let id = delayed_subscription(h, user).await;
+    h.fake.advance(std::time::Duration::from_secs(3600));
+    h.syncer
+        .sync_billable(&BillableRef::new("user", &user.to_string()))
+        .await
+        .unwrap();
+    let row = row(h, id.as_str()).await;
+    assert!(
+        row.renews_at.is_some_and(|at| at < row.synced_at),
+        "{row:?}"
+    );
+    id
+}
+
 async fn delayed_subscription(h: &Harness, user: i64) -> SubscriptionId {
     let id = h
         .fake
@@ -80,7 +98,7 @@ async fn delayed_subscription(h: &Harness, user: i64) -> SubscriptionId {
 db_test!(
     async fn a_delayed_subscription_whose_last_webhook_was_lost_is_read_again(db: TestDb) {
         let h = Harness::new(db).await;
-        let id = delayed_subscription(&h, 8).await;
+        let id = waiting_subscription(&h, 8).await;
         // The retries run out and Octany ends it; no webhook reaches the app
         // (there is no endpoint here), and neither date it knows has passed
         // since its last sync.
@@ -100,6 +118,34 @@ db_test!(
             0,
             "and then not again"
         );
+        h.finish().await
+    }
+);
+
+db_test!(
+    async fn how_long_a_waiting_subscription_goes_unread_is_the_hosts_setting(db: TestDb) {
+        let h = Harness::new(db).await;
+        let id = waiting_subscription(&h, 10).await;
+        // Octany ends it when the retries run out; no webhook reaches the app.
+        h.fake.advance_days(10);
+        let after = |days: u64| {
+            octany_actix_tests::app::builder(&h.db, &h.fake, std::time::Duration::ZERO)
+                .resync_waiting_after(std::time::Duration::from_secs(days * 86_400))
+                .build()
+                .unwrap()
+        };
+        let patient = after(30);
+        let report = patient.operator("test", "a month's wait").unwrap();
+        assert_eq!(
+            report.reconcile().await.unwrap().synced,
+            0,
+            "last synced ten days ago: not due under a 30-day setting"
+        );
+        assert_eq!(row(&h, id.as_str()).await.status, "delayed");
+        let eager = after(1);
+        let report = eager.operator("test", "a day's wait").unwrap();
+        assert_eq!(report.reconcile().await.unwrap().synced, 1);
+        assert_eq!(row(&h, id.as_str()).await.status, "unpaid");
         h.finish().await
     }
 );

@@ -280,6 +280,16 @@ impl OctanyBuilder {
         self
     }
 
+    /// A subscription waiting on Octany (`delayed`: a failed renewal being
+    /// retried; `pending`: an invoice not yet paid) changes on a schedule
+    /// the mirror does not know: the reconcile reads it again once it was
+    /// last synced this long ago (default 12 hours), so a lost webhook
+    /// cannot leave it waiting for ever. Shorter reads Octany more often.
+    pub fn resync_waiting_after(mut self, after: Duration) -> Self {
+        self.sync.resync_waiting_after = after;
+        self
+    }
+
     /// How many requests to Octany may wait for the shared request budget,
     /// per priority, before the next is answered "busy" at once (default
     /// 256 interactive, 32 polls, 8 background).
