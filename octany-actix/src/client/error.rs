@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::client::priority::Priority;
 use crate::domain::config::ConfigError;
 
 /// A call to Octany failed. Each message says what to do about it.
@@ -50,7 +51,7 @@ pub enum OctanyError {
     )]
     Busy {
         /// The priority whose queue is full.
-        priority: crate::client::Priority,
+        priority: Priority,
         /// How many wait in it.
         waiting: usize,
     },

@@ -266,7 +266,7 @@ impl Syncer {
     /// Logs an error when this app's clock and Octany's disagree.
     async fn check_clock(&self) {
         match self.client().clock_skew().await {
-            Ok(Some(skew)) if skew.abs() > crate::OctanyClient::CLOCK_TOLERANCE => {
+            Ok(Some(skew)) if skew.abs() > crate::client::OctanyClient::CLOCK_TOLERANCE => {
                 tracing::error!(
                     skew_seconds = skew.num_seconds(),
                     "this app's clock is {:+} s from Octany's `Date`: renewals, grace periods and trials are judged on this app's clock, so paying users can be refused. Set the machine's clock (NTP); on an in-process fake, build the app with `.clock(fake.app_clock())`",

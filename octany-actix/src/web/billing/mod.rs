@@ -75,7 +75,7 @@ impl<'a, U: Billable> Billing<'a, U> {
     /// }
     /// # Ok(()) }
     /// ```
-    pub fn in_group<P: crate::Plan>(self) -> Self {
+    pub fn in_group<P: crate::domain::plan::Plan>(self) -> Self {
         self.in_group_named(P::GROUP)
     }
 

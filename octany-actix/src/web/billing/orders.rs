@@ -59,9 +59,54 @@ impl<U: Billable> Billing<'_, U> {
         self.in_lane(self.charge_in_lane(key, order, None)).await
     }
 
+    /// Charges one closed period of metered usage on `subscription` (the
+    /// built-in usage listener's charge): its attempts in turn, each under a
+    /// key of its own (`key`, then `key#2`, …), the next one only once the one
+    /// before is declined and its pause in `retries` has passed. `Some(time)`
+    /// when the next attempt is not due yet.
+    pub(crate) async fn charge_period(
+        &self,
+        key: &str,
+        subscription: &SubscriptionId,
+        order: &NewOrder,
+        retries: &[chrono::Duration],
+    ) -> Result<Option<DateTime<Utc>>, BillingError> {
+        for attempt in 0..=retries.len() {
+            let key = match attempt {
+                0 => key.to_owned(),
+                n => format!("{key}#{}", n + 1),
+            };
+            // Boxed: the charge path's future is large.
+            match Box::pin(self.charge_on(&key, subscription, order.clone())).await {
+                Ok(_) => return Ok(None),
+                Err(BillingError::ChargeDeclined { order: declined }) => {
+                    let Some(pause) = retries.get(attempt) else {
+                        tracing::warn!(order = %declined.id, attempts = attempt + 1, "a usage charge was declined on its last attempt; it is not tried again");
+                        return Ok(None);
+                    };
+                    let charged = self
+                        .octany
+                        .mirror()
+                        .charge(self.reference().as_str(), &key)
+                        .await?
+                        .map_or_else(|| self.octany.clock().now(), |row| row.attempted_at);
+                    let due = charged
+                        .checked_add_signed(*pause)
+                        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+                    if due > self.octany.clock().now() {
+                        tracing::warn!(order = %declined.id, attempt = attempt + 1, next = %due, "a usage charge was declined; it is tried again then");
+                        return Ok(Some(due));
+                    }
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(None)
+    }
+
     /// [`Billing::charge`] on the subscription `on` (the one a period of
     /// metered usage belongs to), not the group's live one.
-    pub(crate) async fn charge_on(
+    async fn charge_on(
         &self,
         key: &str,
         on: &SubscriptionId,

@@ -15,13 +15,13 @@ impl Octany {
     /// The catalog as the product cache has it, by product id: what a
     /// pricing page lists ([`Octany::sync_products`] fills the cache; the
     /// background task keeps it fresh).
-    pub async fn products(&self) -> Result<Vec<crate::model::Product>, BillingError> {
+    pub async fn products(&self) -> Result<Vec<crate::domain::model::Product>, BillingError> {
         Ok(self
             .mirror()
             .products()
             .await?
             .into_iter()
-            .map(crate::model::Product::from)
+            .map(crate::domain::model::Product::from)
             .collect())
     }
 

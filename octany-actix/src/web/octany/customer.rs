@@ -36,7 +36,7 @@ impl OctanyBuilder {
 
     /// Who sells, as printed on receipts (name, organisation and VAT
     /// numbers, address); without it there are no receipts.
-    pub fn seller(mut self, seller: crate::receipt::Seller) -> Self {
+    pub fn seller(mut self, seller: crate::domain::receipt::Seller) -> Self {
         self.settings.seller = Some(seller);
         self
     }

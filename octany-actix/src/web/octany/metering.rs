@@ -217,54 +217,12 @@ impl Octany {
                     end.format("%Y-%m-%d")
                 )),
             };
-            let due = self
-                .charge_period(&billing, &key, &subscription.id, &order)
+            let retries = &self.inner.metering.retries;
+            let due = billing
+                .charge_period(&key, &subscription.id, &order, retries)
                 .await?;
             next = next.into_iter().chain(due).min();
         }
         Ok(next)
-    }
-
-    /// Charges one closed period: its attempts in turn, each under a key of
-    /// its own, the next one only once the one before is declined and its
-    /// pause has passed. `Some(time)` when the next attempt is not due yet.
-    async fn charge_period(
-        &self,
-        billing: &crate::billing::Billing<'_, Account>,
-        key: &str,
-        subscription: &crate::domain::model::SubscriptionId,
-        order: &NewOrder,
-    ) -> Result<Option<DateTime<Utc>>, BillingError> {
-        let retries = &self.inner.metering.retries;
-        for attempt in 0..=retries.len() {
-            let key = match attempt {
-                0 => key.to_owned(),
-                n => format!("{key}#{}", n + 1),
-            };
-            // Boxed: the charge path's future is large.
-            match Box::pin(billing.charge_on(&key, subscription, order.clone())).await {
-                Ok(_) => return Ok(None),
-                Err(BillingError::ChargeDeclined { order: declined }) => {
-                    let Some(pause) = retries.get(attempt) else {
-                        tracing::warn!(order = %declined.id, attempts = attempt + 1, "a usage charge was declined on its last attempt; it is not tried again");
-                        return Ok(None);
-                    };
-                    let charged = self
-                        .mirror()
-                        .charge(billing.reference().as_str(), &key)
-                        .await?
-                        .map_or_else(|| self.clock().now(), |row| row.attempted_at);
-                    let due = charged
-                        .checked_add_signed(*pause)
-                        .unwrap_or(DateTime::<Utc>::MAX_UTC);
-                    if due > self.clock().now() {
-                        tracing::warn!(order = %declined.id, attempt = attempt + 1, next = %due, "a usage charge was declined; it is tried again then");
-                        return Ok(Some(due));
-                    }
-                }
-                Err(error) => return Err(error),
-            }
-        }
-        Ok(None)
     }
 }

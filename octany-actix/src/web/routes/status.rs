@@ -290,8 +290,8 @@ async fn state_json(
 fn refusal(
     current: Option<&crate::mirror::access::Grant>,
     pending: bool,
-    clock: &dyn crate::Clock,
-    policy: crate::model::AccessPolicy,
+    clock: &dyn crate::domain::clock::Clock,
+    policy: crate::domain::model::AccessPolicy,
 ) -> &'static str {
     match current {
         _ if pending => "payment_pending",

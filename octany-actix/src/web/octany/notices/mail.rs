@@ -25,7 +25,7 @@ pub struct Mail {
     /// `renewal_reminder` or `invoice_due`.
     pub kind: String,
     /// The language it is written in.
-    pub locale: crate::config::Locale,
+    pub locale: crate::domain::config::Locale,
     /// What it is about, for a host's own templates: `plan`, `price`,
     /// `renews_at`, `ends_at`, `due_at`, `order`, `total`, and the links
     /// `update_card`, `invoices`, `receipt`, `billing`, where they apply.
@@ -127,7 +127,7 @@ impl SmtpMailer {
     /// A mailer for the server at `url` (lettre's SMTP URL), sending as
     /// `from`.
     pub fn new(url: &str, from: &str) -> Result<Self, MailError> {
-        crate::install_crypto_provider();
+        crate::client::install_crypto_provider();
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
             .map_err(|e| MailError::Refused(format!("the SMTP URL: {e}")))?
             .build();
