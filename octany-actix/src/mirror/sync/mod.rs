@@ -31,7 +31,7 @@ pub(crate) use apply::Mark;
 pub(crate) use apply::{Done, Local, mark};
 pub use events::{BillingEvent, Event, Origin};
 pub use outbox::{ListenerError, ListenerName, Listeners};
-pub(crate) use unit::{Batch, Hook};
+pub(crate) use unit::{Batch, Delivery};
 
 /// Syncing failed.
 #[derive(Debug, thiserror::Error)]

@@ -8,10 +8,10 @@
 //! ([`Syncer::write`]): the backend's fast write of the new webhook
 //! deliveries among them (their claims, and their newer states of stored
 //! subscriptions, in one or two statements however many); then, for each
-//! unit, the caller's hook (the webhook receiver claims its delivery
-//! there, unless the fast write did), every item applied (Octany's under
-//! its ordering mark) with what each change means (`consequences`), the
-//! hook's outcome; then every unit's billing events to the outbox, in one
+//! unit, its webhook delivery's claim (`delivery`: unless the fast write
+//! claimed it; a delivery applied before ends the unit there), every item
+//! applied (Octany's under its ordering mark) with what each change means
+//! (`consequences`), the delivery's outcome; then every unit's billing events to the outbox, in one
 //! statement. A unit runs again on a transient conflict (recognised by the
 //! driver's error code); after the commit the changed billables' cached
 //! state is dropped, the events are delivered, and the subscriptions whose
@@ -36,17 +36,17 @@ use crate::mirror::entity::{billable_ref, event, subscription};
 mod backend;
 mod batch;
 mod consequences;
+mod delivery;
 mod group;
-mod hook;
 
 pub(crate) use backend::Backend;
 use backend::{Claimed, Fast};
 pub(crate) use batch::Batch;
 use batch::{Item, Unit};
 use consequences::Consequences;
+pub(crate) use delivery::Delivery;
 use group::Grouped;
 pub(crate) use group::Writer;
-pub(crate) use hook::Hook;
 
 /// Tries a unit at most this often when it keeps meeting conflicts.
 const TRIES: u32 = 5;
@@ -81,18 +81,18 @@ impl Syncer {
             .unwrap_or_default())
     }
 
-    /// [`Syncer::ingest`] with a hook in the transaction; `None` when the
-    /// hook ended the unit.
+    /// [`Syncer::ingest`] of a webhook `delivery`'s batch, which the unit
+    /// records with it; `None` when the delivery was applied before.
     pub(crate) async fn ingest_with(
         &self,
         batch: Batch,
         origin: Origin,
-        hook: Option<Arc<dyn Hook>>,
+        delivery: Option<Arc<Delivery>>,
     ) -> Result<Option<Effects>, SyncError> {
         let unit = Arc::new(Unit {
             batch,
             origin,
-            hook,
+            delivery,
         });
         let mut tries = 0u32;
         let effects = loop {
@@ -144,9 +144,9 @@ impl Syncer {
     /// Writes `units` in `txn`, one or many alike: the backend's fast write
     /// of the new webhook deliveries among them (one a subscription: a
     /// second for the same subscription is applied as usual, after the
-    /// first), each unit's hook and items, every unit's billing events.
-    /// For each unit its effects, `None` when its hook ended it (a
-    /// delivery seen before).
+    /// first), each unit's delivery and items, every unit's billing events.
+    /// For each unit its effects, `None` when its delivery was applied
+    /// before.
     pub(super) async fn write(
         &self,
         txn: &DatabaseTransaction,
@@ -178,10 +178,10 @@ impl Syncer {
         Ok(done)
     }
 
-    /// One unit in `txn`: its hook (unless the fast write `claimed` its
-    /// delivery), its items (the first's write already done when the fast
-    /// write replaced its row), its hook's outcome; its outbox rows are
-    /// added to `rows`. `None` when its hook ended it.
+    /// One unit in `txn`: its delivery's claim (unless the fast write
+    /// `claimed` it), its items (the first's write already done when the
+    /// fast write replaced its row), its delivery's outcome; its outbox rows
+    /// are added to `rows`. `None` when its delivery was applied before.
     async fn apply(
         &self,
         txn: &DatabaseTransaction,
@@ -199,8 +199,8 @@ impl Syncer {
                 });
             }
             Claimed::No => {
-                if let Some(hook) = &unit.hook
-                    && !hook.before(txn).await?
+                if let Some(delivery) = &unit.delivery
+                    && !delivery.before(txn).await?
                 {
                     return Ok(None);
                 }
@@ -219,8 +219,8 @@ impl Syncer {
         for item in &unit.batch.items {
             applying.item(item, first.take()).await?;
         }
-        if let Some(hook) = &unit.hook {
-            hook.after(txn, verdict(&applying.seen)).await?;
+        if let Some(delivery) = &unit.delivery {
+            delivery.after(txn, verdict(&applying.seen)).await?;
         }
         Ok(Some(applying.effects))
     }

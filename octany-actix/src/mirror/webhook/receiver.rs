@@ -4,18 +4,13 @@
 
 use std::sync::Arc;
 
-use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, ExprTrait, QueryFilter,
-    QueryOrder,
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use super::signature::verify;
 use crate::domain::config::{ConfigError, Secret};
 use crate::domain::model::{EventName, WebhookEnvelope};
 use crate::mirror::entity::webhook_delivery;
-use crate::mirror::sync::apply::insert_if_absent;
-use crate::mirror::sync::{Batch, Hook, Origin, SyncError, Syncer};
+use crate::mirror::sync::{Batch, Delivery, Origin, SyncError, Syncer};
 
 /// The default largest body accepted: 1 MiB.
 pub(crate) const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -271,11 +266,15 @@ impl WebhookReceiver {
             Ok(batch) => batch.about(),
             Err(_) => (None, None),
         };
-        let claim = Arc::new(Claim::new(envelope, body, replay, now, billable, resource));
+        let delivery = Arc::new(Delivery::new(
+            envelope, body, replay, now, billable, resource,
+        ));
         let applied = match batch {
             Ok(batch) => {
-                let hook: Arc<dyn Hook> = claim.clone();
-                syncer.ingest_with(batch, Origin::Webhook, Some(hook)).await
+                let unit_delivery = Some(delivery.clone());
+                syncer
+                    .ingest_with(batch, Origin::Webhook, unit_delivery)
+                    .await
             }
             Err(error) => Err(error),
         };
@@ -286,7 +285,9 @@ impl WebhookReceiver {
                 return Ok(Received::Duplicate);
             }
             Err(error) => {
-                record_failure(syncer, &claim, &error.to_string()).await;
+                delivery
+                    .record_failure(syncer.db(), &error.to_string())
+                    .await;
                 if matches!(error, SyncError::Payload { .. }) {
                     tracing::error!(delivery = %envelope.id, event = %envelope.name, %error, "a webhook's data cannot be read; kept for replay, answering 400 (a retry could not read it either)");
                 } else {
@@ -376,194 +377,5 @@ impl WebhookReceiver {
             }
         }
         Ok(report)
-    }
-}
-
-/// A delivery's outcome when it is applied, until the unit says it
-/// changed nothing (`Claim::after`): `stored` for an event this version
-/// does not know, else `applied`.
-fn applied(envelope: &WebhookEnvelope) -> &'static str {
-    match envelope.event_name() {
-        EventName::Unknown(_) => "stored",
-        _ => "applied",
-    }
-}
-
-/// The receiver's part of the unit of work: claim the delivery first (the
-/// dedupe), in one statement that also records it processed (the body
-/// written once): the claim commits only with what it applied.
-struct Claim {
-    /// The delivery's row as it is recorded when it is applied: processed
-    /// now (the claim: a failure rolls it back, and `record_failure`
-    /// writes it again with the error).
-    row: webhook_delivery::ActiveModel,
-    /// The delivery's key.
-    id: String,
-    replay: bool,
-    now: chrono::DateTime<chrono::Utc>,
-    /// Its outcome when applied ([`applied`]).
-    applied: &'static str,
-}
-
-impl Claim {
-    /// The claim of `envelope`, received with `body` at `now`, about
-    /// `billable` and `resource` (`Batch::about`, for the operator's
-    /// timeline).
-    fn new(
-        envelope: &WebhookEnvelope,
-        body: &str,
-        replay: bool,
-        now: chrono::DateTime<chrono::Utc>,
-        billable: Option<String>,
-        resource: Option<String>,
-    ) -> Self {
-        let applied = applied(envelope);
-        let row = webhook_delivery::ActiveModel {
-            delivery_id: Set(envelope.id.to_string()),
-            event: Set(envelope.name.clone()),
-            body: Set(body.to_owned()),
-            received_at: Set(now),
-            processed_at: Set(Some(now)),
-            attempts: Set(1),
-            last_error: Set(None),
-            billable_ref: Set(billable),
-            resource: Set(resource),
-            outcome: Set(Some(applied.to_owned())),
-            duplicates: Set(0),
-            last_duplicate_at: Set(None),
-        };
-        Self {
-            row,
-            id: envelope.id.to_string(),
-            replay,
-            now,
-            applied,
-        }
-    }
-
-    /// The delivery's row when applying it failed with `error`.
-    fn failed(&self, error: &str) -> webhook_delivery::ActiveModel {
-        webhook_delivery::ActiveModel {
-            processed_at: Set(None),
-            last_error: Set(Some(error.to_owned())),
-            outcome: Set(None),
-            ..self.row.clone()
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl Hook for Claim {
-    /// Records the delivery, or finds it: true when it is to be applied now
-    /// (new, failed before, or replayed), false when it was applied already.
-    async fn before(&self, txn: &DatabaseTransaction) -> Result<bool, sea_orm::DbErr> {
-        let id = &self.id;
-        if insert_if_absent(txn, self.row.clone()).await? {
-            return Ok(true);
-        }
-        // Applied before: counted, for the timeline (it came again and was
-        // not applied), in the statement that finds it so.
-        if !self.replay {
-            let counted = webhook_delivery::Entity::update_many()
-                .col_expr(
-                    webhook_delivery::Column::Duplicates,
-                    Expr::col(webhook_delivery::Column::Duplicates).add(1),
-                )
-                .col_expr(
-                    webhook_delivery::Column::LastDuplicateAt,
-                    Expr::value(Some(self.now)),
-                )
-                .filter(webhook_delivery::Column::DeliveryId.eq(id))
-                .filter(webhook_delivery::Column::ProcessedAt.is_not_null())
-                .exec(txn)
-                .await?;
-            if counted.rows_affected > 0 {
-                return Ok(false);
-            }
-        }
-        // Failed before, or replayed: counted, and processed if this commits.
-        webhook_delivery::Entity::update_many()
-            .col_expr(
-                webhook_delivery::Column::Attempts,
-                Expr::col(webhook_delivery::Column::Attempts).add(1),
-            )
-            .col_expr(
-                webhook_delivery::Column::ProcessedAt,
-                Expr::value(Some(self.now)),
-            )
-            .col_expr(
-                webhook_delivery::Column::LastError,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(webhook_delivery::Column::Outcome, Expr::value(self.applied))
-            .filter(webhook_delivery::Column::DeliveryId.eq(id))
-            .exec(txn)
-            .await?;
-        Ok(true)
-    }
-
-    /// A new delivery's row, recorded processed, for the unit to write with
-    /// its first write; a replay always runs `before`.
-    fn claim(&self) -> Option<&webhook_delivery::ActiveModel> {
-        (!self.replay).then_some(&self.row)
-    }
-
-    /// Records what applying did when it changed nothing (an older or
-    /// equal state): the row was written `applied`, the common case, so
-    /// only the others cost a statement.
-    async fn after(
-        &self,
-        txn: &DatabaseTransaction,
-        verdict: &'static str,
-    ) -> Result<(), sea_orm::DbErr> {
-        if verdict == "applied" {
-            return Ok(());
-        }
-        webhook_delivery::Entity::update_many()
-            .col_expr(webhook_delivery::Column::Outcome, Expr::value(verdict))
-            .filter(webhook_delivery::Column::DeliveryId.eq(&self.id))
-            .exec(txn)
-            .await?;
-        Ok(())
-    }
-}
-
-/// Keeps a delivery whose applying failed, with the error, for Octany's
-/// retry and for replay.
-async fn record_failure(syncer: &Syncer, claim: &Claim, error: &str) {
-    let db = syncer.db();
-    let id = &claim.id;
-    let result = async {
-        if !insert_if_absent(db, claim.failed(error)).await? {
-            // The failed transaction's increment rolled back with it: count
-            // this attempt here.
-            webhook_delivery::Entity::update_many()
-                .col_expr(
-                    webhook_delivery::Column::Attempts,
-                    Expr::col(webhook_delivery::Column::Attempts).add(1),
-                )
-                .col_expr(
-                    webhook_delivery::Column::LastError,
-                    Expr::value(Some(error.to_owned())),
-                )
-                .col_expr(
-                    webhook_delivery::Column::ProcessedAt,
-                    Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
-                )
-                .col_expr(
-                    webhook_delivery::Column::Outcome,
-                    Expr::value(Option::<String>::None),
-                )
-                .filter(webhook_delivery::Column::DeliveryId.eq(id))
-                // Applied meanwhile by another request: it stays applied.
-                .filter(webhook_delivery::Column::ProcessedAt.is_null())
-                .exec(db)
-                .await?;
-        }
-        Ok::<_, sea_orm::DbErr>(())
-    }
-    .await;
-    if let Err(e) = result {
-        tracing::error!(delivery = %id, error = %e, "could not record a failed webhook delivery");
     }
 }

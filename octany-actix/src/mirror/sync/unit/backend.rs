@@ -62,8 +62,9 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
     /// a subscription), in the fewest round trips the backend allows: each
     /// delivery's claim and, where its state is newer than its stored row,
     /// the row's replacement; what it did with each, in order. The default,
-    /// where a backend has none: [`Claimed::No`] for each (each unit's hook
-    /// claims, and its state is applied by the locked read-decide-write).
+    /// where a backend has none: [`Claimed::No`] for each (each unit claims
+    /// its delivery, and its state is applied by the locked
+    /// read-decide-write).
     async fn claim_and_replace(
         &self,
         _txn: &DatabaseTransaction,
@@ -99,8 +100,8 @@ impl Fast<'_> {
 #[derive(Debug)]
 pub(crate) enum Claimed {
     /// It claimed nothing (a delivery seen before, a row changed since it
-    /// was read, a backend with no fast write): the unit's hook claims or
-    /// finds the delivery, and its state is applied as usual.
+    /// was read, a backend with no fast write): the unit claims or finds
+    /// the delivery (`Delivery::before`), and its state is applied as usual.
     No,
     /// Claimed; the row as it was if a newer state replaced it, `None` when
     /// the row is absent or not older (the unit applies it as usual).

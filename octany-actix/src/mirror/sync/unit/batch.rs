@@ -1,10 +1,11 @@
 //! What a unit of work is made of: a [`Batch`] of observations of
 //! Octany's state and of writes of the library's own rows, and the
-//! [`Unit`] that adds the origin that brought it and its caller's hook.
+//! [`Unit`] that adds the origin that brought it and the webhook delivery
+//! that brought it, if one did.
 
 use std::sync::Arc;
 
-use super::Hook;
+use super::Delivery;
 use super::backend::Fast;
 use crate::domain::model::{
     Order, Product, Subscription, SubscriptionId, WebhookEnvelope, WebhookEvent,
@@ -118,24 +119,25 @@ impl Batch {
     }
 }
 
-/// A batch, the origin that brought it, and the caller's hook in its
-/// transaction: what one write of the mirror is made of.
+/// A batch, the origin that brought it, and the webhook delivery that
+/// brought it, recorded with it: what one write of the mirror is made of.
 pub(crate) struct Unit {
     pub(super) batch: Batch,
     pub(super) origin: Origin,
-    pub(super) hook: Option<Arc<dyn Hook>>,
+    pub(super) delivery: Option<Arc<Delivery>>,
 }
 
 impl Unit {
     /// A new webhook delivery of one subscription's state: what the
     /// backend's fast write takes (see `apply::Fast`).
     pub(super) fn fast(&self) -> Option<Fast<'_>> {
-        let (Some(hook), [Item::Subscription(s, mark, data)]) = (&self.hook, &self.batch.items[..])
+        let (Some(delivery), [Item::Subscription(s, mark, data)]) =
+            (&self.delivery, &self.batch.items[..])
         else {
             return None;
         };
         Some(Fast {
-            claim: hook.claim()?,
+            claim: delivery.claim()?,
             subscription: s,
             data,
             mark: *mark,

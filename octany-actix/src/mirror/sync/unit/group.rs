@@ -85,13 +85,15 @@ impl Writer {
     }
 }
 
-/// What a unit's group did: its effects (`None`: its hook ended it), or
+/// What a unit's group did: its effects (`None`: its delivery was applied
+/// before), or
 /// nothing when the group failed.
 type Answer = Option<Option<Effects>>;
 
 /// What became of a unit queued to be written in a group.
 pub(super) enum Grouped {
-    /// Its group wrote it: its effects, `None` when its hook ended it.
+    /// Its group wrote it: its effects, `None` when its delivery was
+    /// applied before.
     Written(Option<Effects>),
     /// Its group failed, or the backend writes no groups: it runs alone.
     Own,
