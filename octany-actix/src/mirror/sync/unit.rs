@@ -11,11 +11,12 @@
 //! unit, its webhook delivery's claim (`delivery`: unless the fast write
 //! claimed it; a delivery applied before ends the unit there), every item
 //! applied (Octany's under its ordering mark) with what each change means
-//! (`consequences`), the delivery's outcome; then every unit's billing events to the outbox, in one
-//! statement. A unit runs again on a transient conflict (recognised by the
-//! driver's error code); after the commit the changed billables' cached
-//! state is dropped, the events are delivered, and the subscriptions whose
-//! equally new states disagreed are re-fetched.
+//! (`consequences`), the delivery's outcome; then every unit's billing
+//! events to the outbox, in one statement. A unit runs again on a
+//! transient conflict (recognised by the driver's error code); after the
+//! commit the changed billables' cached state is dropped, the events are
+//! delivered, and the subscriptions whose equally new states disagreed
+//! are re-fetched.
 //!
 //! On SQLite and PostgreSQL the new webhook deliveries that arrive
 //! together are written as one group (`group`), by the same function that

@@ -271,10 +271,8 @@ impl WebhookReceiver {
         ));
         let applied = match batch {
             Ok(batch) => {
-                let unit_delivery = Some(delivery.clone());
-                syncer
-                    .ingest_with(batch, Origin::Webhook, unit_delivery)
-                    .await
+                let recorded = Some(delivery.clone());
+                syncer.ingest_with(batch, Origin::Webhook, recorded).await
             }
             Err(error) => Err(error),
         };

@@ -5,7 +5,7 @@
 use super::Octany;
 use crate::domain::clock::Clock;
 use crate::domain::features::{Allowed, larger};
-use crate::domain::model::ProductId;
+use crate::domain::model::{Product, ProductId};
 use crate::domain::plan::DEFAULT_GROUP;
 use crate::mirror::access::AccessState;
 use crate::web::error::BillingError;
@@ -15,13 +15,13 @@ impl Octany {
     /// The catalog as the product cache has it, by product id: what a
     /// pricing page lists ([`Octany::sync_products`] fills the cache; the
     /// background task keeps it fresh).
-    pub async fn products(&self) -> Result<Vec<crate::domain::model::Product>, BillingError> {
+    pub async fn products(&self) -> Result<Vec<Product>, BillingError> {
         Ok(self
             .mirror()
             .products()
             .await?
             .into_iter()
-            .map(crate::domain::model::Product::from)
+            .map(Product::from)
             .collect())
     }
 
