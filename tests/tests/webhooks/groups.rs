@@ -63,12 +63,7 @@ db_test!(
             let sub = subscription_json(5000 + n, &format!("user:{n}"), "active", None);
             bodies.push(signed(&envelope(delivery, "subscription.created", t, sub)));
         }
-        let outcomes = futures_util::future::join_all(
-            bodies
-                .iter()
-                .map(|(body, signature)| receiver.receive(Some(signature), body)),
-        )
-        .await;
+        let outcomes = receive_all(&receiver, &bodies).await;
         assert_eq!(tally(&outcomes), (22, 2), "{outcomes:?}");
         let rows = subscription::Entity::find().all(&h.db.conn).await.unwrap();
         assert_eq!(rows.len(), 22);
@@ -111,12 +106,7 @@ db_test!(
                 signed(&envelope(70_000 + n, "subscription.created", t, sub))
             })
             .collect();
-        let outcomes = futures_util::future::join_all(
-            bodies
-                .iter()
-                .map(|(body, signature)| receiver.receive(Some(signature), body)),
-        )
-        .await;
+        let outcomes = receive_all(&receiver, &bodies).await;
         assert_eq!(tally(&outcomes), (20, 0), "{outcomes:?}");
         let rows = subscription::Entity::find().all(&h.db.conn).await.unwrap();
         assert_eq!(rows.len(), 20);
@@ -185,12 +175,7 @@ async fn a_row_changed_under_a_group_keeps_its_newer_state() {
         })
         .collect();
     let receiver = h.receiver.clone();
-    let deliveries = tokio::spawn(async move {
-        let attempts = bodies
-            .iter()
-            .map(|(body, signature)| receiver.receive(Some(signature), body));
-        futures_util::future::join_all(attempts).await
-    });
+    let deliveries = tokio::spawn(async move { receive_all(&receiver, &bodies).await });
     // Until a writer waits for the row the other transaction holds.
     tokio::time::timeout(std::time::Duration::from_secs(10), async {
         loop {
@@ -260,12 +245,7 @@ async fn an_abandoned_delivery_is_written_by_its_group() {
     let abandoned = h.receiver.receive(Some(&signature), &body).now_or_never();
     assert!(abandoned.is_none(), "the delivery was still being written");
     let others = [updated(1), updated(2)];
-    let outcomes = futures_util::future::join_all(
-        others
-            .iter()
-            .map(|(body, signature)| h.receiver.receive(Some(signature), body)),
-    )
-    .await;
+    let outcomes = receive_all(&h.receiver, &others).await;
     assert_eq!(tally(&outcomes), (2, 0), "{outcomes:?}");
     for n in 0..3u64 {
         let row = subscription::Entity::find_by_id((4000 + n).to_string())
@@ -313,12 +293,7 @@ db_test!(
             created,
         )));
         rename(&h, "octany_checkouts", "octany_checkouts_away").await;
-        let outcomes = futures_util::future::join_all(
-            bodies
-                .iter()
-                .map(|(body, signature)| h.receiver.receive(Some(signature), body)),
-        )
-        .await;
+        let outcomes = receive_all(&h.receiver, &bodies).await;
         assert_eq!(tally(&outcomes[..10]), (10, 0), "{outcomes:?}");
         assert!(
             matches!(outcomes[10], Err(WebhookError::Apply(_))),

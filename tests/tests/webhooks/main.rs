@@ -77,6 +77,18 @@ async fn store_active(h: &Harness, first: u64, count: u64, at: chrono::DateTime<
     }
 }
 
+/// Each of `bodies` (a body and its signature) received by `receiver` at
+/// once; their outcomes, in order.
+async fn receive_all(
+    receiver: &octany_actix::engine::WebhookReceiver,
+    bodies: &[(Vec<u8>, String)],
+) -> Vec<Result<Received, WebhookError>> {
+    let attempts = bodies
+        .iter()
+        .map(|(body, signature)| receiver.receive(Some(signature), body));
+    futures_util::future::join_all(attempts).await
+}
+
 /// How many outcomes were applied and how many duplicates.
 fn tally(outcomes: &[Result<Received, WebhookError>]) -> (usize, usize) {
     let n = |r: Received| {

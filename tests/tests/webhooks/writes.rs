@@ -285,10 +285,7 @@ db_test!(
                 bodies.push(signed);
             }
         }
-        let attempts = bodies
-            .iter()
-            .map(|(body, signature)| h.receiver.receive(Some(signature), body));
-        let outcomes = futures_util::future::join_all(attempts).await;
+        let outcomes = receive_all(&h.receiver, &bodies).await;
         assert_eq!(tally(&outcomes), (60, 60), "{outcomes:?}");
         let rows = subscription::Entity::find().all(&h.db.conn).await.unwrap();
         assert_eq!(rows.len(), 20);
