@@ -14,8 +14,8 @@
 //!
 //! Subscriptions are written here by the locked read-decide-write (the
 //! fast write of a new webhook delivery, one or many, is each backend's
-//! own: `unit::backend`); the app's own
-//! rows (checkout intents, charges) in [`local`].
+//! own: `unit::backend`); the app's own rows (checkout intents, charges)
+//! in [`local`].
 
 mod local;
 pub(crate) mod usage;
@@ -68,8 +68,8 @@ pub(crate) enum Source {
 
 /// The ordering rule for a subscription, the one every write of it asks
 /// (the locked read-decide-write; the fast writes of a new webhook
-/// delivery write only its `Updated`, on the same comparison, `stored <
-/// mark`): what a state observed at `mark`, brought from
+/// delivery write only its `Updated`, on the same comparison,
+/// `stored < mark`): what a state observed at `mark`, brought from
 /// `source`, does to a stored row whose mark is `stored`; `same` tells
 /// whether their contents are equal (asked only on equal marks).
 pub(crate) fn decide(
@@ -265,9 +265,9 @@ pub(crate) fn subscription_data(s: &Subscription) -> serde_json::Value {
 }
 
 /// Applies a subscription observed at `mark` (`data`: its
-/// [`subscription_data`]): the locked
-/// read-decide-write every backend runs (for a new webhook delivery, the
-/// unit first tries its backend's fast write, `unit::backend::Fast`).
+/// [`subscription_data`]): the locked read-decide-write every backend
+/// runs (for a new webhook delivery, the unit first tries its backend's
+/// fast write, `unit::backend::Fast`).
 pub(crate) async fn apply_subscription<C: ConnectionTrait + TransactionTrait>(
     conn: &C,
     s: &Subscription,

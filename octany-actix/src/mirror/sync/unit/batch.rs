@@ -129,7 +129,7 @@ pub(crate) struct Unit {
 
 impl Unit {
     /// A new webhook delivery of one subscription's state: what the
-    /// backend's fast write takes (see `apply::Fast`).
+    /// backend's fast write takes (see `backend::Fast`).
     pub(super) fn fast(&self) -> Option<Fast<'_>> {
         let (Some(delivery), [Item::Subscription(s, mark, data)]) =
             (&self.delivery, &self.batch.items[..])
