@@ -442,7 +442,8 @@ impl Octany {
 
     /// The engine's syncer: not part of the API (see
     /// [`engine`](crate::engine)); a host runs it through
-    /// [`Octany::spawn_background`], [`Octany::sync_products`] and [`ops`](crate::ops).
+    /// [`Octany::spawn_background`], [`Octany::sync_products`] and
+    /// [`ops`](crate::ops).
     #[doc(hidden)]
     pub fn syncer(&self) -> &Syncer {
         &self.inner.syncer
