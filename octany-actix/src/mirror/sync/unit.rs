@@ -5,7 +5,9 @@
 //! and of writes of the library's own rows (checkout intents, charges:
 //! `apply::local`), and the [`Origin`] that brought them: a [`Unit`]. One
 //! function writes units, one or many in one transaction
-//! ([`Syncer::write`]): the backend's fast write of the new webhook
+//! ([`Syncer::write`]): the backend's lock of what they touch (on
+//! PostgreSQL, advisory locks taken in one order, so that writers never
+//! deadlock midway); the backend's fast write of the new webhook
 //! deliveries among them (their claims, and their newer states of stored
 //! subscriptions, in one or two statements however many); then, for each
 //! unit, its webhook delivery's claim (`delivery`: unless the fast write
@@ -39,6 +41,8 @@ mod batch;
 mod consequences;
 mod delivery;
 mod group;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use backend::Backend;
 use backend::{Claimed, Fast};
@@ -142,7 +146,8 @@ impl Syncer {
         Ok(done.into_iter().next().flatten())
     }
 
-    /// Writes `units` in `txn`, one or many alike: the backend's fast write
+    /// Writes `units` in `txn`, one or many alike: the backend's lock of
+    /// what they touch (`Backend::lock`), then its fast write
     /// of the new webhook deliveries among them (one a subscription: a
     /// second for the same subscription is applied as usual, after the
     /// first), each unit's delivery and items, every unit's billing events.
@@ -154,6 +159,11 @@ impl Syncer {
         units: &[&Unit],
     ) -> Result<Vec<Option<Effects>>, DbErr> {
         let now = self.now();
+        let mut keys = Vec::new();
+        for unit in units {
+            unit.batch.keys(&mut keys);
+        }
+        self.backend().lock(txn, keys).await?;
         let mut subscriptions = BTreeSet::new();
         let (at, fast): (Vec<usize>, Vec<Fast<'_>>) = units
             .iter()

@@ -58,6 +58,17 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// Locks `keys` (what a unit's writes may touch: `Batch::keys`) for
+    /// the rest of `txn`, before its first write, in one order every
+    /// writer shares, so that two writers touching the same rows wait for
+    /// each other at the start instead of deadlocking midway. The default
+    /// locks nothing: SQLite writes one transaction at a time, and MySQL's
+    /// units (never grouped) lock their rows as they go; a deadlock there
+    /// is detected at once and the unit runs again.
+    async fn lock(&self, _txn: &DatabaseTransaction, _keys: Vec<String>) -> Result<(), DbErr> {
+        Ok(())
+    }
+
     /// The fast write of new webhook deliveries, one or many (at most one
     /// a subscription), in the fewest round trips the backend allows: each
     /// delivery's claim and, where its state is newer than its stored row,

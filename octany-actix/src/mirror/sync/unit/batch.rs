@@ -98,6 +98,34 @@ impl Batch {
         self
     }
 
+    /// Adds to `keys` what its writes may lock, for the backend to lock
+    /// first (`Backend::lock`): each subscription, order and product it
+    /// observes, and each billable whose checkouts it may answer (a
+    /// subscription's or an order's) or open or return from.
+    pub(super) fn keys(&self, keys: &mut Vec<String>) {
+        let billable =
+            |reference: Option<&str>| billable_ref(reference).map(|b| format!("billable:{b}"));
+        for item in &self.items {
+            match item {
+                Item::Subscription(s, ..) => {
+                    keys.push(format!("subscription:{}", s.id));
+                    keys.extend(billable(s.reference_id.as_deref()));
+                }
+                Item::Order(o, ..) => {
+                    keys.push(format!("order:{}", o.id));
+                    keys.extend(billable(o.reference_id.as_deref()));
+                }
+                Item::Product(p, _) | Item::ProductDeleted(p, _) => {
+                    keys.push(format!("product:{}", p.id));
+                }
+                Item::Local(
+                    Local::OpenIntent { billable, .. } | Local::Returned { billable, .. },
+                ) => keys.push(format!("billable:{billable}")),
+                Item::Local(_) => {}
+            }
+        }
+    }
+
     /// What its first observation is about: the billable it names (its
     /// `reference_id`) and the resource's id; what a webhook delivery's
     /// row records of it, for the operator's timeline.

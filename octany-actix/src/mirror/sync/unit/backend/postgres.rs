@@ -1,9 +1,14 @@
 //! PostgreSQL: writers run concurrently, so [`PG_GROUPS`] groups may be
-//! written at once (units take no turn); the fast write claims the
-//! deliveries, locks their rows and replaces the older ones in one
-//! statement however many ([`claim_and_replace`]). A transient
-//! error is a serialization failure or a deadlock (SQLSTATE `40001`,
-//! `40P01`).
+//! written at once (units take no turn). Each unit or group first takes a
+//! transaction-scoped advisory lock on everything it may touch, in one
+//! order ([`advisory_locks`]): writers that share a row wait for each
+//! other there, before either has written, so they cannot deadlock midway
+//! (two groups inserting the same new subscriptions in the order each
+//! received them did). Then the fast write claims the deliveries, locks
+//! their rows and replaces the older ones in one statement however many
+//! ([`claim_and_replace`]). A transient error is a serialization failure
+//! or a deadlock (SQLSTATE `40001`, `40P01`): a write outside the unit of
+//! work can still meet one.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -37,6 +42,13 @@ impl Backend for Postgres {
         })
     }
 
+    async fn lock(&self, txn: &DatabaseTransaction, keys: Vec<String>) -> Result<(), DbErr> {
+        let Some(sql) = advisory_locks(&keys) else {
+            return Ok(());
+        };
+        txn.execute_unprepared(&sql).await.map(drop)
+    }
+
     async fn claim_and_replace(
         &self,
         txn: &DatabaseTransaction,
@@ -47,13 +59,47 @@ impl Backend for Postgres {
     }
 }
 
+/// The first key of the library's advisory locks ("OCTY"); the second is
+/// a hash of what is locked ([`lock_id`]). A host's own advisory locks of
+/// the same first key would only make its writers wait for the library's.
+const LOCK_CLASS: i32 = 0x4f43_5459;
+
+/// The statement that takes a transaction-scoped advisory lock on each of
+/// `keys`, in ascending order of their ids (every writer takes its locks in
+/// that order, so no two can each hold one the other waits for); `None`
+/// when there is nothing to lock. Two keys of one id lock once: a
+/// collision makes writers that touch different rows wait for each other,
+/// never deadlock.
+fn advisory_locks(keys: &[String]) -> Option<String> {
+    let mut ids: Vec<i32> = keys.iter().map(|key| lock_id(key)).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return None;
+    }
+    let values: Vec<String> = ids.iter().map(|id| format!("({id})")).collect();
+    Some(format!(
+        "SELECT pg_advisory_xact_lock({LOCK_CLASS}, k) FROM (VALUES {}) AS v(k)",
+        values.join(", ")
+    ))
+}
+
+/// A key's advisory lock id: the first four bytes of its SHA-256, the same
+/// on every instance.
+fn lock_id(key: &str) -> i32 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    i32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
+}
+
 /// PostgreSQL: for each of `fast` (at most one a subscription), in one
 /// statement however many: insert its claim (`ON CONFLICT DO NOTHING`, in
 /// the order of the keys); once every claim is in, lock the rows of the
 /// subscriptions in the order of their ids; replace each row whose
 /// delivery was claimed and whose mark is older, returning the row as it
-/// was. Every writer claims before it locks, and in these orders, so
-/// writers never deadlock on each other's claims and rows.
+/// was. The claims and rows are taken in these orders too, though the
+/// advisory locks taken before already keep writers that share them
+/// apart.
 async fn claim_and_replace(
     conn: &DatabaseTransaction,
     fast: &[Fast<'_>],
@@ -138,4 +184,32 @@ async fn claim_and_replace(
             None => Claimed::No,
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locks_are_taken_once_each_in_ascending_order() {
+        let keys: Vec<String> = ["subscription:2", "billable:user:1", "subscription:1"]
+            .iter()
+            .chain(&["subscription:2"])
+            .map(|k| k.to_string())
+            .collect();
+        let sql = advisory_locks(&keys).unwrap();
+        let mut ids: Vec<i32> = ["billable:user:1", "subscription:1", "subscription:2"]
+            .iter()
+            .map(|k| lock_id(k))
+            .collect();
+        ids.sort_unstable();
+        let values: Vec<String> = ids.iter().map(|id| format!("({id})")).collect();
+        assert!(
+            sql.ends_with(&format!("(VALUES {}) AS v(k)", values.join(", "))),
+            "{sql}"
+        );
+        assert_eq!(lock_id("subscription:1"), lock_id("subscription:1"));
+        assert_ne!(lock_id("subscription:1"), lock_id("subscription:2"));
+        assert!(advisory_locks(&[]).is_none());
+    }
 }
