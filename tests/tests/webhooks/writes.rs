@@ -155,7 +155,8 @@ db_test!(
         assert_eq!(count::<event::Entity>(&h.db).await, events_before + 1);
         // Both: the fast write, then the event. SQLite: the row read, the
         // write and the claim in one batch (one hop). PostgreSQL: the claim
-        // folded into the write, one statement.
+        // folded into the write, one statement, after the advisory lock of
+        // what the unit touches (one statement, before any write).
         let writes = |sql: &str| {
             let sql = sql.replace('"', "");
             [
@@ -165,6 +166,11 @@ db_test!(
             ]
             .map(|write| sql.contains(write))
         };
+        let mut statements = statements;
+        if h.db.backend == octany_actix_tests::Backend::Postgres {
+            let lock = statements.remove(0);
+            assert!(lock.contains("pg_advisory_xact_lock"), "{lock}");
+        }
         match h.db.backend {
             octany_actix_tests::Backend::Sqlite | octany_actix_tests::Backend::Postgres => {
                 assert_eq!(statements.len(), 2, "{statements:#?}");

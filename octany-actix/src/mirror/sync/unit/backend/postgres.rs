@@ -43,10 +43,10 @@ impl Backend for Postgres {
     }
 
     async fn lock(&self, txn: &DatabaseTransaction, keys: Vec<String>) -> Result<(), DbErr> {
-        let Some(sql) = advisory_locks(&keys) else {
+        let Some(statement) = advisory_locks(&keys) else {
             return Ok(());
         };
-        txn.execute_unprepared(&sql).await.map(drop)
+        txn.execute_raw(statement).await.map(drop)
     }
 
     async fn claim_and_replace(
@@ -69,18 +69,20 @@ const LOCK_CLASS: i32 = 0x4f43_5459;
 /// that order, so no two can each hold one the other waits for); `None`
 /// when there is nothing to lock. Two keys of one id lock once: a
 /// collision makes writers that touch different rows wait for each other,
-/// never deadlock.
-fn advisory_locks(keys: &[String]) -> Option<String> {
+/// never deadlock. The ids go in one text parameter, so the statement's
+/// text is the same whatever it locks and is prepared once a connection.
+fn advisory_locks(keys: &[String]) -> Option<sea_orm::Statement> {
     let mut ids: Vec<i32> = keys.iter().map(|key| lock_id(key)).collect();
     ids.sort_unstable();
     ids.dedup();
     if ids.is_empty() {
         return None;
     }
-    let values: Vec<String> = ids.iter().map(|id| format!("({id})")).collect();
-    Some(format!(
-        "SELECT pg_advisory_xact_lock({LOCK_CLASS}, k) FROM (VALUES {}) AS v(k)",
-        values.join(", ")
+    let ids: Vec<String> = ids.iter().map(i32::to_string).collect();
+    Some(sea_orm::Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_advisory_xact_lock($1, k::int4) FROM unnest(string_to_array($2, ',')) AS k",
+        [LOCK_CLASS.into(), ids.join(",").into()],
     ))
 }
 
@@ -192,22 +194,25 @@ mod tests {
 
     #[test]
     fn locks_are_taken_once_each_in_ascending_order() {
-        let keys: Vec<String> = ["subscription:2", "billable:user:1", "subscription:1"]
-            .iter()
-            .chain(&["subscription:2"])
-            .map(|k| k.to_string())
-            .collect();
-        let sql = advisory_locks(&keys).unwrap();
+        let keys: Vec<String> = [
+            "subscription:2",
+            "billable:user:1",
+            "subscription:1",
+            "subscription:2",
+        ]
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
+        let statement = advisory_locks(&keys).unwrap();
         let mut ids: Vec<i32> = ["billable:user:1", "subscription:1", "subscription:2"]
             .iter()
             .map(|k| lock_id(k))
             .collect();
         ids.sort_unstable();
-        let values: Vec<String> = ids.iter().map(|id| format!("({id})")).collect();
-        assert!(
-            sql.ends_with(&format!("(VALUES {}) AS v(k)", values.join(", "))),
-            "{sql}"
-        );
+        let ids: Vec<String> = ids.iter().map(i32::to_string).collect();
+        let values = statement.values.unwrap().0;
+        assert_eq!(values[1], ids.join(",").into());
+        assert_eq!(values[0], LOCK_CLASS.into());
         assert_eq!(lock_id("subscription:1"), lock_id("subscription:1"));
         assert_ne!(lock_id("subscription:1"), lock_id("subscription:2"));
         assert!(advisory_locks(&[]).is_none());
