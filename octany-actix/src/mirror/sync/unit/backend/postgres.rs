@@ -8,7 +8,9 @@
 //! their rows and replaces the older ones in one statement however many
 //! ([`claim_and_replace`]). A transient error is a serialization failure
 //! or a deadlock (SQLSTATE `40001`, `40P01`): a write outside the unit of
-//! work can still meet one.
+//! work can still meet one, and so can the reconcile's lapse of old
+//! checkout intents, which learns the billables it touches only as it
+//! writes them (it locks nothing first).
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
