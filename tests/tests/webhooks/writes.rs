@@ -139,7 +139,7 @@ db_test!(
         );
         sent.lock().unwrap().clear();
         assert_eq!(receive(update.clone()).await, Received::Applied);
-        let statements = std::mem::take(&mut *sent.lock().unwrap());
+        let mut statements = std::mem::take(&mut *sent.lock().unwrap());
         let row = subscription::Entity::find_by_id("76963688")
             .one(&h.db.conn)
             .await
@@ -166,7 +166,6 @@ db_test!(
             ]
             .map(|write| sql.contains(write))
         };
-        let mut statements = statements;
         if h.db.backend == octany_actix_tests::Backend::Postgres {
             let lock = statements.remove(0);
             assert!(lock.contains("pg_advisory_xact_lock"), "{lock}");
