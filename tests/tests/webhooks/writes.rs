@@ -314,3 +314,63 @@ db_test!(
         h.finish().await
     }
 );
+
+db_test!(
+    async fn a_delivery_seen_before_is_found_without_a_savepoint(db: TestDb) {
+        use octany_actix::config::Secret;
+        use octany_actix::engine::{SyncOptions, Syncer, WebhookReceiver};
+        use octany_actix_tests::sea_orm::{QueryResult, SqlxMySqlConnector};
+        let h = Harness::new(db).await;
+        // On MySQL, one connection, so that the session's counters are the
+        // receiver's own: a duplicate key undoes only the failed statement
+        // there, so claiming a delivery needs no savepoint (two more round
+        // trips a delivery, on the backend that writes each alone).
+        let conn = match h.db.backend {
+            octany_actix_tests::Backend::MySql => {
+                let pool = h.db.conn.get_mysql_connection_pool();
+                let one = octany_actix_tests::sea_orm::sqlx::mysql::MySqlPoolOptions::new()
+                    .max_connections(1)
+                    .connect_with((*pool.connect_options()).clone())
+                    .await
+                    .unwrap();
+                SqlxMySqlConnector::from_sqlx_mysql_pool(one)
+            }
+            _ => h.db.conn.clone(),
+        };
+        let syncer = Syncer::with_options(conn.clone(), h.fake.client(), SyncOptions::default());
+        let receiver = WebhookReceiver::new(syncer, &[Secret::new(SECRET)]).unwrap();
+        let t = at("2026-05-25T09:29:51Z");
+        let sub = subscription_json(76963689, "user:43", "active", None);
+        let (body, signature) = signed(&envelope(1, "subscription.created", t, sub));
+        let first = receiver.receive(Some(&signature), &body).await.unwrap();
+        let again = receiver.receive(Some(&signature), &body).await.unwrap();
+        assert_eq!((first, again), (Received::Applied, Received::Duplicate));
+        let delivery = webhook_delivery::Entity::find_by_id("1")
+            .one(&h.db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((delivery.attempts, delivery.duplicates), (1, 1));
+        assert!(
+            subscription::Entity::find_by_id("76963689")
+                .one(&h.db.conn)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        if h.db.backend == octany_actix_tests::Backend::MySql {
+            let row: QueryResult = conn
+                .query_one_raw(Statement::from_string(
+                    conn.get_database_backend(),
+                    "SHOW SESSION STATUS LIKE 'Com_savepoint'",
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            let savepoints: String = row.try_get_by_index(1).unwrap();
+            assert_eq!(savepoints, "0", "savepoints sent by the receiver");
+            conn.close_by_ref().await.ok();
+        }
+        h.finish().await
+    }
+);

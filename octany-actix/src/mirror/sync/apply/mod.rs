@@ -28,7 +28,7 @@ use sea_orm::{
     ActiveModelTrait,
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QuerySelect, SqlErr,
-    TransactionSession, TransactionTrait, TryInsertResult,
+    TransactionTrait, TryInsertResult,
 };
 
 use crate::domain::model::{Order, OrderState, Product, Subscription};
@@ -126,12 +126,14 @@ impl Mark {
 
 /// Inserts `row` unless a row with its primary key exists; true when it
 /// inserted. One atomic statement on PostgreSQL and SQLite (`ON CONFLICT DO
-/// NOTHING`, judged by rows affected); on MySQL, whose driver reports a
-/// no-op `ON DUPLICATE KEY UPDATE` as one row found, a plain insert in a
-/// savepoint whose unique violation means "already there".
+/// NOTHING`, judged by rows affected). On MySQL, whose driver reports a
+/// no-op `ON DUPLICATE KEY UPDATE` as one row found, a plain insert whose
+/// unique violation means "already there": MySQL undoes the failed
+/// statement alone and the transaction goes on, so no savepoint is needed
+/// (PostgreSQL would abort the whole transaction).
 pub(crate) async fn insert_if_absent<C, A>(conn: &C, row: A) -> Result<bool, DbErr>
 where
-    C: ConnectionTrait + TransactionTrait,
+    C: ConnectionTrait,
     A: ActiveModelTrait + Send,
 {
     if conn.get_database_backend() != DbBackend::MySql {
@@ -141,17 +143,9 @@ where
             .await?;
         return Ok(matches!(result, TryInsertResult::Inserted(n) if n > 0));
     }
-    let savepoint = conn.begin().await?;
-    match A::Entity::insert(row)
-        .exec_without_returning(&savepoint)
-        .await
-    {
-        Ok(_) => {
-            savepoint.commit().await?;
-            Ok(true)
-        }
+    match A::Entity::insert(row).exec_without_returning(conn).await {
+        Ok(_) => Ok(true),
         Err(error) if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            savepoint.rollback().await?;
             Ok(false)
         }
         Err(error) => Err(error),
