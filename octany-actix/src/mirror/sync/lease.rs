@@ -8,7 +8,6 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    TransactionTrait,
 };
 
 use super::apply::{insert_if_absent, mark};
@@ -16,7 +15,7 @@ use crate::mirror::entity::lock;
 
 /// Takes (or renews) the lease `name` for `holder` until `now + ttl`, unless
 /// another holder's lease is still running. True when taken.
-pub(crate) async fn acquire<C: ConnectionTrait + TransactionTrait>(
+pub(crate) async fn acquire<C: ConnectionTrait>(
     conn: &C,
     name: &str,
     holder: &str,

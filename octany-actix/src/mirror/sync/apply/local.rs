@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 
 use super::insert_if_absent;
@@ -100,7 +100,7 @@ pub(crate) enum Done {
 }
 
 /// Applies `write` at `now`: what it did, and the billables it changed.
-pub(crate) async fn write<C: ConnectionTrait + TransactionTrait>(
+pub(crate) async fn write<C: ConnectionTrait>(
     conn: &C,
     write: &Local,
     now: DateTime<Utc>,

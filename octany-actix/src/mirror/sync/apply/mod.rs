@@ -28,7 +28,7 @@ use sea_orm::{
     ActiveModelTrait,
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QuerySelect, SqlErr,
-    TransactionTrait, TryInsertResult,
+    TryInsertResult,
 };
 
 use crate::domain::model::{Order, OrderState, Product, Subscription};
@@ -195,7 +195,7 @@ pub(super) async fn locked_or_inserted<C, A>(
     row: A,
 ) -> Result<Option<<A::Entity as EntityTrait>::Model>, DbErr>
 where
-    C: ConnectionTrait + TransactionTrait,
+    C: ConnectionTrait,
     A: ActiveModelTrait + Send,
     <<A::Entity as EntityTrait>::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType: Clone,
 {
@@ -262,7 +262,7 @@ pub(crate) fn subscription_data(s: &Subscription) -> serde_json::Value {
 /// [`subscription_data`]): the locked read-decide-write every backend
 /// runs (for a new webhook delivery, the unit first tries its backend's
 /// fast write, `unit::backend::Fast`).
-pub(crate) async fn apply_subscription<C: ConnectionTrait + TransactionTrait>(
+pub(crate) async fn apply_subscription<C: ConnectionTrait>(
     conn: &C,
     s: &Subscription,
     data: &serde_json::Value,
@@ -325,7 +325,7 @@ fn state_rank(state: &OrderState) -> u8 {
 /// Applies an order observed at `mark`; `subscription` links it when known
 /// (a known link is never replaced by an unknown one). On an equal mark the
 /// further state wins (`paid` beats `confirmed`).
-pub(crate) async fn apply_order<C: ConnectionTrait + TransactionTrait>(
+pub(crate) async fn apply_order<C: ConnectionTrait>(
     conn: &C,
     o: &Order,
     subscription: Option<&str>,
@@ -390,7 +390,7 @@ pub(crate) async fn apply_order<C: ConnectionTrait + TransactionTrait>(
 }
 
 /// Applies a product observed at `mark`.
-pub(crate) async fn apply_product<C: ConnectionTrait + TransactionTrait>(
+pub(crate) async fn apply_product<C: ConnectionTrait>(
     conn: &C,
     p: &Product,
     mark: i64,

@@ -6,14 +6,14 @@
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
-    QueryFilter, QuerySelect, TransactionTrait,
+    QueryFilter, QuerySelect,
 };
 
 use super::insert_if_absent;
 use crate::mirror::entity::{usage, usage_period};
 
 /// Records one use; false when its key was recorded before.
-pub(crate) async fn record<C: ConnectionTrait + TransactionTrait>(
+pub(crate) async fn record<C: ConnectionTrait>(
     conn: &C,
     row: &usage::Model,
 ) -> Result<bool, DbErr> {
@@ -40,7 +40,7 @@ impl Price {
 /// takes every open use recorded before `row.period_end` into it and fixes
 /// its quantity and amount; a later call (another instance, a retry)
 /// changes nothing and answers the period as the first one wrote it.
-pub(crate) async fn close<C: ConnectionTrait + TransactionTrait>(
+pub(crate) async fn close<C: ConnectionTrait>(
     conn: &C,
     row: &usage_period::Model,
     price: Price,
