@@ -299,11 +299,11 @@ impl AccessCache {
 
     /// Where `billable`'s announcements stand: read before loading its
     /// state, handed to [`AccessCache::put`].
-    pub(crate) fn generation(&self, billable: &str) -> u64 {
+    fn generation(&self, billable: &str) -> u64 {
         self.stripe(billable).load(AtomicOrdering::Acquire)
     }
 
-    pub(crate) fn get(&self, billable: &str, now: DateTime<Utc>) -> Option<Arc<AccessState>> {
+    fn get(&self, billable: &str, now: DateTime<Utc>) -> Option<Arc<AccessState>> {
         self.entries
             .as_ref()?
             .get(billable)
@@ -314,13 +314,7 @@ impl AccessCache {
     /// Caches `state`, read from the database when `billable`'s
     /// announcements stood at `seen`, unless a change was announced since;
     /// whether it is cached.
-    pub(crate) fn put(
-        &self,
-        billable: &str,
-        state: Arc<AccessState>,
-        now: DateTime<Utc>,
-        seen: u64,
-    ) -> bool {
+    fn put(&self, billable: &str, state: Arc<AccessState>, now: DateTime<Utc>, seen: u64) -> bool {
         let Some(entries) = &self.entries else {
             return false;
         };
@@ -336,6 +330,42 @@ impl AccessCache {
             return false;
         }
         true
+    }
+
+    /// `billable`'s state: cached while fresh at `now`, else read
+    /// ([`AccessCache::fresh`]).
+    pub(crate) async fn state(
+        &self,
+        db: &DatabaseConnection,
+        billable: &str,
+        now: DateTime<Utc>,
+        any_price: &(dyn Fn(ProductId) -> bool + Sync),
+    ) -> Result<Arc<AccessState>, DbErr> {
+        if let Some(state) = self.get(billable, now) {
+            metrics::counter!("octany_guard_cache_total", "result" => "hit").increment(1);
+            return Ok(state);
+        }
+        metrics::counter!("octany_guard_cache_total", "result" => "miss").increment(1);
+        // Boxed, so that a hit's future (every guarded request's) stays
+        // small.
+        Box::pin(self.fresh(db, billable, now, any_price)).await
+    }
+
+    /// `billable`'s state read from the database now; cached, unless a
+    /// change of it was announced while it was read.
+    pub(crate) async fn fresh(
+        &self,
+        db: &DatabaseConnection,
+        billable: &str,
+        now: DateTime<Utc>,
+        any_price: &(dyn Fn(ProductId) -> bool + Sync),
+    ) -> Result<Arc<AccessState>, DbErr> {
+        // Read before the load: a change announced while it runs keeps
+        // the state it read out of the cache.
+        let seen = self.generation(billable);
+        let state = Arc::new(AccessState::load(db, billable, any_price).await?);
+        self.put(billable, state.clone(), now, seen);
+        Ok(state)
     }
 
     /// Forgets every billable.

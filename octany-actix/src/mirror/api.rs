@@ -21,6 +21,8 @@
 //! log by `mirror::audit` (through here); the console's reads are
 //! `mirror::console`'s (through here).
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
 
@@ -50,38 +52,37 @@ impl<'a> Mirror<'a> {
         Self { syncer }
     }
 
-    /// On PostgreSQL, listens for the changes other instances commit:
-    /// drops each billable named from `cache` and wakes its `watchers`
-    /// (`mirror::revocation`).
+    /// On PostgreSQL, listens for the changes other instances commit and
+    /// tells this instance's caches (`mirror::revocation`).
     #[cfg(feature = "postgres")]
-    pub(crate) fn hear_changes(
-        &self,
-        cache: std::sync::Arc<crate::mirror::access::AccessCache>,
-        watchers: std::sync::Arc<crate::mirror::watch::Watchers>,
-    ) -> Option<tokio::task::JoinHandle<()>> {
-        crate::mirror::revocation::spawn(
-            self.syncer.db(),
-            std::sync::Arc::new(move |billable: Option<&str>| match billable {
-                Some(billable) => {
-                    cache.invalidate(billable);
-                    watchers.changed(billable);
-                }
-                None => {
-                    cache.clear();
-                    watchers.all_changed();
-                }
-            }),
-        )
+    pub(crate) fn hear_changes(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let (cache, watchers) = (self.syncer.access_cache(), self.syncer.watchers());
+        crate::mirror::revocation::spawn(self.syncer.db(), cache.clone(), watchers.clone())
     }
 
-    /// `billable`'s state as the guard decides on it; `any_price`: whether
-    /// a product is a plan sold at any price.
-    pub(crate) async fn access_state(
+    /// `billable`'s state as the guard decides on it, from this instance's
+    /// cache while fresh at `now` (`AccessCache::state`); `any_price`:
+    /// whether a product is a plan sold at any price.
+    pub(crate) async fn access(
         &self,
         billable: &str,
+        now: DateTime<Utc>,
         any_price: &(dyn Fn(ProductId) -> bool + Sync),
-    ) -> Result<AccessState, DbErr> {
-        AccessState::load(self.syncer.db(), billable, any_price).await
+    ) -> Result<Arc<AccessState>, DbErr> {
+        let (cache, db) = (self.syncer.access_cache(), self.syncer.db());
+        cache.state(db, billable, now, any_price).await
+    }
+
+    /// [`Mirror::access`] read from the database, past the cache (for
+    /// decisions that cannot be undone, such as opening a checkout).
+    pub(crate) async fn access_fresh(
+        &self,
+        billable: &str,
+        now: DateTime<Utc>,
+        any_price: &(dyn Fn(ProductId) -> bool + Sync),
+    ) -> Result<Arc<AccessState>, DbErr> {
+        let (cache, db) = (self.syncer.access_cache(), self.syncer.db());
+        cache.fresh(db, billable, now, any_price).await
     }
 
     /// Whether a payment of `billable` is on its way (see

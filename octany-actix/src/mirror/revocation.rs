@@ -30,19 +30,28 @@ mod listen {
     use sea_orm::sqlx::postgres::{PgListener, PgPoolOptions};
 
     use super::CHANNEL;
+    use crate::mirror::access::AccessCache;
+    use crate::mirror::watch::Watchers;
 
-    /// What hears a notice: a billable's reference, or `None` for
-    /// "everyone" (after a reconnect).
-    pub(crate) type Heard = Arc<dyn Fn(Option<&str>) + Send + Sync>;
-
-    /// Listens for notices and calls `heard` with each billable named; on
-    /// (re)connecting it calls it with `None`, "everyone" (notices may
-    /// have been missed meanwhile). `None` when `db` is not PostgreSQL or
-    /// no runtime runs.
+    /// Listens for notices: each billable named is dropped from `cache`
+    /// and its `watchers` wake; on (re)connecting, everyone is (notices
+    /// may have been missed meanwhile). `None` when `db` is not PostgreSQL
+    /// or no runtime runs.
     pub(crate) fn spawn(
         db: &DatabaseConnection,
-        heard: Heard,
+        cache: Arc<AccessCache>,
+        watchers: Arc<Watchers>,
     ) -> Option<tokio::task::JoinHandle<()>> {
+        let heard = move |billable: Option<&str>| match billable {
+            Some(billable) => {
+                cache.invalidate(billable);
+                watchers.changed(billable);
+            }
+            None => {
+                cache.clear();
+                watchers.all_changed();
+            }
+        };
         if db.get_database_backend() != sea_orm::DbBackend::Postgres {
             return None;
         }

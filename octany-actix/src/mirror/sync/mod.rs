@@ -26,6 +26,8 @@ use crate::client::OctanyError;
 use crate::client::{OctanyClient, SubscriptionFilter};
 use crate::domain::clock::SharedClock;
 use crate::domain::model::{BillableRef, SubscriptionId};
+use crate::mirror::access::AccessCache;
+use crate::mirror::watch::Watchers;
 
 pub(crate) use apply::Mark;
 pub(crate) use apply::{Done, Local, mark};
@@ -106,7 +108,12 @@ struct Inner {
     db: DatabaseConnection,
     client: OctanyClient,
     clock: SharedClock,
-    hooks: std::sync::RwLock<Vec<ChangeHook>>,
+    /// What this instance keeps of billables' states outside the
+    /// database, told by every commit that changes a billable
+    /// ([`Syncer::notify`]): the guard's cache and the success page's
+    /// watchers.
+    cache: Arc<AccessCache>,
+    watchers: Arc<Watchers>,
     tick_hooks: std::sync::RwLock<Vec<TickHook>>,
     options: SyncOptions,
     listeners: Listeners,
@@ -128,7 +135,6 @@ struct Inner {
 /// A sync under way: its outcome (`true`: it succeeded) once it ends.
 type InFlight = tokio::sync::watch::Receiver<Option<bool>>;
 
-type ChangeHook = Arc<dyn Fn(&BillableRef) + Send + Sync>;
 type TickHook = Arc<dyn Fn() -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>;
 
 impl std::fmt::Debug for Inner {
@@ -192,7 +198,25 @@ impl Syncer {
     pub fn with_options(
         db: DatabaseConnection,
         client: OctanyClient,
+        options: SyncOptions,
+    ) -> Self {
+        // No one reads a bare syncer's cache or watches: one that keeps
+        // nothing, and no room for a watch.
+        let (cache, watchers) = (
+            AccessCache::new(std::time::Duration::ZERO, 0),
+            Watchers::new(0, 0),
+        );
+        Self::with_caches(db, client, options, cache, watchers)
+    }
+
+    /// [`Syncer::with_options`], telling `cache` and `watchers` of each
+    /// billable a commit changes (the `Octany` value's).
+    pub(crate) fn with_caches(
+        db: DatabaseConnection,
+        client: OctanyClient,
         mut options: SyncOptions,
+        cache: AccessCache,
+        watchers: Arc<Watchers>,
     ) -> Self {
         let backend = unit::backend_of(db.get_database_backend());
         if let Some(name) = options.listeners.given_twice() {
@@ -203,7 +227,8 @@ impl Syncer {
                 clock: client.clock().clone(),
                 db,
                 client,
-                hooks: std::sync::RwLock::default(),
+                cache: Arc::new(cache),
+                watchers,
                 tick_hooks: std::sync::RwLock::default(),
                 listeners: std::mem::take(&mut options.listeners),
                 options,
@@ -273,32 +298,27 @@ impl Syncer {
             .clone()
     }
 
-    /// Calls `hook` with each billable whose mirrored state a sync changed,
-    /// right after the change is committed (caches drop their entry here).
-    pub fn on_change(&self, hook: impl Fn(&BillableRef) + Send + Sync + 'static) {
-        self.inner
-            .hooks
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Arc::new(hook));
+    /// The guard's cache of billables' states.
+    pub(crate) fn access_cache(&self) -> &Arc<AccessCache> {
+        &self.inner.cache
+    }
+
+    /// The success page's waits for billables' changes.
+    pub(crate) fn watchers(&self) -> &Arc<Watchers> {
+        &self.inner.watchers
     }
 
     fn now(&self) -> DateTime<Utc> {
         self.inner.clock.now()
     }
 
-    /// Tells caches which billables changed.
+    /// Tells this instance which billables a commit changed: each is
+    /// dropped from the guard's cache and its held status requests wake.
+    /// (Other instances hear it from the database: `mirror::revocation`.)
     fn notify(&self, effects: &Effects) {
-        let hooks = self
-            .inner
-            .hooks
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
         for billable in &effects.changed {
-            for hook in &hooks {
-                hook(billable);
-            }
+            self.inner.cache.invalidate(billable);
+            self.inner.watchers.changed(billable);
         }
     }
 

@@ -52,12 +52,12 @@ impl OctanyBuilder {
 impl Octany {
     /// A wait for `billable`'s next change, in one of the bounded slots.
     pub(crate) fn watch(&self, billable: &str) -> Result<Watch, Full> {
-        self.inner.watchers.watch(billable)
+        self.inner.syncer.watchers().watch(billable)
     }
 
     /// How many status streams this instance holds open now.
     #[doc(hidden)]
     pub fn status_waits(&self) -> usize {
-        self.inner.watchers.held()
+        self.inner.syncer.watchers().held()
     }
 }

@@ -76,14 +76,12 @@ struct Inner {
     receiver: WebhookReceiver,
     clock: SharedClock,
     catalog: Vec<CatalogPlan>,
-    cache: Arc<AccessCache>,
     /// Per billable: when the status route last synced it, and that sync
     /// (which polls for the same billable in the meantime wait on).
     last_sync: Mutex<HashMap<String, (DateTime<Utc>, StatusSync)>>,
     rejection: Option<RejectionHandler>,
     usage_counts: Option<Arc<dyn crate::domain::features::UsageCounts>>,
     metering: metering::Metering,
-    watchers: Arc<Watchers>,
     notices: Option<notices::Notices>,
     _listener: Option<Listener>,
 }
@@ -373,34 +371,25 @@ impl OctanyBuilder {
         let (listeners, slot) = metering::with_usage_listener(listeners, &self.metering);
         let (listeners, notices_slot) =
             notices::with_notices_listener(listeners, self.notices.as_ref());
-        let syncer =
-            Syncer::with_options(self.db, client.clone(), self.sync.with_listeners(listeners));
-        let receiver = if self.insecure_webhooks {
-            WebhookReceiver::insecure_development_mode(syncer.clone())
-        } else {
-            WebhookReceiver::new(syncer.clone(), self.config.webhook_secrets())?
-        };
-        let mut receiver = receiver;
-        if let Some(limit) = self.body_limit {
-            receiver = receiver.with_body_limit(limit);
-        }
-        let cache = Arc::new(AccessCache::new(
-            self.settings.cache_ttl,
-            self.settings.cache_capacity,
-        ));
+        // The syncer tells the guard's cache and the success page's
+        // watchers of every billable its commits change.
+        let cache = AccessCache::new(self.settings.cache_ttl, self.settings.cache_capacity);
         let watchers = Watchers::new(
             self.settings.status_waits_per_billable,
             self.settings.status_waits,
         );
-        let (invalidate, wake) = (cache.clone(), watchers.clone());
-        syncer.on_change(move |billable| {
-            invalidate.invalidate(billable);
-            wake.changed(billable);
-        });
+        let options = self.sync.with_listeners(listeners);
+        let syncer = Syncer::with_caches(self.db, client.clone(), options, cache, watchers);
+        let mut receiver = if self.insecure_webhooks {
+            WebhookReceiver::insecure_development_mode(syncer.clone())
+        } else {
+            WebhookReceiver::new(syncer.clone(), self.config.webhook_secrets())?
+        };
+        if let Some(limit) = self.body_limit {
+            receiver = receiver.with_body_limit(limit);
+        }
         #[cfg(feature = "postgres")]
-        let listener = Mirror::of(&syncer)
-            .hear_changes(cache.clone(), watchers.clone())
-            .map(Listener);
+        let listener = Mirror::of(&syncer).hear_changes().map(Listener);
         #[cfg(not(feature = "postgres"))]
         let listener = None;
         let inner = Arc::new(Inner {
@@ -409,12 +398,10 @@ impl OctanyBuilder {
             receiver,
             clock,
             catalog: self.catalog,
-            cache,
             last_sync: Mutex::default(),
             rejection: self.rejection,
             usage_counts: self.usage_counts,
             metering: self.metering,
-            watchers,
             notices: self.notices,
             _listener: listener,
         });
@@ -545,19 +532,14 @@ impl Octany {
     }
 
     /// [`Self::access`], the cache asked at `now` (the instant the caller
-    /// decides at). The database read is boxed, so that a cache hit's
-    /// future, which every guarded request allocates, stays small.
+    /// decides at).
     pub(crate) async fn access_at(
         &self,
         billable: &BillableRef,
         now: DateTime<Utc>,
     ) -> Result<Arc<AccessState>, BillingError> {
-        if let Some(state) = self.inner.cache.get(billable, now) {
-            metrics::counter!("octany_guard_cache_total", "result" => "hit").increment(1);
-            return Ok(state);
-        }
-        metrics::counter!("octany_guard_cache_total", "result" => "miss").increment(1);
-        Box::pin(self.access_fresh(billable)).await
+        let any_price = |product| self.sold_as(product).is_some_and(|p| p.any_price);
+        Ok(self.mirror().access(billable, now, &any_price).await?)
     }
 
     /// A billable's state read from the database now, past the cache (for
@@ -568,18 +550,16 @@ impl Octany {
         billable: &BillableRef,
     ) -> Result<Arc<AccessState>, BillingError> {
         let now = self.inner.clock.now();
-        // Read before the load: a change announced while it runs keeps
-        // the state it read out of the cache.
-        let seen = self.inner.cache.generation(billable);
         let any_price = |product| self.sold_as(product).is_some_and(|p| p.any_price);
-        let state = Arc::new(self.mirror().access_state(billable, &any_price).await?);
-        self.inner.cache.put(billable, state.clone(), now, seen);
-        Ok(state)
+        Ok(self
+            .mirror()
+            .access_fresh(billable, now, &any_price)
+            .await?)
     }
 
     /// Drops a billable's cached state.
     pub fn forget(&self, billable: &BillableRef) {
-        self.inner.cache.invalidate(billable);
+        self.inner.syncer.access_cache().invalidate(billable);
     }
 
     pub(crate) fn reject(&self, req: &HttpRequest, denial: &Denial) -> HttpResponse {
