@@ -1,8 +1,9 @@
 //! Waiting for a billable's state to change: the held status request (the
 //! success page's stream) registers a [`Watch`] and sleeps on it, costing
 //! no database work, until a change of that billable is announced: by this
-//! instance's unit of work at its commit (`Syncer::notify`, which tells the
-//! syncer's own watchers), or, on PostgreSQL, by another instance's (`mirror::revocation`).
+//! instance's unit of work at its commit (`Syncer::notify`: the syncer
+//! holds the watchers), or, on PostgreSQL, by another instance's
+//! (`mirror::revocation`).
 //!
 //! Bounded: at most `per_billable` watches of one billable (its open tabs)
 //! and `per_instance` in all; a watch's slot is given back when it is
